@@ -1,0 +1,193 @@
+//! Start-up, the router, and graceful shutdown.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use openclaw_common::jetstream::{self, Stores};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::require_bearer;
+use crate::config::{BridgeConfig, DispatchMode};
+use crate::dispatch::LocalDispatcher;
+use crate::error::ApiError;
+use crate::extract::BodyLimit;
+use crate::routes::{events, health, tasks};
+use crate::state::AppState;
+
+/// How long shutdown waits for in-flight requests and worker processes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// A bridge bound to its listener, ready to serve.
+pub struct Application {
+    /// The listener, bound by the caller (tests bind port 0).
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    /// Background work (JetStream setup, dispatcher) that shutdown waits for.
+    tasks: tokio::task::JoinSet<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Nats(#[from] openclaw_common::jetstream::StoreError),
+}
+
+impl Application {
+    /// Connects to NATS (retrying in the background if it is not up yet), starts JetStream
+    /// setup and the dispatcher, and builds the router. Does not serve until [`run_until`].
+    ///
+    /// [`run_until`]: Application::run_until
+    pub async fn build(config: BridgeConfig, listener: TcpListener) -> Result<Self, BuildError> {
+        let client = jetstream::connect(&config.nats, "openclaw-bridge", true).await?;
+        let state = AppState {
+            config: Arc::new(config),
+            client,
+            stores: Arc::new(OnceLock::new()),
+            dispatch_wakeup: Arc::new(Notify::new()),
+            shutdown: CancellationToken::new(),
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(set_up_jetstream(state.clone()));
+        if state.config.dispatch == DispatchMode::Local {
+            tasks.spawn(LocalDispatcher::new(state.clone()).run());
+        }
+        Ok(Self {
+            router: router(state.clone()),
+            listener,
+            state,
+            tasks,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, ends open event streams, and
+    /// waits (bounded) for in-flight requests and background work.
+    pub async fn run_until(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let token = self.state.shutdown.clone();
+        let signal = {
+            let token = token.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                token.cancel();
+            }
+        };
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(signal)
+            .await?;
+        token.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::warn!("background work did not stop in time; abandoning it");
+            self.tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+/// Creates the streams, consumers and bucket, retrying with backoff while NATS is down, then
+/// publishes the stores to the handlers.
+async fn set_up_jetstream(state: AppState) {
+    let js = jetstream::context(state.client.clone());
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            jetstream::ensure_all(&js, &state.config.nats, &state.config.agents).await?;
+            Stores::open(js.clone()).await
+        };
+        match attempt.await {
+            Ok(stores) => {
+                let _ = state.stores.set(stores);
+                tracing::info!("JetStream streams, consumers and status bucket are ready");
+                state.dispatch_wakeup.notify_one();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "JetStream setup failed"),
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The HTTP API.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/ready", get(health::ready))
+        .route("/v1/tasks", post(tasks::submit).get(tasks::list))
+        .route("/v1/tasks/{id}", get(tasks::get))
+        .route("/v1/tasks/{id}/events", get(events::stream))
+        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), require_bearer));
+    Router::new()
+        .route("/health", get(health::health))
+        .merge(protected)
+        .layer(from_fn_with_state(state.clone(), limits))
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .with_state(state)
+}
+
+/// Puts the body limit where extractors can report it, and bounds the time to a response.
+async fn limits(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut()
+        .insert(BodyLimit(state.config.body_limit));
+    match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let mut r = ApiError::BadRequest {
+        field: None,
+        message: "method not allowed on this route".into(),
+    }
+    .into_response();
+    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,148 @@
+//! Bridge configuration, from the environment. Unknown or malformed values are refused at
+//! start with a message naming the variable and what it accepts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use openclaw_common::agents::AgentCatalog;
+use openclaw_common::config::{ConfigError, Env, EnvReader, NatsConfig, Secret};
+use openclaw_common::ids::RepoPolicy;
+
+/// Who starts workers for queued tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchMode {
+    /// The bridge starts `openclaw-worker` child processes (the embedded local default).
+    Local,
+    /// The bridge starts none: KEDA's ScaledJob (or an operator) does.
+    None,
+}
+
+/// Settings of the `local` dispatcher.
+#[derive(Debug, Clone)]
+pub struct LocalDispatchConfig {
+    /// The worker binary to start (`OPENCLAW_WORKER_BIN`, default: beside the bridge binary).
+    pub worker_bin: PathBuf,
+    /// Most worker processes at once (`OPENCLAW_MAX_WORKERS`).
+    pub max_workers: usize,
+    /// How often pending work is looked for when nothing wakes the dispatcher earlier.
+    pub poll_interval: Duration,
+}
+
+/// Everything the bridge needs to run.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// Address to listen on (`OPENCLAW_LISTEN`).
+    pub listen: SocketAddr,
+    pub nats: NatsConfig,
+    /// Bearer token every route but `/health` requires (`OPENCLAW_GATEWAY_TOKEN`, alias
+    /// `BRIDGE_AUTH_TOKEN`). `None`: no auth, allowed only on loopback or when opted in.
+    pub auth_token: Option<Secret>,
+    pub dispatch: DispatchMode,
+    pub local: LocalDispatchConfig,
+    /// Which repo URL schemes beyond https/ssh tasks may use.
+    pub repo_policy: RepoPolicy,
+    /// The agents tasks may name.
+    pub agents: AgentCatalog,
+    /// Largest request body accepted (413 beyond).
+    pub body_limit: usize,
+    /// Deadline for producing a response (SSE streams count only until their headers).
+    pub request_timeout: Duration,
+    /// Interval of SSE keep-alive comments while a task is quiet.
+    pub sse_keep_alive: Duration,
+}
+
+impl BridgeConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let env = EnvReader(env);
+        let listen_raw = env.string_or("OPENCLAW_LISTEN", "0.0.0.0:8080");
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| ConfigError::Invalid {
+            var: "OPENCLAW_LISTEN",
+            value: listen_raw.clone(),
+            expected: "an address such as 0.0.0.0:8080 or 127.0.0.1:8080".into(),
+        })?;
+        let auth_token = env
+            .secret("OPENCLAW_GATEWAY_TOKEN")
+            .or_else(|| env.secret("BRIDGE_AUTH_TOKEN"));
+        let allow_no_auth = env.bool("OPENCLAW_ALLOW_NO_AUTH", false)?;
+        if auth_token.is_none() && !listen.ip().is_loopback() && !allow_no_auth {
+            return Err(ConfigError::Refused(format!(
+                "refusing to listen on {listen} without authentication: set \
+                 OPENCLAW_GATEWAY_TOKEN, listen on a loopback address, or set \
+                 OPENCLAW_ALLOW_NO_AUTH=true to accept unauthenticated requests"
+            )));
+        }
+        let dispatch = env.choice(
+            "OPENCLAW_DISPATCH",
+            DispatchMode::Local,
+            &[("local", DispatchMode::Local), ("none", DispatchMode::None)],
+        )?;
+        let worker_bin = match env.string("OPENCLAW_WORKER_BIN") {
+            Some(p) => PathBuf::from(p),
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("openclaw-worker")))
+                .unwrap_or_else(|| PathBuf::from("openclaw-worker")),
+        };
+        let agents_path = env.string("OPENCLAW_AGENTS").map(PathBuf::from);
+        let agents = AgentCatalog::load(agents_path.as_deref())
+            .map_err(|e| ConfigError::Refused(e.to_string()))?;
+        Ok(Self {
+            listen,
+            nats: NatsConfig::from_env(&env)?,
+            auth_token,
+            dispatch,
+            local: LocalDispatchConfig {
+                worker_bin,
+                max_workers: env.parse("OPENCLAW_MAX_WORKERS", 2, "a positive integer")?,
+                poll_interval: env
+                    .seconds("OPENCLAW_DISPATCH_POLL_SECS", Duration::from_secs(2))?,
+            },
+            repo_policy: RepoPolicy {
+                allow_file: env.bool("OPENCLAW_ALLOW_FILE_REPOS", false)?,
+                allow_http: env.bool("OPENCLAW_ALLOW_HTTP_REPOS", false)?,
+            },
+            agents,
+            body_limit: env.parse("OPENCLAW_BODY_LIMIT_BYTES", 1 << 20, "a number of bytes")?,
+            request_timeout: env
+                .seconds("OPENCLAW_REQUEST_TIMEOUT_SECS", Duration::from_secs(30))?,
+            sse_keep_alive: env.seconds("OPENCLAW_SSE_KEEPALIVE_SECS", Duration::from_secs(15))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn no_token_on_a_public_address_is_refused() {
+        let err = BridgeConfig::from_env(&env(&[])).unwrap_err().to_string();
+        assert!(err.contains("OPENCLAW_ALLOW_NO_AUTH"), "{err}");
+        assert!(BridgeConfig::from_env(&env(&[("OPENCLAW_ALLOW_NO_AUTH", "true")])).is_ok());
+        assert!(BridgeConfig::from_env(&env(&[("OPENCLAW_LISTEN", "127.0.0.1:0")])).is_ok());
+        assert!(BridgeConfig::from_env(&env(&[("BRIDGE_AUTH_TOKEN", "t")])).is_ok());
+    }
+
+    #[test]
+    fn unknown_dispatch_lists_the_valid_ones() {
+        let err = BridgeConfig::from_env(&env(&[
+            ("OPENCLAW_LISTEN", "127.0.0.1:0"),
+            ("OPENCLAW_DISPATCH", "kubernetess"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("OPENCLAW_DISPATCH") && err.contains("local, none"),
+            "{err}"
+        );
+    }
+}

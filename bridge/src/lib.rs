@@ -1,0 +1,24 @@
+//! The OpenClaw bridge: an HTTP front door that turns requests into durable tasks in NATS
+//! JetStream, relays their progress events as Server-Sent Events, and starts workers.
+//!
+//! Layout:
+//! - [`config`]: [`BridgeConfig`], read from the environment.
+//! - [`app`]: [`Application`]: binds the router to an injected listener, owns start-up
+//!   (NATS connection, JetStream setup) and graceful shutdown.
+//! - [`routes`]: thin handlers, one module per resource.
+//! - [`error`]: [`ApiError`], the one JSON error shape every handler returns.
+//! - [`auth`]: the bearer-token middleware.
+//! - [`dispatch`]: who starts workers (`local` child processes, or `none` for KEDA).
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+pub use app::Application;
+pub use config::BridgeConfig;
+pub use error::ApiError;

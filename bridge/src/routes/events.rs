@@ -1,0 +1,79 @@
+//! `GET /v1/tasks/{id}/events`: the task's events as Server-Sent Events.
+
+use std::convert::Infallible;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::{Stream, StreamExt};
+use openclaw_common::event::TaskEvent;
+
+use crate::error::ApiError;
+use crate::routes::tasks::parse_task_id;
+use crate::state::AppState;
+
+/// Every event so far, then live ones; ends after a terminal event (or at bridge shutdown).
+/// Frames carry `id: <per-task seq>`, so `Last-Event-ID` resumes with no gap and no repeat.
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = parse_task_id(&id)?;
+    let after = match headers.get("last-event-id") {
+        None => 0,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                ApiError::field(
+                    "Last-Event-ID",
+                    "Last-Event-ID must be an event sequence number",
+                )
+            })?,
+    };
+    let stores = state.stores()?;
+    if stores.status.get(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no task {id}")));
+    }
+    // A task that already ended and whose events the client has all seen: end at once.
+    let already_done = stores
+        .events
+        .last_event(&id)
+        .await?
+        .is_some_and(|last| last.kind.is_terminal() && last.seq <= after);
+    let events = stores.events.follow(&id).await?;
+    let shutdown = state.shutdown.clone();
+    let frames = futures_util::stream::unfold(
+        (Box::pin(events), already_done),
+        move |(mut events, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match events.next().await? {
+                    Ok(ev) if ev.seq <= after => continue,
+                    Ok(ev) => {
+                        let terminal = ev.kind.is_terminal();
+                        return Some((Ok(frame(&ev)), (events, terminal)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(task_id = %id, error = %e, "event stream broke off");
+                        return None;
+                    }
+                }
+            }
+        },
+    )
+    .take_until(shutdown.cancelled_owned());
+    Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive)))
+}
+
+fn frame(ev: &TaskEvent) -> Event {
+    let data = serde_json::to_string(ev).unwrap_or_else(|_| "{}".into());
+    Event::default()
+        .id(ev.seq.to_string())
+        .event(ev.kind.name())
+        .data(data)
+}

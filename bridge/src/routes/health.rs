@@ -1,0 +1,25 @@
+use axum::Json;
+use axum::extract::State;
+use openclaw_common::names;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Liveness: the process answers. Never authenticated, never touches NATS.
+pub async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: NATS connected and the streams exist; 503 with the reason otherwise.
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let stores = state.stores()?;
+    for stream in [names::TASKS_STREAM, names::EVENTS_STREAM] {
+        stores
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("stream {stream} is not available: {e}")))?;
+    }
+    Ok(Json(json!({ "status": "ready" })))
+}

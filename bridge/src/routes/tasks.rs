@@ -1,0 +1,273 @@
+//! Task intake, status and cancel.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use openclaw_common::event::EventKind;
+use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
+use openclaw_common::jetstream::Update;
+use openclaw_common::status::{TaskState, TaskStatus};
+use openclaw_common::task::TaskSpec;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+/// Longest prompt accepted, in characters.
+const MAX_PROMPT_CHARS: usize = 100_000;
+/// The agent a task goes to when it names none.
+pub const DEFAULT_AGENT: &str = "doc-writer";
+
+/// Body of `POST /v1/tasks`. Every field is optional here so that a missing one is reported
+/// by name, with what it should hold, rather than as a serde message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitTask {
+    pub repo: Option<String>,
+    pub prompt: Option<String>,
+    pub agent: Option<String>,
+    pub branch: Option<String>,
+    pub push_branch: Option<String>,
+    pub model: Option<String>,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl SubmitTask {
+    /// Turns the request into a task, or names the field at fault.
+    pub fn into_spec(self, state: &AppState) -> Result<TaskSpec, ApiError> {
+        let prompt = self.prompt.unwrap_or_default();
+        if prompt.trim().is_empty() {
+            return Err(ApiError::field(
+                "prompt",
+                "prompt is required: say what the agent should do",
+            ));
+        }
+        if prompt.chars().count() > MAX_PROMPT_CHARS {
+            return Err(ApiError::field(
+                "prompt",
+                format!("prompt is longer than {MAX_PROMPT_CHARS} characters"),
+            ));
+        }
+        let agents = &state.config.agents;
+        let agent = AgentName::parse(self.agent.as_deref().unwrap_or(DEFAULT_AGENT))
+            .map_err(|e| ApiError::field("agent", e.to_string()))?;
+        let Some(profile) = agents.get(&agent) else {
+            let known: Vec<_> = agents.names().map(AgentName::as_str).collect();
+            return Err(ApiError::field(
+                "agent",
+                format!(
+                    "unknown agent {agent:?}; known agents: {}",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let repo_raw = self.repo.or_else(|| profile.default_repo.clone());
+        let repo = match repo_raw {
+            Some(raw) => Some(
+                RepoUrl::parse(&raw, state.config.repo_policy)
+                    .map_err(|e| ApiError::field("repo", e.to_string()))?,
+            ),
+            None if profile.repo_required => {
+                return Err(ApiError::field(
+                    "repo",
+                    format!("repo is required for agent {agent}: the git URL to work on"),
+                ));
+            }
+            None => None,
+        };
+        let branch = self
+            .branch
+            .map(|b| BranchName::parse(&b).map_err(|e| ApiError::field("branch", e.to_string())))
+            .transpose()?;
+        let id = TaskId::new();
+        let push_branch = match self.push_branch {
+            Some(b) => {
+                BranchName::parse(&b).map_err(|e| ApiError::field("push_branch", e.to_string()))?
+            }
+            None => BranchName::for_task(&id),
+        };
+        if self
+            .model
+            .as_ref()
+            .is_some_and(|m| m.is_empty() || m.len() > 200 || m.chars().any(char::is_control))
+        {
+            return Err(ApiError::field(
+                "model",
+                "model must be 1-200 printable characters",
+            ));
+        }
+        Ok(TaskSpec {
+            v: openclaw_common::SCHEMA_VERSION,
+            id,
+            agent,
+            repo,
+            prompt,
+            branch,
+            push_branch,
+            model: self.model,
+            metadata: self.metadata.unwrap_or_default(),
+            created_at: openclaw_common::now(),
+        })
+    }
+}
+
+/// `Idempotency-Key`: 1-200 visible ASCII characters, used as the JetStream message id.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::field(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1-200 visible ASCII characters",
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// `POST /v1/tasks`: 202 once JetStream has the task, its `queued` event and its status.
+/// The same `Idempotency-Key` within the duplicate window returns the first task.
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SubmitTask>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let spec = body.into_spec(&state)?;
+    let stores = state.stores()?;
+    let msg_id = key.unwrap_or_else(|| spec.id.to_string());
+    let enqueued = stores.tasks.publish(spec, &msg_id).await?;
+    let spec = enqueued.spec;
+    // Both are idempotent, so a resubmit repairs a submit that failed half-way.
+    let record = TaskStatus::queued(&spec);
+    let (status, queued) = tokio::join!(
+        stores.status.ensure(&record),
+        stores.events.ensure_queued(&spec),
+    );
+    status?;
+    queued?;
+    let current = if enqueued.duplicate {
+        stores
+            .status
+            .get(&spec.id)
+            .await?
+            .map(|s| s.status)
+            .unwrap_or(TaskState::Queued)
+    } else {
+        state.dispatch_wakeup.notify_one();
+        TaskState::Queued
+    };
+    tracing::info!(task_id = %spec.id, agent = %spec.agent, duplicate = enqueued.duplicate, "task queued");
+    let location = format!("/v1/tasks/{}", spec.id);
+    let body = json!({
+        "id": spec.id,
+        "status": current,
+        "status_url": location,
+        "events_url": format!("{location}/events"),
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
+    TaskId::parse(raw).map_err(|_| ApiError::NotFound(format!("no task {raw:?}")))
+}
+
+/// `GET /v1/tasks/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TaskStatus>, ApiError> {
+    let id = parse_task_id(&id)?;
+    state
+        .stores()?
+        .status
+        .get(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<String>,
+}
+
+/// `GET /v1/tasks?limit=N`: most recent first.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = match q.limit {
+        None => 20,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| ApiError::field("limit", "limit must be a number from 1 to 500"))?,
+    };
+    let tasks = state.stores()?.status.recent(limit).await?;
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+/// `POST /v1/tasks/{id}/cancel`: a queued task is canceled at once; a running one is flagged
+/// and its worker stops at its next step. 409 for a task that already ended.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_task_id(&id)?;
+    let stores = state.stores()?;
+    let updated = stores
+        .status
+        .update(&id, |s| match s.status {
+            TaskState::Queued => {
+                s.status = TaskState::Canceled;
+                s.cancel_requested = true;
+                Update::Write(true)
+            }
+            TaskState::Running if !s.cancel_requested => {
+                s.cancel_requested = true;
+                Update::Write(false)
+            }
+            _ => Update::Keep(false),
+        })
+        .await?;
+    let Some((status, canceled_now)) = updated else {
+        return Err(ApiError::NotFound(format!("no task {id}")));
+    };
+    if status.status.is_terminal() && !canceled_now && status.status != TaskState::Canceled {
+        return Err(ApiError::Conflict(format!(
+            "task {id} already ended as {}",
+            serde_json::to_value(status.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        )));
+    }
+    if canceled_now {
+        stores
+            .events
+            .writer(id, 0)
+            .publish(EventKind::Canceled {
+                reason: "canceled before a worker started".into(),
+            })
+            .await?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": status.status, "cancel_requested": true })),
+    )
+        .into_response())
+}

@@ -1,0 +1,40 @@
+//! State shared by every handler.
+
+use std::sync::{Arc, OnceLock};
+
+use openclaw_common::jetstream::Stores;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::BridgeConfig;
+use crate::error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// Read-only configuration.
+    pub config: Arc<BridgeConfig>,
+    /// The NATS connection; its state is checked per request so an outage answers 503 at once
+    /// instead of waiting for a timeout.
+    pub client: async_nats::Client,
+    /// The stores, set once JetStream setup has succeeded (it retries in the background while
+    /// NATS is unreachable at start).
+    pub stores: Arc<OnceLock<Stores>>,
+    /// Wakes the dispatcher when a task was queued, so it does not wait for its next poll.
+    pub dispatch_wakeup: Arc<Notify>,
+    /// Cancelled at shutdown; ends open SSE streams so graceful shutdown can complete.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The stores, or 503 while NATS is down or JetStream is not set up yet.
+    pub fn stores(&self) -> Result<&Stores, ApiError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(ApiError::Unavailable(
+                "NATS is not connected; retry later".into(),
+            ));
+        }
+        self.stores.get().ok_or_else(|| {
+            ApiError::Unavailable("JetStream streams are not set up yet; retry later".into())
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! Agent profiles: configured, not compiled in. The built-in set (`common/agents.toml`) ships
+//! `doc-writer` and `devops`; `OPENCLAW_AGENTS` points at a TOML file that replaces it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ids::AgentName;
+
+const BUILT_IN: &str = include_str!("../agents.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentsError {
+    #[error("cannot read agent profiles from {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("agent profiles in {origin} are invalid: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// A tool the agent loop can offer the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolName {
+    ListFiles,
+    ReadFile,
+    WriteFile,
+    Search,
+    RunCommand,
+}
+
+/// Bounds on one task's agent loop; reaching one fails the task with that reason.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Model calls per task.
+    pub max_steps: u32,
+    /// Prompt + completion tokens per task.
+    pub max_tokens: u64,
+    /// Wall-clock seconds per attempt.
+    pub max_wall_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_steps: 30,
+            max_tokens: 400_000,
+            max_wall_secs: 1800,
+        }
+    }
+}
+
+impl Limits {
+    pub fn max_wall(&self) -> Duration {
+        Duration::from_secs(self.max_wall_secs)
+    }
+}
+
+/// One agent profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentProfile {
+    pub name: AgentName,
+    #[serde(default)]
+    pub description: String,
+    pub system_prompt: String,
+    pub tools: Vec<ToolName>,
+    /// Model for this agent; `None` uses `LITELLM_MODEL_NAME`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Whether tasks must name a repo. Agents without one work in an empty scratch directory.
+    #[serde(default = "yes")]
+    pub repo_required: bool,
+    /// Repo used when a task names none (optional).
+    #[serde(default)]
+    pub default_repo: Option<String>,
+    /// Programs `run_command` may start (bare names, looked up on PATH).
+    #[serde(default)]
+    pub commands: Vec<String>,
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_secs: u64,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_command_timeout() -> u64 {
+    60
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    agent: Vec<AgentProfile>,
+}
+
+/// The configured agents, by name.
+#[derive(Debug, Clone)]
+pub struct AgentCatalog {
+    agents: BTreeMap<AgentName, AgentProfile>,
+}
+
+impl AgentCatalog {
+    /// The profiles shipped with the project.
+    pub fn built_in() -> Self {
+        Self::parse(BUILT_IN, "built-in agents.toml").expect("the built-in agents.toml is valid")
+    }
+
+    /// `OPENCLAW_AGENTS` when set, else the built-in profiles.
+    pub fn load(path: Option<&Path>) -> Result<Self, AgentsError> {
+        match path {
+            None => Ok(Self::built_in()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| AgentsError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Self::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self, AgentsError> {
+        let invalid = |message: String| AgentsError::Invalid {
+            origin: origin.to_owned(),
+            message,
+        };
+        let file: File = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut agents = BTreeMap::new();
+        for profile in file.agent {
+            if profile.tools.contains(&ToolName::RunCommand) && profile.commands.is_empty() {
+                return Err(invalid(format!(
+                    "agent {} offers run_command but allows no commands",
+                    profile.name
+                )));
+            }
+            if let Some(dup) = agents.insert(profile.name.clone(), profile) {
+                return Err(invalid(format!("agent {} is defined twice", dup.name)));
+            }
+        }
+        if agents.is_empty() {
+            return Err(invalid("no [[agent]] defined".into()));
+        }
+        Ok(Self { agents })
+    }
+
+    pub fn get(&self, name: &AgentName) -> Option<&AgentProfile> {
+        self.agents.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &AgentName> {
+        self.agents.keys()
+    }
+
+    pub fn profiles(&self) -> impl Iterator<Item = &AgentProfile> {
+        self.agents.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_profiles_parse() {
+        let c = AgentCatalog::built_in();
+        let doc = c.get(&AgentName::parse("doc-writer").unwrap()).unwrap();
+        assert!(doc.repo_required);
+        assert!(!doc.tools.contains(&ToolName::RunCommand));
+        let devops = c.get(&AgentName::parse("devops").unwrap()).unwrap();
+        assert!(!devops.repo_required);
+        assert_eq!(devops.commands, ["kubectl", "helm", "aws"]);
+    }
+
+    #[test]
+    fn run_command_without_allowlist_is_refused() {
+        let err = AgentCatalog::parse(
+            "[[agent]]\nname='x'\nsystem_prompt='p'\ntools=['run_command']\n",
+            "t",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("allows no commands"), "{err}");
+    }
+}

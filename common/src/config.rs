@@ -1,0 +1,226 @@
+//! Reading configuration from the environment: typed values, clear errors that name the
+//! variable and list what is accepted, and secrets that cannot be printed.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A configuration value that went wrong, naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}={value:?} is not valid: expected {expected}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: String,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A secret (token, key, password). `Debug` and `Display` print `[redacted]`; the value is
+/// reachable only through [`Secret::expose`], so it is visible where it is used.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A source of configuration values; the process environment in production, a map in tests.
+pub trait Env {
+    fn get(&self, var: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, var: &str) -> Option<String> {
+        std::env::var(var).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for std::collections::HashMap<String, String> {
+    fn get(&self, var: &str) -> Option<String> {
+        self.get(var).cloned().filter(|v| !v.is_empty())
+    }
+}
+
+/// Typed access to an [`Env`], each getter naming the variable in its error.
+pub struct EnvReader<'a>(pub &'a dyn Env);
+
+impl EnvReader<'_> {
+    pub fn string(&self, var: &'static str) -> Option<String> {
+        self.0.get(var)
+    }
+
+    pub fn string_or(&self, var: &'static str, default: &str) -> String {
+        self.0.get(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    pub fn secret(&self, var: &'static str) -> Option<Secret> {
+        self.0.get(var).map(Secret)
+    }
+
+    pub fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.0.get(var) {
+            None => Ok(default),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::Invalid {
+                    var,
+                    value: v,
+                    expected: "one of true, false, 1, 0, yes, no, on, off".into(),
+                }),
+            },
+        }
+    }
+
+    pub fn parse<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.0.get(var) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                var,
+                value: v,
+                expected: expected.into(),
+            }),
+        }
+    }
+
+    /// A duration given in (possibly fractional) seconds.
+    pub fn seconds(&self, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.0.get(var) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or(ConfigError::Invalid {
+                    var,
+                    value: v,
+                    expected: "a positive number of seconds".into(),
+                }),
+        }
+    }
+
+    /// One of a fixed set of names.
+    pub fn choice<T: Copy>(
+        &self,
+        var: &'static str,
+        default: T,
+        choices: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        let Some(v) = self.0.get(var) else {
+            return Ok(default);
+        };
+        choices
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&v))
+            .map(|(_, value)| *value)
+            .ok_or_else(|| ConfigError::Invalid {
+                var,
+                value: v,
+                expected: format!(
+                    "one of {}",
+                    choices
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+}
+
+/// How to reach NATS and how to shape the JetStream objects; read by both binaries.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// Server URL(s), comma separated as the NATS clients accept them.
+    pub url: String,
+    /// Replicas of every stream and bucket: 1 on one machine, 3 in a cluster.
+    pub replicas: usize,
+    /// How long a worker may hold a task without an ack or progress ack before JetStream
+    /// redelivers it to another worker.
+    pub ack_wait: Duration,
+    /// How many times a task is delivered before it is given up as failed.
+    pub max_deliver: i64,
+}
+
+impl NatsConfig {
+    pub fn from_env(env: &EnvReader<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: env.string_or("NATS_URL", "nats://127.0.0.1:4222"),
+            replicas: env.parse("OPENCLAW_STREAM_REPLICAS", 1, "1, 3 or 5")?,
+            ack_wait: env.seconds("OPENCLAW_ACK_WAIT_SECS", Duration::from_secs(300))?,
+            max_deliver: env.parse("OPENCLAW_MAX_DELIVER", 5, "a positive integer")?,
+        })
+    }
+}
+
+/// A URL with any user name and password replaced, safe for logs and errors.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable url>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn choice_error_lists_valid_values() {
+        let env: HashMap<String, String> = [("MODE".into(), "bogus".into())].into();
+        let err = EnvReader(&env)
+            .choice("MODE", 1, &[("none", 1), ("local", 2)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MODE") && err.contains("none, local"), "{err}");
+    }
+
+    #[test]
+    fn redact_url_strips_credentials() {
+        assert_eq!(
+            redact_url("https://user:tok@example.com/r.git"),
+            "https://example.com/r.git"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Progress events of a task, in the order a task goes through them:
+//! `queued → started → cloned → (message | tool_call | tool_result | llm_usage)* → committed →
+//! pushed → completed | failed | canceled`.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::TaskId;
+
+/// One event of one task, as stored in the events stream and sent over SSE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    /// Schema version ([`crate::SCHEMA_VERSION`]).
+    pub v: u32,
+    pub task_id: TaskId,
+    /// Per-task sequence, 1 for `queued`, +1 per event, no gaps. Assigned with optimistic
+    /// concurrency on the task's subject, so the bridge and a worker can both write safely.
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// Delivery attempt of the task this event belongs to (0 for the bridge's own events).
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. Serialized with a `type` tag, which is also the SSE `event:` name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    Queued {
+        agent: String,
+    },
+    Started {
+        worker_id: String,
+    },
+    Cloned {
+        sha: String,
+        branch: String,
+        duration_ms: u64,
+    },
+    /// A piece of the model's visible answer, relayed as it streams in.
+    Message {
+        delta: String,
+    },
+    ToolCall {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    ToolResult {
+        call_id: String,
+        name: String,
+        ok: bool,
+        output: String,
+    },
+    LlmUsage {
+        model: String,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        latency_ms: u64,
+    },
+    Committed {
+        sha: String,
+        files: Vec<String>,
+        checkpoint: bool,
+    },
+    Pushed {
+        remote: String,
+        branch: String,
+        sha: String,
+    },
+    Completed {
+        summary: String,
+        commit: Option<String>,
+        branch: Option<String>,
+    },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
+    Canceled {
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// The `type` tag, used as the SSE event name and in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Queued { .. } => "queued",
+            Self::Started { .. } => "started",
+            Self::Cloned { .. } => "cloned",
+            Self::Message { .. } => "message",
+            Self::ToolCall { .. } => "tool_call",
+            Self::ToolResult { .. } => "tool_result",
+            Self::LlmUsage { .. } => "llm_usage",
+            Self::Committed { .. } => "committed",
+            Self::Pushed { .. } => "pushed",
+            Self::Completed { .. } => "completed",
+            Self::Failed { .. } => "failed",
+            Self::Canceled { .. } => "canceled",
+        }
+    }
+
+    /// Whether the task ends here. A `failed` that will be retried is not the end.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Self::Completed { .. } | Self::Canceled { .. } => true,
+            Self::Failed { retryable, .. } => !retryable,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_json_is_flat_and_tagged() {
+        let ev = TaskEvent {
+            v: 1,
+            task_id: TaskId::new(),
+            seq: 3,
+            ts: crate::now(),
+            attempt: 1,
+            kind: EventKind::Pushed {
+                remote: "origin".into(),
+                branch: "b".into(),
+                sha: "abc".into(),
+            },
+        };
+        let json: serde_json::Value = serde_json::to_value(&ev).unwrap();
+        assert_eq!(json["type"], "pushed");
+        assert_eq!(json["branch"], "b");
+        assert_eq!(json["seq"], 3);
+        let back: TaskEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, ev);
+    }
+}

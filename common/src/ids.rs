@@ -1,0 +1,316 @@
+//! Newtypes that can only hold valid values: a value of these types has been parsed once, at
+//! the edge, and every later use can rely on it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Why an identifier was refused. The message is meant for the client that sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidId(pub String);
+
+/// Identifies a task. UUID v7: time-ordered, so sorting ids sorts tasks by submission time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(uuid::Uuid);
+
+impl TaskId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7())
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidId> {
+        uuid::Uuid::parse_str(raw)
+            .map(Self)
+            .map_err(|_| InvalidId(format!("{raw:?} is not a task id (a UUID)")))
+    }
+}
+
+impl Default for TaskId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// The name of an agent profile. It becomes part of NATS subjects and consumer names, so it is
+/// restricted to lowercase letters, digits and `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AgentName(String);
+
+impl AgentName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidId> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !raw.starts_with('-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidId(format!(
+                "{raw:?} is not an agent name (1-64 of a-z, 0-9, '-')"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A git branch name that `git check-ref-format --branch` would accept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct BranchName(String);
+
+impl BranchName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidId> {
+        let bad = |why: &str| {
+            Err(InvalidId(format!(
+                "{raw:?} is not a valid branch name: {why}"
+            )))
+        };
+        if raw.is_empty() || raw.len() > 200 {
+            return bad("it must be 1-200 characters");
+        }
+        if raw
+            .bytes()
+            .any(|b| b.is_ascii_control() || b" ~^:?*[\\".contains(&b) || b == 0x7f)
+        {
+            return bad("it contains a space, a control character or one of ~^:?*[\\");
+        }
+        if raw.contains("..") || raw.contains("//") || raw.contains("@{") || raw == "@" {
+            return bad("it contains '..', '//' or '@{'");
+        }
+        if raw.starts_with('-') || raw.starts_with('/') || raw.ends_with('/') {
+            return bad("it starts with '-' or '/', or ends with '/'");
+        }
+        if raw.ends_with('.') || raw.ends_with(".lock") {
+            return bad("it ends with '.' or '.lock'");
+        }
+        if raw.split('/').any(|c| c.starts_with('.')) {
+            return bad("a path component starts with '.'");
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The branch a task pushes to when the client names none.
+    pub fn for_task(id: &TaskId) -> Self {
+        Self(format!("openclaw/{id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BranchName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which kinds of repository URL this deployment accepts beyond https and ssh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepoPolicy {
+    /// `file://` URLs: only for the local run and tests, never on a shared cluster, where they
+    /// would let a client read the bridge's or worker's filesystem.
+    pub allow_file: bool,
+    /// Plain `http://` (no TLS): for test git servers and in-cluster mirrors.
+    pub allow_http: bool,
+}
+
+/// A git remote URL: `https://`, `ssh://`, scp-like `user@host:path`, and where the
+/// [`RepoPolicy`] allows, `http://` and `file://`. Never carries credentials: those come from
+/// the worker's secret, so they cannot leak through task records, events or logs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RepoUrl(String);
+
+impl RepoUrl {
+    pub fn parse(raw: &str, policy: RepoPolicy) -> Result<Self, InvalidId> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 2048 || raw.chars().any(char::is_control) {
+            return Err(InvalidId(
+                "repo must be a git URL of at most 2048 characters".into(),
+            ));
+        }
+        // scp-like syntax: user@host:path (no scheme).
+        if !raw.contains("://") {
+            let scp_like = raw.split_once(':').and_then(|(userhost, path)| {
+                let (user, host) = userhost.split_once('@')?;
+                Some(
+                    !user.is_empty()
+                        && !host.is_empty()
+                        && !path.is_empty()
+                        && !user.contains(['/', ' '])
+                        && !host.contains(['/', ' ']),
+                )
+            });
+            if scp_like == Some(true) {
+                return Ok(Self(raw.to_owned()));
+            }
+            return Err(InvalidId(format!(
+                "{raw:?} is not a git URL (https://…, ssh://… or user@host:path)"
+            )));
+        }
+        let url =
+            url::Url::parse(raw).map_err(|e| InvalidId(format!("repo is not a valid URL: {e}")))?;
+        match url.scheme() {
+            "https" | "ssh" | "git" => {}
+            "http" if policy.allow_http => {}
+            "file" if policy.allow_file => return Ok(Self(raw.to_owned())),
+            "http" => {
+                return Err(InvalidId(
+                    "plain http:// repos are not allowed here (set OPENCLAW_ALLOW_HTTP_REPOS=true to allow)".into(),
+                ));
+            }
+            "file" => {
+                return Err(InvalidId(
+                    "file:// repos are not allowed here (set OPENCLAW_ALLOW_FILE_REPOS=true to allow)".into(),
+                ));
+            }
+            other => {
+                return Err(InvalidId(format!(
+                    "repo scheme {other:?} is not supported (use https or ssh)"
+                )));
+            }
+        }
+        if url.password().is_some() || (url.scheme() != "ssh" && !url.username().is_empty()) {
+            return Err(InvalidId(
+                "repo URL must not carry credentials; the worker's git secret provides them".into(),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(InvalidId("repo URL has no host".into()));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.0.starts_with("file://")
+    }
+}
+
+impl fmt::Display for RepoUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Records written by this system are trusted to hold valid values, but they are still
+/// parsed on the way in: a record edited by hand with the nats CLI fails loudly here.
+macro_rules! deserialize_via_parse {
+    ($ty:ty, $parse:expr) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                $parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+deserialize_via_parse!(AgentName, AgentName::parse);
+deserialize_via_parse!(BranchName, BranchName::parse);
+deserialize_via_parse!(RepoUrl, |raw: &str| RepoUrl::parse(
+    raw,
+    RepoPolicy {
+        allow_file: true,
+        allow_http: true
+    }
+));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRICT: RepoPolicy = RepoPolicy {
+        allow_file: false,
+        allow_http: false,
+    };
+
+    #[test]
+    fn task_ids_sort_by_creation() {
+        let a = TaskId::new();
+        let b = TaskId::new();
+        assert!(a.to_string() < b.to_string());
+        assert_eq!(TaskId::parse(&a.to_string()), Ok(a));
+        assert!(TaskId::parse("nope").is_err());
+    }
+
+    #[test]
+    fn repo_urls() {
+        for ok in [
+            "https://github.com/o/r.git",
+            "ssh://git@github.com/o/r.git",
+            "git@github.com:o/r.git",
+        ] {
+            assert!(RepoUrl::parse(ok, STRICT).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://user:token@github.com/o/r.git",
+            "https://token@github.com/o/r.git",
+            "file:///tmp/r.git",
+            "http://example.com/r.git",
+            "ftp://x/y",
+            "not a url",
+            "",
+        ] {
+            assert!(RepoUrl::parse(bad, STRICT).is_err(), "{bad}");
+        }
+        let open = RepoPolicy {
+            allow_file: true,
+            allow_http: true,
+        };
+        assert!(RepoUrl::parse("file:///tmp/r.git", open).is_ok());
+        assert!(RepoUrl::parse("http://127.0.0.1:9/r.git", open).is_ok());
+        assert!(RepoUrl::parse("http://u:p@127.0.0.1:9/r.git", open).is_err());
+    }
+
+    #[test]
+    fn branch_names() {
+        for ok in ["main", "openclaw/abc", "feature/x-1", "v1.2"] {
+            assert!(BranchName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "-x", "a..b", "a b", "a~", "x.lock", "a/", "/a", ".a", "a//b", "a@{1",
+        ] {
+            assert!(BranchName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn agent_names() {
+        assert!(AgentName::parse("doc-writer").is_ok());
+        for bad in ["", "Doc", "a.b", "a*", "-a", "a>b"] {
+            assert!(AgentName::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! The JetStream objects (streams, consumers, KV bucket), created from the `nats/*.json`
+//! definitions, and the typed stores the binaries use over them:
+//! [`TaskQueue`] (tasks stream), [`EventLog`] (events stream), [`StatusStore`] (KV bucket).
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, Context, consumer, kv, stream};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+
+use crate::agents::AgentCatalog;
+use crate::config::NatsConfig;
+use crate::event::{EventKind, TaskEvent};
+use crate::ids::{AgentName, TaskId};
+use crate::names;
+use crate::status::TaskStatus;
+use crate::task::TaskSpec;
+
+/// The stream definitions, in the form `nats stream add --config` takes.
+pub const TASKS_STREAM_JSON: &str = include_str!("../../nats/tasks.json");
+pub const EVENTS_STREAM_JSON: &str = include_str!("../../nats/events.json");
+/// The worker consumer definition (for `doc-writer`; other agents differ in name and filter).
+pub const WORKER_CONSUMER_JSON: &str = include_str!("../../nats/worker-consumer.json");
+
+/// Deadline for one JetStream request: NATS being down must turn into an error, not a hang.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What can go wrong talking to JetStream. The variant names double as metric labels.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// NATS cannot be reached or did not answer in time; retrying later may work.
+    #[error("NATS is unavailable: {0}")]
+    Unavailable(String),
+    /// A stream, consumer or bucket could not be created or does not match its definition.
+    #[error("JetStream setup: {0}")]
+    Setup(String),
+    /// A stored record does not parse; it was written by something else or edited by hand.
+    #[error("stored record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// Optimistic concurrency lost too many times in a row.
+    #[error("too much contention on {0}")]
+    Contention(String),
+}
+
+impl StoreError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unavailable",
+            Self::Setup(_) => "setup",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Contention(_) => "contention",
+        }
+    }
+}
+
+fn unavailable(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StoreError {
+    move |e| StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+fn corrupt(key: impl Into<String>) -> impl FnOnce(serde_json::Error) -> StoreError {
+    let key = key.into();
+    move |e| StoreError::Corrupt {
+        key,
+        reason: e.to_string(),
+    }
+}
+
+/// Connects to NATS. With `retry_initial`, returns at once and keeps connecting in the
+/// background (the bridge starts and reports not-ready instead of crashing); without, fails
+/// when the server cannot be reached (the worker has nothing to do without it).
+pub async fn connect(
+    cfg: &NatsConfig,
+    name: &str,
+    retry_initial: bool,
+) -> Result<async_nats::Client, StoreError> {
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(name)
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        .connection_timeout(REQUEST_TIMEOUT);
+    if retry_initial {
+        opts = opts.retry_on_initial_connect();
+    }
+    opts.connect(cfg.url.as_str())
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("connect to NATS: {e}")))
+}
+
+/// A JetStream context whose requests time out instead of waiting forever.
+pub fn context(client: async_nats::Client) -> Context {
+    let mut js = jetstream::new(client);
+    js.set_timeout(REQUEST_TIMEOUT);
+    js
+}
+
+/// The tasks stream definition with this deployment's replicas.
+pub fn tasks_stream_config(cfg: &NatsConfig) -> Result<stream::Config, StoreError> {
+    stream_config(TASKS_STREAM_JSON, "nats/tasks.json", cfg)
+}
+
+/// The events stream definition with this deployment's replicas.
+pub fn events_stream_config(cfg: &NatsConfig) -> Result<stream::Config, StoreError> {
+    stream_config(EVENTS_STREAM_JSON, "nats/events.json", cfg)
+}
+
+fn stream_config(json: &str, file: &str, cfg: &NatsConfig) -> Result<stream::Config, StoreError> {
+    let mut config: stream::Config = serde_json::from_str(json)
+        .map_err(|e| StoreError::Setup(format!("{file} does not parse: {e}")))?;
+    config.num_replicas = cfg.replicas;
+    Ok(config)
+}
+
+/// The worker consumer of `agent`, from the shared definition.
+pub fn worker_consumer_config(
+    agent: &AgentName,
+    cfg: &NatsConfig,
+) -> Result<consumer::pull::Config, StoreError> {
+    let mut config: consumer::pull::Config = serde_json::from_str(WORKER_CONSUMER_JSON)
+        .map_err(|e| StoreError::Setup(format!("nats/worker-consumer.json does not parse: {e}")))?;
+    config.durable_name = Some(names::worker_consumer(agent));
+    config.name = None;
+    config.filter_subject = names::task_subject(agent);
+    config.description = Some(format!(
+        "Workers of the {agent} agent fetch their task here."
+    ));
+    config.ack_wait = cfg.ack_wait;
+    config.max_deliver = cfg.max_deliver;
+    config.num_replicas = cfg.replicas;
+    Ok(config)
+}
+
+/// The status bucket definition.
+pub fn status_bucket_config(cfg: &NatsConfig) -> kv::Config {
+    kv::Config {
+        bucket: names::STATUS_BUCKET.to_owned(),
+        description: "Latest status of every OpenClaw task, keyed by task id.".to_owned(),
+        history: 1,
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    }
+}
+
+/// Creates or updates every stream, consumer and bucket. Idempotent: run by the bridge at every
+/// start. A stream whose live definition differs is updated; a difference the server cannot
+/// apply (storage type, say) is reported with the stream's name and the server's reason.
+pub async fn ensure_all(
+    js: &Context,
+    cfg: &NatsConfig,
+    agents: &AgentCatalog,
+) -> Result<(), StoreError> {
+    let tasks = ensure_stream(js, tasks_stream_config(cfg)?).await?;
+    ensure_stream(js, events_stream_config(cfg)?).await?;
+    for agent in agents.names() {
+        let config = worker_consumer_config(agent, cfg)?;
+        tasks.create_consumer(config).await.map_err(|e| {
+            StoreError::Setup(format!(
+                "consumer {} on {}: {e}",
+                names::worker_consumer(agent),
+                names::TASKS_STREAM
+            ))
+        })?;
+    }
+    ensure_status_bucket(js, cfg).await?;
+    Ok(())
+}
+
+async fn ensure_stream(js: &Context, want: stream::Config) -> Result<stream::Stream, StoreError> {
+    let name = want.name.clone();
+    let mut stream = js
+        .get_or_create_stream(want.clone())
+        .await
+        .map_err(|e| StoreError::Setup(format!("stream {name}: {e}")))?;
+    let have = stream
+        .info()
+        .await
+        .map_err(|e| StoreError::Setup(format!("stream {name}: {e}")))?
+        .config
+        .clone();
+    let differs = stream_differences(&have, &want);
+    if !differs.is_empty() {
+        tracing::info!(stream = %name, fields = ?differs, "stream definition changed; updating");
+        js.update_stream(want).await.map_err(|e| {
+            StoreError::Setup(format!(
+                "stream {name} differs from its definition in {differs:?} and cannot be updated: {e}"
+            ))
+        })?;
+    }
+    Ok(stream)
+}
+
+/// The fields of a stream definition we set, and that differ between `have` and `want`.
+fn stream_differences(have: &stream::Config, want: &stream::Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |name, same: bool| {
+        if !same {
+            out.push(name)
+        }
+    };
+    check("subjects", have.subjects == want.subjects);
+    check("retention", have.retention == want.retention);
+    check("storage", have.storage == want.storage);
+    check("num_replicas", have.num_replicas == want.num_replicas);
+    check("max_age", have.max_age == want.max_age);
+    check(
+        "max_message_size",
+        have.max_message_size == want.max_message_size,
+    );
+    check(
+        "max_messages_per_subject",
+        have.max_messages_per_subject == want.max_messages_per_subject,
+    );
+    check(
+        "duplicate_window",
+        have.duplicate_window == want.duplicate_window,
+    );
+    check("discard", have.discard == want.discard);
+    check("allow_direct", have.allow_direct == want.allow_direct);
+    out
+}
+
+async fn ensure_status_bucket(js: &Context, cfg: &NatsConfig) -> Result<kv::Store, StoreError> {
+    match js.get_key_value(names::STATUS_BUCKET).await {
+        Ok(store) => Ok(store),
+        Err(_) => js
+            .create_key_value(status_bucket_config(cfg))
+            .await
+            .map_err(|e| StoreError::Setup(format!("KV bucket {}: {e}", names::STATUS_BUCKET))),
+    }
+}
+
+/// Handles on all three stores over one connection.
+#[derive(Clone)]
+pub struct Stores {
+    pub js: Context,
+    pub tasks: TaskQueue,
+    pub events: EventLog,
+    pub status: StatusStore,
+}
+
+impl Stores {
+    /// Binds to the (already created) streams and bucket.
+    pub async fn open(js: Context) -> Result<Self, StoreError> {
+        let tasks = js
+            .get_stream_no_info(names::TASKS_STREAM)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("stream {}: {e}", names::TASKS_STREAM)))?;
+        let events = js
+            .get_stream_no_info(names::EVENTS_STREAM)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("stream {}: {e}", names::EVENTS_STREAM))
+            })?;
+        let kv = js.get_key_value(names::STATUS_BUCKET).await.map_err(|e| {
+            StoreError::Unavailable(format!("KV bucket {}: {e}", names::STATUS_BUCKET))
+        })?;
+        Ok(Self {
+            tasks: TaskQueue {
+                js: js.clone(),
+                stream: tasks,
+            },
+            events: EventLog {
+                js: js.clone(),
+                stream: events,
+            },
+            status: StatusStore { kv },
+            js,
+        })
+    }
+}
+
+/// Outcome of publishing a task.
+#[derive(Debug)]
+pub struct Enqueued {
+    /// The task as stored: the submitted one, or for a duplicate, the original.
+    pub spec: TaskSpec,
+    /// True when the message id was seen within the duplicate window and nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// The tasks stream.
+#[derive(Clone)]
+pub struct TaskQueue {
+    js: Context,
+    stream: stream::Stream<()>,
+}
+
+impl TaskQueue {
+    /// Publishes `spec` with `Nats-Msg-Id = msg_id` and waits for JetStream's ack. A duplicate
+    /// (same id within the window) stores nothing and returns the original task.
+    pub async fn publish(&self, spec: TaskSpec, msg_id: &str) -> Result<Enqueued, StoreError> {
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(spec.to_json())
+            .message_id(msg_id)
+            .header(names::TASK_ID_HEADER, spec.id.to_string().as_str())
+            .header(
+                names::SCHEMA_HEADER,
+                crate::SCHEMA_VERSION.to_string().as_str(),
+            );
+        let ack = self
+            .js
+            .send_publish(names::task_subject(&spec.agent), publish)
+            .await
+            .map_err(|e| unavailable("publish task")(&e))?
+            .await
+            .map_err(|e| unavailable("publish task")(&e))?;
+        if !ack.duplicate {
+            return Ok(Enqueued {
+                spec,
+                duplicate: false,
+            });
+        }
+        // JetStream answers a duplicate with the sequence of the original message.
+        let original = self.get(ack.sequence).await?;
+        Ok(Enqueued {
+            spec: original,
+            duplicate: true,
+        })
+    }
+
+    /// The task stored at stream sequence `seq`.
+    pub async fn get(&self, seq: u64) -> Result<TaskSpec, StoreError> {
+        let msg = self
+            .stream
+            .get_raw_message(seq)
+            .await
+            .map_err(|e| unavailable("get task")(&e))?;
+        serde_json::from_slice(&msg.payload).map_err(corrupt(format!("task message {seq}")))
+    }
+}
+
+/// The events stream.
+#[derive(Clone)]
+pub struct EventLog {
+    js: Context,
+    stream: stream::Stream<()>,
+}
+
+/// How many times a writer retries after losing the race for the next sequence number.
+const MAX_SEQ_RACES: usize = 16;
+
+impl EventLog {
+    /// A writer of `task`'s events for one attempt (0 for the bridge).
+    pub fn writer(&self, task: TaskId, attempt: u32) -> EventWriter {
+        EventWriter {
+            log: self.clone(),
+            task,
+            attempt,
+            last: None,
+        }
+    }
+
+    /// Publishes `queued` as the task's first event unless it already has events. Both the
+    /// bridge (at submit) and the worker (before `started`) call this, so `queued` is seq 1
+    /// whichever of them gets there first, and a resubmit does not add a second one.
+    pub async fn ensure_queued(&self, spec: &TaskSpec) -> Result<(), StoreError> {
+        let event = TaskEvent {
+            v: crate::SCHEMA_VERSION,
+            task_id: spec.id,
+            seq: 1,
+            ts: spec.created_at,
+            attempt: 0,
+            kind: EventKind::Queued {
+                agent: spec.agent.to_string(),
+            },
+        };
+        match self.append(&event, 0).await? {
+            Appended::Stored(_) | Appended::Raced => Ok(()),
+        }
+    }
+
+    /// The last event of `task`, if any.
+    pub async fn last_event(&self, task: &TaskId) -> Result<Option<TaskEvent>, StoreError> {
+        Ok(self.last(task).await?.map(|(ev, _)| ev))
+    }
+
+    /// The last event of `task` with its stream sequence, if any.
+    async fn last(&self, task: &TaskId) -> Result<Option<(TaskEvent, u64)>, StoreError> {
+        let subject = names::event_subject(task);
+        match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(msg) => {
+                let ev = serde_json::from_slice(&msg.payload)
+                    .map_err(corrupt(format!("{subject} @ {}", msg.sequence)))?;
+                Ok(Some((ev, msg.sequence)))
+            }
+            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable("read last event")(&e)),
+        }
+    }
+
+    /// Appends `event` if the task's subject still ends at stream sequence `expected_last`
+    /// (0: no events yet).
+    async fn append(&self, event: &TaskEvent, expected_last: u64) -> Result<Appended, StoreError> {
+        let payload: Bytes = serde_json::to_vec(event)
+            .expect("events always serialize")
+            .into();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            names::SCHEMA_HEADER,
+            crate::SCHEMA_VERSION.to_string().as_str(),
+        );
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload)
+            .headers(headers)
+            .expected_last_subject_sequence(expected_last);
+        let ack = self
+            .js
+            .send_publish(names::event_subject(&event.task_id), publish)
+            .await
+            .map_err(|e| unavailable("publish event")(&e))?
+            .await;
+        match ack {
+            Ok(ack) => Ok(Appended::Stored(ack.sequence)),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                Ok(Appended::Raced)
+            }
+            Err(e) => Err(unavailable("publish event")(&e)),
+        }
+    }
+
+    /// Every event of `task` from the first, then live ones as they are published. The stream
+    /// does not end by itself; callers stop after a terminal event.
+    pub async fn follow(
+        &self,
+        task: &TaskId,
+    ) -> Result<impl Stream<Item = Result<TaskEvent, StoreError>> + use<>, StoreError> {
+        let subject = names::event_subject(task);
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: subject.clone(),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("follow events")(&e))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| unavailable("follow events")(&e))?;
+        Ok(messages
+            .map_err(|e| unavailable("follow events")(&e))
+            .and_then(move |msg| {
+                let parsed = serde_json::from_slice::<TaskEvent>(&msg.payload)
+                    .map_err(corrupt(subject.clone()));
+                async move { parsed }
+            }))
+    }
+
+    /// Every event of `task` stored so far (for tests, tools and non-streaming readers).
+    pub async fn history(&self, task: &TaskId) -> Result<Vec<TaskEvent>, StoreError> {
+        let Some((last, _)) = self.last(task).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut events = std::pin::pin!(self.follow(task).await?);
+        while let Some(ev) = events.next().await {
+            let ev = ev?;
+            let done = ev.seq >= last.seq;
+            out.push(ev);
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+enum Appended {
+    Stored(u64),
+    Raced,
+}
+
+/// Appends the events of one task, numbering them 1, 2, 3… per task. The number is claimed
+/// with `Nats-Expected-Last-Subject-Sequence`: a writer that lost a race to another writer
+/// (the bridge's `canceled`, a worker's) rereads the last event and tries again.
+pub struct EventWriter {
+    /// Where events go.
+    log: EventLog,
+    /// Whose events these are.
+    task: TaskId,
+    /// Stamped on every event, so readers can tell attempts apart.
+    attempt: u32,
+    /// (per-task seq, stream seq) of the last event this writer knows of; `None` = ask the
+    /// server. Saves a read per event while this writer is the only one writing.
+    last: Option<(u64, u64)>,
+}
+
+impl EventWriter {
+    pub async fn publish(&mut self, kind: EventKind) -> Result<TaskEvent, StoreError> {
+        for _ in 0..MAX_SEQ_RACES {
+            let (seq, stream_seq) = match self.last {
+                Some(last) => last,
+                None => match self.log.last(&self.task).await? {
+                    Some((ev, stream_seq)) => (ev.seq, stream_seq),
+                    None => (0, 0),
+                },
+            };
+            let event = TaskEvent {
+                v: crate::SCHEMA_VERSION,
+                task_id: self.task,
+                seq: seq + 1,
+                ts: crate::now(),
+                attempt: self.attempt,
+                kind: kind.clone(),
+            };
+            match self.log.append(&event, stream_seq).await? {
+                Appended::Stored(stream_seq) => {
+                    self.last = Some((event.seq, stream_seq));
+                    return Ok(event);
+                }
+                Appended::Raced => self.last = None,
+            }
+        }
+        Err(StoreError::Contention(names::event_subject(&self.task)))
+    }
+}
+
+/// The status KV bucket.
+#[derive(Clone)]
+pub struct StatusStore {
+    kv: kv::Store,
+}
+
+/// What an [`StatusStore::update`] closure decided.
+pub enum Update<T> {
+    /// Store the changed record and return `T`.
+    Write(T),
+    /// Leave the record as it is and return `T`.
+    Keep(T),
+}
+
+impl StatusStore {
+    /// Stores the record of a new task unless one exists already (idempotent).
+    pub async fn ensure(&self, status: &TaskStatus) -> Result<(), StoreError> {
+        let value: Bytes = serde_json::to_vec(status)
+            .expect("statuses always serialize")
+            .into();
+        match self.kv.create(status.id.to_string(), value).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(unavailable("create status")(&e)),
+        }
+    }
+
+    pub async fn get(&self, id: &TaskId) -> Result<Option<TaskStatus>, StoreError> {
+        Ok(self.entry(id).await?.map(|(s, _)| s))
+    }
+
+    async fn entry(&self, id: &TaskId) -> Result<Option<(TaskStatus, u64)>, StoreError> {
+        let key = id.to_string();
+        let entry = self
+            .kv
+            .entry(&key)
+            .await
+            .map_err(|e| unavailable("read status")(&e))?;
+        match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let status = serde_json::from_slice(&e.value).map_err(corrupt(key))?;
+                Ok(Some((status, e.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Read-modify-write with compare-and-set on the revision, retried on conflict. `change`
+    /// may run more than once; it sees the freshest record each time. `None` if no record.
+    pub async fn update<T>(
+        &self,
+        id: &TaskId,
+        mut change: impl FnMut(&mut TaskStatus) -> Update<T>,
+    ) -> Result<Option<(TaskStatus, T)>, StoreError> {
+        for _ in 0..MAX_SEQ_RACES {
+            let Some((mut status, revision)) = self.entry(id).await? else {
+                return Ok(None);
+            };
+            let out = match change(&mut status) {
+                Update::Keep(out) => return Ok(Some((status, out))),
+                Update::Write(out) => out,
+            };
+            status.updated_at = crate::now();
+            let value: Bytes = serde_json::to_vec(&status)
+                .expect("statuses always serialize")
+                .into();
+            match self.kv.update(id.to_string(), value, revision).await {
+                Ok(_) => return Ok(Some((status, out))),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(e) => return Err(unavailable("update status")(&e)),
+            }
+        }
+        Err(StoreError::Contention(format!("status of {id}")))
+    }
+
+    /// The most recent tasks first (task ids are time-ordered UUID v7).
+    pub async fn recent(&self, limit: usize) -> Result<Vec<TaskStatus>, StoreError> {
+        let keys: Vec<String> = match self.kv.keys().await {
+            Ok(keys) => keys
+                .try_collect()
+                .await
+                .map_err(|e| unavailable("list statuses")(&e))?,
+            Err(e) => return Err(unavailable("list statuses")(&e)),
+        };
+        let mut ids: Vec<TaskId> = keys.iter().filter_map(|k| TaskId::parse(k).ok()).collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let mut out = Vec::with_capacity(limit.min(ids.len()));
+        for id in ids.into_iter().take(limit) {
+            if let Some(status) = self.get(&id).await? {
+                out.push(status);
+            }
+        }
+        Ok(out)
+    }
+}

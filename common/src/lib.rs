@@ -1,0 +1,31 @@
+//! Shared vocabulary of the OpenClaw bridge and worker.
+//!
+//! Layout:
+//! - [`ids`]: parse-don't-validate newtypes (`TaskId`, `AgentName`, `RepoUrl`, `BranchName`).
+//! - [`task`]: the task a client submits, as stored in the tasks stream.
+//! - [`event`]: the progress events of a task, as stored in the events stream.
+//! - [`status`]: the latest state of a task, as stored in the status KV bucket.
+//! - [`names`]: stream, subject, bucket and consumer names in one place.
+//! - [`jetstream`]: creating those streams (from `nats/*.json`), and the typed stores over them.
+//! - [`agents`]: agent profiles (built-in defaults, or a TOML file).
+//! - [`config`]: reading typed configuration from the environment; secrets that cannot be printed.
+//! - [`telemetry`]: the one `tracing` set-up used by the binaries and the tests.
+
+pub mod agents;
+pub mod config;
+pub mod event;
+pub mod ids;
+pub mod jetstream;
+pub mod names;
+pub mod status;
+pub mod task;
+pub mod telemetry;
+
+/// Version of the task, event and status JSON schema. Bumped on incompatible changes; readers
+/// refuse records with a newer major version instead of misreading them.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Current time, the one clock every record uses.
+pub fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}

@@ -1,0 +1,31 @@
+//! Every JetStream name the system uses, so the bridge, the worker, the `nats/` files and the
+//! README cannot drift apart. The `nats/*.json` files are checked against these by a test.
+
+use crate::ids::{AgentName, TaskId};
+
+/// Stream holding submitted tasks, one subject per agent.
+pub const TASKS_STREAM: &str = "OPENCLAW_TASKS";
+/// Stream holding the progress events of every task, one subject per task.
+pub const EVENTS_STREAM: &str = "OPENCLAW_EVENTS";
+/// KV bucket holding the latest status record of every task.
+pub const STATUS_BUCKET: &str = "openclaw_tasks";
+
+/// Subject tasks for `agent` are published on.
+pub fn task_subject(agent: &AgentName) -> String {
+    format!("openclaw.tasks.{agent}")
+}
+
+/// Subject the events of `task` are published on.
+pub fn event_subject(task: &TaskId) -> String {
+    format!("openclaw.events.{task}")
+}
+
+/// Durable pull consumer the workers of `agent` fetch from.
+pub fn worker_consumer(agent: &AgentName) -> String {
+    format!("worker-{agent}")
+}
+
+/// Header carrying the task id on task messages, so `nats stream view` shows it.
+pub const TASK_ID_HEADER: &str = "Openclaw-Task-Id";
+/// Header carrying the schema version on task and event messages.
+pub const SCHEMA_HEADER: &str = "Openclaw-Schema";

@@ -1,0 +1,79 @@
+//! The latest state of a task, one record per task in the status KV bucket.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{AgentName, BranchName, RepoUrl, TaskId};
+use crate::task::TaskSpec;
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Canceled,
+}
+
+impl TaskState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Canceled)
+    }
+}
+
+/// The status record. Also the body of `GET /v1/tasks/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub v: u32,
+    pub id: TaskId,
+    pub status: TaskState,
+    pub agent: AgentName,
+    pub repo: Option<RepoUrl>,
+    pub branch: Option<BranchName>,
+    pub push_branch: BranchName,
+    /// Delivery attempts so far (0 while queued).
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Commit pushed by the task, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The model's final answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Set by `POST /v1/tasks/{id}/cancel`; a running worker stops at its next step.
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// Worker currently (or last) holding the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+}
+
+impl TaskStatus {
+    /// The record of a task that has just been submitted.
+    pub fn queued(spec: &TaskSpec) -> Self {
+        Self {
+            v: crate::SCHEMA_VERSION,
+            id: spec.id,
+            status: TaskState::Queued,
+            agent: spec.agent.clone(),
+            repo: spec.repo.clone(),
+            branch: spec.branch.clone(),
+            push_branch: spec.push_branch.clone(),
+            attempts: 0,
+            created_at: spec.created_at,
+            updated_at: spec.created_at,
+            commit: None,
+            summary: None,
+            error: None,
+            cancel_requested: false,
+            worker_id: None,
+        }
+    }
+}

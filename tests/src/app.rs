@@ -1,0 +1,204 @@
+//! `TestApp`: one bridge per test, in-process on port 0, over its own nats-server.
+
+use std::collections::HashMap;
+
+use openclaw_bridge::{Application, BridgeConfig};
+use openclaw_common::ids::TaskId;
+use openclaw_common::jetstream::{self, Stores};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::nats::NatsServer;
+use crate::sse::SseReader;
+
+/// Configures a [`TestApp`] before it starts.
+pub struct TestAppBuilder {
+    env: HashMap<String, String>,
+    token: Option<String>,
+    nats: Option<NatsServer>,
+}
+
+impl TestAppBuilder {
+    /// Requires this bearer token on the API.
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self.env
+            .insert("OPENCLAW_GATEWAY_TOKEN".into(), token.to_owned());
+        self
+    }
+
+    /// Sets one bridge environment variable.
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Runs over an existing server instead of a new one.
+    pub fn nats(mut self, nats: NatsServer) -> Self {
+        self.nats = Some(nats);
+        self
+    }
+
+    /// Starts the bridge and waits until it reports ready.
+    pub async fn spawn(self) -> TestApp {
+        let mut app = self.spawn_unready().await;
+        app.wait_ready().await;
+        app
+    }
+
+    /// Starts the bridge without waiting for NATS (which may be down).
+    pub async fn spawn_unready(mut self) -> TestApp {
+        crate::init();
+        let nats = self.nats.take().unwrap_or_else(NatsServer::start);
+        self.env.insert("NATS_URL".into(), nats.url());
+        let config = BridgeConfig::from_env(&self.env).expect("valid test bridge config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let app = Application::build(config, listener)
+            .await
+            .expect("build the bridge");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            base,
+            token: self.token,
+            http: reqwest::Client::new(),
+            stores: None,
+            nats,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+}
+
+/// A running bridge and the handles a test needs to look behind it.
+pub struct TestApp {
+    pub base: String,
+    pub token: Option<String>,
+    pub http: reqwest::Client,
+    /// Direct access to the stores, to check what the bridge stored; open once ready.
+    stores: Option<Stores>,
+    pub nats: NatsServer,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    /// Bridge defaults for tests: loopback, no dispatch, file:// and http:// repos allowed,
+    /// fast keep-alives.
+    pub fn builder() -> TestAppBuilder {
+        let env = [
+            ("OPENCLAW_LISTEN", "127.0.0.1:0"),
+            ("OPENCLAW_DISPATCH", "none"),
+            ("OPENCLAW_ALLOW_FILE_REPOS", "true"),
+            ("OPENCLAW_ALLOW_HTTP_REPOS", "true"),
+            ("OPENCLAW_SSE_KEEPALIVE_SECS", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        TestAppBuilder {
+            env,
+            token: None,
+            nats: None,
+        }
+    }
+
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
+    }
+
+    pub fn stores(&self) -> &Stores {
+        self.stores
+            .as_ref()
+            .expect("stores are open once the app is ready")
+    }
+
+    /// JetStream, to look at what the bridge stored.
+    pub fn js(&self) -> &async_nats::jetstream::Context {
+        &self.stores().js
+    }
+
+    /// Waits for `/ready`, then opens the test's own handles on the stores.
+    pub async fn wait_ready(&mut self) {
+        crate::eventually(15, "the bridge to report ready", || async {
+            let r = self.get("/ready").await;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+        let js = jetstream::context(self.nats.client().await);
+        self.stores = Some(Stores::open(js).await.expect("open stores"));
+    }
+
+    fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.authed(self.http.get(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .expect("GET reaches the bridge")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.authed(self.http.post(format!("{}{path}", self.base)).json(body))
+            .send()
+            .await
+            .expect("POST reaches the bridge")
+    }
+
+    /// Submits a task and returns its id, asserting the 202.
+    pub async fn submit(&self, body: &Value) -> TaskId {
+        let r = self.post_json("/v1/tasks", body).await;
+        let status = r.status();
+        let json: Value = r.json().await.expect("JSON body");
+        assert_eq!(status, 202, "submit failed: {json}");
+        TaskId::parse(json["id"].as_str().expect("id in 202")).expect("a task id")
+    }
+
+    pub async fn status(&self, id: &TaskId) -> Value {
+        let r = self.get(&format!("/v1/tasks/{id}")).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("status JSON")
+    }
+
+    /// Opens the task's SSE stream, optionally resuming after `last_event_id`.
+    pub async fn events(&self, id: &TaskId, last_event_id: Option<u64>) -> SseReader {
+        let mut req = self.authed(self.http.get(format!("{}/v1/tasks/{id}/events", self.base)));
+        if let Some(last) = last_event_id {
+            req = req.header("Last-Event-ID", last.to_string());
+        }
+        let r = req.send().await.expect("events request");
+        assert_eq!(r.status(), 200, "events: {:?}", r.text().await);
+        SseReader::new(r)
+    }
+
+    /// Stops the bridge gracefully and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            crate::within(30, "the bridge to shut down", handle)
+                .await
+                .expect("bridge task")
+                .expect("bridge served without error");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

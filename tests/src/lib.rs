@@ -1,0 +1,65 @@
+//! Test harness: real components on free ports, each owned by the test that started it.
+//!
+//! - [`nats::NatsServer`]: a real `nats-server` with JetStream in a temp dir.
+//! - [`app::TestApp`]: a bridge (in-process) on port 0 over its own NATS server.
+//! - [`llm::ScriptedLlm`]: an OpenAI-compatible server whose answers are given as data.
+//! - [`git`]: bare repositories over `file://` and over HTTP (`git http-backend`).
+//! - [`sse`]: a small SSE reader for asserting on event streams.
+//!
+//! Every wait has a hard deadline; a missing component fails loudly with how to install it.
+
+pub mod app;
+pub mod git;
+pub mod llm;
+pub mod nats;
+pub mod sse;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Fails the test if `fut` does not finish within `secs` seconds.
+pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs}s waiting for {what}"),
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, failing after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    within(secs, what, async {
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a free port on 127.0.0.1")
+}
+
+/// The workspace root (for `nats/` files and `.tools/`).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Once per process: logging (with `TEST_LOG`) and the TLS crypto provider.
+pub fn init() {
+    openclaw_common::telemetry::init_for_tests();
+    openclaw_worker::install_crypto_provider();
+}

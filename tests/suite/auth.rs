@@ -1,0 +1,63 @@
+//! Bearer-token auth on everything but `/health`.
+
+use openclaw_tests::app::TestApp;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn with_a_token_every_route_but_health_needs_it() {
+    let app = TestApp::builder().token("s3cret-token").spawn().await;
+    let url = |p: &str| format!("{}{p}", app.base);
+
+    let r = app.http.get(url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+
+    for (method, path) in [
+        ("GET", "/ready"),
+        ("GET", "/v1/tasks"),
+        ("POST", "/v1/tasks"),
+        ("GET", "/v1/tasks/0192d1f0-0000-7000-8000-000000000000"),
+        ("GET", "/v1/nonexistent"),
+    ] {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic s3cret-token"),
+            Some("Bearer s3cret-tokenX"),
+        ] {
+            let mut req = app.http.request(method.parse().unwrap(), url(path));
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{method} {path} with {auth:?}");
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "unauthorized");
+            assert!(
+                !body.to_string().contains("s3cret"),
+                "the token is never echoed"
+            );
+        }
+    }
+
+    let r = app.get("/ready").await; // sends the right token
+    assert_eq!(r.status(), 200);
+    let id = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    assert_eq!(app.status(&id).await["status"], "queued");
+}
+
+#[tokio::test]
+async fn without_a_token_on_loopback_the_api_is_open() {
+    let app = TestApp::spawn().await;
+    assert!(app.token.is_none());
+    let r = app
+        .http
+        .get(format!("{}/v1/tasks", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

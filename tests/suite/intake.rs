@@ -1,0 +1,211 @@
+//! Submitting tasks, idempotency, status, listing, cancel.
+
+use futures_util::StreamExt;
+use openclaw_common::event::EventKind;
+use openclaw_common::names;
+use openclaw_common::task::TaskSpec;
+use openclaw_tests::app::TestApp;
+use serde_json::{Value, json};
+
+fn task_body() -> Value {
+    json!({"repo": "https://example.com/org/repo.git", "prompt": "Document the API"})
+}
+
+#[tokio::test]
+async fn submit_stores_the_task_with_its_headers_then_answers_202() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post_json(
+            "/v1/tasks",
+            &json!({"repo": "https://example.com/o/r.git", "prompt": "Write docs",
+                    "branch": "main", "metadata": {"ticket": 7}}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    let id = body["id"].as_str().unwrap();
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["status_url"], format!("/v1/tasks/{id}"));
+    assert_eq!(body["events_url"], format!("/v1/tasks/{id}/events"));
+    assert_eq!(location, format!("/v1/tasks/{id}"));
+
+    let stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
+    let msg = stream
+        .get_last_raw_message_by_subject("openclaw.tasks.doc-writer")
+        .await
+        .expect("the task is in the stream");
+    assert_eq!(msg.headers.get("Nats-Msg-Id").unwrap().as_str(), id);
+    assert_eq!(msg.headers.get(names::TASK_ID_HEADER).unwrap().as_str(), id);
+    let spec: TaskSpec = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(spec.id.to_string(), id);
+    assert_eq!(spec.prompt, "Write docs");
+    assert_eq!(spec.branch.unwrap().as_str(), "main");
+    assert_eq!(spec.push_branch.as_str(), format!("openclaw/{id}"));
+    assert_eq!(spec.metadata["ticket"], 7);
+
+    let events = app.stores().events.history(&spec.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].seq, 1);
+    assert!(matches!(events[0].kind, EventKind::Queued { .. }));
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_twice_queues_one_task() {
+    let app = TestApp::spawn().await;
+    let send = || async {
+        let r = app
+            .http
+            .post(format!("{}/v1/tasks", app.base))
+            .header("Idempotency-Key", "client-key-42")
+            .json(&task_body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.json::<Value>().await.unwrap()
+    };
+    let (a, b) = tokio::join!(send(), send());
+    let c = send().await;
+    assert_eq!(a["id"], b["id"]);
+    assert_eq!(a["id"], c["id"]);
+
+    let mut stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        1,
+        "one message for one key"
+    );
+    let id = openclaw_common::ids::TaskId::parse(a["id"].as_str().unwrap()).unwrap();
+    let events = app.stores().events.history(&id).await.unwrap();
+    assert_eq!(events.len(), 1, "one queued event: {events:?}");
+
+    // A different key is a different task.
+    let r = app
+        .http
+        .post(format!("{}/v1/tasks", app.base))
+        .header("Idempotency-Key", "client-key-43")
+        .json(&task_body())
+        .send()
+        .await
+        .unwrap();
+    let other: Value = r.json().await.unwrap();
+    assert_ne!(other["id"], a["id"]);
+}
+
+#[tokio::test]
+async fn status_and_recent_list() {
+    let app = TestApp::spawn().await;
+    let first = app.submit(&task_body()).await;
+    let second = app
+        .submit(&json!({"repo": "git@example.com:o/r.git", "prompt": "p", "push_branch": "docs/x"}))
+        .await;
+
+    let s = app.status(&second).await;
+    assert_eq!(s["id"], second.to_string());
+    assert_eq!(s["status"], "queued");
+    assert_eq!(s["agent"], "doc-writer");
+    assert_eq!(s["repo"], "git@example.com:o/r.git");
+    assert_eq!(s["push_branch"], "docs/x");
+    assert_eq!(s["attempts"], 0);
+    assert!(s["created_at"].as_str().unwrap().contains('T'));
+    assert!(s["updated_at"].is_string());
+
+    let list: Value = app.get("/v1/tasks?limit=10").await.json().await.unwrap();
+    let ids: Vec<&str> = list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second.to_string(), first.to_string()]);
+    let one: Value = app.get("/v1/tasks?limit=1").await.json().await.unwrap();
+    assert_eq!(one["tasks"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn cancel_before_start_ends_the_task_and_its_stream() {
+    let app = TestApp::spawn().await;
+    let id = app.submit(&task_body()).await;
+    let r = app
+        .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(app.status(&id).await["status"], "canceled");
+
+    let frames = openclaw_tests::within(
+        10,
+        "the canceled stream to end",
+        app.events(&id, None).await.collect(),
+    )
+    .await;
+    let names: Vec<_> = frames.iter().map(|f| f.event.clone().unwrap()).collect();
+    assert_eq!(names, ["queued", "canceled"]);
+
+    // Canceling twice changes nothing more.
+    let r = app
+        .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(app.stores().events.history(&id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn cancel_of_a_running_task_flags_it_and_of_a_finished_one_is_a_conflict() {
+    use openclaw_common::jetstream::Update;
+    use openclaw_common::status::TaskState;
+    let app = TestApp::spawn().await;
+    let id = app.submit(&task_body()).await;
+    let set = |state: TaskState| {
+        let status = &app.stores().status;
+        async move {
+            status
+                .update(&id, |s| {
+                    s.status = state;
+                    Update::Write(())
+                })
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    };
+    set(TaskState::Running).await;
+    let r = app
+        .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 202);
+    let s = app.status(&id).await;
+    assert_eq!(s["status"], "running");
+    assert_eq!(s["cancel_requested"], true);
+
+    set(TaskState::Completed).await;
+    let r = app
+        .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "conflict");
+
+    let r = app
+        .post_json(
+            &format!("/v1/tasks/{}/cancel", openclaw_common::ids::TaskId::new()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn many_concurrent_submits_each_get_their_own_task() {
+    let app = TestApp::spawn().await;
+    let body = task_body();
+    let ids: Vec<_> = futures_util::stream::iter(0..20)
+        .map(|_| app.submit(&body))
+        .buffer_unordered(10)
+        .collect()
+        .await;
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), 20);
+    let mut stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 20);
+}

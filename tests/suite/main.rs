@@ -1,0 +1,11 @@
+//! The one integration-test binary: every suite links once.
+
+// In the suite a panic is a failed assertion, which is what unwrap() means here.
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod definitions;
+mod events;
+mod intake;
+mod invalid_input;
+mod outage;
