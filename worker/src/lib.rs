@@ -1,3 +1,26 @@
+//! The OpenClaw worker: takes exactly one task from JetStream and carries it through.
+//!
+//! Layout:
+//! - [`config`]: [`WorkerConfig`], from the environment.
+//! - [`run`]: one task, start to finish: fetch, claim, clone, agent loop, commit, push, ack.
+//! - [`agent`]: the agent loop: model calls, tool calls, limits, stop requests.
+//! - [`llm`]: the OpenAI-compatible chat-completions client (streaming, tools, retries).
+//! - [`tools`]: the tools the model can call, confined to the checkout.
+//! - [`git`]: clone, branch, commit and push with git2; credentials only via callbacks.
+
+pub mod agent;
+pub mod config;
+pub mod git;
+pub mod llm;
+pub mod run;
+pub mod tools;
+
+pub use config::WorkerConfig;
+pub use run::{Outcome, run_one};
+
+/// Installs the process-wide rustls crypto provider (ring). reqwest is built without a
+/// provider of its own so that only one is compiled in; it must be installed before the first
+/// HTTP client is built. Safe to call more than once.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -1,0 +1,174 @@
+//! The agent loop: ask the model, run the tools it calls, feed the results back, until it
+//! answers without tool calls, a limit is reached, or the task is told to stop.
+
+use std::time::Instant;
+
+use openclaw_common::agents::Limits;
+use openclaw_common::event::EventKind;
+use openclaw_common::ids::TaskId;
+use openclaw_common::jetstream::{EventWriter, StatusStore, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::llm::{ChatMessage, LlmClient, LlmError};
+use crate::tools::Toolbox;
+
+/// Why the loop stopped before the model finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// `POST /v1/tasks/{id}/cancel`.
+    Canceled,
+    /// SIGTERM (spot interruption, scale-down): checkpoint and hand the task back.
+    Terminated,
+}
+
+/// How the loop ended.
+#[derive(Debug)]
+pub enum LoopEnd {
+    /// The model answered without tool calls; its answer is the summary.
+    Answered(String),
+    Stopped(Stop),
+    /// A profile limit (steps, tokens, wall time) was reached.
+    LimitReached(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where stop requests come from, checked between steps.
+pub struct StopSignals {
+    /// Cancelled by the SIGTERM handler.
+    pub terminate: CancellationToken,
+    /// Holds the cancel flag set by the bridge.
+    pub status: StatusStore,
+    pub task: TaskId,
+}
+
+impl StopSignals {
+    pub async fn check(&self) -> Result<Option<Stop>, StoreError> {
+        if self.terminate.is_cancelled() {
+            return Ok(Some(Stop::Terminated));
+        }
+        let canceled = self
+            .status
+            .get(&self.task)
+            .await?
+            .is_some_and(|s| s.cancel_requested);
+        Ok(canceled.then_some(Stop::Canceled))
+    }
+}
+
+/// One task's conversation with the model.
+pub struct AgentLoop<'a> {
+    pub llm: &'a LlmClient,
+    pub tools: &'a Toolbox,
+    pub events: &'a mut EventWriter,
+    pub model: String,
+    pub limits: &'a Limits,
+    pub stop: &'a StopSignals,
+}
+
+impl AgentLoop<'_> {
+    pub async fn run(&mut self, mut messages: Vec<ChatMessage>) -> Result<LoopEnd, AgentError> {
+        let started = Instant::now();
+        let tool_defs = self.tools.definitions();
+        let mut tokens = 0u64;
+        for _step in 0..self.limits.max_steps {
+            if let Some(stop) = self.stop.check().await? {
+                return Ok(LoopEnd::Stopped(stop));
+            }
+            if started.elapsed() > self.limits.max_wall() {
+                return Ok(LoopEnd::LimitReached(format!(
+                    "wall-time limit of {}s reached",
+                    self.limits.max_wall_secs
+                )));
+            }
+            let completion = self.ask(&messages, &tool_defs).await?;
+            tokens += completion.prompt_tokens + completion.completion_tokens;
+            self.events
+                .publish(EventKind::LlmUsage {
+                    model: self.model.clone(),
+                    prompt_tokens: completion.prompt_tokens,
+                    completion_tokens: completion.completion_tokens,
+                    latency_ms: completion.latency.as_millis() as u64,
+                })
+                .await?;
+            messages.push(ChatMessage {
+                role: "assistant".into(),
+                content: (!completion.content.is_empty()).then(|| completion.content.clone()),
+                tool_calls: completion.tool_calls.clone(),
+                tool_call_id: None,
+            });
+            if completion.tool_calls.is_empty() {
+                return Ok(LoopEnd::Answered(completion.content));
+            }
+            if tokens > self.limits.max_tokens {
+                return Ok(LoopEnd::LimitReached(format!(
+                    "token limit of {} reached ({tokens} used)",
+                    self.limits.max_tokens
+                )));
+            }
+            for call in &completion.tool_calls {
+                self.events
+                    .publish(EventKind::ToolCall {
+                        call_id: call.id.clone(),
+                        name: call.function.name.clone(),
+                        arguments: call.function.arguments.clone(),
+                    })
+                    .await?;
+                let result = self.tools.call(&call.function.name, &call.function.arguments).await;
+                let (ok, output) = match result {
+                    Ok(out) => (true, out),
+                    Err(err) => (false, format!("error: {err}")),
+                };
+                self.events
+                    .publish(EventKind::ToolResult {
+                        call_id: call.id.clone(),
+                        name: call.function.name.clone(),
+                        ok,
+                        output: output.clone(),
+                    })
+                    .await?;
+                messages.push(ChatMessage::tool(&call.id, output));
+            }
+        }
+        Ok(LoopEnd::LimitReached(format!(
+            "step limit of {} reached",
+            self.limits.max_steps
+        )))
+    }
+
+    /// One model call, relaying text deltas as `message` events while it streams. Deltas that
+    /// arrive together are published as one event.
+    async fn ask(
+        &mut self,
+        messages: &[ChatMessage],
+        tool_defs: &[serde_json::Value],
+    ) -> Result<crate::llm::Completion, AgentError> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let llm = self.llm;
+        let model = self.model.clone();
+        let call = async move {
+            let r = llm.complete(&model, messages, tool_defs, &tx).await;
+            drop(tx);
+            r
+        };
+        let events = &mut *self.events;
+        let relay = async move {
+            while let Some(mut delta) = rx.recv().await {
+                while let Ok(more) = rx.try_recv() {
+                    delta.push_str(&more);
+                }
+                events.publish(EventKind::Message { delta }).await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        let (completion, relayed) = tokio::join!(call, relay);
+        relayed?;
+        Ok(completion?)
+    }
+}

@@ -1,0 +1,119 @@
+//! Worker configuration, from the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use openclaw_common::agents::AgentCatalog;
+use openclaw_common::config::{ConfigError, Env, EnvReader, NatsConfig, Secret};
+use openclaw_common::ids::{AgentName, RepoPolicy};
+
+/// How to reach the OpenAI-compatible gateway (LiteLLM).
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    /// Base URL ending in `/v1` (appended when `LITELLM_BASE_URL` lacks it).
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer`.
+    pub api_key: Option<Secret>,
+    /// Model when neither the task nor the agent profile names one.
+    pub default_model: String,
+    /// Retries of one model call on 429, 5xx and connection errors.
+    pub max_retries: usize,
+    /// First retry delay; doubles with jitter up to `max_retry_delay`.
+    pub retry_base: Duration,
+    pub max_retry_delay: Duration,
+    /// Deadline of one model call, streaming included.
+    pub request_timeout: Duration,
+}
+
+/// Git credentials and identity. Credentials are handed to libgit2 in its credentials callback
+/// only: never in a URL, `.git/config`, a log line or an event.
+#[derive(Debug, Clone)]
+pub struct GitConfig {
+    pub username: Option<String>,
+    pub token: Option<Secret>,
+    pub ssh_key_path: Option<PathBuf>,
+    pub ssh_key: Option<Secret>,
+    pub ssh_passphrase: Option<Secret>,
+    pub author_name: String,
+    pub author_email: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub nats: NatsConfig,
+    /// The agent whose tasks this worker takes (`OPENCLAW_AGENT`).
+    pub agent: AgentName,
+    pub agents: AgentCatalog,
+    /// How long to wait for a task before exiting with nothing to do.
+    pub fetch_wait: Duration,
+    /// Delay before a task that failed transiently is delivered again.
+    pub nak_delay: Duration,
+    /// Names this worker in events and status (`OPENCLAW_WORKER_ID`, default host-pid).
+    pub worker_id: String,
+    /// Parent of the per-task checkout (default: the system temp dir).
+    pub work_dir: Option<PathBuf>,
+    pub repo_policy: RepoPolicy,
+    pub llm: LlmConfig,
+    pub git: GitConfig,
+}
+
+impl WorkerConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let env = EnvReader(env);
+        let agent_raw = env.string_or("OPENCLAW_AGENT", "doc-writer");
+        let agent = AgentName::parse(&agent_raw).map_err(|e| ConfigError::Invalid {
+            var: "OPENCLAW_AGENT",
+            value: agent_raw,
+            expected: e.to_string(),
+        })?;
+        let agents = AgentCatalog::load(env.string("OPENCLAW_AGENTS").map(PathBuf::from).as_deref())
+            .map_err(|e| ConfigError::Refused(e.to_string()))?;
+        if agents.get(&agent).is_none() {
+            return Err(ConfigError::Refused(format!(
+                "OPENCLAW_AGENT={agent} is not a configured agent (known: {})",
+                agents.names().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let mut base_url = env.string_or("LITELLM_BASE_URL", "http://litellm.litellm:4000");
+        while base_url.ends_with('/') {
+            base_url.pop();
+        }
+        if !base_url.ends_with("/v1") {
+            base_url.push_str("/v1");
+        }
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+        Ok(Self {
+            nats: NatsConfig::from_env(&env)?,
+            agent,
+            agents,
+            fetch_wait: env.seconds("OPENCLAW_FETCH_WAIT_SECS", Duration::from_secs(5))?,
+            nak_delay: env.seconds("OPENCLAW_NAK_DELAY_SECS", Duration::from_secs(10))?,
+            worker_id: env
+                .string("OPENCLAW_WORKER_ID")
+                .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
+            work_dir: env.string("OPENCLAW_WORK_DIR").map(PathBuf::from),
+            repo_policy: RepoPolicy {
+                allow_file: env.bool("OPENCLAW_ALLOW_FILE_REPOS", false)?,
+                allow_http: env.bool("OPENCLAW_ALLOW_HTTP_REPOS", false)?,
+            },
+            llm: LlmConfig {
+                base_url,
+                api_key: env.secret("LITELLM_API_KEY"),
+                default_model: env.string_or("LITELLM_MODEL_NAME", "bedrock/claude-4.5-sonnet"),
+                max_retries: env.parse("LITELLM_MAX_RETRIES", 4, "a number of retries")?,
+                retry_base: env.seconds("LITELLM_RETRY_BASE_SECS", Duration::from_millis(500))?,
+                max_retry_delay: env.seconds("LITELLM_MAX_RETRY_DELAY_SECS", Duration::from_secs(30))?,
+                request_timeout: env.seconds("LITELLM_TIMEOUT_SECS", Duration::from_secs(300))?,
+            },
+            git: GitConfig {
+                username: env.string("GIT_USERNAME"),
+                token: env.secret("GIT_TOKEN"),
+                ssh_key_path: env.string("GIT_SSH_KEY_PATH").map(PathBuf::from),
+                ssh_key: env.secret("GIT_SSH_KEY"),
+                ssh_passphrase: env.secret("GIT_SSH_PASSPHRASE"),
+                author_name: env.string_or("OPENCLAW_GIT_AUTHOR_NAME", "OpenClaw"),
+                author_email: env.string_or("OPENCLAW_GIT_AUTHOR_EMAIL", "openclaw@localhost"),
+            },
+        })
+    }
+}

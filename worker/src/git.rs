@@ -1,0 +1,232 @@
+//! Git with libgit2 (git2): clone, choose the branch, commit, push. Blocking: call from
+//! `spawn_blocking`. Credentials are given to libgit2 only through its credentials callback,
+//! so they never land in a URL, `.git/config`, a log line or an event.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use git2::{Cred, CredentialType, FetchOptions, PushOptions, RemoteCallbacks, Repository, Signature};
+use openclaw_common::ids::{BranchName, RepoUrl};
+
+use crate::config::GitConfig;
+
+/// Why a git step failed. `Auth`, `NotFound` and `Rejected` will not get better by retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("git authentication failed: {0}")]
+    Auth(String),
+    #[error("git: not found: {0}")]
+    NotFound(String),
+    #[error("push rejected: {0}")]
+    Rejected(String),
+    #[error("git: {0}")]
+    Transient(String),
+    #[error("git: {0}")]
+    Other(String),
+}
+
+impl GitError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+
+    fn classify(e: git2::Error) -> Self {
+        let msg = e.message().to_owned();
+        let lower = msg.to_ascii_lowercase();
+        if e.code() == git2::ErrorCode::Auth
+            || lower.contains("authentication")
+            || lower.contains("401")
+            || lower.contains("403")
+        {
+            Self::Auth(msg)
+        } else if e.code() == git2::ErrorCode::NotFound
+            || lower.contains("not found")
+            || lower.contains("404")
+            || lower.contains("does not appear to be a git repository")
+            || lower.contains("could not find repository")
+        {
+            Self::NotFound(msg)
+        } else if matches!(
+            e.class(),
+            git2::ErrorClass::Net | git2::ErrorClass::Http | git2::ErrorClass::Ssh | git2::ErrorClass::Os
+        ) {
+            Self::Transient(msg)
+        } else {
+            Self::Other(msg)
+        }
+    }
+}
+
+/// What the clone produced.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    /// HEAD after checkout.
+    pub sha: String,
+    /// The branch checked out (the task's push branch).
+    pub branch: String,
+    /// True when the push branch already existed on the remote (an earlier attempt's
+    /// checkpoint), and the work continues from it.
+    pub resumed: bool,
+}
+
+/// The result of committing.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub sha: String,
+    pub files: Vec<String>,
+}
+
+/// Callbacks answering credential requests from `config`, at most a few times (libgit2 asks
+/// again after every refusal, forever).
+fn callbacks(config: &GitConfig) -> RemoteCallbacks<'_> {
+    let mut cb = RemoteCallbacks::new();
+    let tries = Cell::new(0u32);
+    cb.credentials(move |_url, username_from_url, allowed| {
+        tries.set(tries.get() + 1);
+        if tries.get() > 3 {
+            return Err(git2::Error::new(
+                git2::ErrorCode::Auth,
+                git2::ErrorClass::Net,
+                "authentication failed: credentials were refused",
+            ));
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            if let Some(token) = &config.token {
+                let user = config.username.as_deref().unwrap_or("x-access-token");
+                return Cred::userpass_plaintext(user, token.expose());
+            }
+        }
+        if allowed.contains(CredentialType::SSH_KEY) {
+            let user = username_from_url.or(config.username.as_deref()).unwrap_or("git");
+            let passphrase = config.ssh_passphrase.as_ref().map(|p| p.expose());
+            if let Some(key) = &config.ssh_key {
+                return Cred::ssh_key_from_memory(user, None, key.expose(), passphrase);
+            }
+            if let Some(path) = &config.ssh_key_path {
+                return Cred::ssh_key(user, None, path, passphrase);
+            }
+        }
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(username_from_url.unwrap_or("git"));
+        }
+        Err(git2::Error::new(
+            git2::ErrorCode::Auth,
+            git2::ErrorClass::Net,
+            "authentication required but no credentials are configured (GIT_TOKEN or GIT_SSH_KEY_PATH)",
+        ))
+    });
+    cb
+}
+
+/// Clones `url` into `dest` and checks out `push_branch`: from the remote when it exists there
+/// already (resume), else new at the tip of `base` (or the remote's default branch).
+pub fn clone(
+    url: &RepoUrl,
+    dest: &Path,
+    base: Option<&BranchName>,
+    push_branch: &BranchName,
+    config: &GitConfig,
+) -> Result<Checkout, GitError> {
+    let mut fetch = FetchOptions::new();
+    fetch.remote_callbacks(callbacks(config));
+    // libgit2's local transport cannot do shallow fetches; smart transports can.
+    if !url.is_file() {
+        fetch.depth(1);
+    }
+    let mut builder = git2::build::RepoBuilder::new();
+    builder.fetch_options(fetch);
+    if let Some(b) = base {
+        builder.branch(b.as_str());
+    }
+    let repo = builder.clone(url.as_str(), dest).map_err(GitError::classify)?;
+
+    let remote_ref = format!("refs/remotes/origin/{push_branch}");
+    let (start, resumed) = match repo.find_reference(&remote_ref) {
+        Ok(r) => (r.peel_to_commit().map_err(GitError::classify)?, true),
+        Err(_) => (
+            repo.head()
+                .and_then(|h| h.peel_to_commit())
+                .map_err(|e| GitError::Other(format!("the repository has no commit to start from: {}", e.message())))?,
+            false,
+        ),
+    };
+    let branch = repo
+        .branch(push_branch.as_str(), &start, true)
+        .map_err(GitError::classify)?;
+    let refname = branch
+        .get()
+        .name()
+        .map_err(|_| GitError::Other("branch name is not UTF-8".into()))?
+        .to_owned();
+    repo.checkout_tree(start.as_object(), Some(git2::build::CheckoutBuilder::new().force()))
+        .map_err(GitError::classify)?;
+    repo.set_head(&refname).map_err(GitError::classify)?;
+    Ok(Checkout {
+        sha: start.id().to_string(),
+        branch: push_branch.to_string(),
+        resumed,
+    })
+}
+
+/// Commits every change of the work tree on the current branch. `None` when nothing changed.
+pub fn commit_all(dir: &Path, message: &str, config: &GitConfig) -> Result<Option<Commit>, GitError> {
+    let repo = Repository::open(dir).map_err(GitError::classify)?;
+    let mut index = repo.index().map_err(GitError::classify)?;
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .map_err(GitError::classify)?;
+    index.update_all(["*"], None).map_err(GitError::classify)?;
+    index.write().map_err(GitError::classify)?;
+    let tree_id = index.write_tree().map_err(GitError::classify)?;
+    let parent = repo.head().and_then(|h| h.peel_to_commit()).map_err(GitError::classify)?;
+    if parent.tree_id() == tree_id {
+        return Ok(None);
+    }
+    let tree = repo.find_tree(tree_id).map_err(GitError::classify)?;
+    let diff = repo
+        .diff_tree_to_tree(Some(&parent.tree().map_err(GitError::classify)?), Some(&tree), None)
+        .map_err(GitError::classify)?;
+    let files: Vec<String> = diff
+        .deltas()
+        .filter_map(|d| d.new_file().path().or(d.old_file().path()).map(|p| p.to_string_lossy().into_owned()))
+        .collect();
+    let sig = Signature::now(&config.author_name, &config.author_email).map_err(GitError::classify)?;
+    let oid = repo
+        .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
+        .map_err(GitError::classify)?;
+    Ok(Some(Commit {
+        sha: oid.to_string(),
+        files,
+    }))
+}
+
+/// Pushes `branch` to `origin`. A ref the server refuses (non-fast-forward, hook) is
+/// [`GitError::Rejected`] with the server's reason.
+pub fn push(dir: &Path, branch: &BranchName, config: &GitConfig) -> Result<(), GitError> {
+    let repo = Repository::open(dir).map_err(GitError::classify)?;
+    let mut remote = repo.find_remote("origin").map_err(GitError::classify)?;
+    let rejection: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
+    {
+        let mut cb = callbacks(config);
+        cb.push_update_reference(|refname, status| {
+            if let Some(reason) = status {
+                *rejection.borrow_mut() = Some(format!("{refname}: {reason}"));
+            }
+            Ok(())
+        });
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(cb);
+        let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
+        remote.push(&[spec.as_str()], Some(&mut opts)).map_err(|e| {
+            let classified = GitError::classify(e);
+            match classified {
+                GitError::Other(m) => GitError::Rejected(m),
+                other => other,
+            }
+        })?;
+    }
+    match rejection.into_inner() {
+        Some(reason) => Err(GitError::Rejected(reason)),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,411 @@
+//! Client of an OpenAI-compatible chat-completions API (the LiteLLM gateway): streaming with
+//! usage, tool calls, and retries with exponential backoff and jitter on 429, 5xx and
+//! connection errors, honouring `Retry-After`.
+
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::LlmConfig;
+
+/// One message of the conversation, in the OpenAI wire format.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn system(text: impl Into<String>) -> Self {
+        Self::plain("system", text)
+    }
+    pub fn user(text: impl Into<String>) -> Self {
+        Self::plain("user", text)
+    }
+    pub fn tool(call_id: &str, text: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(call_id.to_owned()),
+            ..Self::plain("tool", text)
+        }
+    }
+    fn plain(role: &str, text: impl Into<String>) -> Self {
+        Self {
+            role: role.to_owned(),
+            content: Some(text.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// A tool call requested by the model. `arguments` is the raw JSON text the model produced,
+/// which may be malformed: the tool layer reports that back to the model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// The model's answer to one request.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency: Duration,
+}
+
+/// Why a model call failed. The variant names double as metric labels.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// 429, 5xx, connection trouble or a broken stream: worth another try.
+    #[error("the model gateway is unavailable: {message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Any other 4xx: the request itself is wrong (bad key, unknown model…).
+    #[error("the model gateway refused the request (HTTP {status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// The response does not follow the API.
+    #[error("the model gateway sent an unreadable response: {0}")]
+    Malformed(String),
+}
+
+impl LlmError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+}
+
+/// The chat-completions client.
+#[derive(Clone)]
+pub struct LlmClient {
+    http: reqwest::Client,
+    config: LlmConfig,
+}
+
+impl LlmClient {
+    pub fn new(config: LlmConfig) -> Result<Self, LlmError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| LlmError::Malformed(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { http, config })
+    }
+
+    /// One model turn, retried on transient failure. Text deltas are sent to `deltas` as they
+    /// stream in.
+    pub async fn complete(
+        &self,
+        model: &str,
+        messages: &[ChatMessage],
+        tools: &[Value],
+        deltas: &UnboundedSender<String>,
+    ) -> Result<Completion, LlmError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.config.retry_base)
+            .with_max_delay(self.config.max_retry_delay)
+            .with_max_times(self.config.max_retries)
+            .with_jitter();
+        (|| self.complete_once(model, messages, tools, deltas))
+            .retry(backoff)
+            .when(LlmError::is_transient)
+            .adjust(|err, planned| {
+                // Retry-After, when the gateway sent one, replaces the planned delay; it never
+                // grants a retry the policy has run out of.
+                let hinted = match err {
+                    LlmError::Transient { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                planned.map(|d| hinted.map_or(d, |h| h.min(self.config.max_retry_delay)))
+            })
+            .notify(|err, delay| tracing::warn!(error = %err, ?delay, "model call failed; retrying"))
+            .await
+    }
+
+    async fn complete_once(
+        &self,
+        model: &str,
+        messages: &[ChatMessage],
+        tools: &[Value],
+        deltas: &UnboundedSender<String>,
+    ) -> Result<Completion, LlmError> {
+        let started = Instant::now();
+        let mut body = json!({
+            "model": model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        if !tools.is_empty() {
+            body["tools"] = Value::Array(tools.to_vec());
+            body["tool_choice"] = json!("auto");
+        }
+        let mut req = self
+            .http
+            .post(format!("{}/chat/completions", self.config.base_url))
+            .json(&body);
+        if let Some(key) = &self.config.api_key {
+            req = req.bearer_auth(key.expose());
+        }
+        let response = req.send().await.map_err(|e| LlmError::Transient {
+            message: describe_reqwest(&e),
+            retry_after: None,
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64);
+            let text = response.text().await.unwrap_or_default();
+            let message = gateway_message(&text);
+            return Err(if status.as_u16() == 429 || status.is_server_error() {
+                LlmError::Transient {
+                    message: format!("HTTP {status}: {message}"),
+                    retry_after,
+                }
+            } else {
+                LlmError::Rejected {
+                    status: status.as_u16(),
+                    message,
+                }
+            });
+        }
+        let is_stream = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let mut completion = if is_stream {
+            read_stream(response, deltas).await?
+        } else {
+            // Some gateways answer a streaming request with one JSON body.
+            let value: Value = response.json().await.map_err(|e| LlmError::Transient {
+                message: describe_reqwest(&e),
+                retry_after: None,
+            })?;
+            let c = parse_full(&value)?;
+            if !c.content.is_empty() {
+                let _ = deltas.send(c.content.clone());
+            }
+            c
+        };
+        completion.latency = started.elapsed();
+        Ok(completion)
+    }
+}
+
+/// The gateway's error message from an OpenAI-style error body, else the raw text (bounded).
+fn gateway_message(text: &str) -> String {
+    let from_json = serde_json::from_str::<Value>(text).ok().and_then(|v| {
+        v["error"]["message"]
+            .as_str()
+            .or_else(|| v["error"].as_str())
+            .or_else(|| v["message"].as_str())
+            .map(str::to_owned)
+    });
+    let mut message = from_json.unwrap_or_else(|| text.trim().to_owned());
+    if message.len() > 500 {
+        let mut cut = 500;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    message
+}
+
+/// A reqwest error without its URL (which never holds secrets here, but stays short).
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_connect() {
+        "cannot connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() || e.is_decode() {
+        "response broke off"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+fn parse_full(value: &Value) -> Result<Completion, LlmError> {
+    let message = &value["choices"][0]["message"];
+    if message.is_null() {
+        return Err(LlmError::Malformed("no choices[0].message".into()));
+    }
+    let tool_calls = match message.get("tool_calls") {
+        Some(Value::Array(calls)) => calls
+            .iter()
+            .map(|c| serde_json::from_value(c.clone()))
+            .collect::<Result<Vec<ToolCall>, _>>()
+            .map_err(|e| LlmError::Malformed(format!("tool_calls: {e}")))?,
+        _ => Vec::new(),
+    };
+    Ok(Completion {
+        content: message["content"].as_str().unwrap_or_default().to_owned(),
+        tool_calls,
+        prompt_tokens: value["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+        completion_tokens: value["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+        latency: Duration::ZERO,
+    })
+}
+
+/// Reads `data:` lines of a chat-completions stream, assembling content and tool calls.
+async fn read_stream(
+    response: reqwest::Response,
+    deltas: &UnboundedSender<String>,
+) -> Result<Completion, LlmError> {
+    let mut out = Completion::default();
+    let mut partial: Vec<ToolCall> = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut body = response.bytes_stream();
+    let mut done = false;
+    while !done {
+        let Some(chunk) = body.next().await else {
+            break;
+        };
+        let chunk = chunk.map_err(|e| LlmError::Transient {
+            message: describe_reqwest(&e),
+            retry_after: None,
+        })?;
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim().strip_prefix("data:") else {
+                continue;
+            };
+            let data = data.trim();
+            if data == "[DONE]" {
+                done = true;
+                break;
+            }
+            let value: Value = serde_json::from_str(data)
+                .map_err(|e| LlmError::Malformed(format!("stream chunk is not JSON: {e}")))?;
+            if let Some(err) = value.get("error") {
+                return Err(LlmError::Transient {
+                    message: format!("error inside the stream: {err}"),
+                    retry_after: None,
+                });
+            }
+            apply_chunk(&value, &mut out, &mut partial, deltas);
+        }
+    }
+    out.tool_calls = partial
+        .into_iter()
+        .filter(|c| !c.function.name.is_empty())
+        .collect();
+    Ok(out)
+}
+
+fn apply_chunk(
+    value: &Value,
+    out: &mut Completion,
+    partial: &mut Vec<ToolCall>,
+    deltas: &UnboundedSender<String>,
+) {
+    if let Some(usage) = value.get("usage").filter(|u| u.is_object()) {
+        out.prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(out.prompt_tokens);
+        out.completion_tokens = usage["completion_tokens"]
+            .as_u64()
+            .unwrap_or(out.completion_tokens);
+    }
+    let delta = &value["choices"][0]["delta"];
+    if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+        out.content.push_str(text);
+        let _ = deltas.send(text.to_owned());
+    }
+    if let Some(calls) = delta["tool_calls"].as_array() {
+        for call in calls {
+            let index = call["index"].as_u64().unwrap_or(partial.len() as u64) as usize;
+            while partial.len() <= index {
+                partial.push(ToolCall {
+                    id: String::new(),
+                    kind: function_type(),
+                    function: FunctionCall::default(),
+                });
+            }
+            let slot = &mut partial[index];
+            if let Some(id) = call["id"].as_str() {
+                slot.id = id.to_owned();
+            }
+            if let Some(name) = call["function"]["name"].as_str() {
+                slot.function.name.push_str(name);
+            }
+            if let Some(args) = call["function"]["arguments"].as_str() {
+                slot.function.arguments.push_str(args);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_tool_call_arguments_are_assembled() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut out = Completion::default();
+        let mut partial = Vec::new();
+        for chunk in [
+            json!({"choices":[{"delta":{"content":"Hi"}}]}),
+            json!({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"write_file","arguments":"{\"pa"}}]}}]}),
+            json!({"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"th\":\"a\"}"}}]}}]}),
+            json!({"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":3}}),
+        ] {
+            apply_chunk(&chunk, &mut out, &mut partial, &tx);
+        }
+        assert_eq!(rx.try_recv().unwrap(), "Hi");
+        assert_eq!(partial[0].id, "c1");
+        assert_eq!(partial[0].function.arguments, "{\"path\":\"a\"}");
+        assert_eq!((out.prompt_tokens, out.completion_tokens), (10, 3));
+    }
+
+    #[test]
+    fn gateway_messages_come_from_the_error_body() {
+        assert_eq!(
+            gateway_message(r#"{"error":{"message":"bad key"}}"#),
+            "bad key"
+        );
+        assert_eq!(gateway_message("plain"), "plain");
+    }
+}

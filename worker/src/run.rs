@@ -1,0 +1,540 @@
+//! One task, start to finish. The steps and what each does with the JetStream message:
+//!
+//! fetch (none → exit) → claim (status `running`, `started`) → clone → agent loop → commit →
+//! push → `completed` → status → **ack**. Transient failure → `failed{retryable}` + nak with
+//! delay (a later attempt retries) until `max_deliver`; permanent failure → `failed` + term;
+//! cancel → `canceled` + term; SIGTERM → checkpoint commit pushed to the task branch + nak.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::{self as js_api, AckKind};
+use futures_util::StreamExt;
+use openclaw_common::agents::AgentProfile;
+use openclaw_common::event::EventKind;
+use openclaw_common::ids::RepoUrl;
+use openclaw_common::jetstream::{self, EventWriter, StoreError, Stores, Update};
+use openclaw_common::names;
+use openclaw_common::status::{TaskState, TaskStatus};
+use openclaw_common::task::TaskSpec;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, warn};
+
+use crate::agent::{AgentError, AgentLoop, LoopEnd, Stop, StopSignals};
+use crate::config::WorkerConfig;
+use crate::git::{self, Checkout, GitError};
+use crate::llm::{ChatMessage, LlmClient};
+use crate::tools::Toolbox;
+
+/// What became of the run. Also the worker's log line and metric label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No task arrived within the fetch wait.
+    NoTask,
+    Completed { commit: Option<String> },
+    /// Failed; `retry` when the task was handed back for another attempt.
+    Failed { reason: String, retry: bool },
+    Canceled,
+    /// SIGTERM: checkpoint pushed, task handed back.
+    Interrupted,
+    /// The task had already ended (a redelivery after a crash between completing and acking).
+    AlreadyDone,
+}
+
+/// Infrastructure trouble that keeps the worker from doing its job at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("JetStream: {0}")]
+    JetStream(String),
+    #[error("setup: {0}")]
+    Setup(String),
+}
+
+/// What to tell JetStream about the message once the task is settled.
+enum Settle {
+    Ack,
+    Nak(Duration),
+    Term,
+}
+
+/// Fetches one task of the configured agent and carries it through.
+pub async fn run_one(config: &WorkerConfig, terminate: CancellationToken) -> Result<Outcome, RunError> {
+    let client = jetstream::connect(&config.nats, "openclaw-worker", false).await?;
+    let js = jetstream::context(client.clone());
+    let stores = Stores::open(js.clone()).await?;
+    let tasks = js
+        .get_stream(names::TASKS_STREAM)
+        .await
+        .map_err(|e| RunError::JetStream(format!("stream {}: {e}", names::TASKS_STREAM)))?;
+    let consumer_name = names::worker_consumer(&config.agent);
+    let mut consumer = tasks
+        .get_consumer::<pull::Config>(&consumer_name)
+        .await
+        .map_err(|e| RunError::JetStream(format!("consumer {consumer_name}: {e}")))?;
+    let info = consumer
+        .info()
+        .await
+        .map_err(|e| RunError::JetStream(format!("consumer {consumer_name}: {e}")))?;
+    let (ack_wait, max_deliver) = (info.config.ack_wait, info.config.max_deliver);
+
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(config.fetch_wait)
+        .messages()
+        .await
+        .map_err(|e| RunError::JetStream(format!("fetch: {e}")))?;
+    let msg = tokio::select! {
+        next = batch.next() => match next {
+            None => return Ok(Outcome::NoTask),
+            Some(Err(e)) => return Err(RunError::JetStream(format!("fetch: {e}"))),
+            Some(Ok(m)) => Arc::new(m),
+        },
+        () = terminate.cancelled() => return Ok(Outcome::NoTask),
+    };
+    let attempt = msg.info().map(|i| i.delivered as u32).unwrap_or(1).max(1);
+
+    let spec: TaskSpec = match serde_json::from_slice(&msg.payload) {
+        Ok(spec) => spec,
+        Err(e) => {
+            warn!(subject = %msg.subject, error = %e, "unreadable task message; terminating it");
+            settle(&msg, Settle::Term).await?;
+            return Ok(Outcome::Failed {
+                reason: format!("unreadable task message: {e}"),
+                retry: false,
+            });
+        }
+    };
+    // Tell JetStream we are still working, well inside ack_wait, until the task is settled.
+    let keep_alive = {
+        let msg = msg.clone();
+        let every = (ack_wait / 3).max(Duration::from_millis(200));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                    warn!(error = %e, "in-progress ack failed");
+                }
+            }
+        })
+    };
+    let span = tracing::info_span!("task", task_id = %spec.id, agent = %spec.agent, attempt);
+    let task = Task {
+        config,
+        stores: &stores,
+        spec: &spec,
+        attempt,
+        last_attempt: max_deliver > 0 && i64::from(attempt) >= max_deliver,
+        terminate: &terminate,
+    };
+    let result = task.run().instrument(span).await;
+    keep_alive.abort();
+    let (outcome, how) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            // Events or status could not be written: NATS trouble. Hand the task back.
+            warn!(task_id = %spec.id, error = %e, "task interrupted by a store error");
+            (
+                Outcome::Failed {
+                    reason: e.to_string(),
+                    retry: true,
+                },
+                Settle::Nak(config.nak_delay),
+            )
+        }
+    };
+    settle(&msg, how).await?;
+    info!(task_id = %spec.id, ?outcome, "task settled");
+    client.flush().await.ok();
+    Ok(outcome)
+}
+
+async fn settle(msg: &js_api::Message, how: Settle) -> Result<(), RunError> {
+    let result = match how {
+        // Double ack: wait for the server to confirm, so a lost ack cannot redeliver a task
+        // that is done.
+        Settle::Ack => msg.double_ack().await,
+        Settle::Nak(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
+        Settle::Term => msg.ack_with(AckKind::Term).await,
+    };
+    result.map_err(|e| RunError::JetStream(format!("ack: {e}")))
+}
+
+/// What claiming the task found.
+enum Claim {
+    /// The task is now `running` under this worker.
+    Claimed,
+    /// It had ended already (a redelivery after a crash between the end and the ack).
+    Ended(TaskState),
+    /// Cancel was requested before it started.
+    CancelRequested,
+}
+
+/// One delivery of one task.
+struct Task<'a> {
+    config: &'a WorkerConfig,
+    stores: &'a Stores,
+    spec: &'a TaskSpec,
+    /// Delivery count from JetStream (1 for the first).
+    attempt: u32,
+    /// Whether JetStream will not deliver the task again after this attempt.
+    last_attempt: bool,
+    terminate: &'a CancellationToken,
+}
+
+impl Task<'_> {
+    async fn run(&self) -> Result<(Outcome, Settle), StoreError> {
+        let spec = self.spec;
+        let id = spec.id;
+        // The bridge normally wrote these; a task published by other means gets them here.
+        self.stores.status.ensure(&TaskStatus::queued(spec)).await?;
+        self.stores.events.ensure_queued(spec).await?;
+
+        let worker_id = self.config.worker_id.clone();
+        let attempt = self.attempt;
+        let claimed = self
+            .stores
+            .status
+            .update(&id, |s| {
+                if s.status.is_terminal() {
+                    return Update::Keep(Claim::Ended(s.status));
+                }
+                if s.cancel_requested {
+                    return Update::Keep(Claim::CancelRequested);
+                }
+                s.status = TaskState::Running;
+                s.attempts = attempt;
+                s.worker_id = Some(worker_id.clone());
+                Update::Write(Claim::Claimed)
+            })
+            .await?
+            .map(|(_, claim)| claim);
+        let mut events = self.stores.events.writer(id, self.attempt);
+        match claimed {
+            None => return Err(StoreError::Unavailable(format!("status of {id} vanished"))),
+            Some(Claim::Ended(TaskState::Canceled)) => return Ok((Outcome::Canceled, Settle::Term)),
+            Some(Claim::Ended(_)) => return Ok((Outcome::AlreadyDone, Settle::Ack)),
+            Some(Claim::CancelRequested) => {
+                return self.canceled(&mut events, "canceled before the work started").await;
+            }
+            Some(Claim::Claimed) => {}
+        }
+        events
+            .publish(EventKind::Started {
+                worker_id: self.config.worker_id.clone(),
+            })
+            .await?;
+
+        let Some(profile) = self.config.agents.get(&spec.agent) else {
+            return self
+                .fail(&mut events, format!("agent {} is not configured on this worker", spec.agent), false)
+                .await;
+        };
+        let workdir = match self.work_dir() {
+            Ok(d) => d,
+            Err(e) => return self.fail(&mut events, format!("cannot create a work directory: {e}"), true).await,
+        };
+        let checkout = match &spec.repo {
+            None if profile.repo_required => {
+                return self
+                    .fail(&mut events, format!("agent {} needs a repo and the task names none", spec.agent), false)
+                    .await;
+            }
+            None => None,
+            Some(repo) => match self.clone_repo(repo, workdir.path(), &mut events).await? {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let transient = e.is_transient();
+                    return self.fail(&mut events, e.to_string(), transient).await;
+                }
+            },
+        };
+
+        let toolbox = match Toolbox::new(workdir.path(), profile) {
+            Ok(t) => t,
+            Err(e) => return self.fail(&mut events, format!("work directory: {e}"), true).await,
+        };
+        let llm = match LlmClient::new(self.config.llm.clone()) {
+            Ok(c) => c,
+            Err(e) => return self.fail(&mut events, e.to_string(), false).await,
+        };
+        let model = spec
+            .model
+            .clone()
+            .or_else(|| profile.model.clone())
+            .unwrap_or_else(|| self.config.llm.default_model.clone());
+        let stop = StopSignals {
+            terminate: self.terminate.clone(),
+            status: self.stores.status.clone(),
+            task: id,
+        };
+        let messages = self.first_messages(profile, checkout.as_ref());
+        let end = AgentLoop {
+            llm: &llm,
+            tools: &toolbox,
+            events: &mut events,
+            model,
+            limits: &profile.limits,
+            stop: &stop,
+        }
+        .run(messages)
+        .await;
+
+        match end {
+            Err(AgentError::Store(e)) => Err(e),
+            Err(AgentError::Llm(e)) => {
+                let transient = e.is_transient();
+                self.fail(&mut events, e.to_string(), transient).await
+            }
+            Ok(LoopEnd::LimitReached(reason)) => self.fail(&mut events, reason, false).await,
+            Ok(LoopEnd::Stopped(Stop::Canceled)) => self.canceled(&mut events, "canceled while running").await,
+            Ok(LoopEnd::Stopped(Stop::Terminated)) => self.interrupted(&mut events, workdir.path(), checkout.is_some()).await,
+            Ok(LoopEnd::Answered(summary)) => self.finish(&mut events, workdir.path(), checkout.is_some(), summary).await,
+        }
+    }
+
+    fn work_dir(&self) -> std::io::Result<tempfile::TempDir> {
+        let mut b = tempfile::Builder::new();
+        b.prefix("openclaw-task-");
+        match &self.config.work_dir {
+            Some(parent) => {
+                std::fs::create_dir_all(parent)?;
+                b.tempdir_in(parent)
+            }
+            None => b.tempdir(),
+        }
+    }
+
+    /// Clones (blocking, off the runtime) and publishes `cloned`.
+    async fn clone_repo(
+        &self,
+        repo: &RepoUrl,
+        dir: &Path,
+        events: &mut EventWriter,
+    ) -> Result<Result<Checkout, GitError>, StoreError> {
+        // Tasks are checked at intake, but one published by other means is checked here too.
+        let repo = match RepoUrl::parse(repo.as_str(), self.config.repo_policy) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(GitError::NotFound(e.to_string()))),
+        };
+        let started = Instant::now();
+        let (dir, base, push, git) = (
+            dir.to_path_buf(),
+            self.spec.branch.clone(),
+            self.spec.push_branch.clone(),
+            self.config.git.clone(),
+        );
+        let cloned = tokio::task::spawn_blocking(move || git::clone(&repo, &dir, base.as_ref(), &push, &git))
+            .await
+            .unwrap_or_else(|e| Err(GitError::Other(format!("clone panicked: {e}"))));
+        if let Ok(c) = &cloned {
+            events
+                .publish(EventKind::Cloned {
+                    sha: c.sha.clone(),
+                    branch: c.branch.clone(),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                })
+                .await?;
+        }
+        Ok(cloned)
+    }
+
+    fn first_messages(&self, profile: &AgentProfile, checkout: Option<&Checkout>) -> Vec<ChatMessage> {
+        let mut context = match (checkout, &self.spec.repo) {
+            (Some(c), Some(repo)) => format!(
+                "You are working in a checkout of {repo} on branch {} (commit {}). Paths are relative to the repository root.",
+                c.branch,
+                &c.sha[..c.sha.len().min(12)]
+            ),
+            _ => "You are working in an empty scratch directory; there is no repository.".to_owned(),
+        };
+        if checkout.is_some_and(|c| c.resumed) {
+            context.push_str(
+                " An earlier attempt of this task was interrupted; its work so far is already in the checkout. Continue from there.",
+            );
+        }
+        vec![
+            ChatMessage::system(format!("{}\n\n{context}", profile.system_prompt)),
+            ChatMessage::user(self.spec.prompt.clone()),
+        ]
+    }
+
+    /// Commit, push, `completed`, status — and only then ack.
+    async fn finish(
+        &self,
+        events: &mut EventWriter,
+        dir: &Path,
+        has_repo: bool,
+        summary: String,
+    ) -> Result<(Outcome, Settle), StoreError> {
+        let mut commit_sha = None;
+        if has_repo {
+            match self.commit_and_push(events, dir, &commit_message(&summary, self.spec), false).await? {
+                Ok(sha) => commit_sha = sha,
+                Err(e) => {
+                    let transient = e.is_transient();
+                    return self.fail(events, e.to_string(), transient).await;
+                }
+            }
+        }
+        let branch = has_repo.then(|| self.spec.push_branch.to_string());
+        events
+            .publish(EventKind::Completed {
+                summary: summary.clone(),
+                commit: commit_sha.clone(),
+                branch,
+            })
+            .await?;
+        let commit = commit_sha.clone();
+        self.set_status(move |s| {
+            s.status = TaskState::Completed;
+            s.commit = commit.clone().or(s.commit.take());
+            s.summary = Some(summary.clone());
+            s.error = None;
+        })
+        .await?;
+        Ok((Outcome::Completed { commit: commit_sha }, Settle::Ack))
+    }
+
+    /// Commits all changes and pushes them; `Ok(None)` when nothing changed.
+    async fn commit_and_push(
+        &self,
+        events: &mut EventWriter,
+        dir: &Path,
+        message: &str,
+        checkpoint: bool,
+    ) -> Result<Result<Option<String>, GitError>, StoreError> {
+        let (d, m, g) = (dir.to_path_buf(), message.to_owned(), self.config.git.clone());
+        let committed = tokio::task::spawn_blocking(move || git::commit_all(&d, &m, &g))
+            .await
+            .unwrap_or_else(|e| Err(GitError::Other(format!("commit panicked: {e}"))));
+        let commit = match committed {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(Ok(None)),
+            Err(e) => return Ok(Err(e)),
+        };
+        events
+            .publish(EventKind::Committed {
+                sha: commit.sha.clone(),
+                files: commit.files.clone(),
+                checkpoint,
+            })
+            .await?;
+        let (d, b, g) = (dir.to_path_buf(), self.spec.push_branch.clone(), self.config.git.clone());
+        let pushed = tokio::task::spawn_blocking(move || git::push(&d, &b, &g))
+            .await
+            .unwrap_or_else(|e| Err(GitError::Other(format!("push panicked: {e}"))));
+        if let Err(e) = pushed {
+            return Ok(Err(e));
+        }
+        events
+            .publish(EventKind::Pushed {
+                remote: self
+                    .spec
+                    .repo
+                    .as_ref()
+                    .map(|r| openclaw_common::config::redact_url(r.as_str()))
+                    .unwrap_or_default(),
+                branch: self.spec.push_branch.to_string(),
+                sha: commit.sha.clone(),
+            })
+            .await?;
+        Ok(Ok(Some(commit.sha)))
+    }
+
+    /// SIGTERM: push what there is to the task branch and hand the task back.
+    async fn interrupted(&self, events: &mut EventWriter, dir: &Path, has_repo: bool) -> Result<(Outcome, Settle), StoreError> {
+        let mut note = "interrupted (SIGTERM)".to_owned();
+        if has_repo {
+            let message = format!(
+                "OpenClaw checkpoint (attempt {})\n\nOpenClaw-Task: {}\nOpenClaw-Checkpoint: true\n",
+                self.attempt, self.spec.id
+            );
+            match self.commit_and_push(events, dir, &message, true).await? {
+                Ok(Some(sha)) => note.push_str(&format!("; checkpoint {sha} pushed to {}", self.spec.push_branch)),
+                Ok(None) => note.push_str("; nothing to checkpoint"),
+                Err(e) => note.push_str(&format!("; checkpoint failed: {e}")),
+            }
+        }
+        events
+            .publish(EventKind::Failed {
+                reason: format!("{note}; the task will resume"),
+                retryable: true,
+            })
+            .await?;
+        let n = note.clone();
+        self.set_status(move |s| {
+            s.status = TaskState::Queued;
+            s.error = Some(n.clone());
+        })
+        .await?;
+        Ok((Outcome::Interrupted, Settle::Nak(Duration::from_millis(200))))
+    }
+
+    async fn canceled(&self, events: &mut EventWriter, reason: &str) -> Result<(Outcome, Settle), StoreError> {
+        events
+            .publish(EventKind::Canceled {
+                reason: reason.to_owned(),
+            })
+            .await?;
+        self.set_status(|s| s.status = TaskState::Canceled).await?;
+        Ok((Outcome::Canceled, Settle::Term))
+    }
+
+    /// `failed`: retried later when transient and deliveries remain, else final.
+    async fn fail(&self, events: &mut EventWriter, reason: String, transient: bool) -> Result<(Outcome, Settle), StoreError> {
+        let retry = transient && !self.last_attempt;
+        warn!(task_id = %self.spec.id, %reason, retry, "task failed");
+        events
+            .publish(EventKind::Failed {
+                reason: reason.clone(),
+                retryable: retry,
+            })
+            .await?;
+        let r = reason.clone();
+        self.set_status(move |s| {
+            s.status = if retry { TaskState::Queued } else { TaskState::Failed };
+            s.error = Some(r.clone());
+        })
+        .await?;
+        let settle = if retry { Settle::Nak(self.config.nak_delay) } else { Settle::Term };
+        Ok((Outcome::Failed { reason, retry }, settle))
+    }
+
+    async fn set_status(&self, mut change: impl FnMut(&mut TaskStatus)) -> Result<(), StoreError> {
+        self.stores
+            .status
+            .update(&self.spec.id, |s| {
+                change(s);
+                Update::Write(())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// First line of the model's summary as the subject, the rest as body, and the task trailer.
+pub fn commit_message(summary: &str, spec: &TaskSpec) -> String {
+    let mut lines = summary.lines().map(str::trim).skip_while(|l| l.is_empty());
+    let subject: String = match lines.next() {
+        Some(first) => first.trim_start_matches('#').trim().chars().take(72).collect(),
+        None => String::new(),
+    };
+    let subject = if subject.is_empty() {
+        format!("OpenClaw task {}", spec.id)
+    } else {
+        subject
+    };
+    let body: Vec<&str> = lines.collect();
+    let body = body.join("\n");
+    let body = body.trim();
+    if body.is_empty() {
+        format!("{subject}\n\nOpenClaw-Task: {}\n", spec.id)
+    } else {
+        format!("{subject}\n\n{body}\n\nOpenClaw-Task: {}\n", spec.id)
+    }
+}

@@ -1,0 +1,431 @@
+//! The tools the model can call. Every path is confined to the task's checkout: no absolute
+//! paths, no `..`, nothing under `.git`, and no symlink that leads out. A refused call is a
+//! tool error the model sees and can correct, never a crash of the task.
+
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use openclaw_common::agents::{AgentProfile, ToolName};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+/// Largest file `read_file` returns.
+const MAX_READ_BYTES: u64 = 256 * 1024;
+/// Largest content `write_file` accepts.
+const MAX_WRITE_BYTES: usize = 1024 * 1024;
+/// Most entries `list_files` returns.
+const MAX_LIST_ENTRIES: usize = 500;
+/// Most matches `search` returns.
+const MAX_SEARCH_MATCHES: usize = 100;
+/// Most output bytes `run_command` returns (stdout and stderr together).
+const MAX_COMMAND_OUTPUT: usize = 64 * 1024;
+/// Environment variables a command never sees: they hold this worker's secrets.
+const SECRET_ENV: &[&str] = &[
+    "GIT_TOKEN",
+    "GIT_SSH_KEY",
+    "GIT_SSH_PASSPHRASE",
+    "LITELLM_API_KEY",
+    "OPENCLAW_GATEWAY_TOKEN",
+    "BRIDGE_AUTH_TOKEN",
+    "LANGFUSE_SECRET_KEY",
+    "LANGFUSE_PUBLIC_KEY",
+];
+
+/// The tools of one task, bound to its working directory.
+pub struct Toolbox {
+    /// The checkout (or scratch dir), canonicalized: every path must stay under it.
+    root: PathBuf,
+    /// Which tools the agent profile offers.
+    tools: Vec<ToolName>,
+    /// Programs `run_command` may start.
+    commands: Vec<String>,
+    command_timeout: Duration,
+}
+
+/// A tool's answer: `Ok` output or an error text, both shown to the model.
+pub type ToolOutput = Result<String, String>;
+
+impl Toolbox {
+    pub fn new(root: &Path, profile: &AgentProfile) -> std::io::Result<Self> {
+        Ok(Self {
+            root: root.canonicalize()?,
+            tools: profile.tools.clone(),
+            commands: profile.commands.clone(),
+            command_timeout: Duration::from_secs(profile.command_timeout_secs),
+        })
+    }
+
+    /// The OpenAI `tools` array for the offered tools.
+    pub fn definitions(&self) -> Vec<Value> {
+        self.tools.iter().map(|t| self.definition(*t)).collect()
+    }
+
+    fn definition(&self, tool: ToolName) -> Value {
+        let (name, description, parameters) = match tool {
+            ToolName::ListFiles => (
+                "list_files",
+                "List files under a directory of the repository (recursive, .git excluded).",
+                json!({"type":"object","properties":{"path":{"type":"string","description":"Directory relative to the repository root; default '.'"}}}),
+            ),
+            ToolName::ReadFile => (
+                "read_file",
+                "Read a UTF-8 text file of the repository.",
+                json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}),
+            ),
+            ToolName::WriteFile => (
+                "write_file",
+                "Create or overwrite a file of the repository with the given content.",
+                json!({"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"}},"required":["path","content"]}),
+            ),
+            ToolName::Search => (
+                "search",
+                "Find lines containing a text (case-sensitive) in the repository's text files.",
+                json!({"type":"object","properties":{"pattern":{"type":"string"},"path":{"type":"string"}},"required":["pattern"]}),
+            ),
+            ToolName::RunCommand => (
+                "run_command",
+                "Run an allowed program with arguments in the working directory.",
+                json!({"type":"object","properties":{
+                    "command":{"type":"string","enum": self.commands},
+                    "args":{"type":"array","items":{"type":"string"}}},
+                    "required":["command"]}),
+            ),
+        };
+        json!({"type":"function","function":{"name":name,"description":description,"parameters":parameters}})
+    }
+
+    /// Runs the tool `name` with the model's raw JSON `arguments`.
+    pub async fn call(&self, name: &str, arguments: &str) -> ToolOutput {
+        let tool = match name {
+            "list_files" => ToolName::ListFiles,
+            "read_file" => ToolName::ReadFile,
+            "write_file" => ToolName::WriteFile,
+            "search" => ToolName::Search,
+            "run_command" => ToolName::RunCommand,
+            other => return Err(format!("unknown tool {other:?}")),
+        };
+        if !self.tools.contains(&tool) {
+            return Err(format!("tool {name} is not available to this agent"));
+        }
+        let args: Value = if arguments.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(arguments)
+                .map_err(|e| format!("arguments are not valid JSON ({e}); send a JSON object"))?
+        };
+        match tool {
+            ToolName::ListFiles => self.list_files(parse(args)?).await,
+            ToolName::ReadFile => self.read_file(parse(args)?).await,
+            ToolName::WriteFile => self.write_file(parse(args)?).await,
+            ToolName::Search => self.search(parse(args)?).await,
+            ToolName::RunCommand => self.run_command(parse(args)?).await,
+        }
+    }
+
+    /// Resolves a model-given relative path inside the root, or says why not.
+    pub fn resolve(&self, rel: &str) -> Result<PathBuf, String> {
+        let path = Path::new(rel);
+        if path.is_absolute() {
+            return Err(format!("{rel:?}: absolute paths are not allowed; use a path relative to the repository root"));
+        }
+        for component in path.components() {
+            match component {
+                Component::Normal(c) if c == ".git" => {
+                    return Err(format!("{rel:?}: the .git directory is off limits"));
+                }
+                Component::Normal(_) | Component::CurDir => {}
+                _ => return Err(format!("{rel:?}: '..' is not allowed; stay inside the repository")),
+            }
+        }
+        let joined = self.root.join(path);
+        // The deepest part that exists (a dangling symlink counts) must resolve inside root.
+        let mut existing = joined.clone();
+        while existing.symlink_metadata().is_err() {
+            if !existing.pop() {
+                break;
+            }
+        }
+        let resolved = existing
+            .canonicalize()
+            .map_err(|_| format!("{rel:?}: cannot be resolved (a broken link?)"))?;
+        if !resolved.starts_with(&self.root) {
+            return Err(format!("{rel:?}: leads outside the repository (symlink)"));
+        }
+        Ok(joined)
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    async fn list_files(&self, args: PathArg) -> ToolOutput {
+        let start = self.resolve(args.path.as_deref().unwrap_or("."))?;
+        let root = self.root.clone();
+        let files = tokio::task::spawn_blocking(move || walk(&root, &start))
+            .await
+            .map_err(|e| format!("listing failed: {e}"))??;
+        if files.is_empty() {
+            return Ok("(no files)".into());
+        }
+        let mut out: Vec<String> = files.iter().take(MAX_LIST_ENTRIES).map(|p| self.relative(p)).collect();
+        if files.len() > MAX_LIST_ENTRIES {
+            out.push(format!("… and {} more", files.len() - MAX_LIST_ENTRIES));
+        }
+        Ok(out.join("\n"))
+    }
+
+    async fn read_file(&self, args: RequiredPath) -> ToolOutput {
+        let path = self.resolve(&args.path)?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|_| format!("{}: no such file", args.path))?;
+        if !meta.is_file() {
+            return Err(format!("{}: not a file", args.path));
+        }
+        if meta.len() > MAX_READ_BYTES {
+            return Err(format!("{}: larger than {MAX_READ_BYTES} bytes", args.path));
+        }
+        let bytes = tokio::fs::read(&path).await.map_err(|e| format!("{}: {e}", args.path))?;
+        String::from_utf8(bytes).map_err(|_| format!("{}: not a UTF-8 text file", args.path))
+    }
+
+    async fn write_file(&self, args: WriteArgs) -> ToolOutput {
+        if args.content.len() > MAX_WRITE_BYTES {
+            return Err(format!("content is larger than {MAX_WRITE_BYTES} bytes"));
+        }
+        let path = self.resolve(&args.path)?;
+        if path == self.root {
+            return Err("path must name a file".into());
+        }
+        if path.is_dir() {
+            return Err(format!("{}: is a directory", args.path));
+        }
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("{}: {e}", args.path))?;
+        }
+        // Recheck after creating directories: nothing may have redirected the path meanwhile.
+        let path = self.resolve(&args.path)?;
+        tokio::fs::write(&path, args.content.as_bytes())
+            .await
+            .map_err(|e| format!("{}: {e}", args.path))?;
+        Ok(format!("wrote {} bytes to {}", args.content.len(), args.path))
+    }
+
+    async fn search(&self, args: SearchArgs) -> ToolOutput {
+        if args.pattern.is_empty() {
+            return Err("pattern must not be empty".into());
+        }
+        let start = self.resolve(args.path.as_deref().unwrap_or("."))?;
+        let root = self.root.clone();
+        let pattern = args.pattern.clone();
+        let matches = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
+            let mut out = Vec::new();
+            for file in walk(&root, &start)? {
+                let Ok(text) = std::fs::read_to_string(&file) else { continue };
+                for (n, line) in text.lines().enumerate() {
+                    if line.contains(&pattern) {
+                        let rel = file.strip_prefix(&root).unwrap_or(&file).to_string_lossy().into_owned();
+                        out.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                        if out.len() >= MAX_SEARCH_MATCHES {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| format!("search failed: {e}"))??;
+        if matches.is_empty() {
+            Ok(format!("no matches for {:?}", args.pattern))
+        } else {
+            Ok(matches.join("\n"))
+        }
+    }
+
+    async fn run_command(&self, args: CommandArgs) -> ToolOutput {
+        if !self.commands.iter().any(|c| c == &args.command) {
+            return Err(format!(
+                "command {:?} is not allowed; allowed: {}",
+                args.command,
+                self.commands.join(", ")
+            ));
+        }
+        let mut cmd = tokio::process::Command::new(&args.command);
+        cmd.args(&args.args)
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for var in SECRET_ENV {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", args.command))?;
+        let mut stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut stderr = child.stderr.take().ok_or("no stderr")?;
+        let run = async {
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let mut out_reader = (&mut stdout).take(MAX_COMMAND_OUTPUT as u64 + 1);
+            let mut err_reader = (&mut stderr).take(MAX_COMMAND_OUTPUT as u64 + 1);
+            let (a, b, status) = tokio::join!(
+                out_reader.read_to_end(&mut out),
+                err_reader.read_to_end(&mut err),
+                child.wait(),
+            );
+            a.and(b).and(status.map(|s| (s, out, err)))
+        };
+        let (status, out, err) = match tokio::time::timeout(self.command_timeout, run).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(format!("{} failed: {e}", args.command)),
+            Err(_) => return Err(format!("{} timed out after {:?}", args.command, self.command_timeout)),
+        };
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        if !err.is_empty() {
+            text.push_str("\n[stderr]\n");
+            text.push_str(&String::from_utf8_lossy(&err));
+        }
+        if text.len() > MAX_COMMAND_OUTPUT {
+            let mut cut = MAX_COMMAND_OUTPUT;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push_str("\n[output truncated]");
+        }
+        match status.code() {
+            Some(0) => Ok(text),
+            code => Err(format!("exit status {code:?}\n{text}")),
+        }
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(args: Value) -> Result<T, String> {
+    serde_json::from_value(args).map_err(|e| format!("invalid arguments: {e}"))
+}
+
+#[derive(Deserialize)]
+struct PathArg {
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RequiredPath {
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct WriteArgs {
+    path: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct SearchArgs {
+    pattern: String,
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CommandArgs {
+    command: String,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+/// Regular files under `start` (sorted), skipping `.git` and not following symlinks.
+fn walk(root: &Path, start: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![start.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let meta = dir.symlink_metadata().map_err(|_| format!("{}: no such path", dir.strip_prefix(root).unwrap_or(&dir).display()))?;
+        if meta.is_file() {
+            out.push(dir);
+            continue;
+        }
+        if !meta.is_dir() {
+            continue;
+        }
+        let entries = std::fs::read_dir(&dir).map_err(|e| e.to_string())?;
+        for entry in entries.flatten() {
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+        if out.len() > 20 * MAX_LIST_ENTRIES {
+            break;
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openclaw_common::agents::AgentCatalog;
+    use openclaw_common::ids::AgentName;
+
+    fn toolbox(dir: &Path, agent: &str) -> Toolbox {
+        let catalog = AgentCatalog::built_in();
+        let profile = catalog.get(&AgentName::parse(agent).unwrap()).unwrap();
+        Toolbox::new(dir, profile).unwrap()
+    }
+
+    #[tokio::test]
+    async fn escapes_are_refused_and_nothing_outside_is_touched() {
+        let outside = tempfile::tempdir().unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "top secret").unwrap();
+        std::os::unix::fs::symlink(outside.path(), repo.path().join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("new.txt"), repo.path().join("dangling")).unwrap();
+        let tools = toolbox(repo.path(), "doc-writer");
+
+        for (tool, args) in [
+            ("read_file", r#"{"path":"../secret.txt"}"#),
+            ("read_file", r#"{"path":"/etc/passwd"}"#),
+            ("read_file", r#"{"path":"link/secret.txt"}"#),
+            ("write_file", r#"{"path":"link/x.txt","content":"x"}"#),
+            ("write_file", r#"{"path":"dangling","content":"x"}"#),
+            ("write_file", r#"{"path":"a/../../x.txt","content":"x"}"#),
+            ("write_file", r#"{"path":".git/config","content":"x"}"#),
+            ("list_files", r#"{"path":"link"}"#),
+        ] {
+            let out = tools.call(tool, args).await;
+            assert!(out.is_err(), "{tool} {args} must be refused, got {out:?}");
+        }
+        let names: Vec<_> = std::fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["secret.txt"], "nothing was written outside");
+        assert_eq!(std::fs::read_to_string(outside.path().join("secret.txt")).unwrap(), "top secret");
+    }
+
+    #[tokio::test]
+    async fn write_read_list_search_inside() {
+        let repo = tempfile::tempdir().unwrap();
+        let tools = toolbox(repo.path(), "doc-writer");
+        tools.call("write_file", r##"{"path":"docs/a.md","content":"# Title\nhello world\n"}"##).await.unwrap();
+        assert_eq!(tools.call("read_file", r#"{"path":"docs/a.md"}"#).await.unwrap(), "# Title\nhello world\n");
+        assert_eq!(tools.call("list_files", "{}").await.unwrap(), "docs/a.md");
+        assert_eq!(tools.call("search", r#"{"pattern":"hello"}"#).await.unwrap(), "docs/a.md:2: hello world");
+        let err = tools.call("write_file", r#"{"path": "x.md", "content": "#).await.unwrap_err();
+        assert!(err.contains("not valid JSON"), "{err}");
+        let err = tools.call("run_command", r#"{"command":"ls"}"#).await.unwrap_err();
+        assert!(err.contains("not available"), "{err}");
+    }
+}
