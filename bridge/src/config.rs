@@ -27,7 +27,21 @@ pub struct LocalDispatchConfig {
     pub max_workers: usize,
     /// How often pending work is looked for when nothing wakes the dispatcher earlier.
     pub poll_interval: Duration,
+    /// The worker's configuration, handed on from the bridge's own environment (the
+    /// `OPENCLAW_`, `NATS_`, `LITELLM_`, `GIT_`, `LANGFUSE_` variables and `RUST_LOG`), less
+    /// the bridge's own secrets and settings. Explicit so that tests configure workers
+    /// through the same map as the bridge.
+    pub worker_env: Vec<(String, String)>,
 }
+
+/// Variables the bridge never hands to a worker.
+const NOT_FOR_WORKERS: &[&str] = &[
+    "OPENCLAW_GATEWAY_TOKEN",
+    "BRIDGE_AUTH_TOKEN",
+    "OPENCLAW_LISTEN",
+    "OPENCLAW_ALLOW_NO_AUTH",
+    "OPENCLAW_WORKER_BIN",
+];
 
 /// Everything the bridge needs to run.
 #[derive(Debug, Clone)]
@@ -97,6 +111,18 @@ impl BridgeConfig {
                 max_workers: env.parse("OPENCLAW_MAX_WORKERS", 2, "a positive integer")?,
                 poll_interval: env
                     .seconds("OPENCLAW_DISPATCH_POLL_SECS", Duration::from_secs(2))?,
+                worker_env: env
+                    .with_prefixes(&[
+                        "OPENCLAW_",
+                        "NATS_",
+                        "LITELLM_",
+                        "GIT_",
+                        "LANGFUSE_",
+                        "RUST_LOG",
+                    ])
+                    .into_iter()
+                    .filter(|(k, _)| !NOT_FOR_WORKERS.contains(&k.as_str()))
+                    .collect(),
             },
             repo_policy: RepoPolicy {
                 allow_file: env.bool("OPENCLAW_ALLOW_FILE_REPOS", false)?,

@@ -46,6 +46,8 @@ impl fmt::Display for Secret {
 /// A source of configuration values; the process environment in production, a map in tests.
 pub trait Env {
     fn get(&self, var: &str) -> Option<String>;
+    /// Every variable, for handing a configuration on to a child process.
+    fn vars(&self) -> Vec<(String, String)>;
 }
 
 /// The process environment.
@@ -55,11 +57,17 @@ impl Env for ProcessEnv {
     fn get(&self, var: &str) -> Option<String> {
         std::env::var(var).ok().filter(|v| !v.is_empty())
     }
+    fn vars(&self) -> Vec<(String, String)> {
+        std::env::vars().collect()
+    }
 }
 
 impl Env for std::collections::HashMap<String, String> {
     fn get(&self, var: &str) -> Option<String> {
         self.get(var).cloned().filter(|v| !v.is_empty())
+    }
+    fn vars(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }
 
@@ -67,6 +75,18 @@ impl Env for std::collections::HashMap<String, String> {
 pub struct EnvReader<'a>(pub &'a dyn Env);
 
 impl EnvReader<'_> {
+    /// Every variable whose name starts with one of `prefixes`.
+    pub fn with_prefixes(&self, prefixes: &[&str]) -> Vec<(String, String)> {
+        let mut out: Vec<_> = self
+            .0
+            .vars()
+            .into_iter()
+            .filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p)))
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn string(&self, var: &'static str) -> Option<String> {
         self.0.get(var)
     }

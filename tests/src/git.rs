@@ -1,1 +1,175 @@
+//! Real git repositories for tests: a bare "remote" seeded with one commit, reachable over
+//! `file://` and, through [`GitHttpServer`], over smart HTTP with Basic auth.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs git with a fixed identity; panics with git's stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .expect("git is installed");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A bare repository with `main` holding a README and a small source file.
+pub struct BareRepo {
+    dir: tempfile::TempDir,
+}
+
+impl BareRepo {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bare = dir.path().join("origin.git");
+        let seed = dir.path().join("seed");
+        std::fs::create_dir_all(&seed).expect("seed dir");
+        git(
+            dir.path(),
+            &[
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                "main",
+                bare.to_str().expect("utf-8"),
+            ],
+        );
+        git(&seed, &["init", "-q", "-b", "main"]);
+        std::fs::write(seed.join("README.md"), "# hello\n\nA tiny C program.\n").expect("write");
+        std::fs::write(seed.join("hello.c"), "int main(void) { return 0; }\n").expect("write");
+        git(&seed, &["add", "."]);
+        git(&seed, &["commit", "-q", "-m", "Initial commit"]);
+        git(
+            &seed,
+            &["push", "-q", bare.to_str().expect("utf-8"), "main"],
+        );
+        git(&bare, &["config", "http.receivepack", "true"]);
+        Self { dir }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("origin.git")
+    }
+
+    /// Parent of the bare repo (the project root an HTTP server serves).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file_url(&self) -> String {
+        format!("file://{}", self.path().display())
+    }
+
+    pub fn has_branch(&self, branch: &str) -> bool {
+        Command::new("git")
+            .args([
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ])
+            .current_dir(self.path())
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    /// Commit subjects on `branch` not on `main`, newest first.
+    pub fn new_commits(&self, branch: &str) -> Vec<String> {
+        let out = git(
+            &self.path(),
+            &["log", "--format=%H %s", &format!("main..{branch}")],
+        );
+        out.lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// The full message of the tip of `branch`.
+    pub fn message(&self, branch: &str) -> String {
+        git(&self.path(), &["log", "-1", "--format=%B", branch])
+    }
+
+    pub fn file(&self, branch: &str, path: &str) -> Option<String> {
+        Command::new("git")
+            .args(["show", &format!("{branch}:{path}")])
+            .current_dir(self.path())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    pub fn tip(&self, branch: &str) -> String {
+        git(&self.path(), &["rev-parse", branch])
+    }
+}
+
+impl Default for BareRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `git http-backend` behind a Basic-auth Python server, serving a [`BareRepo`]'s root.
+pub struct GitHttpServer {
+    child: Child,
+    pub port: u16,
+    /// Where the server's request log goes (to check that no secret appears in it).
+    pub log: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl GitHttpServer {
+    pub fn start(root: &Path, user: &str, password: &str) -> Self {
+        let port = crate::free_port();
+        let script = crate::workspace_root().join("tests/support/git_http_server.py");
+        let log_dir = tempfile::tempdir().expect("temp dir");
+        let log = log_dir.path().join("git-http.log");
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(root)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("python3 is installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git HTTP server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            port,
+            log,
+            _log_dir: log_dir,
+        }
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("http://127.0.0.1:{}/{repo}", self.port)
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -5,6 +5,7 @@
 //! - [`llm::ScriptedLlm`]: an OpenAI-compatible server whose answers are given as data.
 //! - [`git`]: bare repositories over `file://` and over HTTP (`git http-backend`).
 //! - [`sse`]: a small SSE reader for asserting on event streams.
+//! - [`worker`]: worker processes and their test environment.
 //!
 //! Every wait has a hard deadline; a missing component fails loudly with how to install it.
 
@@ -13,6 +14,7 @@ pub mod git;
 pub mod llm;
 pub mod nats;
 pub mod sse;
+pub mod worker;
 
 use std::future::Future;
 use std::time::Duration;

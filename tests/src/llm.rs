@@ -1,1 +1,293 @@
+//! A scripted OpenAI-compatible chat-completions server: the one outside service, played by
+//! the harness. Answers are data: either by conversation turn (stateless: the Nth assistant
+//! turn of any conversation gets the Nth reply), or from a queue (for sequences of errors).
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A final answer without tool calls.
+    Text(String),
+    /// Tool calls `(name, raw JSON arguments)`, with optional text before them.
+    Tools(Vec<(String, String)>),
+    /// An HTTP error, optionally with `Retry-After` seconds.
+    Error {
+        status: u16,
+        retry_after: Option<u64>,
+        message: String,
+    },
+    /// Waits this long, then answers with the inner reply.
+    Delayed(Duration, Box<Reply>),
+}
+
+impl Reply {
+    pub fn text(t: &str) -> Self {
+        Self::Text(t.to_owned())
+    }
+    pub fn tool(name: &str, args: Value) -> Self {
+        Self::Tools(vec![(name.to_owned(), args.to_string())])
+    }
+    pub fn raw_tool(name: &str, raw_args: &str) -> Self {
+        Self::Tools(vec![(name.to_owned(), raw_args.to_owned())])
+    }
+    pub fn error(status: u16, message: &str) -> Self {
+        Self::Error {
+            status,
+            retry_after: None,
+            message: message.to_owned(),
+        }
+    }
+    pub fn delayed(self, d: Duration) -> Self {
+        Self::Delayed(d, Box::new(self))
+    }
+}
+
+enum Script {
+    Turns(Vec<Reply>),
+    Queue(VecDeque<Reply>),
+}
+
+struct Inner {
+    script: Script,
+    /// Every request body received, in order.
+    requests: Vec<Value>,
+    /// The `Authorization` header of every request.
+    auth: Vec<Option<String>>,
+}
+
+/// A running scripted server; stops when dropped.
+pub struct ScriptedLlm {
+    /// Base URL without `/v1` (the worker appends it), like a LiteLLM address.
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl ScriptedLlm {
+    /// The Nth assistant turn of every conversation gets `replies[N]` (the last one repeats).
+    pub async fn turns(replies: Vec<Reply>) -> Self {
+        Self::start(Script::Turns(replies)).await
+    }
+
+    /// Requests get the replies in order, whatever the conversation; then 500.
+    pub async fn queue(replies: Vec<Reply>) -> Self {
+        Self::start(Script::Queue(replies.into())).await
+    }
+
+    async fn start(script: Script) -> Self {
+        let inner = Arc::new(Mutex::new(Inner {
+            script,
+            requests: Vec::new(),
+            auth: Vec::new(),
+        }));
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/chat/completions", post(chat))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the scripted LLM");
+        let port = listener.local_addr().expect("local addr").port();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            inner,
+            server,
+        }
+    }
+
+    /// Serves on `listener` until the process ends (for the demo binary).
+    pub async fn serve_turns(
+        listener: tokio::net::TcpListener,
+        replies: Vec<Reply>,
+    ) -> std::io::Result<()> {
+        let inner = Arc::new(Mutex::new(Inner {
+            script: Script::Turns(replies),
+            requests: Vec::new(),
+            auth: Vec::new(),
+        }));
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/chat/completions", post(chat))
+            .with_state(inner);
+        axum::serve(listener, app).await
+    }
+
+    pub fn requests(&self) -> Vec<Value> {
+        self.inner.lock().expect("llm lock").requests.clone()
+    }
+
+    pub fn auth_headers(&self) -> Vec<Option<String>> {
+        self.inner.lock().expect("llm lock").auth.clone()
+    }
+}
+
+impl Drop for ScriptedLlm {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn chat(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let reply = {
+        let mut inner = inner.lock().expect("llm lock");
+        inner.requests.push(body.clone());
+        inner.auth.push(
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        );
+        let turn = body["messages"]
+            .as_array()
+            .map(|m| m.iter().filter(|m| m["role"] == "assistant").count())
+            .unwrap_or(0);
+        match &mut inner.script {
+            Script::Turns(replies) => replies.get(turn).or(replies.last()).cloned(),
+            Script::Queue(q) => q.pop_front(),
+        }
+    };
+    let Some(mut reply) = reply else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": {"message": "script exhausted"}})),
+        )
+            .into_response();
+    };
+    while let Reply::Delayed(d, inner) = reply {
+        tokio::time::sleep(d).await;
+        reply = *inner;
+    }
+    let model = body["model"].as_str().unwrap_or("scripted").to_owned();
+    let prompt_tokens = 10 * body["messages"].as_array().map_or(1, Vec::len) as u64;
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    match reply {
+        Reply::Error {
+            status,
+            retry_after,
+            message,
+        } => {
+            let mut r = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                Json(json!({"error": {"message": message, "type": "scripted"}})),
+            )
+                .into_response();
+            if let Some(s) = retry_after {
+                r.headers_mut()
+                    .insert("retry-after", s.to_string().parse().expect("header"));
+            }
+            r
+        }
+        Reply::Text(text) => respond(&model, stream, Some(text), Vec::new(), prompt_tokens),
+        Reply::Tools(calls) => respond(&model, stream, None, calls, prompt_tokens),
+        Reply::Delayed(..) => unreachable!("delays are unwrapped above"),
+    }
+}
+
+fn respond(
+    model: &str,
+    stream: bool,
+    text: Option<String>,
+    calls: Vec<(String, String)>,
+    prompt_tokens: u64,
+) -> Response {
+    let completion_tokens = 5 + text
+        .as_ref()
+        .map_or(0, |t| t.split_whitespace().count() as u64);
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                       "total_tokens": prompt_tokens + completion_tokens});
+    let tool_calls: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| {
+            json!({"id": format!("call_{i}"), "type": "function",
+                                        "function": {"name": name, "arguments": args}})
+        })
+        .collect();
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    if !stream {
+        let mut message = json!({"role": "assistant", "content": text});
+        if !tool_calls.is_empty() {
+            message["tool_calls"] = Value::Array(tool_calls);
+        }
+        return Json(json!({"id": "chatcmpl-scripted", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let mut frames = vec![chunk(json!({"role": "assistant"}), None)];
+    if let Some(text) = &text {
+        // Stream the text in a few pieces, as a model does.
+        let words: Vec<&str> = text.split_inclusive(' ').collect();
+        for piece in words.chunks(words.len().div_ceil(3).max(1)) {
+            frames.push(chunk(json!({"content": piece.concat()}), None));
+        }
+    }
+    for (i, (name, args)) in calls.iter().enumerate() {
+        // Arguments arrive split across chunks.
+        let mut cut = args.len() / 2;
+        while !args.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        frames.push(chunk(
+            json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
+            "function": {"name": name, "arguments": &args[..cut]}}]}),
+            None,
+        ));
+        frames.push(chunk(
+            json!({"tool_calls": [{"index": i, "function": {"arguments": &args[cut..]}}]}),
+            None,
+        ));
+    }
+    frames.push(chunk(json!({}), Some(finish)));
+    frames.push(
+        json!({"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "model": model,
+                       "choices": [], "usage": usage}),
+    );
+    let mut body = String::new();
+    for f in frames {
+        body.push_str(&format!("data: {f}\n\n"));
+    }
+    body.push_str("data: [DONE]\n\n");
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+/// The offline demo's model: looks at the repository, writes a guide, sums up.
+pub fn demo_script() -> Vec<Reply> {
+    vec![
+        Reply::tool("list_files", json!({})),
+        Reply::tool("read_file", json!({"path": "README.md"})),
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/GETTING-STARTED.md", "content":
+                "# Getting started\n\nThis guide was written by the OpenClaw `doc-writer` agent \
+                 (offline demo model).\n\n## Build\n\n```sh\nmake\n```\n\n## Run\n\n```sh\n./hello\n```\n"}),
+        ),
+        Reply::text(
+            "Add a getting-started guide\n\nWrote docs/GETTING-STARTED.md with build and run steps.",
+        ),
+    ]
+}

@@ -5,6 +5,7 @@
 
 mod auth;
 mod definitions;
+mod e2e;
 mod events;
 mod intake;
 mod invalid_input;

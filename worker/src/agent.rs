@@ -120,7 +120,10 @@ impl AgentLoop<'_> {
                         arguments: call.function.arguments.clone(),
                     })
                     .await?;
-                let result = self.tools.call(&call.function.name, &call.function.arguments).await;
+                let result = self
+                    .tools
+                    .call(&call.function.name, &call.function.arguments)
+                    .await;
                 let (ok, output) = match result {
                     Ok(out) => (true, out),
                     Err(err) => (false, format!("error: {err}")),

@@ -48,6 +48,8 @@ pub struct WorkerConfig {
     pub fetch_wait: Duration,
     /// Delay before a task that failed transiently is delivered again.
     pub nak_delay: Duration,
+    /// Exit code when no task was waiting (`OPENCLAW_NO_TASK_EXIT_CODE`, default 0).
+    pub no_task_exit_code: u8,
     /// Names this worker in events and status (`OPENCLAW_WORKER_ID`, default host-pid).
     pub worker_id: String,
     /// Parent of the per-task checkout (default: the system temp dir).
@@ -66,12 +68,17 @@ impl WorkerConfig {
             value: agent_raw,
             expected: e.to_string(),
         })?;
-        let agents = AgentCatalog::load(env.string("OPENCLAW_AGENTS").map(PathBuf::from).as_deref())
-            .map_err(|e| ConfigError::Refused(e.to_string()))?;
+        let agents =
+            AgentCatalog::load(env.string("OPENCLAW_AGENTS").map(PathBuf::from).as_deref())
+                .map_err(|e| ConfigError::Refused(e.to_string()))?;
         if agents.get(&agent).is_none() {
             return Err(ConfigError::Refused(format!(
                 "OPENCLAW_AGENT={agent} is not a configured agent (known: {})",
-                agents.names().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+                agents
+                    .names()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let mut base_url = env.string_or("LITELLM_BASE_URL", "http://litellm.litellm:4000");
@@ -88,6 +95,7 @@ impl WorkerConfig {
             agents,
             fetch_wait: env.seconds("OPENCLAW_FETCH_WAIT_SECS", Duration::from_secs(5))?,
             nak_delay: env.seconds("OPENCLAW_NAK_DELAY_SECS", Duration::from_secs(10))?,
+            no_task_exit_code: env.parse("OPENCLAW_NO_TASK_EXIT_CODE", 0, "an exit code 0-255")?,
             worker_id: env
                 .string("OPENCLAW_WORKER_ID")
                 .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
@@ -102,7 +110,8 @@ impl WorkerConfig {
                 default_model: env.string_or("LITELLM_MODEL_NAME", "bedrock/claude-4.5-sonnet"),
                 max_retries: env.parse("LITELLM_MAX_RETRIES", 4, "a number of retries")?,
                 retry_base: env.seconds("LITELLM_RETRY_BASE_SECS", Duration::from_millis(500))?,
-                max_retry_delay: env.seconds("LITELLM_MAX_RETRY_DELAY_SECS", Duration::from_secs(30))?,
+                max_retry_delay: env
+                    .seconds("LITELLM_MAX_RETRY_DELAY_SECS", Duration::from_secs(30))?,
                 request_timeout: env.seconds("LITELLM_TIMEOUT_SECS", Duration::from_secs(300))?,
             },
             git: GitConfig {

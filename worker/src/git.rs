@@ -5,7 +5,9 @@
 use std::cell::Cell;
 use std::path::Path;
 
-use git2::{Cred, CredentialType, FetchOptions, PushOptions, RemoteCallbacks, Repository, Signature};
+use git2::{
+    Cred, CredentialType, FetchOptions, PushOptions, RemoteCallbacks, Repository, Signature,
+};
 use openclaw_common::ids::{BranchName, RepoUrl};
 
 use crate::config::GitConfig;
@@ -48,7 +50,10 @@ impl GitError {
             Self::NotFound(msg)
         } else if matches!(
             e.class(),
-            git2::ErrorClass::Net | git2::ErrorClass::Http | git2::ErrorClass::Ssh | git2::ErrorClass::Os
+            git2::ErrorClass::Net
+                | git2::ErrorClass::Http
+                | git2::ErrorClass::Ssh
+                | git2::ErrorClass::Os
         ) {
             Self::Transient(msg)
         } else {
@@ -138,15 +143,20 @@ pub fn clone(
     if let Some(b) = base {
         builder.branch(b.as_str());
     }
-    let repo = builder.clone(url.as_str(), dest).map_err(GitError::classify)?;
+    let repo = builder
+        .clone(url.as_str(), dest)
+        .map_err(GitError::classify)?;
 
     let remote_ref = format!("refs/remotes/origin/{push_branch}");
     let (start, resumed) = match repo.find_reference(&remote_ref) {
         Ok(r) => (r.peel_to_commit().map_err(GitError::classify)?, true),
         Err(_) => (
-            repo.head()
-                .and_then(|h| h.peel_to_commit())
-                .map_err(|e| GitError::Other(format!("the repository has no commit to start from: {}", e.message())))?,
+            repo.head().and_then(|h| h.peel_to_commit()).map_err(|e| {
+                GitError::Other(format!(
+                    "the repository has no commit to start from: {}",
+                    e.message()
+                ))
+            })?,
             false,
         ),
     };
@@ -158,8 +168,11 @@ pub fn clone(
         .name()
         .map_err(|_| GitError::Other("branch name is not UTF-8".into()))?
         .to_owned();
-    repo.checkout_tree(start.as_object(), Some(git2::build::CheckoutBuilder::new().force()))
-        .map_err(GitError::classify)?;
+    repo.checkout_tree(
+        start.as_object(),
+        Some(git2::build::CheckoutBuilder::new().force()),
+    )
+    .map_err(GitError::classify)?;
     repo.set_head(&refname).map_err(GitError::classify)?;
     Ok(Checkout {
         sha: start.id().to_string(),
@@ -169,7 +182,11 @@ pub fn clone(
 }
 
 /// Commits every change of the work tree on the current branch. `None` when nothing changed.
-pub fn commit_all(dir: &Path, message: &str, config: &GitConfig) -> Result<Option<Commit>, GitError> {
+pub fn commit_all(
+    dir: &Path,
+    message: &str,
+    config: &GitConfig,
+) -> Result<Option<Commit>, GitError> {
     let repo = Repository::open(dir).map_err(GitError::classify)?;
     let mut index = repo.index().map_err(GitError::classify)?;
     index
@@ -178,19 +195,32 @@ pub fn commit_all(dir: &Path, message: &str, config: &GitConfig) -> Result<Optio
     index.update_all(["*"], None).map_err(GitError::classify)?;
     index.write().map_err(GitError::classify)?;
     let tree_id = index.write_tree().map_err(GitError::classify)?;
-    let parent = repo.head().and_then(|h| h.peel_to_commit()).map_err(GitError::classify)?;
+    let parent = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(GitError::classify)?;
     if parent.tree_id() == tree_id {
         return Ok(None);
     }
     let tree = repo.find_tree(tree_id).map_err(GitError::classify)?;
     let diff = repo
-        .diff_tree_to_tree(Some(&parent.tree().map_err(GitError::classify)?), Some(&tree), None)
+        .diff_tree_to_tree(
+            Some(&parent.tree().map_err(GitError::classify)?),
+            Some(&tree),
+            None,
+        )
         .map_err(GitError::classify)?;
     let files: Vec<String> = diff
         .deltas()
-        .filter_map(|d| d.new_file().path().or(d.old_file().path()).map(|p| p.to_string_lossy().into_owned()))
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .or(d.old_file().path())
+                .map(|p| p.to_string_lossy().into_owned())
+        })
         .collect();
-    let sig = Signature::now(&config.author_name, &config.author_email).map_err(GitError::classify)?;
+    let sig =
+        Signature::now(&config.author_name, &config.author_email).map_err(GitError::classify)?;
     let oid = repo
         .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
         .map_err(GitError::classify)?;
@@ -217,13 +247,15 @@ pub fn push(dir: &Path, branch: &BranchName, config: &GitConfig) -> Result<(), G
         let mut opts = PushOptions::new();
         opts.remote_callbacks(cb);
         let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
-        remote.push(&[spec.as_str()], Some(&mut opts)).map_err(|e| {
-            let classified = GitError::classify(e);
-            match classified {
-                GitError::Other(m) => GitError::Rejected(m),
-                other => other,
-            }
-        })?;
+        remote
+            .push(&[spec.as_str()], Some(&mut opts))
+            .map_err(|e| {
+                let classified = GitError::classify(e);
+                match classified {
+                    GitError::Other(m) => GitError::Rejected(m),
+                    other => other,
+                }
+            })?;
     }
     match rejection.into_inner() {
         Some(reason) => Err(GitError::Rejected(reason)),

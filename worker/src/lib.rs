@@ -1,6 +1,7 @@
 //! The OpenClaw worker: takes exactly one task from JetStream and carries it through.
 //!
 //! Layout:
+//! - [`cli`]: the process: env, signals, exit codes (`main.rs` only calls it).
 //! - [`config`]: [`WorkerConfig`], from the environment.
 //! - [`run`]: one task, start to finish: fetch, claim, clone, agent loop, commit, push, ack.
 //! - [`agent`]: the agent loop: model calls, tool calls, limits, stop requests.
@@ -9,6 +10,7 @@
 //! - [`git`]: clone, branch, commit and push with git2; credentials only via callbacks.
 
 pub mod agent;
+pub mod cli;
 pub mod config;
 pub mod git;
 pub mod llm;

@@ -142,7 +142,9 @@ impl LlmClient {
                 };
                 planned.map(|d| hinted.map_or(d, |h| h.min(self.config.max_retry_delay)))
             })
-            .notify(|err, delay| tracing::warn!(error = %err, ?delay, "model call failed; retrying"))
+            .notify(
+                |err, delay| tracing::warn!(error = %err, ?delay, "model call failed; retrying"),
+            )
             .await
     }
 

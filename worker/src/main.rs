@@ -1,48 +1,7 @@
 //! `openclaw-worker`: takes one task of `OPENCLAW_AGENT` from JetStream, does it, exits.
-//! Exit 0 when a task was settled (whatever its outcome) or none was waiting; 1 when the
-//! worker could not do its job (NATS unreachable, bad configuration).
-
-use std::process::ExitCode;
-
-use openclaw_common::config::ProcessEnv;
-use openclaw_worker::{WorkerConfig, run_one};
-use tokio_util::sync::CancellationToken;
+//! Everything is in [`openclaw_worker::cli::main`], shared with the test suite's build of it.
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    openclaw_common::telemetry::init("info");
-    openclaw_worker::install_crypto_provider();
-    let config = match WorkerConfig::from_env(&ProcessEnv) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let terminate = CancellationToken::new();
-    tokio::spawn(on_sigterm(terminate.clone()));
-    match run_one(&config, terminate).await {
-        Ok(outcome) => {
-            tracing::info!(?outcome, "worker done");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "worker failed");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// SIGTERM (spot interruption, Job deletion) or Ctrl-C: stop at the next step, checkpoint.
-async fn on_sigterm(token: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-    tracing::warn!("termination requested; stopping at the next step");
-    token.cancel();
+async fn main() -> std::process::ExitCode {
+    openclaw_worker::cli::main().await
 }

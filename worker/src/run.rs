@@ -33,9 +33,14 @@ use crate::tools::Toolbox;
 pub enum Outcome {
     /// No task arrived within the fetch wait.
     NoTask,
-    Completed { commit: Option<String> },
+    Completed {
+        commit: Option<String>,
+    },
     /// Failed; `retry` when the task was handed back for another attempt.
-    Failed { reason: String, retry: bool },
+    Failed {
+        reason: String,
+        retry: bool,
+    },
     Canceled,
     /// SIGTERM: checkpoint pushed, task handed back.
     Interrupted,
@@ -62,7 +67,10 @@ enum Settle {
 }
 
 /// Fetches one task of the configured agent and carries it through.
-pub async fn run_one(config: &WorkerConfig, terminate: CancellationToken) -> Result<Outcome, RunError> {
+pub async fn run_one(
+    config: &WorkerConfig,
+    terminate: CancellationToken,
+) -> Result<Outcome, RunError> {
     let client = jetstream::connect(&config.nats, "openclaw-worker", false).await?;
     let js = jetstream::context(client.clone());
     let stores = Stores::open(js.clone()).await?;
@@ -216,10 +224,14 @@ impl Task<'_> {
         let mut events = self.stores.events.writer(id, self.attempt);
         match claimed {
             None => return Err(StoreError::Unavailable(format!("status of {id} vanished"))),
-            Some(Claim::Ended(TaskState::Canceled)) => return Ok((Outcome::Canceled, Settle::Term)),
+            Some(Claim::Ended(TaskState::Canceled)) => {
+                return Ok((Outcome::Canceled, Settle::Term));
+            }
             Some(Claim::Ended(_)) => return Ok((Outcome::AlreadyDone, Settle::Ack)),
             Some(Claim::CancelRequested) => {
-                return self.canceled(&mut events, "canceled before the work started").await;
+                return self
+                    .canceled(&mut events, "canceled before the work started")
+                    .await;
             }
             Some(Claim::Claimed) => {}
         }
@@ -231,17 +243,33 @@ impl Task<'_> {
 
         let Some(profile) = self.config.agents.get(&spec.agent) else {
             return self
-                .fail(&mut events, format!("agent {} is not configured on this worker", spec.agent), false)
+                .fail(
+                    &mut events,
+                    format!("agent {} is not configured on this worker", spec.agent),
+                    false,
+                )
                 .await;
         };
         let workdir = match self.work_dir() {
             Ok(d) => d,
-            Err(e) => return self.fail(&mut events, format!("cannot create a work directory: {e}"), true).await,
+            Err(e) => {
+                return self
+                    .fail(
+                        &mut events,
+                        format!("cannot create a work directory: {e}"),
+                        true,
+                    )
+                    .await;
+            }
         };
         let checkout = match &spec.repo {
             None if profile.repo_required => {
                 return self
-                    .fail(&mut events, format!("agent {} needs a repo and the task names none", spec.agent), false)
+                    .fail(
+                        &mut events,
+                        format!("agent {} needs a repo and the task names none", spec.agent),
+                        false,
+                    )
                     .await;
             }
             None => None,
@@ -256,7 +284,11 @@ impl Task<'_> {
 
         let toolbox = match Toolbox::new(workdir.path(), profile) {
             Ok(t) => t,
-            Err(e) => return self.fail(&mut events, format!("work directory: {e}"), true).await,
+            Err(e) => {
+                return self
+                    .fail(&mut events, format!("work directory: {e}"), true)
+                    .await;
+            }
         };
         let llm = match LlmClient::new(self.config.llm.clone()) {
             Ok(c) => c,
@@ -291,9 +323,17 @@ impl Task<'_> {
                 self.fail(&mut events, e.to_string(), transient).await
             }
             Ok(LoopEnd::LimitReached(reason)) => self.fail(&mut events, reason, false).await,
-            Ok(LoopEnd::Stopped(Stop::Canceled)) => self.canceled(&mut events, "canceled while running").await,
-            Ok(LoopEnd::Stopped(Stop::Terminated)) => self.interrupted(&mut events, workdir.path(), checkout.is_some()).await,
-            Ok(LoopEnd::Answered(summary)) => self.finish(&mut events, workdir.path(), checkout.is_some(), summary).await,
+            Ok(LoopEnd::Stopped(Stop::Canceled)) => {
+                self.canceled(&mut events, "canceled while running").await
+            }
+            Ok(LoopEnd::Stopped(Stop::Terminated)) => {
+                self.interrupted(&mut events, workdir.path(), checkout.is_some())
+                    .await
+            }
+            Ok(LoopEnd::Answered(summary)) => {
+                self.finish(&mut events, workdir.path(), checkout.is_some(), summary)
+                    .await
+            }
         }
     }
 
@@ -328,9 +368,11 @@ impl Task<'_> {
             self.spec.push_branch.clone(),
             self.config.git.clone(),
         );
-        let cloned = tokio::task::spawn_blocking(move || git::clone(&repo, &dir, base.as_ref(), &push, &git))
-            .await
-            .unwrap_or_else(|e| Err(GitError::Other(format!("clone panicked: {e}"))));
+        let cloned = tokio::task::spawn_blocking(move || {
+            git::clone(&repo, &dir, base.as_ref(), &push, &git)
+        })
+        .await
+        .unwrap_or_else(|e| Err(GitError::Other(format!("clone panicked: {e}"))));
         if let Ok(c) = &cloned {
             events
                 .publish(EventKind::Cloned {
@@ -343,14 +385,20 @@ impl Task<'_> {
         Ok(cloned)
     }
 
-    fn first_messages(&self, profile: &AgentProfile, checkout: Option<&Checkout>) -> Vec<ChatMessage> {
+    fn first_messages(
+        &self,
+        profile: &AgentProfile,
+        checkout: Option<&Checkout>,
+    ) -> Vec<ChatMessage> {
         let mut context = match (checkout, &self.spec.repo) {
             (Some(c), Some(repo)) => format!(
                 "You are working in a checkout of {repo} on branch {} (commit {}). Paths are relative to the repository root.",
                 c.branch,
                 &c.sha[..c.sha.len().min(12)]
             ),
-            _ => "You are working in an empty scratch directory; there is no repository.".to_owned(),
+            _ => {
+                "You are working in an empty scratch directory; there is no repository.".to_owned()
+            }
         };
         if checkout.is_some_and(|c| c.resumed) {
             context.push_str(
@@ -373,7 +421,10 @@ impl Task<'_> {
     ) -> Result<(Outcome, Settle), StoreError> {
         let mut commit_sha = None;
         if has_repo {
-            match self.commit_and_push(events, dir, &commit_message(&summary, self.spec), false).await? {
+            match self
+                .commit_and_push(events, dir, &commit_message(&summary, self.spec), false)
+                .await?
+            {
                 Ok(sha) => commit_sha = sha,
                 Err(e) => {
                     let transient = e.is_transient();
@@ -408,7 +459,11 @@ impl Task<'_> {
         message: &str,
         checkpoint: bool,
     ) -> Result<Result<Option<String>, GitError>, StoreError> {
-        let (d, m, g) = (dir.to_path_buf(), message.to_owned(), self.config.git.clone());
+        let (d, m, g) = (
+            dir.to_path_buf(),
+            message.to_owned(),
+            self.config.git.clone(),
+        );
         let committed = tokio::task::spawn_blocking(move || git::commit_all(&d, &m, &g))
             .await
             .unwrap_or_else(|e| Err(GitError::Other(format!("commit panicked: {e}"))));
@@ -424,7 +479,11 @@ impl Task<'_> {
                 checkpoint,
             })
             .await?;
-        let (d, b, g) = (dir.to_path_buf(), self.spec.push_branch.clone(), self.config.git.clone());
+        let (d, b, g) = (
+            dir.to_path_buf(),
+            self.spec.push_branch.clone(),
+            self.config.git.clone(),
+        );
         let pushed = tokio::task::spawn_blocking(move || git::push(&d, &b, &g))
             .await
             .unwrap_or_else(|e| Err(GitError::Other(format!("push panicked: {e}"))));
@@ -447,7 +506,12 @@ impl Task<'_> {
     }
 
     /// SIGTERM: push what there is to the task branch and hand the task back.
-    async fn interrupted(&self, events: &mut EventWriter, dir: &Path, has_repo: bool) -> Result<(Outcome, Settle), StoreError> {
+    async fn interrupted(
+        &self,
+        events: &mut EventWriter,
+        dir: &Path,
+        has_repo: bool,
+    ) -> Result<(Outcome, Settle), StoreError> {
         let mut note = "interrupted (SIGTERM)".to_owned();
         if has_repo {
             let message = format!(
@@ -455,7 +519,10 @@ impl Task<'_> {
                 self.attempt, self.spec.id
             );
             match self.commit_and_push(events, dir, &message, true).await? {
-                Ok(Some(sha)) => note.push_str(&format!("; checkpoint {sha} pushed to {}", self.spec.push_branch)),
+                Ok(Some(sha)) => note.push_str(&format!(
+                    "; checkpoint {sha} pushed to {}",
+                    self.spec.push_branch
+                )),
                 Ok(None) => note.push_str("; nothing to checkpoint"),
                 Err(e) => note.push_str(&format!("; checkpoint failed: {e}")),
             }
@@ -472,10 +539,17 @@ impl Task<'_> {
             s.error = Some(n.clone());
         })
         .await?;
-        Ok((Outcome::Interrupted, Settle::Nak(Duration::from_millis(200))))
+        Ok((
+            Outcome::Interrupted,
+            Settle::Nak(Duration::from_millis(200)),
+        ))
     }
 
-    async fn canceled(&self, events: &mut EventWriter, reason: &str) -> Result<(Outcome, Settle), StoreError> {
+    async fn canceled(
+        &self,
+        events: &mut EventWriter,
+        reason: &str,
+    ) -> Result<(Outcome, Settle), StoreError> {
         events
             .publish(EventKind::Canceled {
                 reason: reason.to_owned(),
@@ -486,7 +560,12 @@ impl Task<'_> {
     }
 
     /// `failed`: retried later when transient and deliveries remain, else final.
-    async fn fail(&self, events: &mut EventWriter, reason: String, transient: bool) -> Result<(Outcome, Settle), StoreError> {
+    async fn fail(
+        &self,
+        events: &mut EventWriter,
+        reason: String,
+        transient: bool,
+    ) -> Result<(Outcome, Settle), StoreError> {
         let retry = transient && !self.last_attempt;
         warn!(task_id = %self.spec.id, %reason, retry, "task failed");
         events
@@ -497,11 +576,19 @@ impl Task<'_> {
             .await?;
         let r = reason.clone();
         self.set_status(move |s| {
-            s.status = if retry { TaskState::Queued } else { TaskState::Failed };
+            s.status = if retry {
+                TaskState::Queued
+            } else {
+                TaskState::Failed
+            };
             s.error = Some(r.clone());
         })
         .await?;
-        let settle = if retry { Settle::Nak(self.config.nak_delay) } else { Settle::Term };
+        let settle = if retry {
+            Settle::Nak(self.config.nak_delay)
+        } else {
+            Settle::Term
+        };
         Ok((Outcome::Failed { reason, retry }, settle))
     }
 
@@ -521,7 +608,12 @@ impl Task<'_> {
 pub fn commit_message(summary: &str, spec: &TaskSpec) -> String {
     let mut lines = summary.lines().map(str::trim).skip_while(|l| l.is_empty());
     let subject: String = match lines.next() {
-        Some(first) => first.trim_start_matches('#').trim().chars().take(72).collect(),
+        Some(first) => first
+            .trim_start_matches('#')
+            .trim()
+            .chars()
+            .take(72)
+            .collect(),
         None => String::new(),
     };
     let subject = if subject.is_empty() {

@@ -128,7 +128,9 @@ impl Toolbox {
     pub fn resolve(&self, rel: &str) -> Result<PathBuf, String> {
         let path = Path::new(rel);
         if path.is_absolute() {
-            return Err(format!("{rel:?}: absolute paths are not allowed; use a path relative to the repository root"));
+            return Err(format!(
+                "{rel:?}: absolute paths are not allowed; use a path relative to the repository root"
+            ));
         }
         for component in path.components() {
             match component {
@@ -136,7 +138,11 @@ impl Toolbox {
                     return Err(format!("{rel:?}: the .git directory is off limits"));
                 }
                 Component::Normal(_) | Component::CurDir => {}
-                _ => return Err(format!("{rel:?}: '..' is not allowed; stay inside the repository")),
+                _ => {
+                    return Err(format!(
+                        "{rel:?}: '..' is not allowed; stay inside the repository"
+                    ));
+                }
             }
         }
         let joined = self.root.join(path);
@@ -172,7 +178,11 @@ impl Toolbox {
         if files.is_empty() {
             return Ok("(no files)".into());
         }
-        let mut out: Vec<String> = files.iter().take(MAX_LIST_ENTRIES).map(|p| self.relative(p)).collect();
+        let mut out: Vec<String> = files
+            .iter()
+            .take(MAX_LIST_ENTRIES)
+            .map(|p| self.relative(p))
+            .collect();
         if files.len() > MAX_LIST_ENTRIES {
             out.push(format!("… and {} more", files.len() - MAX_LIST_ENTRIES));
         }
@@ -190,7 +200,9 @@ impl Toolbox {
         if meta.len() > MAX_READ_BYTES {
             return Err(format!("{}: larger than {MAX_READ_BYTES} bytes", args.path));
         }
-        let bytes = tokio::fs::read(&path).await.map_err(|e| format!("{}: {e}", args.path))?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("{}: {e}", args.path))?;
         String::from_utf8(bytes).map_err(|_| format!("{}: not a UTF-8 text file", args.path))
     }
 
@@ -215,7 +227,11 @@ impl Toolbox {
         tokio::fs::write(&path, args.content.as_bytes())
             .await
             .map_err(|e| format!("{}: {e}", args.path))?;
-        Ok(format!("wrote {} bytes to {}", args.content.len(), args.path))
+        Ok(format!(
+            "wrote {} bytes to {}",
+            args.content.len(),
+            args.path
+        ))
     }
 
     async fn search(&self, args: SearchArgs) -> ToolOutput {
@@ -228,10 +244,16 @@ impl Toolbox {
         let matches = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
             let mut out = Vec::new();
             for file in walk(&root, &start)? {
-                let Ok(text) = std::fs::read_to_string(&file) else { continue };
+                let Ok(text) = std::fs::read_to_string(&file) else {
+                    continue;
+                };
                 for (n, line) in text.lines().enumerate() {
                     if line.contains(&pattern) {
-                        let rel = file.strip_prefix(&root).unwrap_or(&file).to_string_lossy().into_owned();
+                        let rel = file
+                            .strip_prefix(&root)
+                            .unwrap_or(&file)
+                            .to_string_lossy()
+                            .into_owned();
                         out.push(format!("{rel}:{}: {}", n + 1, line.trim()));
                         if out.len() >= MAX_SEARCH_MATCHES {
                             return Ok(out);
@@ -288,7 +310,12 @@ impl Toolbox {
         let (status, out, err) = match tokio::time::timeout(self.command_timeout, run).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(format!("{} failed: {e}", args.command)),
-            Err(_) => return Err(format!("{} timed out after {:?}", args.command, self.command_timeout)),
+            Err(_) => {
+                return Err(format!(
+                    "{} timed out after {:?}",
+                    args.command, self.command_timeout
+                ));
+            }
         };
         let mut text = String::from_utf8_lossy(&out).into_owned();
         if !err.is_empty() {
@@ -348,7 +375,12 @@ fn walk(root: &Path, start: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut stack = vec![start.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let meta = dir.symlink_metadata().map_err(|_| format!("{}: no such path", dir.strip_prefix(root).unwrap_or(&dir).display()))?;
+        let meta = dir.symlink_metadata().map_err(|_| {
+            format!(
+                "{}: no such path",
+                dir.strip_prefix(root).unwrap_or(&dir).display()
+            )
+        })?;
         if meta.is_file() {
             out.push(dir);
             continue;
@@ -361,7 +393,9 @@ fn walk(root: &Path, start: &Path) -> Result<Vec<PathBuf>, String> {
             if entry.file_name() == ".git" {
                 continue;
             }
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 stack.push(entry.path());
             } else if kind.is_file() {
@@ -394,7 +428,8 @@ mod tests {
         let repo = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret.txt"), "top secret").unwrap();
         std::os::unix::fs::symlink(outside.path(), repo.path().join("link")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("new.txt"), repo.path().join("dangling")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("new.txt"), repo.path().join("dangling"))
+            .unwrap();
         let tools = toolbox(repo.path(), "doc-writer");
 
         for (tool, args) in [
@@ -410,22 +445,52 @@ mod tests {
             let out = tools.call(tool, args).await;
             assert!(out.is_err(), "{tool} {args} must be refused, got {out:?}");
         }
-        let names: Vec<_> = std::fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["secret.txt"], "nothing was written outside");
-        assert_eq!(std::fs::read_to_string(outside.path().join("secret.txt")).unwrap(), "top secret");
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("secret.txt")).unwrap(),
+            "top secret"
+        );
     }
 
     #[tokio::test]
     async fn write_read_list_search_inside() {
         let repo = tempfile::tempdir().unwrap();
         let tools = toolbox(repo.path(), "doc-writer");
-        tools.call("write_file", r##"{"path":"docs/a.md","content":"# Title\nhello world\n"}"##).await.unwrap();
-        assert_eq!(tools.call("read_file", r#"{"path":"docs/a.md"}"#).await.unwrap(), "# Title\nhello world\n");
+        tools
+            .call(
+                "write_file",
+                r##"{"path":"docs/a.md","content":"# Title\nhello world\n"}"##,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            tools
+                .call("read_file", r#"{"path":"docs/a.md"}"#)
+                .await
+                .unwrap(),
+            "# Title\nhello world\n"
+        );
         assert_eq!(tools.call("list_files", "{}").await.unwrap(), "docs/a.md");
-        assert_eq!(tools.call("search", r#"{"pattern":"hello"}"#).await.unwrap(), "docs/a.md:2: hello world");
-        let err = tools.call("write_file", r#"{"path": "x.md", "content": "#).await.unwrap_err();
+        assert_eq!(
+            tools
+                .call("search", r#"{"pattern":"hello"}"#)
+                .await
+                .unwrap(),
+            "docs/a.md:2: hello world"
+        );
+        let err = tools
+            .call("write_file", r#"{"path": "x.md", "content": "#)
+            .await
+            .unwrap_err();
         assert!(err.contains("not valid JSON"), "{err}");
-        let err = tools.call("run_command", r#"{"command":"ls"}"#).await.unwrap_err();
+        let err = tools
+            .call("run_command", r#"{"command":"ls"}"#)
+            .await
+            .unwrap_err();
         assert!(err.contains("not available"), "{err}");
     }
 }

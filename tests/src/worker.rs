@@ -1,0 +1,81 @@
+//! Running workers from tests: the environment they need, and processes to start and kill.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+/// The API key the scripted model expects; tests check it never leaks.
+pub const TEST_LLM_KEY: &str = "sk-test-llm-key-0f9e8d";
+
+/// Worker settings for tests: fast retries and redeliveries, local repos allowed.
+pub fn worker_env(nats_url: &str, llm_url: &str) -> HashMap<String, String> {
+    [
+        ("NATS_URL", nats_url),
+        ("LITELLM_BASE_URL", llm_url),
+        ("LITELLM_API_KEY", TEST_LLM_KEY),
+        ("LITELLM_MODEL_NAME", "test-model"),
+        ("LITELLM_RETRY_BASE_SECS", "0.05"),
+        ("LITELLM_MAX_RETRY_DELAY_SECS", "2"),
+        ("LITELLM_MAX_RETRIES", "2"),
+        ("OPENCLAW_ALLOW_FILE_REPOS", "true"),
+        ("OPENCLAW_ALLOW_HTTP_REPOS", "true"),
+        ("OPENCLAW_FETCH_WAIT_SECS", "3"),
+        ("OPENCLAW_NAK_DELAY_SECS", "0.2"),
+        (
+            "RUST_LOG",
+            "debug,async_nats=info,hyper=info,reqwest=info,h2=info",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// A worker process started by a test; its stderr (the log) goes to a file.
+pub struct WorkerProcess {
+    pub child: tokio::process::Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl WorkerProcess {
+    pub fn start(bin: &str, env: &HashMap<String, String>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("worker.log");
+        let child = tokio::process::Command::new(bin)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the worker");
+        Self {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Waits for the exit code (bounded).
+    pub async fn wait(&mut self) -> Option<i32> {
+        crate::within(60, "the worker to exit", self.child.wait())
+            .await
+            .expect("worker wait")
+            .code()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("worker is running");
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}

@@ -1,0 +1,357 @@
+//! End to end: bridge → JetStream → worker (local dispatch or started by the test) → git2
+//! clone → scripted model with tool calls → commit → push → events over SSE.
+
+use std::collections::HashMap;
+
+use openclaw_common::event::{EventKind, TaskEvent};
+use openclaw_common::ids::TaskId;
+use openclaw_tests::app::TestApp;
+use openclaw_tests::git::{BareRepo, GitHttpServer};
+use openclaw_tests::llm::{Reply, ScriptedLlm};
+use openclaw_tests::within;
+use openclaw_tests::worker::{TEST_LLM_KEY, WorkerProcess, worker_env};
+use serde_json::{Value, json};
+
+pub fn worker_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_test-worker")
+}
+
+/// A bridge that starts workers itself, configured to reach `llm`.
+pub async fn app_with_local_dispatch(llm: &ScriptedLlm, extra: &[(&str, &str)]) -> TestApp {
+    let nats = openclaw_tests::nats::NatsServer::start();
+    let mut b = TestApp::builder()
+        .nats(nats)
+        .env("OPENCLAW_DISPATCH", "local")
+        .env("OPENCLAW_WORKER_BIN", worker_bin())
+        .env("OPENCLAW_DISPATCH_POLL_SECS", "0.3");
+    // The worker settings go through the bridge's environment, as in production.
+    for (k, v) in worker_env("unused", &llm.url) {
+        if k != "NATS_URL" {
+            b = b.env(&k, v);
+        }
+    }
+    // The children log to the test's stderr, which cargo does not capture: keep them quiet.
+    b = b.env("RUST_LOG", "warn");
+    for (k, v) in extra {
+        b = b.env(k, *v);
+    }
+    b.spawn().await
+}
+
+/// A bridge that starts no workers; the test starts them.
+pub async fn app_without_dispatch(extra: &[(&str, &str)]) -> TestApp {
+    let mut b = TestApp::builder();
+    for (k, v) in extra {
+        b = b.env(k, *v);
+    }
+    b.spawn().await
+}
+
+/// The environment for a worker the test starts itself.
+pub fn env_for(
+    app: &TestApp,
+    llm: &ScriptedLlm,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut env = worker_env(&app.nats.url(), &llm.url);
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    env
+}
+
+/// Every event of the task, read over SSE until the stream ends.
+pub async fn events_until_end(app: &TestApp, id: &TaskId) -> Vec<TaskEvent> {
+    let frames = within(90, "the task to end", app.events(id, None).await.collect()).await;
+    frames
+        .iter()
+        .map(|f| serde_json::from_str(&f.data).expect("event JSON"))
+        .collect()
+}
+
+pub fn kinds(events: &[TaskEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.name()).collect()
+}
+
+/// Waits until the task has an event of type `name`.
+pub async fn wait_for_event(app: &TestApp, id: &TaskId, name: &str) {
+    openclaw_tests::eventually(60, name, || async {
+        let events = app.stores().events.history(id).await.ok()?;
+        events.iter().any(|e| e.kind.name() == name).then_some(())
+    })
+    .await;
+}
+
+fn doc_script() -> Vec<Reply> {
+    vec![
+        Reply::tool("list_files", json!({})),
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/USAGE.md", "content": "# Usage\n\nRun `./hello`.\n"}),
+        ),
+        Reply::text("Add a usage guide\n\nDocuments how to run the program."),
+    ]
+}
+
+#[tokio::test]
+async fn a_task_goes_from_submit_to_a_pushed_commit_streamed_in_order() {
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let app = app_with_local_dispatch(&llm, &[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Document how to run the program"}))
+        .await;
+    let events = events_until_end(&app, &id).await;
+    let kinds = kinds(&events);
+    assert_eq!(kinds.first(), Some(&"queued"));
+    assert_eq!(kinds.last(), Some(&"completed"), "{kinds:?}");
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("no {k} in {kinds:?}"))
+    };
+    assert!(pos("queued") < pos("started"));
+    assert!(pos("started") < pos("cloned"));
+    assert!(pos("cloned") < pos("llm_usage"));
+    assert!(pos("llm_usage") < pos("tool_call"));
+    assert!(pos("tool_call") < pos("tool_result"));
+    assert!(pos("tool_result") < pos("message"));
+    assert!(pos("message") < pos("committed"));
+    assert!(pos("committed") < pos("pushed"));
+    assert!(pos("pushed") < pos("completed"));
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "gapless sequence"
+    );
+
+    let branch = format!("openclaw/{id}");
+    let commits = repo.new_commits(&branch);
+    assert_eq!(commits.len(), 1, "{commits:?}");
+    assert_eq!(
+        repo.file(&branch, "docs/USAGE.md").as_deref(),
+        Some("# Usage\n\nRun `./hello`.\n")
+    );
+    let message = repo.message(&branch);
+    assert!(message.starts_with("Add a usage guide\n"), "{message}");
+    assert!(
+        message.contains(&format!("OpenClaw-Task: {id}")),
+        "{message}"
+    );
+
+    let EventKind::Completed {
+        commit,
+        branch: b,
+        summary,
+    } = &events.last().unwrap().kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(commit.as_deref(), Some(repo.tip(&branch).as_str()));
+    assert_eq!(b.as_deref(), Some(branch.as_str()));
+    assert!(summary.contains("usage guide"));
+    let usage: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::LlmUsage {
+                model,
+                prompt_tokens,
+                ..
+            } => Some((model.clone(), *prompt_tokens)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(usage.len(), 3);
+    assert!(usage.iter().all(|(m, t)| m == "test-model" && *t > 0));
+
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["commit"], repo.tip(&branch));
+    assert_eq!(status["attempts"], 1);
+
+    // The model saw the tool results and was called with the key and the tools.
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[0]["tools"].as_array().unwrap().len(), 4);
+    assert_eq!(requests[0]["stream"], true);
+    let listing = requests[1]["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(listing["role"], "tool");
+    assert!(listing["content"].as_str().unwrap().contains("hello.c"));
+    assert!(
+        llm.auth_headers()
+            .iter()
+            .all(|h| h.as_deref() == Some(&*format!("Bearer {TEST_LLM_KEY}")))
+    );
+}
+
+#[tokio::test]
+async fn push_over_http_with_basic_auth_and_the_token_leaks_nowhere() {
+    const TOKEN: &str = "ghp_secretTOKEN1234567890";
+    let repo = BareRepo::new();
+    let server = GitHttpServer::start(repo.root(), "bot", TOKEN);
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let app = app_without_dispatch(&[]).await;
+    let id = app
+        .submit(&json!({"repo": server.url("origin.git"), "prompt": "Document it"}))
+        .await;
+    let mut worker = WorkerProcess::start(
+        worker_bin(),
+        &env_for(&app, &llm, &[("GIT_USERNAME", "bot"), ("GIT_TOKEN", TOKEN)]),
+    );
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{:?}\n{}",
+        kinds(&events),
+        worker.log_text()
+    );
+    let branch = format!("openclaw/{id}");
+    assert!(repo.file(&branch, "docs/USAGE.md").is_some());
+
+    let all_events = serde_json::to_string(&events).unwrap();
+    assert!(!all_events.contains(TOKEN), "token in events");
+    let log = worker.log_text();
+    assert!(log.contains("task settled"), "the worker logged: {log}");
+    assert!(!log.contains(TOKEN), "token in the worker log");
+    assert!(!log.contains(TEST_LLM_KEY), "LLM key in the worker log");
+    let status = app.status(&id).await.to_string();
+    assert!(!status.contains(TOKEN));
+
+    // Without the token the server refuses, and the task fails permanently with a reason.
+    let id = app
+        .submit(&json!({"repo": server.url("origin.git"), "prompt": "Document it"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
+        panic!("expected failed: {:?}", kinds(&events))
+    };
+    assert!(!retryable);
+    assert!(reason.contains("auth"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_clone_over_http_keeps_credentials_out_of_git_config() {
+    const TOKEN: &str = "tok-in-callback-only-77";
+    openclaw_tests::init();
+    let repo = BareRepo::new();
+    let server = GitHttpServer::start(repo.root(), "bot", TOKEN);
+    let dest = tempfile::tempdir().unwrap();
+    let git = openclaw_worker::config::GitConfig {
+        username: Some("bot".into()),
+        token: Some(openclaw_common::config::Secret::new(TOKEN)),
+        ssh_key_path: None,
+        ssh_key: None,
+        ssh_passphrase: None,
+        author_name: "T".into(),
+        author_email: "t@example.com".into(),
+    };
+    let url = openclaw_common::ids::RepoUrl::parse(
+        &server.url("origin.git"),
+        openclaw_common::ids::RepoPolicy {
+            allow_file: false,
+            allow_http: true,
+        },
+    )
+    .unwrap();
+    let branch = openclaw_common::ids::BranchName::parse("openclaw/t").unwrap();
+    let checkout = tokio::task::spawn_blocking({
+        let dest = dest.path().join("co");
+        move || openclaw_worker::git::clone(&url, &dest, None, &branch, &git)
+    })
+    .await
+    .unwrap()
+    .expect("shallow clone over HTTP");
+    assert!(!checkout.resumed);
+    let config = std::fs::read_to_string(dest.path().join("co/.git/config")).unwrap();
+    assert!(!config.contains(TOKEN), "{config}");
+    assert!(
+        std::fs::read_to_string(dest.path().join("co/.git/shallow")).is_ok(),
+        "clone is shallow"
+    );
+    let server_log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(!server_log.contains(TOKEN));
+}
+
+#[tokio::test]
+async fn a_task_without_changes_completes_with_no_commit() {
+    let llm = ScriptedLlm::turns(vec![
+        Reply::tool("read_file", json!({"path": "README.md"})),
+        Reply::text("The docs are fine as they are."),
+    ])
+    .await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Check the docs"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    let k = kinds(&events);
+    assert!(!k.contains(&"committed") && !k.contains(&"pushed"), "{k:?}");
+    let EventKind::Completed { commit, .. } = &events.last().unwrap().kind else {
+        panic!("{k:?}")
+    };
+    assert!(commit.is_none());
+    assert!(!repo.has_branch(&format!("openclaw/{id}")));
+}
+
+#[tokio::test]
+async fn a_rejected_push_fails_the_task_with_gits_reason() {
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let hook = repo.path().join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'pushes are frozen' >&2\nexit 1\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&hook)
+        .status()
+        .unwrap();
+    // Hooks run on a real server (libgit2's file:// transport writes the objects directly).
+    let server = GitHttpServer::start(repo.root(), "bot", "pw");
+    let id = app
+        .submit(&json!({"repo": server.url("origin.git"), "prompt": "Document"}))
+        .await;
+    let mut worker = WorkerProcess::start(
+        worker_bin(),
+        &env_for(&app, &llm, &[("GIT_USERNAME", "bot"), ("GIT_TOKEN", "pw")]),
+    );
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
+        panic!("{:?}", kinds(&events))
+    };
+    assert!(!retryable);
+    assert!(
+        reason.contains("rejected") || reason.contains("declined"),
+        "{reason}"
+    );
+    assert_eq!(app.status(&id).await["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_worker_with_nothing_to_do_exits_cleanly() {
+    let llm = ScriptedLlm::turns(vec![]).await;
+    let app = app_without_dispatch(&[]).await;
+    let mut worker = WorkerProcess::start(
+        worker_bin(),
+        &env_for(
+            &app,
+            &llm,
+            &[
+                ("OPENCLAW_FETCH_WAIT_SECS", "0.5"),
+                ("OPENCLAW_NO_TASK_EXIT_CODE", "3"),
+            ],
+        ),
+    );
+    assert_eq!(worker.wait().await, Some(3));
+    assert!(llm.requests().is_empty());
+    let _: Value = json!(null);
+}

@@ -1,0 +1,55 @@
+//! The worker process: configuration from the environment, SIGTERM handling, exit codes.
+//!
+//! Exit codes: 0 when a task was settled (whatever its outcome) or none was waiting;
+//! `OPENCLAW_NO_TASK_EXIT_CODE` (default 0) when none was waiting, so the local dispatcher can
+//! tell an idle start from work done; 1 when the worker could not do its job (NATS
+//! unreachable); 2 for bad configuration.
+
+use std::process::ExitCode;
+
+use openclaw_common::config::ProcessEnv;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Outcome, WorkerConfig, run_one};
+
+pub async fn main() -> ExitCode {
+    openclaw_common::telemetry::init("info");
+    crate::install_crypto_provider();
+    let config = match WorkerConfig::from_env(&ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let terminate = CancellationToken::new();
+    tokio::spawn(on_sigterm(terminate.clone()));
+    match run_one(&config, terminate).await {
+        Ok(Outcome::NoTask) => {
+            tracing::info!("no task waiting");
+            ExitCode::from(config.no_task_exit_code)
+        }
+        Ok(outcome) => {
+            tracing::info!(?outcome, "worker done");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "worker failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM (spot interruption, Job deletion) or Ctrl-C: stop at the next step, checkpoint.
+async fn on_sigterm(token: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::warn!("termination requested; stopping at the next step");
+    token.cancel();
+}
