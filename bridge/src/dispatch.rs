@@ -31,8 +31,8 @@ pub struct LocalDispatcher {
     running: HashMap<AgentName, usize>,
     /// Agents whose last child found nothing, and until when to leave them be.
     cooldown: HashMap<AgentName, Instant>,
-    /// The children's exit waits; each yields its agent, exit code and pid.
-    children: JoinSet<(AgentName, Option<i32>)>,
+    /// The children's exit waits; each yields its agent, pid and exit code.
+    children: JoinSet<(AgentName, Option<u32>, Option<i32>)>,
     /// Pids of running children, to pass SIGTERM on at shutdown.
     pids: Vec<u32>,
 }
@@ -58,15 +58,17 @@ impl LocalDispatcher {
                 () = wakeup.notified() => self.cooldown.clear(),
                 () = tokio::time::sleep(poll) => {},
                 Some(done) = self.children.join_next(), if !self.children.is_empty() => {
-                    if let Ok((agent, code)) = done {
+                    if let Ok((agent, pid, code)) = done {
+                        self.pids.retain(|p| Some(*p) != pid);
                         self.reaped(agent, code);
                     }
                 }
             }
-            if let Some(stores) = self.state.stores.get().cloned() {
-                if let Err(e) = self.reconcile(&stores).await {
-                    tracing::warn!(error = %e, "dispatch: cannot read the consumers");
-                }
+            let Some(stores) = self.state.stores.get().cloned() else {
+                continue;
+            };
+            if let Err(e) = self.reconcile(&stores).await {
+                tracing::warn!(error = %e, "dispatch: cannot read the consumers");
             }
         }
         self.stop_children().await;
@@ -140,7 +142,7 @@ impl LocalDispatcher {
                 let agent = agent.clone();
                 self.children.spawn(async move {
                     let code = child.wait().await.ok().and_then(|s| s.code());
-                    (agent, code)
+                    (agent, pid, code)
                 });
             }
             Err(e) => {

@@ -10,3 +10,4 @@ mod events;
 mod intake;
 mod invalid_input;
 mod outage;
+mod resilience;

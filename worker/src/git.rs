@@ -95,11 +95,13 @@ fn callbacks(config: &GitConfig) -> RemoteCallbacks<'_> {
                 "authentication failed: credentials were refused",
             ));
         }
-        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-            if let Some(token) = &config.token {
-                let user = config.username.as_deref().unwrap_or("x-access-token");
-                return Cred::userpass_plaintext(user, token.expose());
-            }
+        if let Some(token) = config
+            .token
+            .as_ref()
+            .filter(|_| allowed.contains(CredentialType::USER_PASS_PLAINTEXT))
+        {
+            let user = config.username.as_deref().unwrap_or("x-access-token");
+            return Cred::userpass_plaintext(user, token.expose());
         }
         if allowed.contains(CredentialType::SSH_KEY) {
             let user = username_from_url.or(config.username.as_deref()).unwrap_or("git");

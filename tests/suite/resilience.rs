@@ -1,0 +1,426 @@
+//! What goes wrong: gateway errors, a model that misbehaves, path escapes, a worker killed or
+//! terminated mid-task, cancel, and the agent without a repo.
+
+use std::time::Duration;
+
+use openclaw_common::event::EventKind;
+use openclaw_tests::git::BareRepo;
+use openclaw_tests::llm::{Reply, ScriptedLlm};
+use openclaw_tests::worker::WorkerProcess;
+use serde_json::json;
+
+use crate::e2e::{
+    app_without_dispatch, env_for, events_until_end, kinds, wait_for_event, worker_bin,
+};
+
+fn write(path: &str, content: &str) -> Reply {
+    Reply::tool("write_file", json!({"path": path, "content": content}))
+}
+
+fn last_failed(events: &[openclaw_common::event::TaskEvent]) -> (String, bool) {
+    match &events.last().expect("events").kind {
+        EventKind::Failed { reason, retryable } => (reason.clone(), *retryable),
+        other => panic!("expected failed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out_then_the_task_completes() {
+    let llm = ScriptedLlm::queue(vec![
+        Reply::Error {
+            status: 429,
+            retry_after: Some(1),
+            message: "slow down".into(),
+        },
+        write("a.md", "a"),
+        Reply::text("Wrote a.md"),
+    ])
+    .await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    let started = std::time::Instant::now();
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(kinds(&events).last(), Some(&"completed"));
+    assert_eq!(llm.requests().len(), 3);
+    // The retry waited for Retry-After (1 s), not the configured 50 ms base delay.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(worker.log_text().contains("retrying"));
+}
+
+#[tokio::test]
+async fn gateway_500s_until_the_attempts_run_out_fail_the_task() {
+    let llm = ScriptedLlm::turns(vec![Reply::error(500, "upstream exploded")]).await;
+    let app = app_without_dispatch(&[("OPENCLAW_MAX_DELIVER", "2")]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    // Attempt 1: 1 call + 2 retries, then handed back; attempt 2: the same, then final.
+    for attempt in 1..=2 {
+        let mut worker = WorkerProcess::start(
+            worker_bin(),
+            &env_for(&app, &llm, &[("OPENCLAW_FETCH_WAIT_SECS", "5")]),
+        );
+        assert_eq!(
+            worker.wait().await,
+            Some(0),
+            "attempt {attempt}: {}",
+            worker.log_text()
+        );
+    }
+    assert_eq!(llm.requests().len(), 6);
+    let events = events_until_end(&app, &id).await;
+    let failures: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Failed { retryable, reason } => {
+                Some((e.attempt, *retryable, reason.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert_eq!((failures[0].0, failures[0].1), (1, true));
+    assert_eq!((failures[1].0, failures[1].1), (2, false));
+    assert!(failures[1].2.contains("upstream exploded"), "{failures:?}");
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["attempts"], 2);
+}
+
+#[tokio::test]
+async fn a_401_from_the_gateway_fails_at_once_with_its_message() {
+    let llm = ScriptedLlm::turns(vec![Reply::error(401, "invalid api key")]).await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0));
+    assert_eq!(llm.requests().len(), 1, "no retries on 401");
+    let events = events_until_end(&app, &id).await;
+    let (reason, retryable) = last_failed(&events);
+    assert!(!retryable);
+    assert!(
+        reason.contains("invalid api key") && reason.contains("401"),
+        "{reason}"
+    );
+    assert_eq!(app.status(&id).await["status"], "failed");
+}
+
+#[tokio::test]
+async fn malformed_tool_arguments_and_path_escapes_go_back_to_the_model_as_errors() {
+    let outside = tempfile::tempdir().unwrap();
+    let repo = BareRepo::new();
+    // The repo ships a symlink that points out of any checkout.
+    let seed = tempfile::tempdir().unwrap();
+    openclaw_tests::git::git(
+        seed.path(),
+        &["clone", "-q", repo.path().to_str().unwrap(), "w"],
+    );
+    let w = seed.path().join("w");
+    std::os::unix::fs::symlink(outside.path(), w.join("escape")).unwrap();
+    openclaw_tests::git::git(&w, &["add", "escape"]);
+    openclaw_tests::git::git(&w, &["commit", "-q", "-m", "add a symlink"]);
+    openclaw_tests::git::git(&w, &["push", "-q", "origin", "main"]);
+
+    let llm = ScriptedLlm::turns(vec![
+        Reply::raw_tool("write_file", r#"{"path": "x.md", "content": "unterminated"#),
+        write("../evil.md", "x"),
+        Reply::tool("read_file", json!({"path": "/etc/passwd"})),
+        write("escape/evil.md", "x"),
+        Reply::text("I could not write outside the repository."),
+    ])
+    .await;
+    let app = app_without_dispatch(&[]).await;
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(kinds(&events).last(), Some(&"completed"));
+    let results: Vec<(bool, String)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ToolResult { ok, output, .. } => Some((*ok, output.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(|(ok, _)| !ok), "{results:?}");
+    assert!(results[0].1.contains("not valid JSON"), "{results:?}");
+    assert!(results[1].1.contains(".."), "{results:?}");
+    assert!(results[2].1.contains("absolute"), "{results:?}");
+    assert!(results[3].1.contains("outside"), "{results:?}");
+    // The model was told each time.
+    let requests = llm.requests();
+    let told = requests[1]["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(told["role"], "tool");
+    assert!(told["content"].as_str().unwrap().contains("not valid JSON"));
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+    assert!(!std::path::Path::new(&repo.root().join("evil.md")).exists());
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_task_is_replaced_and_the_branch_gets_one_commit() {
+    let llm = ScriptedLlm::queue(vec![
+        // Attempt 1 writes a file, then hangs in the next model call and is killed.
+        write("docs/a.md", "first try"),
+        Reply::text("never delivered").delayed(Duration::from_secs(60)),
+        // Attempt 2 does the task from the start.
+        write("docs/a.md", "second try"),
+        Reply::text("Write docs/a.md"),
+    ])
+    .await;
+    let app = app_without_dispatch(&[("OPENCLAW_ACK_WAIT_SECS", "2")]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    let mut first = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    wait_for_event(&app, &id, "tool_result").await;
+    openclaw_tests::eventually(10, "the second model call", || async {
+        (llm.requests().len() == 2).then_some(())
+    })
+    .await;
+    first.signal("KILL");
+    first.wait().await;
+
+    let mut second = WorkerProcess::start(
+        worker_bin(),
+        &env_for(&app, &llm, &[("OPENCLAW_FETCH_WAIT_SECS", "15")]),
+    );
+    assert_eq!(second.wait().await, Some(0), "{}", second.log_text());
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(kinds(&events).last(), Some(&"completed"));
+    let started: Vec<u32> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Started { .. }))
+        .map(|e| e.attempt)
+        .collect();
+    assert_eq!(started, [1, 2]);
+    let branch = format!("openclaw/{id}");
+    assert_eq!(repo.new_commits(&branch).len(), 1);
+    assert_eq!(
+        repo.file(&branch, "docs/a.md").as_deref(),
+        Some("second try")
+    );
+    assert_eq!(app.status(&id).await["attempts"], 2);
+}
+
+#[tokio::test]
+async fn sigterm_pushes_a_checkpoint_and_the_next_attempt_resumes_from_it() {
+    let llm = ScriptedLlm::queue(vec![
+        write("docs/a.md", "a"),
+        // SIGTERM arrives while this call is in flight; its tool call still runs.
+        write("docs/b.md", "b").delayed(Duration::from_secs(2)),
+        write("docs/c.md", "c"),
+        Reply::text("Finish the docs"),
+    ])
+    .await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    let mut first = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    wait_for_event(&app, &id, "tool_result").await;
+    first.signal("TERM");
+    assert_eq!(first.wait().await, Some(0), "{}", first.log_text());
+    let branch = format!("openclaw/{id}");
+    assert!(repo.has_branch(&branch), "checkpoint pushed");
+    let checkpoint = repo.tip(&branch);
+    assert!(repo.message(&branch).contains("OpenClaw-Checkpoint: true"));
+    assert_eq!(repo.file(&branch, "docs/b.md").as_deref(), Some("b"));
+
+    let mut second = WorkerProcess::start(
+        worker_bin(),
+        &env_for(&app, &llm, &[("OPENCLAW_FETCH_WAIT_SECS", "10")]),
+    );
+    assert_eq!(second.wait().await, Some(0), "{}", second.log_text());
+    let events = events_until_end(&app, &id).await;
+    let k = kinds(&events);
+    assert_eq!(k.last(), Some(&"completed"), "{k:?}");
+    let checkpoints = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Committed {
+                    checkpoint: true,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(checkpoints, 1);
+    let cloned_from: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Cloned { sha, .. } if e.attempt == 2 => Some(sha.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        cloned_from,
+        [checkpoint],
+        "attempt 2 starts from the checkpoint"
+    );
+    let commits = repo.new_commits(&branch);
+    assert_eq!(commits.len(), 2, "{commits:?}");
+    assert!(commits[0].ends_with("Finish the docs"));
+    for f in ["docs/a.md", "docs/b.md", "docs/c.md"] {
+        assert!(repo.file(&branch, f).is_some(), "{f}");
+    }
+    let resumed_prompt = llm.requests()[2]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(resumed_prompt.contains("interrupted"), "{resumed_prompt}");
+}
+
+#[tokio::test]
+async fn cancel_before_start_means_the_worker_never_clones() {
+    let llm = ScriptedLlm::turns(vec![Reply::text("unused")]).await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    let r = app
+        .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 202);
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0));
+    assert!(llm.requests().is_empty());
+    let events = app.stores().events.history(&id).await.unwrap();
+    assert_eq!(kinds(&events), ["queued", "canceled"]);
+    // The message was terminated: nothing is left to deliver.
+    let mut w2 = WorkerProcess::start(
+        worker_bin(),
+        &env_for(
+            &app,
+            &llm,
+            &[
+                ("OPENCLAW_FETCH_WAIT_SECS", "0.5"),
+                ("OPENCLAW_NO_TASK_EXIT_CODE", "3"),
+            ],
+        ),
+    );
+    assert_eq!(w2.wait().await, Some(3));
+}
+
+#[tokio::test]
+async fn cancel_mid_run_stops_at_the_next_step() {
+    let llm = ScriptedLlm::queue(vec![
+        write("a.md", "a"),
+        write("b.md", "b").delayed(Duration::from_secs(2)),
+        Reply::text("not reached"),
+    ])
+    .await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    wait_for_event(&app, &id, "tool_result").await;
+    let r = app
+        .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    let k = kinds(&events);
+    assert_eq!(k.last(), Some(&"canceled"), "{k:?}");
+    assert_eq!(
+        llm.requests().len(),
+        2,
+        "no model call after the cancel was seen"
+    );
+    assert_eq!(app.status(&id).await["status"], "canceled");
+    assert!(!repo.has_branch(&format!("openclaw/{id}")));
+}
+
+#[tokio::test]
+async fn the_devops_agent_runs_allowlisted_commands_without_a_repo() {
+    let bin = tempfile::tempdir().unwrap();
+    let kubectl = bin.path().join("kubectl");
+    std::fs::write(
+        &kubectl,
+        "#!/bin/sh\necho \"pod/web-1 Running (args: $*)\"\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&kubectl)
+        .status()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+
+    let llm = ScriptedLlm::turns(vec![
+        Reply::tool(
+            "run_command",
+            json!({"command": "kubectl", "args": ["get", "pods"]}),
+        ),
+        Reply::tool(
+            "run_command",
+            json!({"command": "rm", "args": ["-rf", "/"]}),
+        ),
+        Reply::text("One pod, web-1, is running."),
+    ])
+    .await;
+    let app = app_without_dispatch(&[]).await;
+    let id = app
+        .submit(&json!({"agent": "devops", "prompt": "What runs in the cluster?"}))
+        .await;
+    let mut env = env_for(&app, &llm, &[("OPENCLAW_AGENT", "devops")]);
+    env.insert("PATH".into(), path);
+    let mut worker = WorkerProcess::start(worker_bin(), &env);
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(&app, &id).await;
+    let k = kinds(&events);
+    assert!(!k.contains(&"cloned") && !k.contains(&"committed"), "{k:?}");
+    let results: Vec<(bool, String)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ToolResult { ok, output, .. } => Some((*ok, output.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        results[0],
+        (true, "pod/web-1 Running (args: get pods)\n".into())
+    );
+    assert!(
+        !results[1].0 && results[1].1.contains("not allowed"),
+        "{results:?}"
+    );
+    let EventKind::Completed {
+        summary,
+        commit,
+        branch,
+    } = &events.last().unwrap().kind
+    else {
+        panic!("{k:?}")
+    };
+    assert_eq!(summary, "One pod, web-1, is running.");
+    assert!(commit.is_none() && branch.is_none());
+    assert_eq!(llm.requests()[0]["tools"].as_array().unwrap().len(), 5);
+}
