@@ -57,6 +57,7 @@ impl Application {
         };
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
+        tasks.spawn(crate::advisories::watch(state.clone()));
         if state.config.dispatch == DispatchMode::Local {
             tasks.spawn(LocalDispatcher::new(state.clone()).run());
         }

@@ -8,8 +8,10 @@
 //! - [`routes`]: thin handlers, one module per resource.
 //! - [`error`]: [`ApiError`], the one JSON error shape every handler returns.
 //! - [`auth`]: the bearer-token middleware.
+//! - [`advisories`]: marks tasks failed that JetStream gave up on.
 //! - [`dispatch`]: who starts workers (`local` child processes, or `none` for KEDA).
 
+pub mod advisories;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -10,4 +10,5 @@ mod events;
 mod intake;
 mod invalid_input;
 mod outage;
+mod profiles;
 mod resilience;

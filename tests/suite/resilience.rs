@@ -424,3 +424,31 @@ async fn the_devops_agent_runs_allowlisted_commands_without_a_repo() {
     assert!(commit.is_none() && branch.is_none());
     assert_eq!(llm.requests()[0]["tools"].as_array().unwrap().len(), 5);
 }
+
+#[tokio::test]
+async fn a_worker_lost_on_the_last_delivery_leaves_a_failed_task_not_a_running_one() {
+    let llm = ScriptedLlm::queue(vec![
+        write("a.md", "a"),
+        Reply::text("never delivered").delayed(Duration::from_secs(60)),
+    ])
+    .await;
+    let app = app_without_dispatch(&[
+        ("OPENCLAW_ACK_WAIT_SECS", "1"),
+        ("OPENCLAW_MAX_DELIVER", "1"),
+    ])
+    .await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    wait_for_event(&app, &id, "tool_result").await;
+    worker.signal("KILL");
+    worker.wait().await;
+    let events = events_until_end(&app, &id).await;
+    let (reason, retryable) = last_failed(&events);
+    assert!(!retryable);
+    assert!(reason.contains("gave up after 1 deliveries"), "{reason}");
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "failed");
+}

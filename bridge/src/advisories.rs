@@ -1,0 +1,88 @@
+//! Tasks JetStream gave up on. A worker that dies on a task's last allowed delivery cannot
+//! report anything; JetStream then publishes a max-deliveries advisory, and the bridge marks
+//! the task failed so that its status and event stream end instead of staying `running`.
+//!
+//! Advisories are core NATS messages: while no bridge is connected they are missed, and such a
+//! task keeps its last status (noted in ARCHITECTURE.md).
+
+use futures_util::StreamExt;
+use openclaw_common::event::EventKind;
+use openclaw_common::jetstream::{StoreError, Stores, Update};
+use openclaw_common::names;
+use openclaw_common::status::TaskState;
+use serde::Deserialize;
+
+use crate::state::AppState;
+
+/// The fields of `io.nats.jetstream.advisory.v1.max_deliver` we use.
+#[derive(Debug, Deserialize)]
+struct MaxDeliveries {
+    stream_seq: u64,
+    deliveries: u64,
+}
+
+/// Listens for max-deliveries advisories of the tasks stream until shutdown.
+pub async fn watch(state: AppState) {
+    let subject = format!(
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.>",
+        names::TASKS_STREAM
+    );
+    let mut sub = match state.client.subscribe(subject).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot subscribe to max-deliveries advisories");
+            return;
+        }
+    };
+    loop {
+        let msg = tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            next = sub.next() => match next {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&msg.payload) else {
+            tracing::warn!("unreadable max-deliveries advisory");
+            continue;
+        };
+        let Some(stores) = state.stores.get() else {
+            continue;
+        };
+        if let Err(e) = give_up(stores, &advisory).await {
+            tracing::warn!(error = %e, seq = advisory.stream_seq, "cannot mark an abandoned task failed");
+        }
+    }
+}
+
+async fn give_up(stores: &Stores, advisory: &MaxDeliveries) -> Result<(), StoreError> {
+    let spec = stores.tasks.get(advisory.stream_seq).await?;
+    let reason = format!(
+        "gave up after {} deliveries: the worker stopped without reporting",
+        advisory.deliveries
+    );
+    let changed = stores
+        .status
+        .update(&spec.id, |s| {
+            if s.status.is_terminal() {
+                return Update::Keep(false);
+            }
+            s.status = TaskState::Failed;
+            s.error = Some(reason.clone());
+            Update::Write(true)
+        })
+        .await?
+        .is_some_and(|(_, changed)| changed);
+    if changed {
+        tracing::warn!(task_id = %spec.id, %reason, "task abandoned");
+        stores
+            .events
+            .writer(spec.id, 0)
+            .publish(EventKind::Failed {
+                reason,
+                retryable: false,
+            })
+            .await?;
+    }
+    Ok(())
+}
