@@ -19,7 +19,7 @@ use crate::config::{BridgeConfig, DispatchMode};
 use crate::dispatch::LocalDispatcher;
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
-use crate::routes::{events, health, tasks};
+use crate::routes::{compat, events, health, openai, tasks};
 use crate::state::AppState;
 
 /// How long shutdown waits for in-flight requests and worker processes.
@@ -54,6 +54,9 @@ impl Application {
             stores: Arc::new(OnceLock::new()),
             dispatch_wakeup: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
+            started: std::time::Instant::now(),
+            started_unix: openclaw_common::now().unix_timestamp(),
+            last_activity: Arc::new(std::sync::Mutex::new(openclaw_common::now())),
         };
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
@@ -130,12 +133,22 @@ async fn set_up_jetstream(state: AppState) {
 
 /// The HTTP API.
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
+    // Routes that answer promptly get the request timeout; a non-streaming chat completion
+    // waits for its whole task and does not.
+    let prompt = Router::new()
         .route("/ready", get(health::ready))
+        .route("/status", get(compat::status))
+        .route("/message", post(compat::message))
+        .route("/v1/models", get(openai::models))
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::get))
         .route("/v1/tasks/{id}/events", get(events::stream))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/v1/tasks/{id}/replay", post(tasks::replay))
+        .route_layer(from_fn_with_state(state.clone(), request_timeout));
+    let protected = Router::new()
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .merge(prompt)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), require_bearer));
@@ -147,10 +160,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Puts the body limit where extractors can report it, and bounds the time to a response.
+/// Puts the body limit where extractors can report it.
 async fn limits(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     req.extensions_mut()
         .insert(BodyLimit(state.config.body_limit));
+    next.run(req).await
+}
+
+/// Bounds the time to a response (headers, for streams).
+async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout.into_response(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use openclaw_common::agents::AgentCatalog;
 use openclaw_common::config::{ConfigError, Env, EnvReader, NatsConfig, Secret};
-use openclaw_common::ids::RepoPolicy;
+use openclaw_common::ids::{AgentName, RepoPolicy};
 
 /// Who starts workers for queued tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,10 @@ pub struct BridgeConfig {
     pub request_timeout: Duration,
     /// Interval of SSE keep-alive comments while a task is quiet.
     pub sse_keep_alive: Duration,
+    /// Agent of `/message` requests (`OPENCLAW_DEFAULT_AGENT`).
+    pub default_agent: AgentName,
+    /// Quiet time after which `/message` streams a "still working" line.
+    pub still_working_after: Duration,
 }
 
 impl BridgeConfig {
@@ -101,6 +105,28 @@ impl BridgeConfig {
         let agents_path = env.string("OPENCLAW_AGENTS").map(PathBuf::from);
         let agents = AgentCatalog::load(agents_path.as_deref())
             .map_err(|e| ConfigError::Refused(e.to_string()))?;
+        // doc-writer when configured, else the first agent by name.
+        let fallback = agents
+            .names()
+            .find(|a| a.as_str() == "doc-writer")
+            .or_else(|| agents.names().next())
+            .map_or("doc-writer", AgentName::as_str);
+        let default_agent_raw = env.string_or("OPENCLAW_DEFAULT_AGENT", fallback);
+        let default_agent = AgentName::parse(&default_agent_raw)
+            .ok()
+            .filter(|a| agents.get(a).is_some())
+            .ok_or_else(|| ConfigError::Invalid {
+                var: "OPENCLAW_DEFAULT_AGENT",
+                value: default_agent_raw.clone(),
+                expected: format!(
+                    "one of the configured agents: {}",
+                    agents
+                        .names()
+                        .map(AgentName::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
         Ok(Self {
             listen,
             nats: NatsConfig::from_env(&env)?,
@@ -133,6 +159,9 @@ impl BridgeConfig {
             request_timeout: env
                 .seconds("OPENCLAW_REQUEST_TIMEOUT_SECS", Duration::from_secs(30))?,
             sse_keep_alive: env.seconds("OPENCLAW_SSE_KEEPALIVE_SECS", Duration::from_secs(15))?,
+            default_agent,
+            still_working_after: env
+                .seconds("OPENCLAW_STILL_WORKING_SECS", Duration::from_secs(30))?,
         })
     }
 }

@@ -5,6 +5,8 @@
 //! - [`config`]: [`BridgeConfig`], read from the environment.
 //! - [`app`]: [`Application`]: binds the router to an injected listener, owns start-up
 //!   (NATS connection, JetStream setup) and graceful shutdown.
+//! - [`intake`]: the one way tasks enter and are canceled.
+//! - [`conversation`], [`relay`]: chat input into tasks, task events into chat text.
 //! - [`routes`]: thin handlers, one module per resource.
 //! - [`error`]: [`ApiError`], the one JSON error shape every handler returns.
 //! - [`auth`]: the bearer-token middleware.
@@ -15,9 +17,12 @@ pub mod advisories;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod conversation;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
+pub mod intake;
+pub mod relay;
 pub mod routes;
 pub mod state;
 

@@ -23,9 +23,22 @@ pub struct AppState {
     pub dispatch_wakeup: Arc<Notify>,
     /// Cancelled at shutdown; ends open SSE streams so graceful shutdown can complete.
     pub shutdown: CancellationToken,
+    /// When the bridge started, for `/status`'s uptime.
+    pub started: std::time::Instant,
+    /// The same as a Unix time, for `/v1/models`.
+    pub started_unix: i64,
+    /// When a task was last submitted (or the bridge started), for `/status`.
+    pub last_activity: Arc<std::sync::Mutex<time::OffsetDateTime>>,
 }
 
 impl AppState {
+    /// Records activity now (for `/status`).
+    pub fn touch(&self) {
+        if let Ok(mut t) = self.last_activity.lock() {
+            *t = openclaw_common::now();
+        }
+    }
+
     /// The stores, or 503 while NATS is down or JetStream is not set up yet.
     pub fn stores(&self) -> Result<&Stores, ApiError> {
         if self.client.connection_state() != async_nats::connection::State::Connected {

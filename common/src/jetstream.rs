@@ -14,6 +14,7 @@ use crate::config::NatsConfig;
 use crate::event::{EventKind, TaskEvent};
 use crate::ids::{AgentName, TaskId};
 use crate::names;
+use crate::session::{Session, SessionKey};
 use crate::status::TaskStatus;
 use crate::task::TaskSpec;
 
@@ -162,7 +163,8 @@ pub async fn ensure_all(
             ))
         })?;
     }
-    ensure_status_bucket(js, cfg).await?;
+    ensure_bucket(js, status_bucket_config(cfg)).await?;
+    ensure_bucket(js, sessions_bucket_config(cfg)).await?;
     Ok(())
 }
 
@@ -220,13 +222,29 @@ fn stream_differences(have: &stream::Config, want: &stream::Config) -> Vec<&'sta
     out
 }
 
-async fn ensure_status_bucket(js: &Context, cfg: &NatsConfig) -> Result<kv::Store, StoreError> {
-    match js.get_key_value(names::STATUS_BUCKET).await {
+async fn ensure_bucket(js: &Context, config: kv::Config) -> Result<kv::Store, StoreError> {
+    match js.get_key_value(&config.bucket).await {
         Ok(store) => Ok(store),
-        Err(_) => js
-            .create_key_value(status_bucket_config(cfg))
-            .await
-            .map_err(|e| StoreError::Setup(format!("KV bucket {}: {e}", names::STATUS_BUCKET))),
+        Err(_) => {
+            let name = config.bucket.clone();
+            js.create_key_value(config)
+                .await
+                .map_err(|e| StoreError::Setup(format!("KV bucket {name}: {e}")))
+        }
+    }
+}
+
+/// The sessions bucket definition: a conversation is continued for 30 days.
+pub fn sessions_bucket_config(cfg: &NatsConfig) -> kv::Config {
+    kv::Config {
+        bucket: names::SESSIONS_BUCKET.to_owned(),
+        description: "OpenClaw conversations: session key to the branch its tasks build on."
+            .to_owned(),
+        history: 1,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
     }
 }
 
@@ -237,6 +255,7 @@ pub struct Stores {
     pub tasks: TaskQueue,
     pub events: EventLog,
     pub status: StatusStore,
+    pub sessions: SessionStore,
 }
 
 impl Stores {
@@ -255,6 +274,12 @@ impl Stores {
         let kv = js.get_key_value(names::STATUS_BUCKET).await.map_err(|e| {
             StoreError::Unavailable(format!("KV bucket {}: {e}", names::STATUS_BUCKET))
         })?;
+        let sessions = js
+            .get_key_value(names::SESSIONS_BUCKET)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("KV bucket {}: {e}", names::SESSIONS_BUCKET))
+            })?;
         Ok(Self {
             tasks: TaskQueue {
                 js: js.clone(),
@@ -265,6 +290,7 @@ impl Stores {
                 stream: events,
             },
             status: StatusStore { kv },
+            sessions: SessionStore { kv: sessions },
             js,
         })
     }
@@ -277,6 +303,8 @@ pub struct Enqueued {
     pub spec: TaskSpec,
     /// True when the message id was seen within the duplicate window and nothing new was stored.
     pub duplicate: bool,
+    /// Stream sequence of the stored message.
+    pub seq: u64,
 }
 
 /// The tasks stream.
@@ -309,6 +337,7 @@ impl TaskQueue {
             return Ok(Enqueued {
                 spec,
                 duplicate: false,
+                seq: ack.sequence,
             });
         }
         // JetStream answers a duplicate with the sequence of the original message.
@@ -316,6 +345,7 @@ impl TaskQueue {
         Ok(Enqueued {
             spec: original,
             duplicate: true,
+            seq: ack.sequence,
         })
     }
 
@@ -612,5 +642,35 @@ impl StatusStore {
             }
         }
         Ok(out)
+    }
+}
+
+/// The sessions KV bucket.
+#[derive(Clone)]
+pub struct SessionStore {
+    kv: kv::Store,
+}
+
+impl SessionStore {
+    pub async fn get(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
+        let value = self
+            .kv
+            .get(key.as_str())
+            .await
+            .map_err(|e| unavailable("read session")(&e))?;
+        value
+            .map(|v| serde_json::from_slice(&v).map_err(corrupt(key.as_str())))
+            .transpose()
+    }
+
+    pub async fn put(&self, key: &SessionKey, session: &Session) -> Result<(), StoreError> {
+        let value: Bytes = serde_json::to_vec(session)
+            .expect("sessions always serialize")
+            .into();
+        self.kv
+            .put(key.as_str(), value)
+            .await
+            .map_err(|e| unavailable("write session")(&e))?;
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! - [`task`]: the task a client submits, as stored in the tasks stream.
 //! - [`event`]: the progress events of a task, as stored in the events stream.
 //! - [`status`]: the latest state of a task, as stored in the status KV bucket.
+//! - [`session`]: conversations whose tasks continue on one branch.
 //! - [`names`]: stream, subject, bucket and consumer names in one place.
 //! - [`jetstream`]: creating those streams (from `nats/*.json`), and the typed stores over them.
 //! - [`agents`]: agent profiles (built-in defaults, or a TOML file).
@@ -17,6 +18,7 @@ pub mod event;
 pub mod ids;
 pub mod jetstream;
 pub mod names;
+pub mod session;
 pub mod status;
 pub mod task;
 pub mod telemetry;

@@ -50,14 +50,21 @@ pub struct TaskStatus {
     /// Set by `POST /v1/tasks/{id}/cancel`; a running worker stops at its next step.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Stream sequence of the task's message in the tasks stream: tells a redelivery of it
+    /// from a copy republished by hand (which runs as a new task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The task this one runs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<TaskId>,
     /// Worker currently (or last) holding the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
 }
 
 impl TaskStatus {
-    /// The record of a task that has just been submitted.
-    pub fn queued(spec: &TaskSpec) -> Self {
+    /// The record of a task that has just been stored at stream sequence `seq`.
+    pub fn queued(spec: &TaskSpec, seq: u64) -> Self {
         Self {
             v: crate::SCHEMA_VERSION,
             id: spec.id,
@@ -73,6 +80,8 @@ impl TaskStatus {
             summary: None,
             error: None,
             cancel_requested: false,
+            seq: Some(seq),
+            replay_of: spec.replay_of,
             worker_id: None,
         }
     }

@@ -27,9 +27,48 @@ pub struct TaskSpec {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Earlier turns of the conversation this task continues, oldest first (bounded at intake).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Turn>,
+    /// The task this one runs again, when it is a replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<TaskId>,
+}
+
+/// Who said a [`Turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnRole {
+    User,
+    Assistant,
+}
+
+/// One earlier message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    pub role: TurnRole,
+    pub content: String,
 }
 
 impl TaskSpec {
+    /// A new task doing the same work again, linked to this one. It pushes to its own
+    /// default branch unless this one named a branch of its own.
+    pub fn replay(&self) -> TaskSpec {
+        let id = TaskId::new();
+        let push_branch = if self.push_branch == BranchName::for_task(&self.id) {
+            BranchName::for_task(&id)
+        } else {
+            self.push_branch.clone()
+        };
+        TaskSpec {
+            id,
+            push_branch,
+            created_at: crate::now(),
+            replay_of: Some(self.id),
+            ..self.clone()
+        }
+    }
+
     pub fn to_json(&self) -> bytes::Bytes {
         serde_json::to_vec(self)
             .expect("a TaskSpec always serializes")

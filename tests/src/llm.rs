@@ -1,6 +1,6 @@
 //! A scripted OpenAI-compatible chat-completions server: the one outside service, played by
-//! the harness. Answers are data: either by conversation turn (stateless: the Nth assistant
-//! turn of any conversation gets the Nth reply), or from a queue (for sequences of errors).
+//! the harness. Answers are data: either by turn (stateless: the Nth assistant turn after the
+//! last user message gets the Nth reply), or from a queue (for sequences of errors).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -154,9 +154,17 @@ async fn chat(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         );
+        // The turn within the current request: assistant messages after the last user message
+        // (earlier turns of a conversation come before it).
         let turn = body["messages"]
             .as_array()
-            .map(|m| m.iter().filter(|m| m["role"] == "assistant").count())
+            .map(|m| {
+                let last_user = m.iter().rposition(|m| m["role"] == "user").unwrap_or(0);
+                m[last_user..]
+                    .iter()
+                    .filter(|m| m["role"] == "assistant")
+                    .count()
+            })
             .unwrap_or(0);
         match &mut inner.script {
             Script::Turns(replies) => replies.get(turn).or(replies.last()).cloned(),

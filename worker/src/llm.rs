@@ -31,6 +31,9 @@ impl ChatMessage {
     pub fn user(text: impl Into<String>) -> Self {
         Self::plain("user", text)
     }
+    pub fn assistant(text: impl Into<String>) -> Self {
+        Self::plain("assistant", text)
+    }
     pub fn tool(call_id: &str, text: impl Into<String>) -> Self {
         Self {
             tool_call_id: Some(call_id.to_owned()),

@@ -18,7 +18,7 @@ use openclaw_common::ids::RepoUrl;
 use openclaw_common::jetstream::{self, EventWriter, StoreError, Stores, Update};
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus};
-use openclaw_common::task::TaskSpec;
+use openclaw_common::task::{TaskSpec, TurnRole};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
@@ -104,7 +104,10 @@ pub async fn run_one(
         },
         () = terminate.cancelled() => return Ok(Outcome::NoTask),
     };
-    let attempt = msg.info().map(|i| i.delivered as u32).unwrap_or(1).max(1);
+    let (attempt, msg_seq) = msg
+        .info()
+        .map(|i| (i.delivered.max(1) as u32, i.stream_sequence))
+        .unwrap_or((1, 0));
 
     let spec: TaskSpec = match serde_json::from_slice(&msg.payload) {
         Ok(spec) => spec,
@@ -116,6 +119,16 @@ pub async fn run_one(
                 retry: false,
             });
         }
+    };
+    // A copy of a stored task republished by hand (say with the nats CLI) runs again as a new
+    // task linked to the original; a redelivery of the original message is the same task.
+    let spec = match stores.status.get(&spec.id).await? {
+        Some(known) if known.seq.is_some_and(|original| original != msg_seq) => {
+            let replay = spec.replay();
+            info!(original = %spec.id, task_id = %replay.id, "republished task: running it as a replay");
+            replay
+        }
+        _ => spec,
     };
     // Tell JetStream we are still working, well inside ack_wait, until the task is settled.
     let keep_alive = {
@@ -135,6 +148,7 @@ pub async fn run_one(
         config,
         stores: &stores,
         spec: &spec,
+        msg_seq,
         attempt,
         last_attempt: max_deliver > 0 && i64::from(attempt) >= max_deliver,
         terminate: &terminate,
@@ -187,6 +201,8 @@ struct Task<'a> {
     config: &'a WorkerConfig,
     stores: &'a Stores,
     spec: &'a TaskSpec,
+    /// Stream sequence of the task's message.
+    msg_seq: u64,
     /// Delivery count from JetStream (1 for the first).
     attempt: u32,
     /// Whether JetStream will not deliver the task again after this attempt.
@@ -199,7 +215,10 @@ impl Task<'_> {
         let spec = self.spec;
         let id = spec.id;
         // The bridge normally wrote these; a task published by other means gets them here.
-        self.stores.status.ensure(&TaskStatus::queued(spec)).await?;
+        self.stores
+            .status
+            .ensure(&TaskStatus::queued(spec, self.msg_seq))
+            .await?;
         self.stores.events.ensure_queued(spec).await?;
 
         let worker_id = self.config.worker_id.clone();
@@ -402,13 +421,21 @@ impl Task<'_> {
         };
         if checkout.is_some_and(|c| c.resumed) {
             context.push_str(
-                " An earlier attempt of this task was interrupted; its work so far is already in the checkout. Continue from there.",
+                " The branch already holds earlier work (an earlier request of this conversation, or an interrupted attempt of this task); it is in the checkout. Continue from there.",
             );
         }
-        vec![
-            ChatMessage::system(format!("{}\n\n{context}", profile.system_prompt)),
-            ChatMessage::user(self.spec.prompt.clone()),
-        ]
+        let mut messages = vec![ChatMessage::system(format!(
+            "{}\n\n{context}",
+            profile.system_prompt
+        ))];
+        for turn in &self.spec.history {
+            messages.push(match turn.role {
+                TurnRole::User => ChatMessage::user(turn.content.clone()),
+                TurnRole::Assistant => ChatMessage::assistant(turn.content.clone()),
+            });
+        }
+        messages.push(ChatMessage::user(self.spec.prompt.clone()));
+        messages
     }
 
     /// Commit, push, `completed`, status — and only then ack.

@@ -4,9 +4,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use openclaw_common::event::EventKind;
 use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
-use openclaw_common::jetstream::Update;
+use openclaw_common::jetstream::Enqueued;
 use openclaw_common::status::{TaskState, TaskStatus};
 use openclaw_common::task::TaskSpec;
 use serde::Deserialize;
@@ -14,6 +13,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::intake;
 use crate::state::AppState;
 
 /// Longest prompt accepted, in characters.
@@ -110,6 +110,8 @@ impl SubmitTask {
             model: self.model,
             metadata: self.metadata.unwrap_or_default(),
             created_at: openclaw_common::now(),
+            history: Vec::new(),
+            replay_of: None,
         })
     }
 }
@@ -141,43 +143,66 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let spec = body.into_spec(&state)?;
-    let stores = state.stores()?;
     let msg_id = key.unwrap_or_else(|| spec.id.to_string());
-    let enqueued = stores.tasks.publish(spec, &msg_id).await?;
-    let spec = enqueued.spec;
-    // Both are idempotent, so a resubmit repairs a submit that failed half-way.
-    let record = TaskStatus::queued(&spec);
-    let (status, queued) = tokio::join!(
-        stores.status.ensure(&record),
-        stores.events.ensure_queued(&spec),
-    );
-    status?;
-    queued?;
+    let enqueued = intake::enqueue(&state, spec, &msg_id).await?;
+    accepted(&state, &enqueued).await
+}
+
+/// The 202 of an accepted task: where to follow it. For a duplicate, its current status.
+async fn accepted(state: &AppState, enqueued: &Enqueued) -> Result<Response, ApiError> {
+    let spec = &enqueued.spec;
     let current = if enqueued.duplicate {
-        stores
+        state
+            .stores()?
             .status
             .get(&spec.id)
             .await?
             .map(|s| s.status)
             .unwrap_or(TaskState::Queued)
     } else {
-        state.dispatch_wakeup.notify_one();
         TaskState::Queued
     };
-    tracing::info!(task_id = %spec.id, agent = %spec.agent, duplicate = enqueued.duplicate, "task queued");
     let location = format!("/v1/tasks/{}", spec.id);
-    let body = json!({
+    let mut body = json!({
         "id": spec.id,
         "status": current,
         "status_url": location,
         "events_url": format!("{location}/events"),
     });
+    if let Some(of) = spec.replay_of {
+        body["replay_of"] = json!(of);
+    }
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
         Json(body),
     )
         .into_response())
+}
+
+/// `POST /v1/tasks/{id}/replay`: a new task from the stored spec of `id`, linked to it.
+pub async fn replay(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_task_id(&id)?;
+    let stores = state.stores()?;
+    let status = stores
+        .status
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))?;
+    let seq = status
+        .seq
+        .ok_or_else(|| ApiError::Conflict(format!("task {id} has no stored message to replay")))?;
+    let original = stores.tasks.get(seq).await.map_err(|e| {
+        tracing::warn!(task_id = %id, error = %e, "stored task message is gone");
+        ApiError::Conflict(format!("the stored message of task {id} is no longer kept"))
+    })?;
+    let spec = original.replay();
+    let msg_id = spec.id.to_string();
+    let enqueued = intake::enqueue(&state, spec, &msg_id).await?;
+    accepted(&state, &enqueued).await
 }
 
 pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
@@ -228,43 +253,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_task_id(&id)?;
-    let stores = state.stores()?;
-    let updated = stores
-        .status
-        .update(&id, |s| match s.status {
-            TaskState::Queued => {
-                s.status = TaskState::Canceled;
-                s.cancel_requested = true;
-                Update::Write(true)
-            }
-            TaskState::Running if !s.cancel_requested => {
-                s.cancel_requested = true;
-                Update::Write(false)
-            }
-            _ => Update::Keep(false),
-        })
-        .await?;
-    let Some((status, canceled_now)) = updated else {
-        return Err(ApiError::NotFound(format!("no task {id}")));
-    };
-    if status.status.is_terminal() && !canceled_now && status.status != TaskState::Canceled {
-        return Err(ApiError::Conflict(format!(
-            "task {id} already ended as {}",
-            serde_json::to_value(status.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        )));
-    }
-    if canceled_now {
-        stores
-            .events
-            .writer(id, 0)
-            .publish(EventKind::Canceled {
-                reason: "canceled before a worker started".into(),
-            })
-            .await?;
-    }
+    let status = intake::cancel(&state, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "status": status.status, "cancel_requested": true })),

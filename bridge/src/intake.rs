@@ -1,0 +1,82 @@
+//! The one way tasks enter and are canceled, shared by the task API, the OpenAI-compatible
+//! front door and the original bridge's `/message`.
+
+use openclaw_common::event::EventKind;
+use openclaw_common::ids::TaskId;
+use openclaw_common::jetstream::{Enqueued, Update};
+use openclaw_common::status::{TaskState, TaskStatus};
+use openclaw_common::task::TaskSpec;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Stores the task under `msg_id` (a duplicate id returns the original task), then its status
+/// record and `queued` event, and wakes the dispatcher. Both follow-up writes are idempotent,
+/// so a resubmit repairs a submit that failed half-way.
+pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<Enqueued, ApiError> {
+    let stores = state.stores()?;
+    let enqueued = stores.tasks.publish(spec, msg_id).await?;
+    let record = TaskStatus::queued(&enqueued.spec, enqueued.seq);
+    let (status, queued) = tokio::join!(
+        stores.status.ensure(&record),
+        stores.events.ensure_queued(&enqueued.spec),
+    );
+    status?;
+    queued?;
+    if !enqueued.duplicate {
+        state.dispatch_wakeup.notify_one();
+    }
+    state.touch();
+    tracing::info!(task_id = %enqueued.spec.id, agent = %enqueued.spec.agent, duplicate = enqueued.duplicate, "task queued");
+    Ok(enqueued)
+}
+
+/// A queued task is canceled at once (`canceled` event); a running one is flagged and its
+/// worker stops at its next step. 404 for an unknown task, 409 for one that already ended.
+pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiError> {
+    let stores = state.stores()?;
+    let updated = stores
+        .status
+        .update(id, |s| match s.status {
+            TaskState::Queued => {
+                s.status = TaskState::Canceled;
+                s.cancel_requested = true;
+                Update::Write(true)
+            }
+            TaskState::Running if !s.cancel_requested => {
+                s.cancel_requested = true;
+                Update::Write(false)
+            }
+            _ => Update::Keep(false),
+        })
+        .await?;
+    let Some((status, canceled_now)) = updated else {
+        return Err(ApiError::NotFound(format!("no task {id}")));
+    };
+    if status.status.is_terminal() && !canceled_now && status.status != TaskState::Canceled {
+        return Err(ApiError::Conflict(format!(
+            "task {id} already ended as {}",
+            state_name(status.status)
+        )));
+    }
+    if canceled_now {
+        stores
+            .events
+            .writer(*id, 0)
+            .publish(EventKind::Canceled {
+                reason: "canceled before a worker started".into(),
+            })
+            .await?;
+    }
+    Ok(status)
+}
+
+fn state_name(s: TaskState) -> &'static str {
+    match s {
+        TaskState::Queued => "queued",
+        TaskState::Running => "running",
+        TaskState::Completed => "completed",
+        TaskState::Failed => "failed",
+        TaskState::Canceled => "canceled",
+    }
+}

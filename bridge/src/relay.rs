@@ -1,0 +1,196 @@
+//! A task's events as readable text, for chat clients (the OpenAI-compatible API and the
+//! original bridge's `/message`): the model's words as they stream, tool activity and progress
+//! as short status lines, and a closing line with the commit and branch.
+
+use futures_util::{Stream, StreamExt};
+use openclaw_common::event::{EventKind, TaskEvent};
+use openclaw_common::ids::TaskId;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// One piece of a task's text.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    Text(String),
+    /// The task ended; `error` is set when it did not complete.
+    End {
+        text: String,
+        error: Option<String>,
+        usage: Usage,
+    },
+}
+
+/// Tokens the task's model calls used.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// Turns events into text. Keeps track of whether the output is at the start of a line, so a
+/// status line never glues onto the model's half-written sentence.
+#[derive(Default)]
+pub struct Renderer {
+    mid_line: bool,
+    usage: Usage,
+}
+
+impl Renderer {
+    pub fn render(&mut self, ev: &TaskEvent) -> Option<Piece> {
+        let status = |s: String| Some(s);
+        let line = match &ev.kind {
+            EventKind::Queued { agent } => {
+                status(format!("queued for {agent} (task {})", ev.task_id))
+            }
+            EventKind::Started { .. } if ev.attempt > 1 => {
+                status(format!("started again (attempt {})", ev.attempt))
+            }
+            EventKind::Started { .. } => status("started".into()),
+            EventKind::Cloned { sha, branch, .. } => {
+                status(format!("cloned, working on {branch} from {}", short(sha)))
+            }
+            EventKind::Message { delta } => {
+                self.mid_line = !delta.ends_with('\n');
+                return Some(Piece::Text(delta.clone()));
+            }
+            EventKind::ToolCall {
+                name, arguments, ..
+            } => status(format!("{name} {}", describe_args(arguments))),
+            EventKind::ToolResult {
+                ok: false,
+                name,
+                output,
+                ..
+            } => status(format!("{name} failed: {}", first_line(output, 120))),
+            EventKind::ToolResult { .. } => None,
+            EventKind::LlmUsage {
+                prompt_tokens,
+                completion_tokens,
+                ..
+            } => {
+                self.usage.prompt_tokens += prompt_tokens;
+                self.usage.completion_tokens += completion_tokens;
+                None
+            }
+            EventKind::Committed {
+                sha,
+                files,
+                checkpoint,
+            } => status(format!(
+                "{} {} ({} file{})",
+                if *checkpoint {
+                    "checkpoint"
+                } else {
+                    "committed"
+                },
+                short(sha),
+                files.len(),
+                if files.len() == 1 { "" } else { "s" }
+            )),
+            EventKind::Pushed { branch, .. } => status(format!("pushed to {branch}")),
+            EventKind::Failed {
+                reason,
+                retryable: true,
+            } => status(format!("attempt failed, retrying: {reason}")),
+            EventKind::Completed { commit, branch, .. } => {
+                let closing = match (commit, branch) {
+                    (Some(c), Some(b)) => format!("Done: commit {} on branch {b}.", short(c)),
+                    _ => "Done.".to_owned(),
+                };
+                return Some(self.end(closing, None));
+            }
+            EventKind::Failed { reason, .. } => {
+                return Some(self.end(format!("Failed: {reason}"), Some(reason.clone())));
+            }
+            EventKind::Canceled { reason } => {
+                return Some(self.end(
+                    format!("Canceled: {reason}"),
+                    Some(format!("canceled: {reason}")),
+                ));
+            }
+        }?;
+        let lead = if self.mid_line { "\n\n" } else { "" };
+        self.mid_line = false;
+        Some(Piece::Text(format!("{lead}_{line}_\n\n")))
+    }
+
+    fn end(&mut self, closing: String, error: Option<String>) -> Piece {
+        let lead = if self.mid_line { "\n\n" } else { "" };
+        self.mid_line = false;
+        Piece::End {
+            text: format!("{lead}**{closing}**\n"),
+            error,
+            usage: self.usage,
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
+fn first_line(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or_default();
+    let cut: String = line.chars().take(max).collect();
+    if cut.len() < line.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
+/// `path`, or `command args…`, or the raw arguments, shortened.
+fn describe_args(raw: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) else {
+        return first_line(raw, 60);
+    };
+    if let Some(p) = v["path"].as_str() {
+        return p.to_owned();
+    }
+    if let Some(c) = v["command"].as_str() {
+        let args: Vec<&str> = v["args"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        return first_line(&format!("{c} {}", args.join(" ")), 80);
+    }
+    if let Some(p) = v["pattern"].as_str() {
+        return format!("{p:?}");
+    }
+    String::new()
+}
+
+/// The task's text from its first event to its end. Stops early at bridge shutdown.
+pub async fn follow(
+    state: &AppState,
+    id: &TaskId,
+) -> Result<impl Stream<Item = Piece> + Send + 'static + use<>, ApiError> {
+    let events = state.stores()?.events.follow(id).await?;
+    let id = *id;
+    let shutdown = state.shutdown.clone();
+    let pieces = futures_util::stream::unfold(
+        (Box::pin(events), Renderer::default(), false),
+        move |(mut events, mut renderer, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match events.next().await? {
+                    Ok(ev) => {
+                        if let Some(piece) = renderer.render(&ev) {
+                            let end = matches!(piece, Piece::End { .. });
+                            return Some((piece, (events, renderer, end)));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(task_id = %id, error = %e, "event stream broke off");
+                        return None;
+                    }
+                }
+            }
+        },
+    )
+    .take_until(shutdown.cancelled_owned());
+    Ok(pieces)
+}
