@@ -9,6 +9,7 @@ mod e2e;
 mod events;
 mod intake;
 mod invalid_input;
+mod openai;
 mod outage;
 mod profiles;
 mod resilience;
