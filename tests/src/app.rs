@@ -51,27 +51,19 @@ impl TestAppBuilder {
         crate::init();
         let nats = self.nats.take().unwrap_or_else(NatsServer::start);
         self.env.insert("NATS_URL".into(), nats.url());
-        let config = BridgeConfig::from_env(&self.env).expect("valid test bridge config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind port 0");
-        let app = Application::build(config, listener)
-            .await
-            .expect("build the bridge");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(app.run_until(async {
-            let _ = stopped.await;
-        }));
-        TestApp {
-            base,
+        let mut app = TestApp {
+            base: String::new(),
+            port: 0,
             token: self.token,
             http: reqwest::Client::new(),
             stores: None,
             nats,
-            stop: Some(stop),
-            handle: Some(handle),
-        }
+            env: self.env,
+            stop: None,
+            handle: None,
+        };
+        app.start_bridge().await;
+        app
     }
 }
 
@@ -83,6 +75,10 @@ pub struct TestApp {
     /// Direct access to the stores, to check what the bridge stored; open once ready.
     stores: Option<Stores>,
     pub nats: NatsServer,
+    /// The bridge's environment, kept to start it again.
+    env: HashMap<String, String>,
+    /// The bridge's port, kept across restarts (0 before the first start).
+    pub port: u16,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -179,6 +175,43 @@ impl TestApp {
         let r = req.send().await.expect("events request");
         assert_eq!(r.status(), 200, "events: {:?}", r.text().await);
         SseReader::new(r)
+    }
+
+    /// Starts the bridge (again) on its port.
+    async fn start_bridge(&mut self) {
+        let config = BridgeConfig::from_env(&self.env).expect("valid test bridge config");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind the bridge port");
+        let app = Application::build(config, listener)
+            .await
+            .expect("build the bridge");
+        self.port = app.port();
+        self.base = format!("http://127.0.0.1:{}", self.port);
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.handle = Some(tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        })));
+        self.stop = Some(stop);
+    }
+
+    /// Stops the bridge gracefully and starts a new one on the same port and NATS server.
+    pub async fn restart_bridge(&mut self) {
+        self.stop_bridge().await;
+        self.start_bridge().await;
+        self.wait_ready().await;
+    }
+
+    async fn stop_bridge(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            crate::within(30, "the bridge to shut down", handle)
+                .await
+                .expect("bridge task")
+                .expect("bridge served without error");
+        }
     }
 
     /// Stops the bridge gracefully and waits for it.

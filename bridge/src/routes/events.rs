@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
@@ -12,11 +12,19 @@ use crate::error::ApiError;
 use crate::routes::tasks::parse_task_id;
 use crate::state::AppState;
 
+#[derive(Debug, serde::Deserialize)]
+pub struct EventsQuery {
+    /// `false`: only the events stored so far, then the stream ends.
+    follow: Option<bool>,
+}
+
 /// Every event so far, then live ones; ends after a terminal event (or at bridge shutdown).
 /// Frames carry `id: <per-task seq>`, so `Last-Event-ID` resumes with no gap and no repeat.
+/// With `?follow=false`, only the events stored so far.
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_task_id(&id)?;
@@ -37,12 +45,17 @@ pub async fn stream(
     if stores.status.get(&id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no task {id}")));
     }
+    let last = stores.events.last_event(&id).await?;
     // A task that already ended and whose events the client has all seen: end at once.
-    let already_done = stores
-        .events
-        .last_event(&id)
-        .await?
+    let already_done = last
+        .as_ref()
         .is_some_and(|last| last.kind.is_terminal() && last.seq <= after);
+    // Without follow, stop at the event that is last now.
+    let stop_after = match query.follow {
+        Some(false) => Some(last.as_ref().map_or(0, |l| l.seq)),
+        _ => None,
+    };
+    let already_done = already_done || stop_after.is_some_and(|s| s <= after);
     let events = stores.events.follow(&id).await?;
     let shutdown = state.shutdown.clone();
     let frames = futures_util::stream::unfold(
@@ -55,8 +68,8 @@ pub async fn stream(
                 match events.next().await? {
                     Ok(ev) if ev.seq <= after => continue,
                     Ok(ev) => {
-                        let terminal = ev.kind.is_terminal();
-                        return Some((Ok(frame(&ev)), (events, terminal)));
+                        let end = ev.kind.is_terminal() || stop_after.is_some_and(|s| ev.seq >= s);
+                        return Some((Ok(frame(&ev)), (events, end)));
                     }
                     Err(e) => {
                         tracing::warn!(task_id = %id, error = %e, "event stream broke off");

@@ -1,0 +1,190 @@
+//! Progress lines for people: elapsed time, stage, tool calls, tokens, and the final commit.
+
+use openclaw_common::event::{EventKind, TaskEvent};
+use serde_json::Value;
+
+/// Turns a task's events into lines. The model's text is shown as it streams, indented.
+#[derive(Default)]
+pub struct Progress {
+    /// Time of the first event seen, for elapsed times.
+    start: Option<time::OffsetDateTime>,
+    /// Whether the model's text is mid-line (a progress line must start on a fresh one).
+    mid_text: bool,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+impl Progress {
+    pub fn line(&mut self, ev: &TaskEvent) -> String {
+        let start = *self.start.get_or_insert(ev.ts);
+        let elapsed = (ev.ts - start).as_seconds_f64();
+        let stage = |this: &mut Self, name: &str, detail: String| {
+            let lead = if this.mid_text { "\n" } else { "" };
+            this.mid_text = false;
+            format!("{lead}[{elapsed:7.1}s] {name:<10} {detail}\n")
+        };
+        match &ev.kind {
+            EventKind::Message { delta } => {
+                let mut out = String::new();
+                if !self.mid_text {
+                    out.push_str("             │ ");
+                }
+                out.push_str(&delta.replace('\n', "\n             │ "));
+                self.mid_text = !delta.ends_with('\n');
+                if delta.ends_with('\n') {
+                    out.truncate(out.trim_end_matches("│ ").trim_end().len());
+                    out.push('\n');
+                }
+                out
+            }
+            EventKind::Queued { agent } => {
+                stage(self, "queued", format!("{agent} (task {})", ev.task_id))
+            }
+            EventKind::Started { worker_id } => stage(
+                self,
+                "started",
+                format!("{worker_id} (attempt {})", ev.attempt),
+            ),
+            EventKind::Cloned { sha, branch, .. } => {
+                stage(self, "cloned", format!("{branch} @ {}", short(sha)))
+            }
+            EventKind::ToolCall {
+                name, arguments, ..
+            } => stage(self, "tool", format!("{name} {}", args(arguments))),
+            EventKind::ToolResult {
+                ok: false,
+                name,
+                output,
+                ..
+            } => stage(
+                self,
+                "tool error",
+                format!("{name}: {}", output.lines().next().unwrap_or_default()),
+            ),
+            EventKind::ToolResult { .. } => String::new(),
+            EventKind::LlmUsage {
+                prompt_tokens,
+                completion_tokens,
+                latency_ms,
+                ..
+            } => {
+                self.prompt_tokens += prompt_tokens;
+                self.completion_tokens += completion_tokens;
+                stage(
+                    self,
+                    "model",
+                    format!("{prompt_tokens}+{completion_tokens} tokens, {latency_ms} ms"),
+                )
+            }
+            EventKind::Committed {
+                sha,
+                files,
+                checkpoint,
+            } => stage(
+                self,
+                if *checkpoint {
+                    "checkpoint"
+                } else {
+                    "committed"
+                },
+                format!("{} ({} files)", short(sha), files.len()),
+            ),
+            EventKind::Pushed { branch, sha, .. } => {
+                stage(self, "pushed", format!("{branch} @ {}", short(sha)))
+            }
+            EventKind::Completed { commit, branch, .. } => {
+                let what = match (commit, branch) {
+                    (Some(c), Some(b)) => format!("commit {} on {b}", short(c)),
+                    _ => "no changes".to_owned(),
+                };
+                let tokens = self.prompt_tokens + self.completion_tokens;
+                stage(
+                    self,
+                    "completed",
+                    format!("{what} · {tokens} tokens · {elapsed:.1}s"),
+                )
+            }
+            EventKind::Failed { reason, retryable } => stage(
+                self,
+                if *retryable { "retrying" } else { "failed" },
+                reason.clone(),
+            ),
+            EventKind::Canceled { reason } => stage(self, "canceled", reason.clone()),
+        }
+    }
+
+    /// Ends an unfinished line of model text.
+    pub fn finish(&mut self) -> &'static str {
+        if std::mem::take(&mut self.mid_text) {
+            "\n"
+        } else {
+            ""
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
+fn args(raw: &str) -> String {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v) if v["path"].is_string() => v["path"].as_str().unwrap_or_default().to_owned(),
+        Ok(v) if v["command"].is_string() => {
+            let rest: Vec<&str> = v["args"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            format!(
+                "{} {}",
+                v["command"].as_str().unwrap_or_default(),
+                rest.join(" ")
+            )
+        }
+        _ => raw.chars().take(60).collect(),
+    }
+}
+
+/// `status` for people.
+pub fn status_text(s: &Value) -> String {
+    let mut out = format!(
+        "{}  {}  agent {}  attempts {}\n  repo   {}\n  branch {}",
+        s["id"].as_str().unwrap_or_default(),
+        s["status"].as_str().unwrap_or_default(),
+        s["agent"].as_str().unwrap_or_default(),
+        s["attempts"],
+        s["repo"].as_str().unwrap_or("-"),
+        s["push_branch"].as_str().unwrap_or_default(),
+    );
+    for (label, key) in [
+        ("commit", "commit"),
+        ("error", "error"),
+        ("replay of", "replay_of"),
+    ] {
+        if let Some(v) = s[key].as_str() {
+            out.push_str(&format!("\n  {label:<6} {v}"));
+        }
+    }
+    out
+}
+
+/// `list` for people: one task per line.
+pub fn list_text(l: &Value) -> String {
+    let tasks = l["tasks"].as_array().cloned().unwrap_or_default();
+    if tasks.is_empty() {
+        return "no tasks".into();
+    }
+    tasks
+        .iter()
+        .map(|t| {
+            format!(
+                "{}  {:<9}  {:<10}  {}",
+                t["id"].as_str().unwrap_or_default(),
+                t["status"].as_str().unwrap_or_default(),
+                t["agent"].as_str().unwrap_or_default(),
+                t["repo"].as_str().unwrap_or("-")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

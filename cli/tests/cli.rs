@@ -1,0 +1,378 @@
+//! The `openclaw` binary against a real bridge over a real nats-server. The worker's part is
+//! played by the test, writing events and status as a worker does, so each test controls
+//! exactly when the task moves.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
+
+use openclaw_common::event::{EventKind, TaskEvent};
+use openclaw_common::ids::TaskId;
+use openclaw_common::jetstream::Update;
+use openclaw_common::status::TaskState;
+use openclaw_tests::app::TestApp;
+use openclaw_tests::{eventually, within};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const TOKEN: &str = "cli-test-token";
+
+async fn app() -> TestApp {
+    TestApp::builder().token(TOKEN).spawn().await
+}
+
+/// `openclaw` with the bridge's URL and token in its environment.
+fn openclaw(app: &TestApp, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_openclaw"));
+    cmd.args(args)
+        .env("OPENCLAW_URL", &app.base)
+        .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn output(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+    let out = within(60, "openclaw to finish", openclaw(app, args).output())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What a worker does for a task that succeeds: started, some text, committed, pushed, completed.
+async fn play_worker(app: &TestApp, id: TaskId, from_step: usize) {
+    let stores = app.stores();
+    stores
+        .status
+        .update(&id, |s| {
+            s.status = TaskState::Running;
+            s.attempts = 1;
+            Update::Write(())
+        })
+        .await
+        .unwrap();
+    let mut w = stores.events.writer(id, 1);
+    let steps = [
+        EventKind::Started {
+            worker_id: "w-1".into(),
+        },
+        EventKind::Message {
+            delta: "Writing the guide.\n".into(),
+        },
+        EventKind::ToolCall {
+            call_id: "c1".into(),
+            name: "write_file".into(),
+            arguments: r#"{"path":"docs/guide.md"}"#.into(),
+        },
+        EventKind::LlmUsage {
+            model: "m".into(),
+            prompt_tokens: 100,
+            completion_tokens: 20,
+            latency_ms: 5,
+        },
+        EventKind::Committed {
+            sha: "0123456789abcdef".into(),
+            files: vec!["docs/guide.md".into()],
+            checkpoint: false,
+        },
+        EventKind::Pushed {
+            remote: "r".into(),
+            branch: format!("openclaw/{id}"),
+            sha: "0123456789abcdef".into(),
+        },
+        EventKind::Completed {
+            summary: "Wrote the guide".into(),
+            commit: Some("0123456789abcdef".into()),
+            branch: Some(format!("openclaw/{id}")),
+        },
+    ];
+    for step in steps.into_iter().skip(from_step) {
+        w.publish(step).await.unwrap();
+    }
+    stores
+        .status
+        .update(&id, |s| {
+            s.status = TaskState::Completed;
+            s.commit = Some("0123456789abcdef".into());
+            Update::Write(())
+        })
+        .await
+        .unwrap();
+}
+
+async fn newest_task(app: &TestApp) -> TaskId {
+    eventually(20, "the task to be submitted", || async {
+        let list: Value = app.get("/v1/tasks?limit=1").await.json().await.ok()?;
+        TaskId::parse(list["tasks"][0]["id"].as_str()?).ok()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn submit_follows_the_task_and_json_output_parses() {
+    let app = app().await;
+    let child = openclaw(
+        &app,
+        &[
+            "--json",
+            "submit",
+            "--repo",
+            "https://example.com/o/r.git",
+            "--prompt",
+            "Write a guide",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let id = newest_task(&app).await;
+    play_worker(&app, id, 0).await;
+    let out = within(30, "openclaw submit", child.wait_with_output())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut lines = stdout.lines();
+    let accepted: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(accepted["id"], id.to_string());
+    assert_eq!(accepted["status"], "queued");
+    let events: Vec<TaskEvent> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(events.last().unwrap().kind.name(), "completed");
+}
+
+#[tokio::test]
+async fn submit_shows_progress_for_people_and_fails_with_the_task() {
+    let app = app().await;
+    let child = openclaw(
+        &app,
+        &[
+            "submit",
+            "--repo",
+            "https://example.com/o/r.git",
+            "--prompt",
+            "Write a guide",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let id = newest_task(&app).await;
+    play_worker(&app, id, 0).await;
+    let out = within(30, "openclaw submit", child.wait_with_output())
+        .await
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for expected in [
+        "queued",
+        "started",
+        "│ Writing the guide.",
+        "tool       write_file docs/guide.md",
+        "100+20 tokens",
+        "committed  0123456789",
+        "pushed",
+        "completed  commit 0123456789 on openclaw/",
+        "120 tokens",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    // A task that fails makes the command fail.
+    let child = openclaw(
+        &app,
+        &[
+            "submit",
+            "--repo",
+            "https://example.com/o/r.git",
+            "--prompt",
+            "p",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let id = eventually(20, "a second task", || async {
+        let list: Value = app.get("/v1/tasks?limit=2").await.json().await.ok()?;
+        let ids: Vec<&str> = list["tasks"]
+            .as_array()?
+            .iter()
+            .filter_map(|t| t["id"].as_str())
+            .collect();
+        (ids.len() == 2).then(|| TaskId::parse(ids[0]).unwrap())
+    })
+    .await;
+    app.stores()
+        .events
+        .writer(id, 1)
+        .publish(EventKind::Failed {
+            reason: "push rejected".into(),
+            retryable: false,
+        })
+        .await
+        .unwrap();
+    let out = within(30, "openclaw submit", child.wait_with_output())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("failed     push rejected")
+    );
+}
+
+#[tokio::test]
+async fn logs_follow_resumes_after_the_bridge_restarts_mid_stream() {
+    let mut app = app().await;
+    let id = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let mut w = app.stores().events.writer(id, 1);
+    w.publish(EventKind::Started {
+        worker_id: "w".into(),
+    })
+    .await
+    .unwrap();
+
+    let mut child = openclaw(&app, &["--json", "logs", &id.to_string(), "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        seen.push(
+            within(20, "an event line", lines.next_line())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    app.restart_bridge().await;
+    // Events written while the bridge was away and after it came back arrive once each.
+    play_worker(&app, id, 1).await;
+    while let Some(line) = within(30, "the rest of the events", lines.next_line())
+        .await
+        .unwrap()
+    {
+        seen.push(line);
+    }
+    let status = within(10, "openclaw logs", child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    let seqs: Vec<u64> = seen
+        .iter()
+        .map(|l| serde_json::from_str::<TaskEvent>(l).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "no gap, no repeat");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("reconnecting"), "{stderr}");
+}
+
+#[tokio::test]
+async fn status_list_cancel_replay_and_logs_without_follow() {
+    let app = app().await;
+    let id = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let id_s = id.to_string();
+
+    let (code, out, _) = output(&app, &["--json", "status", &id_s]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "queued"
+    );
+    let (code, out, _) = output(&app, &["status", &id_s]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&id_s)
+            && out.contains("queued")
+            && out.contains("https://example.com/o/r.git"),
+        "{out}"
+    );
+
+    let (code, out, _) = output(&app, &["--json", "cancel", &id_s]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "canceled"
+    );
+
+    let (code, out, _) = output(&app, &["--json", "logs", &id_s]).await;
+    assert_eq!(code, 1, "a canceled task is not a success");
+    let kinds: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["queued", "canceled"]);
+
+    let (code, out, _) = output(&app, &["--json", "replay", &id_s, "--no-follow"]).await;
+    assert_eq!(code, 0);
+    let replay: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(replay["replay_of"], id_s);
+
+    let (code, out, _) = output(&app, &["--json", "list", "--limit", "5"]).await;
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["tasks"].as_array().unwrap().len(), 2);
+    assert_eq!(list["tasks"][0]["id"], replay["id"]);
+
+    // Logs of a running task without --follow show what is stored and return.
+    let other = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let (code, out, _) = output(&app, &["--json", "logs", &other.to_string()]).await;
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1);
+}
+
+#[tokio::test]
+async fn errors_are_readable_and_fail_the_command() {
+    let app = app().await;
+    let out = within(
+        30,
+        "openclaw",
+        openclaw(&app, &["list"])
+            .env("OPENCLAW_GATEWAY_TOKEN", "wrong")
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bearer token") && stderr.contains("401"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong"), "the token is not echoed");
+
+    let (code, _, stderr) = output(&app, &["status", &TaskId::new().to_string()]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no task"), "{stderr}");
+
+    let out = within(
+        30,
+        "openclaw",
+        openclaw(&app, &["list"])
+            .env("OPENCLAW_URL", "http://127.0.0.1:9")
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the bridge"));
+}
