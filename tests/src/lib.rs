@@ -3,6 +3,7 @@
 //! - [`nats::NatsServer`]: a real `nats-server` with JetStream in a temp dir.
 //! - [`app::TestApp`]: a bridge (in-process) on port 0 over its own NATS server.
 //! - [`llm::ScriptedLlm`]: an OpenAI-compatible server whose answers are given as data.
+//! - [`litellm::LiteLlm`]: the real LiteLLM proxy in front of it, for conformance.
 //! - [`git`]: bare repositories over `file://` and over HTTP (`git http-backend`).
 //! - [`sse`]: a small SSE reader for asserting on event streams.
 //! - [`worker`]: worker processes and their test environment.
@@ -11,6 +12,7 @@
 
 pub mod app;
 pub mod git;
+pub mod litellm;
 pub mod llm;
 pub mod nats;
 pub mod sse;

@@ -85,6 +85,7 @@ impl ScriptedLlm {
     }
 
     async fn start(script: Script) -> Self {
+        crate::init();
         let inner = Arc::new(Mutex::new(Inner {
             script,
             requests: Vec::new(),

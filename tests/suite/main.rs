@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod conformance;
 mod definitions;
 mod e2e;
 mod events;

@@ -1,0 +1,102 @@
+//! Conformance through the real LiteLLM proxy: worker → LiteLLM → scripted model, with tool
+//! calls and streaming, and token usage reaching the events.
+
+use openclaw_common::event::EventKind;
+use openclaw_tests::git::BareRepo;
+use openclaw_tests::litellm::{LiteLlm, MODEL};
+use openclaw_tests::llm::{Reply, ScriptedLlm};
+use openclaw_tests::worker::WorkerProcess;
+use serde_json::json;
+
+use crate::e2e::{app_without_dispatch, env_for, events_until_end, kinds, worker_bin};
+
+#[tokio::test]
+async fn a_full_task_through_the_litellm_proxy() {
+    let upstream = ScriptedLlm::turns(vec![
+        Reply::tool("list_files", json!({})),
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/USAGE.md", "content": "# Usage\n\nRun it.\n"}),
+        ),
+        Reply::text("Add a usage guide\n\nDocuments how to run the program."),
+    ])
+    .await;
+    let proxy = LiteLlm::start(&upstream).await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Document how to run it"}))
+        .await;
+    let base = proxy.url();
+    let mut worker = WorkerProcess::start(
+        worker_bin(),
+        &env_for(
+            &app,
+            &upstream,
+            &[
+                ("LITELLM_BASE_URL", &base),
+                ("LITELLM_API_KEY", &proxy.key),
+                ("LITELLM_MODEL_NAME", MODEL),
+            ],
+        ),
+    );
+    assert_eq!(
+        worker.wait().await,
+        Some(0),
+        "{}\n--- litellm ---\n{}",
+        worker.log_text(),
+        proxy.log_tail()
+    );
+    let events = events_until_end(&app, &id).await;
+    let k = kinds(&events);
+    assert_eq!(k.last(), Some(&"completed"), "{k:?}\n{}", worker.log_text());
+    assert_eq!(k.iter().filter(|x| **x == "tool_call").count(), 2);
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Message { delta } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(streamed.contains("Add a usage guide"), "{streamed}");
+    let usage: Vec<(String, u64, u64)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::LlmUsage {
+                model,
+                prompt_tokens,
+                completion_tokens,
+                ..
+            } => Some((model.clone(), *prompt_tokens, *completion_tokens)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(usage.len(), 3);
+    assert!(
+        usage.iter().all(|(m, p, c)| m == MODEL && *p > 0 && *c > 0),
+        "{usage:?}"
+    );
+    assert_eq!(
+        repo.file(&format!("openclaw/{id}"), "docs/USAGE.md")
+            .as_deref(),
+        Some("# Usage\n\nRun it.\n")
+    );
+
+    // LiteLLM forwarded streaming requests with the tools to the upstream model.
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r["stream"] == true && r["model"] == "scripted")
+    );
+    assert_eq!(requests[0]["tools"].as_array().map(Vec::len), Some(4));
+    // The worker's key went to LiteLLM, and LiteLLM's upstream key to the model.
+    assert!(
+        upstream
+            .auth_headers()
+            .iter()
+            .all(|h| h.as_deref() == Some("Bearer sk-upstream-scripted"))
+    );
+    assert!(!worker.log_text().contains(&proxy.key));
+}
