@@ -49,13 +49,17 @@ pub async fn watch(state: AppState) {
         let Some(stores) = state.stores.get() else {
             continue;
         };
-        if let Err(e) = give_up(stores, &advisory).await {
+        if let Err(e) = give_up(&state, stores, &advisory).await {
             tracing::warn!(error = %e, seq = advisory.stream_seq, "cannot mark an abandoned task failed");
         }
     }
 }
 
-async fn give_up(stores: &Stores, advisory: &MaxDeliveries) -> Result<(), StoreError> {
+async fn give_up(
+    state: &AppState,
+    stores: &Stores,
+    advisory: &MaxDeliveries,
+) -> Result<(), StoreError> {
     let spec = stores.tasks.get(advisory.stream_seq).await?;
     let reason = format!(
         "gave up after {} deliveries: the worker stopped without reporting",
@@ -75,6 +79,7 @@ async fn give_up(stores: &Stores, advisory: &MaxDeliveries) -> Result<(), StoreE
         .is_some_and(|(_, changed)| changed);
     if changed {
         tracing::warn!(task_id = %spec.id, %reason, "task abandoned");
+        state.metrics.abandoned(spec.agent.as_str());
         stores
             .events
             .writer(spec.id, 0)

@@ -54,6 +54,7 @@ impl Application {
             stores: Arc::new(OnceLock::new()),
             dispatch_wakeup: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
+            metrics: Arc::default(),
             started: std::time::Instant::now(),
             started_unix: openclaw_common::now().unix_timestamp(),
             last_activity: Arc::new(std::sync::Mutex::new(openclaw_common::now())),
@@ -138,6 +139,7 @@ pub fn router(state: AppState) -> Router {
     let prompt = Router::new()
         .route("/ready", get(health::ready))
         .route("/status", get(compat::status))
+        .route("/metrics", get(health::metrics))
         .route("/message", post(compat::message))
         .route("/v1/models", get(openai::models))
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
@@ -156,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .merge(protected)
         .layer(from_fn_with_state(state.clone(), limits))
+        .layer(from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .with_state(state)
 }
@@ -165,6 +168,22 @@ async fn limits(State(state): State<AppState>, mut req: Request, next: Next) -> 
     req.extensions_mut()
         .insert(BodyLimit(state.config.body_limit));
     next.run(req).await
+}
+
+/// Counts every request by method, matched route (not raw path: ids would explode the
+/// label set) and status.
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let response = next.run(req).await;
+    state
+        .metrics
+        .request(&method, &route, response.status().as_u16());
+    response
 }
 
 /// Bounds the time to a response (headers, for streams).

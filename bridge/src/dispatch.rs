@@ -75,6 +75,10 @@ impl LocalDispatcher {
     }
 
     fn reaped(&mut self, agent: AgentName, code: Option<i32>) {
+        self.state
+            .metrics
+            .workers_running
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(n) = self.running.get_mut(&agent) {
             *n = n.saturating_sub(1);
         }
@@ -139,6 +143,7 @@ impl LocalDispatcher {
                     self.pids.push(pid);
                 }
                 *self.running.entry(agent.clone()).or_default() += 1;
+                self.state.metrics.worker_started(agent.as_str());
                 let agent = agent.clone();
                 self.children.spawn(async move {
                     let code = child.wait().await.ok().and_then(|s| s.code());

@@ -27,6 +27,9 @@ pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<E
         state.dispatch_wakeup.notify_one();
     }
     state.touch();
+    state
+        .metrics
+        .submitted(enqueued.spec.agent.as_str(), enqueued.duplicate);
     tracing::info!(task_id = %enqueued.spec.id, agent = %enqueued.spec.agent, duplicate = enqueued.duplicate, "task queued");
     Ok(enqueued)
 }

@@ -7,6 +7,7 @@
 //!   (NATS connection, JetStream setup) and graceful shutdown.
 //! - [`intake`]: the one way tasks enter and are canceled.
 //! - [`conversation`], [`relay`]: chat input into tasks, task events into chat text.
+//! - [`metrics`]: Prometheus counters and gauges at `/metrics`.
 //! - [`routes`]: thin handlers, one module per resource.
 //! - [`error`]: [`ApiError`], the one JSON error shape every handler returns.
 //! - [`auth`]: the bearer-token middleware.
@@ -22,6 +23,7 @@ pub mod dispatch;
 pub mod error;
 pub mod extract;
 pub mod intake;
+pub mod metrics;
 pub mod relay;
 pub mod routes;
 pub mod state;

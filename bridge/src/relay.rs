@@ -169,9 +169,10 @@ pub async fn follow(
     let events = state.stores()?.events.follow(id).await?;
     let id = *id;
     let shutdown = state.shutdown.clone();
+    let gauge = crate::metrics::StreamGauge::open(&state.metrics);
     let pieces = futures_util::stream::unfold(
-        (Box::pin(events), Renderer::default(), false),
-        move |(mut events, mut renderer, done)| async move {
+        (Box::pin(events), Renderer::default(), false, gauge),
+        move |(mut events, mut renderer, done, gauge)| async move {
             if done {
                 return None;
             }
@@ -180,7 +181,7 @@ pub async fn follow(
                     Ok(ev) => {
                         if let Some(piece) = renderer.render(&ev) {
                             let end = matches!(piece, Piece::End { .. });
-                            return Some((piece, (events, renderer, end)));
+                            return Some((piece, (events, renderer, end, gauge)));
                         }
                     }
                     Err(e) => {

@@ -27,6 +27,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// The same as a Unix time, for `/v1/models`.
     pub started_unix: i64,
+    /// Counters and gauges served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// When a task was last submitted (or the bridge started), for `/status`.
     pub last_activity: Arc<std::sync::Mutex<time::OffsetDateTime>>,
 }

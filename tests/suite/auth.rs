@@ -14,6 +14,7 @@ async fn with_a_token_every_route_but_health_needs_it() {
 
     for (method, path) in [
         ("GET", "/ready"),
+        ("GET", "/metrics"),
         ("GET", "/v1/tasks"),
         ("POST", "/v1/tasks"),
         ("GET", "/v1/tasks/0192d1f0-0000-7000-8000-000000000000"),

@@ -209,3 +209,42 @@ async fn many_concurrent_submits_each_get_their_own_task() {
     let mut stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 20);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_submits_and_open_streams() {
+    let app = TestApp::spawn().await;
+    let id = app.submit(&task_body()).await;
+    let mut sse = app.events(&id, None).await;
+    openclaw_tests::within(10, "queued", sse.next())
+        .await
+        .expect("a frame");
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for line in [
+        r#"openclaw_tasks_submitted_total{agent="doc-writer",duplicate="false"} 1"#,
+        r#"openclaw_http_requests_total{method="POST",route="/v1/tasks",status="202"} 1"#,
+        "openclaw_event_streams_open 1",
+        "openclaw_nats_connected 1",
+        "# TYPE openclaw_local_workers_running gauge",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    drop(sse);
+    openclaw_tests::eventually(5, "the stream gauge to drop", || async {
+        let text = app.get("/metrics").await.text().await.ok()?;
+        text.lines()
+            .any(|l| l == "openclaw_event_streams_open 0")
+            .then_some(())
+    })
+    .await;
+}

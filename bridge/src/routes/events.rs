@@ -58,9 +58,10 @@ pub async fn stream(
     let already_done = already_done || stop_after.is_some_and(|s| s <= after);
     let events = stores.events.follow(&id).await?;
     let shutdown = state.shutdown.clone();
+    let gauge = crate::metrics::StreamGauge::open(&state.metrics);
     let frames = futures_util::stream::unfold(
-        (Box::pin(events), already_done),
-        move |(mut events, done)| async move {
+        (Box::pin(events), already_done, gauge),
+        move |(mut events, done, gauge)| async move {
             if done {
                 return None;
             }
@@ -69,7 +70,7 @@ pub async fn stream(
                     Ok(ev) if ev.seq <= after => continue,
                     Ok(ev) => {
                         let end = ev.kind.is_terminal() || stop_after.is_some_and(|s| ev.seq >= s);
-                        return Some((Ok(frame(&ev)), (events, end)));
+                        return Some((Ok(frame(&ev)), (events, end, gauge)));
                     }
                     Err(e) => {
                         tracing::warn!(task_id = %id, error = %e, "event stream broke off");

@@ -23,3 +23,15 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
     }
     Ok(Json(json!({ "status": "ready" })))
 }
+
+/// Prometheus metrics (text format).
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let connected = state.client.connection_state() == async_nats::connection::State::Connected;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(connected),
+    )
+}
