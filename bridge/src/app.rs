@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::require_bearer;
 use crate::config::{BridgeConfig, DispatchMode};
-use crate::dispatch::LocalDispatcher;
+use crate::dispatch::{KubernetesDispatcher, LocalDispatcher};
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::routes::{compat, events, health, openai, tasks};
@@ -62,8 +62,14 @@ impl Application {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
         tasks.spawn(crate::advisories::watch(state.clone()));
-        if state.config.dispatch == DispatchMode::Local {
-            tasks.spawn(LocalDispatcher::new(state.clone()).run());
+        match state.config.dispatch {
+            DispatchMode::Local => {
+                tasks.spawn(LocalDispatcher::new(state.clone()).run());
+            }
+            DispatchMode::Kubernetes => {
+                tasks.spawn(KubernetesDispatcher::new(state.clone()).run());
+            }
+            DispatchMode::None => {}
         }
         Ok(Self {
             router: router(state.clone()),

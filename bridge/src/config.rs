@@ -14,8 +14,28 @@ use openclaw_common::ids::{AgentName, RepoPolicy};
 pub enum DispatchMode {
     /// The bridge starts `openclaw-worker` child processes (the embedded local default).
     Local,
+    /// The bridge creates worker Jobs in Kubernetes.
+    Kubernetes,
     /// The bridge starts none: KEDA's ScaledJob (or an operator) does.
     None,
+}
+
+/// Settings of the `kubernetes` dispatcher.
+#[derive(Debug, Clone)]
+pub struct KubernetesDispatchConfig {
+    /// Namespace of the worker Jobs (`OPENCLAW_KUBE_NAMESPACE`, default: the bridge's own).
+    pub namespace: String,
+    /// Directory of Job templates, `<agent>.json` or `default.json` (`OPENCLAW_JOB_TEMPLATES`);
+    /// `None`: the built-in `deploy/kubernetes/worker-job.json`.
+    pub templates: Option<PathBuf>,
+    /// Worker image replacing the template's (`OPENCLAW_WORKER_IMAGE`).
+    pub image: Option<String>,
+    /// API server URL (`OPENCLAW_KUBE_API_URL`); `None`: in-cluster config or kubeconfig.
+    pub api_url: Option<String>,
+    /// Most unfinished worker Jobs at once (`OPENCLAW_MAX_JOBS`).
+    pub max_jobs: usize,
+    /// How often pending work is looked for when nothing wakes the dispatcher earlier.
+    pub poll_interval: Duration,
 }
 
 /// Settings of the `local` dispatcher.
@@ -54,6 +74,7 @@ pub struct BridgeConfig {
     pub auth_token: Option<Secret>,
     pub dispatch: DispatchMode,
     pub local: LocalDispatchConfig,
+    pub kubernetes: KubernetesDispatchConfig,
     /// Which repo URL schemes beyond https/ssh tasks may use.
     pub repo_policy: RepoPolicy,
     /// The agents tasks may name.
@@ -93,7 +114,11 @@ impl BridgeConfig {
         let dispatch = env.choice(
             "OPENCLAW_DISPATCH",
             DispatchMode::Local,
-            &[("local", DispatchMode::Local), ("none", DispatchMode::None)],
+            &[
+                ("local", DispatchMode::Local),
+                ("kubernetes", DispatchMode::Kubernetes),
+                ("none", DispatchMode::None),
+            ],
         )?;
         let worker_bin = match env.string("OPENCLAW_WORKER_BIN") {
             Some(p) => PathBuf::from(p),
@@ -102,6 +127,14 @@ impl BridgeConfig {
                 .and_then(|p| p.parent().map(|d| d.join("openclaw-worker")))
                 .unwrap_or_else(|| PathBuf::from("openclaw-worker")),
         };
+        if dispatch == DispatchMode::Local && !worker_bin.is_file() {
+            return Err(ConfigError::Refused(format!(
+                "local dispatch needs the worker binary, and {} does not exist: build it \
+                 (cargo build -p openclaw-worker), set OPENCLAW_WORKER_BIN, or set \
+                 OPENCLAW_DISPATCH=none",
+                worker_bin.display()
+            )));
+        }
         let agents_path = env.string("OPENCLAW_AGENTS").map(PathBuf::from);
         let agents = AgentCatalog::load(agents_path.as_deref())
             .map_err(|e| ConfigError::Refused(e.to_string()))?;
@@ -150,6 +183,18 @@ impl BridgeConfig {
                     .filter(|(k, _)| !NOT_FOR_WORKERS.contains(&k.as_str()))
                     .collect(),
             },
+            kubernetes: KubernetesDispatchConfig {
+                namespace: env
+                    .string("OPENCLAW_KUBE_NAMESPACE")
+                    .or_else(crate::dispatch::kubernetes::own_namespace)
+                    .unwrap_or_else(|| "openclaw".into()),
+                templates: env.string("OPENCLAW_JOB_TEMPLATES").map(PathBuf::from),
+                image: env.string("OPENCLAW_WORKER_IMAGE"),
+                api_url: env.string("OPENCLAW_KUBE_API_URL"),
+                max_jobs: env.parse("OPENCLAW_MAX_JOBS", 10, "a positive integer")?,
+                poll_interval: env
+                    .seconds("OPENCLAW_DISPATCH_POLL_SECS", Duration::from_secs(2))?,
+            },
             repo_policy: RepoPolicy {
                 allow_file: env.bool("OPENCLAW_ALLOW_FILE_REPOS", false)?,
                 allow_http: env.bool("OPENCLAW_ALLOW_HTTP_REPOS", false)?,
@@ -180,11 +225,28 @@ mod tests {
 
     #[test]
     fn no_token_on_a_public_address_is_refused() {
-        let err = BridgeConfig::from_env(&env(&[])).unwrap_err().to_string();
+        let none = ("OPENCLAW_DISPATCH", "none");
+        let err = BridgeConfig::from_env(&env(&[none]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("OPENCLAW_ALLOW_NO_AUTH"), "{err}");
-        assert!(BridgeConfig::from_env(&env(&[("OPENCLAW_ALLOW_NO_AUTH", "true")])).is_ok());
-        assert!(BridgeConfig::from_env(&env(&[("OPENCLAW_LISTEN", "127.0.0.1:0")])).is_ok());
-        assert!(BridgeConfig::from_env(&env(&[("BRIDGE_AUTH_TOKEN", "t")])).is_ok());
+        assert!(BridgeConfig::from_env(&env(&[none, ("OPENCLAW_ALLOW_NO_AUTH", "true")])).is_ok());
+        assert!(BridgeConfig::from_env(&env(&[none, ("OPENCLAW_LISTEN", "127.0.0.1:0")])).is_ok());
+        assert!(BridgeConfig::from_env(&env(&[none, ("BRIDGE_AUTH_TOKEN", "t")])).is_ok());
+    }
+
+    #[test]
+    fn local_dispatch_without_a_worker_binary_is_refused() {
+        let err = BridgeConfig::from_env(&env(&[
+            ("OPENCLAW_LISTEN", "127.0.0.1:0"),
+            ("OPENCLAW_WORKER_BIN", "/nonexistent/openclaw-worker"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/nonexistent/openclaw-worker") && err.contains("OPENCLAW_DISPATCH=none"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -196,7 +258,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("OPENCLAW_DISPATCH") && err.contains("local, none"),
+            err.contains("OPENCLAW_DISPATCH") && err.contains("local, kubernetes, none"),
             "{err}"
         );
     }

@@ -8,6 +8,8 @@ use openclaw_common::config::ProcessEnv;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     openclaw_common::telemetry::init("info");
+    // One TLS provider (ring) for the Kubernetes client; see ARCHITECTURE.md.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = BridgeConfig::from_env(&ProcessEnv).context("invalid configuration")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -4,6 +4,7 @@
 //! - [`app::TestApp`]: a bridge (in-process) on port 0 over its own NATS server.
 //! - [`llm::ScriptedLlm`]: an OpenAI-compatible server whose answers are given as data.
 //! - [`litellm::LiteLlm`]: the real LiteLLM proxy in front of it, for conformance.
+//! - [`kube::FakeKubeApi`]: a small Kubernetes API server for the Job dispatcher.
 //! - [`git`]: bare repositories over `file://` and over HTTP (`git http-backend`).
 //! - [`sse`]: a small SSE reader for asserting on event streams.
 //! - [`worker`]: worker processes and their test environment.
@@ -12,6 +13,7 @@
 
 pub mod app;
 pub mod git;
+pub mod kube;
 pub mod litellm;
 pub mod llm;
 pub mod nats;

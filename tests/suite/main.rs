@@ -10,6 +10,7 @@ mod e2e;
 mod events;
 mod intake;
 mod invalid_input;
+mod kubernetes;
 mod openai;
 mod outage;
 mod profiles;

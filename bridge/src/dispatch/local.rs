@@ -1,36 +1,24 @@
-//! Who starts workers. `local`: the bridge starts worker child processes for pending tasks,
-//! bounded by `max_workers`; `none`: something else (KEDA's ScaledJob) does.
-//!
-//! The local dispatcher is a reconcile loop: for each agent it observes the consumer's
-//! pending and unacknowledged tasks and its own running children, and starts the difference,
-//! up to the bound. It runs on a poll interval and whenever a task is queued.
+//! `local` dispatch: the bridge starts `openclaw-worker` child processes on this machine,
+//! bounded by `OPENCLAW_MAX_WORKERS`, and reaps them.
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull;
 use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
-use openclaw_common::names;
 use tokio::task::JoinSet;
 
+use super::{Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::state::AppState;
-
-/// Exit code the children use for "no task was waiting" (`OPENCLAW_NO_TASK_EXIT_CODE`).
-const NO_TASK_EXIT: i32 = 3;
-/// After a child found no task, wait this long before starting another for the same agent
-/// (unless a task is queued meanwhile): unacknowledged tasks of a crashed worker only come
-/// back after `ack_wait`, and starting a worker every poll until then would be churn.
-const IDLE_COOLDOWN: Duration = Duration::from_secs(10);
 
 /// Starts `openclaw-worker` processes on this machine while tasks wait.
 pub struct LocalDispatcher {
     state: AppState,
     /// Children running per agent.
     running: HashMap<AgentName, usize>,
-    /// Agents whose last child found nothing, and until when to leave them be.
-    cooldown: HashMap<AgentName, Instant>,
+    /// When workers were last started for orphaned tasks.
+    orphans: OrphanClock,
     /// The children's exit waits; each yields its agent, pid and exit code.
     children: JoinSet<(AgentName, Option<u32>, Option<i32>)>,
     /// Pids of running children, to pass SIGTERM on at shutdown.
@@ -42,7 +30,7 @@ impl LocalDispatcher {
         Self {
             state,
             running: HashMap::new(),
-            cooldown: HashMap::new(),
+            orphans: OrphanClock::default(),
             children: JoinSet::new(),
             pids: Vec::new(),
         }
@@ -55,7 +43,7 @@ impl LocalDispatcher {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = wakeup.notified() => self.cooldown.clear(),
+                () = wakeup.notified() => {},
                 () = tokio::time::sleep(poll) => {},
                 Some(done) = self.children.join_next(), if !self.children.is_empty() => {
                     if let Ok((agent, pid, code)) = done {
@@ -82,9 +70,7 @@ impl LocalDispatcher {
         if let Some(n) = self.running.get_mut(&agent) {
             *n = n.saturating_sub(1);
         }
-        if code == Some(NO_TASK_EXIT) {
-            self.cooldown.insert(agent, Instant::now() + IDLE_COOLDOWN);
-        } else if code != Some(0) {
+        if code != Some(0) {
             tracing::warn!(%agent, ?code, "worker exited abnormally");
         }
     }
@@ -92,32 +78,21 @@ impl LocalDispatcher {
     /// Starts workers for tasks that wait with nobody working on them.
     async fn reconcile(&mut self, stores: &Stores) -> Result<(), String> {
         let max = self.state.config.local.max_workers;
-        let stream = stores
-            .js
-            .get_stream(names::TASKS_STREAM)
-            .await
-            .map_err(|e| e.to_string())?;
         let agents: Vec<AgentName> = self.state.config.agents.names().cloned().collect();
         for agent in agents {
-            if self
-                .cooldown
-                .get(&agent)
-                .is_some_and(|until| Instant::now() < *until)
-            {
-                continue;
-            }
-            let mut consumer = stream
-                .get_consumer::<pull::Config>(&names::worker_consumer(&agent))
-                .await
-                .map_err(|e| e.to_string())?;
-            let info = consumer.info().await.map_err(|e| e.to_string())?;
-            let waiting = info.num_pending as usize + info.num_ack_pending;
-            let busy = self.running.get(&agent).copied().unwrap_or(0);
-            for _ in busy..waiting {
-                if self.running.values().sum::<usize>() >= max {
-                    return Ok(());
-                }
+            let (pending, ack_pending) = consumer_backlog(stores, &agent).await?;
+            let observed = Observed {
+                pending,
+                ack_pending,
+                running: self.running.get(&agent).copied().unwrap_or(0),
+            };
+            let free = max.saturating_sub(self.running.values().sum());
+            let n = workers_to_start(observed, self.orphans.allowed(&agent), free);
+            for _ in 0..n {
                 self.spawn(&agent);
+            }
+            if n > 0 {
+                self.orphans.started(&agent, observed);
             }
         }
         Ok(())
@@ -132,7 +107,6 @@ impl LocalDispatcher {
         cmd.envs(cfg.local.worker_env.iter().map(|(k, v)| (k, v)))
             .env("NATS_URL", &cfg.nats.url)
             .env("OPENCLAW_AGENT", agent.as_str())
-            .env("OPENCLAW_NO_TASK_EXIT_CODE", NO_TASK_EXIT.to_string())
             .stdin(Stdio::null())
             .kill_on_drop(false);
         match cmd.spawn() {
@@ -152,8 +126,6 @@ impl LocalDispatcher {
             }
             Err(e) => {
                 tracing::error!(bin = %cfg.local.worker_bin.display(), error = %e, "cannot start a worker");
-                self.cooldown
-                    .insert(agent.clone(), Instant::now() + IDLE_COOLDOWN);
             }
         }
     }

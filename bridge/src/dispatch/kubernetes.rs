@@ -1,0 +1,291 @@
+//! `kubernetes` dispatch: the bridge creates a worker Job per waiting task, bounded by
+//! `OPENCLAW_MAX_JOBS`, from a Job template per agent (image, resources, arm64 + spot node
+//! selector, tolerations, deadlines, security context). Jobs it created are labelled
+//! `app.kubernetes.io/managed-by=openclaw-bridge` and `openclaw.dev/agent=<agent>`; a Job
+//! counts as running until it has a `Complete` or `Failed` condition.
+
+use std::path::Path;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::EnvVar;
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use openclaw_common::ids::AgentName;
+use openclaw_common::jetstream::Stores;
+
+use super::{Observed, OrphanClock, consumer_backlog, workers_to_start};
+use crate::config::KubernetesDispatchConfig;
+use crate::state::AppState;
+
+/// The Job template used when no template directory is configured.
+const BUILT_IN_TEMPLATE: &str = include_str!("../../../deploy/kubernetes/worker-job.json");
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by=openclaw-bridge";
+const AGENT_LABEL: &str = "openclaw.dev/agent";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeDispatchError {
+    #[error("Job template {origin}: {message}")]
+    Template { origin: String, message: String },
+    #[error("Kubernetes API: {0}")]
+    Api(String),
+}
+
+/// The Job template of `agent`: `<dir>/<agent>.json`, else `<dir>/default.json`, else the
+/// built-in one; the worker image set when the configuration names one.
+pub fn job_template(
+    cfg: &KubernetesDispatchConfig,
+    agent: &AgentName,
+) -> Result<Job, KubeDispatchError> {
+    let (text, origin) = match &cfg.templates {
+        Some(dir) => {
+            let own = dir.join(format!("{agent}.json"));
+            let path = if own.is_file() {
+                own
+            } else {
+                dir.join("default.json")
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| KubeDispatchError::Template {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            (text, path.display().to_string())
+        }
+        None => (BUILT_IN_TEMPLATE.to_owned(), "built-in".to_owned()),
+    };
+    let mut job: Job = serde_json::from_str(&text).map_err(|e| KubeDispatchError::Template {
+        origin: origin.clone(),
+        message: e.to_string(),
+    })?;
+    let container = job
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .and_then(|p| p.containers.first_mut())
+        .ok_or_else(|| KubeDispatchError::Template {
+            origin,
+            message: "no spec.template.spec.containers[0]".into(),
+        })?;
+    if let Some(image) = &cfg.image {
+        container.image = Some(image.clone());
+    }
+    Ok(job)
+}
+
+/// The Job for one worker of `agent`: the template, named and labelled, with the worker's
+/// agent and NATS address in its environment.
+pub fn worker_job(mut job: Job, agent: &AgentName, nats_url: &str) -> Job {
+    job.metadata.name = None;
+    job.metadata.generate_name = Some(format!("openclaw-worker-{agent}-"));
+    let labels = job.metadata.labels.get_or_insert_with(Default::default);
+    labels.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "openclaw-bridge".into(),
+    );
+    labels.insert(AGENT_LABEL.into(), agent.to_string());
+    if let Some(pod) = job.spec.as_mut().map(|s| &mut s.template) {
+        pod.metadata
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(AGENT_LABEL.into(), agent.to_string());
+        if let Some(c) = pod.spec.as_mut().and_then(|p| p.containers.first_mut()) {
+            let env = c.env.get_or_insert_with(Vec::new);
+            env.retain(|e| e.name != "OPENCLAW_AGENT" && e.name != "NATS_URL");
+            env.push(EnvVar {
+                name: "OPENCLAW_AGENT".into(),
+                value: Some(agent.to_string()),
+                ..Default::default()
+            });
+            env.push(EnvVar {
+                name: "NATS_URL".into(),
+                value: Some(nats_url.to_owned()),
+                ..Default::default()
+            });
+        }
+    }
+    job
+}
+
+/// Whether a Job has finished (a `Complete` or `Failed` condition that is true).
+fn finished(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        })
+}
+
+/// Creates worker Jobs while tasks wait.
+pub struct KubernetesDispatcher {
+    state: AppState,
+    /// When Jobs were last created for orphaned tasks.
+    orphans: OrphanClock,
+}
+
+impl KubernetesDispatcher {
+    pub fn new(state: AppState) -> Self {
+        Self {
+            state,
+            orphans: OrphanClock::default(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        let cfg = self.state.config.kubernetes.clone();
+        // Templates are read once; a broken one stops dispatch loudly instead of every poll.
+        let mut templates = Vec::new();
+        for agent in self.state.config.agents.names() {
+            match job_template(&cfg, agent) {
+                Ok(t) => templates.push((agent.clone(), t)),
+                Err(e) => {
+                    tracing::error!(error = %e, "kubernetes dispatch is off");
+                    return;
+                }
+            }
+        }
+        let client = match connect(&cfg).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "kubernetes dispatch is off: no API client");
+                return;
+            }
+        };
+        let jobs: Api<Job> = Api::namespaced(client, &cfg.namespace);
+        let shutdown = self.state.shutdown.clone();
+        let wakeup = self.state.dispatch_wakeup.clone();
+        loop {
+            if let Some(stores) = self.state.stores.get().cloned()
+                && let Err(e) = self.reconcile(&stores, &jobs, &templates).await
+            {
+                tracing::warn!(error = %e, "kubernetes dispatch: reconcile failed");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = wakeup.notified() => {},
+                () = tokio::time::sleep(cfg.poll_interval) => {},
+            }
+        }
+    }
+
+    async fn reconcile(
+        &mut self,
+        stores: &Stores,
+        jobs: &Api<Job>,
+        templates: &[(AgentName, Job)],
+    ) -> Result<(), KubeDispatchError> {
+        let cfg = &self.state.config;
+        let all = jobs
+            .list(&ListParams::default().labels(MANAGED_BY))
+            .await
+            .map_err(|e| KubeDispatchError::Api(e.to_string()))?;
+        let running_of = |agent: &AgentName| {
+            all.items
+                .iter()
+                .filter(|j| !finished(j))
+                .filter(|j| {
+                    j.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(AGENT_LABEL))
+                        .is_some_and(|a| a == agent.as_str())
+                })
+                .count()
+        };
+        let mut total: usize = templates.iter().map(|(a, _)| running_of(a)).sum();
+        for (agent, template) in templates {
+            let (pending, ack_pending) = consumer_backlog(stores, agent)
+                .await
+                .map_err(KubeDispatchError::Api)?;
+            let observed = Observed {
+                pending,
+                ack_pending,
+                running: running_of(agent),
+            };
+            let free = cfg.kubernetes.max_jobs.saturating_sub(total);
+            let n = workers_to_start(observed, self.orphans.allowed(agent), free);
+            for _ in 0..n {
+                let job = worker_job(template.clone(), agent, &cfg.nats.url);
+                let created = jobs
+                    .create(&PostParams::default(), &job)
+                    .await
+                    .map_err(|e| KubeDispatchError::Api(e.to_string()))?;
+                total += 1;
+                self.state.metrics.worker_started(agent.as_str());
+                tracing::info!(%agent, job = created.metadata.name.as_deref().unwrap_or("?"), "created a worker Job");
+            }
+            if n > 0 {
+                self.orphans.started(agent, observed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A client for the configured API server, else the in-cluster or kubeconfig one.
+async fn connect(cfg: &KubernetesDispatchConfig) -> Result<kube::Client, KubeDispatchError> {
+    let config = match &cfg.api_url {
+        Some(url) => kube::Config::new(
+            url.parse()
+                .map_err(|e| KubeDispatchError::Api(format!("OPENCLAW_KUBE_API_URL: {e}")))?,
+        ),
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| KubeDispatchError::Api(e.to_string()))?,
+    };
+    kube::Client::try_from(config).map_err(|e| KubeDispatchError::Api(e.to_string()))
+}
+
+/// The namespace this pod runs in, when in a cluster.
+pub fn own_namespace() -> Option<String> {
+    std::fs::read_to_string(Path::new(
+        "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+    ))
+    .ok()
+    .map(|s| s.trim().to_owned())
+    .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_template_makes_a_spot_arm64_job_for_the_agent() {
+        let cfg = KubernetesDispatchConfig {
+            namespace: "ns".into(),
+            templates: None,
+            image: Some("example/worker:1".into()),
+            api_url: None,
+            max_jobs: 3,
+            poll_interval: std::time::Duration::from_secs(1),
+        };
+        let agent = AgentName::parse("doc-writer").unwrap();
+        let job = worker_job(
+            job_template(&cfg, &agent).unwrap(),
+            &agent,
+            "nats://nats:4222",
+        );
+        let v = serde_json::to_value(&job).unwrap();
+        assert_eq!(v["metadata"]["generateName"], "openclaw-worker-doc-writer-");
+        assert_eq!(v["metadata"]["labels"]["openclaw.dev/agent"], "doc-writer");
+        let pod = &v["spec"]["template"]["spec"];
+        assert_eq!(pod["nodeSelector"]["kubernetes.io/arch"], "arm64");
+        assert_eq!(pod["nodeSelector"]["karpenter.sh/capacity-type"], "spot");
+        assert_eq!(pod["containers"][0]["image"], "example/worker:1");
+        let env = pod["containers"][0]["env"].as_array().unwrap();
+        assert!(
+            env.iter()
+                .any(|e| e["name"] == "OPENCLAW_AGENT" && e["value"] == "doc-writer")
+        );
+        assert!(
+            env.iter()
+                .any(|e| e["name"] == "NATS_URL" && e["value"] == "nats://nats:4222")
+        );
+        assert_eq!(
+            v["spec"]["backoffLimit"], 0,
+            "JetStream redelivers; Kubernetes must not retry too"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! The Kubernetes Job dispatcher against an HTTP server speaking the Kubernetes API: one Job
+//! per waiting task, bounded, from the template of the task's agent; more only as Jobs finish.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull;
+use futures_util::StreamExt;
+use openclaw_common::names;
+use openclaw_tests::app::TestApp;
+use openclaw_tests::eventually;
+use openclaw_tests::kube::FakeKubeApi;
+use serde_json::{Value, json};
+
+async fn app(kube: &FakeKubeApi, extra: &[(&str, &str)]) -> TestApp {
+    let mut b = TestApp::builder()
+        .env("OPENCLAW_DISPATCH", "kubernetes")
+        .env("OPENCLAW_KUBE_API_URL", kube.url.clone())
+        .env("OPENCLAW_KUBE_NAMESPACE", "agents")
+        .env("OPENCLAW_DISPATCH_POLL_SECS", "0.2");
+    for (k, v) in extra {
+        b = b.env(k, *v);
+    }
+    b.spawn().await
+}
+
+async fn jobs_eventually(kube: &FakeKubeApi, n: usize) -> Vec<Value> {
+    eventually(20, &format!("{n} jobs"), || async {
+        let jobs = kube.jobs();
+        (jobs.len() == n).then_some(jobs)
+    })
+    .await
+}
+
+/// Takes one task off the agent's consumer and acknowledges it, as a worker does.
+async fn work_one(app: &TestApp, agent: &str) {
+    let stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
+    let consumer = stream
+        .get_consumer::<pull::Config>(&format!("worker-{agent}"))
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let msg = batch.next().await.expect("a task").unwrap();
+    msg.double_ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_job_per_waiting_task_bounded_and_more_only_as_jobs_finish() {
+    let kube = FakeKubeApi::start().await;
+    let app = app(
+        &kube,
+        &[
+            ("OPENCLAW_MAX_JOBS", "2"),
+            (
+                "OPENCLAW_WORKER_IMAGE",
+                "registry.example/openclaw-worker:test",
+            ),
+        ],
+    )
+    .await;
+    let body = json!({"repo": "https://example.com/o/r.git", "prompt": "p"});
+    for _ in 0..3 {
+        app.submit(&body).await;
+    }
+    let jobs = jobs_eventually(&kube, 2).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(kube.jobs().len(), 2, "bounded by OPENCLAW_MAX_JOBS");
+
+    let job = &jobs[0];
+    assert_eq!(job["metadata"]["namespace"], "agents");
+    assert!(
+        job["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("openclaw-worker-doc-writer-")
+    );
+    assert_eq!(
+        job["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "openclaw-bridge"
+    );
+    assert_eq!(
+        job["metadata"]["labels"]["openclaw.dev/agent"],
+        "doc-writer"
+    );
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+    assert!(job["spec"]["ttlSecondsAfterFinished"].as_i64().unwrap() > 0);
+    assert!(job["spec"]["activeDeadlineSeconds"].as_i64().unwrap() > 0);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/arch"], "arm64");
+    assert_eq!(pod["nodeSelector"]["karpenter.sh/capacity-type"], "spot");
+    assert_eq!(pod["tolerations"][0]["key"], "openclaw.dev/worker");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["restartPolicy"], "Never");
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], "registry.example/openclaw-worker:test");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    let env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        env.contains(&("OPENCLAW_AGENT".into(), "doc-writer".into())),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("NATS_URL".into(), app.nats.url())),
+        "{env:?}"
+    );
+
+    // Two workers do their tasks and their Jobs complete: one more Job for the last task.
+    work_one(&app, "doc-writer").await;
+    work_one(&app, "doc-writer").await;
+    for j in &jobs {
+        kube.finish(j["metadata"]["name"].as_str().unwrap(), "Complete");
+    }
+    let jobs = jobs_eventually(&kube, 3).await;
+    work_one(&app, "doc-writer").await;
+    kube.finish(jobs[2]["metadata"]["name"].as_str().unwrap(), "Complete");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(kube.jobs().len(), 3, "nothing waits, so no more Jobs");
+}
+
+#[tokio::test]
+async fn each_agent_gets_its_own_template() {
+    let kube = FakeKubeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut template: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            openclaw_tests::workspace_root().join("deploy/kubernetes/worker-job.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("default.json"), template.to_string()).unwrap();
+    template["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("registry.example/openclaw-worker-devops:1");
+    template["spec"]["template"]["spec"]["serviceAccountName"] = json!("openclaw-devops-readonly");
+    std::fs::write(dir.path().join("devops.json"), template.to_string()).unwrap();
+    let app = app(
+        &kube,
+        &[("OPENCLAW_JOB_TEMPLATES", dir.path().to_str().unwrap())],
+    )
+    .await;
+
+    app.submit(&json!({"agent": "devops", "prompt": "what runs?"}))
+        .await;
+    let jobs = jobs_eventually(&kube, 1).await;
+    let pod = &jobs[0]["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["image"],
+        "registry.example/openclaw-worker-devops:1"
+    );
+    assert_eq!(pod["serviceAccountName"], "openclaw-devops-readonly");
+    assert_eq!(
+        jobs[0]["metadata"]["labels"]["openclaw.dev/agent"],
+        "devops"
+    );
+
+    app.submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let jobs = jobs_eventually(&kube, 2).await;
+    let doc = jobs
+        .iter()
+        .find(|j| j["metadata"]["labels"]["openclaw.dev/agent"] == "doc-writer")
+        .unwrap();
+    assert_eq!(
+        doc["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/openclaw/openclaw-worker:0.1.0"
+    );
+}
