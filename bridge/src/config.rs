@@ -26,7 +26,7 @@ pub struct KubernetesDispatchConfig {
     /// Namespace of the worker Jobs (`OPENCLAW_KUBE_NAMESPACE`, default: the bridge's own).
     pub namespace: String,
     /// Directory of Job templates, `<agent>.json` or `default.json` (`OPENCLAW_JOB_TEMPLATES`);
-    /// `None`: the built-in `deploy/kubernetes/worker-job.json`.
+    /// `None`: the built-in `deploy/base/job-templates/default.json`.
     pub templates: Option<PathBuf>,
     /// Worker image replacing the template's (`OPENCLAW_WORKER_IMAGE`).
     pub image: Option<String>,

@@ -1,4 +1,5 @@
-//! Agent profiles: configured, not compiled in. The built-in set (`common/agents.toml`) ships
+//! Agent profiles: configured, not compiled in. The built-in set (`deploy/base/agents.toml`, also
+//! what the Kubernetes manifests mount) ships
 //! `doc-writer` and `devops`; `OPENCLAW_AGENTS` points at a TOML file that replaces it.
 
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ use serde::Deserialize;
 
 use crate::ids::AgentName;
 
-const BUILT_IN: &str = include_str!("../agents.toml");
+const BUILT_IN: &str = include_str!("../../deploy/base/agents.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentsError {

@@ -138,7 +138,7 @@ async fn each_agent_gets_its_own_template() {
     let dir = tempfile::tempdir().unwrap();
     let mut template: Value = serde_json::from_str(
         &std::fs::read_to_string(
-            openclaw_tests::workspace_root().join("deploy/kubernetes/worker-job.json"),
+            openclaw_tests::workspace_root().join("deploy/base/job-templates/default.json"),
         )
         .unwrap(),
     )

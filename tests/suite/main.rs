@@ -6,6 +6,7 @@
 mod auth;
 mod conformance;
 mod definitions;
+mod deploy;
 mod e2e;
 mod events;
 mod intake;

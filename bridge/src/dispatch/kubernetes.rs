@@ -18,7 +18,7 @@ use crate::config::KubernetesDispatchConfig;
 use crate::state::AppState;
 
 /// The Job template used when no template directory is configured.
-const BUILT_IN_TEMPLATE: &str = include_str!("../../../deploy/kubernetes/worker-job.json");
+const BUILT_IN_TEMPLATE: &str = include_str!("../../../deploy/base/job-templates/default.json");
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by=openclaw-bridge";
 const AGENT_LABEL: &str = "openclaw.dev/agent";
 

@@ -1,0 +1,97 @@
+//! The Kubernetes manifests, offline: they render with kustomize, core objects pass the
+//! Kubernetes 1.33 schemas strictly, KEDA and Karpenter objects pass their CRD schemas, and
+//! they keep the project's promises (see tests/deploy/check_manifests.py).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use openclaw_tests::{python, run_python_check, workspace_root};
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run ({e}); is it installed?"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn render(dir: &str, into: &Path) -> PathBuf {
+    let yaml = run(
+        Command::new("kubectl").args(["kustomize", &workspace_root().join(dir).to_string_lossy()]),
+        "kubectl kustomize",
+    );
+    let file = into.join(format!("{}.yaml", dir.replace('/', "-")));
+    std::fs::write(&file, yaml).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn manifests_render_validate_and_keep_their_promises() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = render("deploy/base", tmp.path());
+    let keda = render("deploy/overlays/keda", tmp.path());
+    let karpenter = workspace_root().join("deploy/karpenter/nodepool.yaml");
+
+    // Core objects against the Kubernetes schemas, unknown fields refused.
+    let validate = python().parent().unwrap().join("kubernetes-validate");
+    let mut templates = Vec::new();
+    for name in ["default", "devops"] {
+        // A Job template gets its name from the dispatcher; give it one to validate.
+        let mut job: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                workspace_root().join(format!("deploy/base/job-templates/{name}.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        job["metadata"]["name"] = serde_json::json!(format!("openclaw-worker-{name}-x1"));
+        let file = tmp.path().join(format!("{name}-job.json"));
+        std::fs::write(&file, job.to_string()).unwrap();
+        templates.push(file);
+    }
+    let out = run(
+        Command::new(&validate)
+            .args(["--strict", "-k", "1.33.0"])
+            .arg(&base)
+            .arg(&keda)
+            .args(&templates),
+        "kubernetes-validate",
+    );
+    assert!(
+        out.contains("passed for resource deployment/openclaw-bridge"),
+        "{out}"
+    );
+    assert!(
+        out.contains("passed for resource job/openclaw-worker-devops-x1"),
+        "{out}"
+    );
+
+    // Custom resources against their CRD schemas.
+    let script = workspace_root().join("tests/deploy/validate-crds.mjs");
+    assert!(
+        workspace_root().join("tests/deploy/node_modules").is_dir(),
+        "the CRD schemas are not installed: run `bash scripts/tools.sh` (npm ci in tests/deploy)"
+    );
+    let out = run(
+        Command::new("node").arg(&script).arg(&keda).arg(&karpenter),
+        "node validate-crds.mjs",
+    );
+    assert_eq!(out.trim(), "custom resources valid: 4");
+
+    let deploy = workspace_root().join("deploy");
+    let out = run_python_check(
+        "../deploy/check_manifests.py",
+        &[
+            base.to_str().unwrap(),
+            keda.to_str().unwrap(),
+            deploy.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(out.contains("manifests: ok"));
+}
