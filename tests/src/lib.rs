@@ -5,6 +5,7 @@
 //! - [`llm::ScriptedLlm`]: an OpenAI-compatible server whose answers are given as data.
 //! - [`litellm::LiteLlm`]: the real LiteLLM proxy in front of it, for conformance.
 //! - [`kube::FakeKubeApi`]: a small Kubernetes API server for the Job dispatcher.
+//! - [`langfuse::FakeLangfuse`]: a recording stand-in for Langfuse's ingestion API.
 //! - [`git`]: bare repositories over `file://` and over HTTP (`git http-backend`).
 //! - [`sse`]: a small SSE reader for asserting on event streams.
 //! - [`worker`]: worker processes and their test environment.
@@ -14,6 +15,7 @@
 pub mod app;
 pub mod git;
 pub mod kube;
+pub mod langfuse;
 pub mod litellm;
 pub mod llm;
 pub mod nats;

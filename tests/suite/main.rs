@@ -12,6 +12,7 @@ mod events;
 mod intake;
 mod invalid_input;
 mod kubernetes;
+mod langfuse;
 mod openai;
 mod outage;
 mod profiles;

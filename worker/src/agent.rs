@@ -9,6 +9,7 @@ use openclaw_common::ids::TaskId;
 use openclaw_common::jetstream::{EventWriter, StatusStore, StoreError};
 use tokio_util::sync::CancellationToken;
 
+use crate::langfuse::Tracer;
 use crate::llm::{ChatMessage, LlmClient, LlmError};
 use crate::tools::Toolbox;
 
@@ -70,6 +71,8 @@ pub struct AgentLoop<'a> {
     pub model: String,
     pub limits: &'a Limits,
     pub stop: &'a StopSignals,
+    /// Records each model call as a Langfuse generation (a no-op when not configured).
+    pub tracer: &'a mut Tracer,
 }
 
 impl AgentLoop<'_> {
@@ -87,8 +90,23 @@ impl AgentLoop<'_> {
                     self.limits.max_wall_secs
                 )));
             }
+            let asked_at = openclaw_common::now();
             let completion = self.ask(&messages, &tool_defs).await?;
             tokens += completion.prompt_tokens + completion.completion_tokens;
+            let called: Vec<String> = completion
+                .tool_calls
+                .iter()
+                .map(|c| c.function.name.clone())
+                .collect();
+            self.tracer.generation(
+                &self.model,
+                asked_at,
+                completion.latency,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                &completion.content,
+                &called,
+            );
             self.events
                 .publish(EventKind::LlmUsage {
                     model: self.model.clone(),

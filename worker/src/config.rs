@@ -57,6 +57,8 @@ pub struct WorkerConfig {
     pub repo_policy: RepoPolicy,
     pub llm: LlmConfig,
     pub git: GitConfig,
+    /// Tracing to Langfuse; `None` unless all three `LANGFUSE_*` variables are set.
+    pub langfuse: Option<crate::langfuse::LangfuseConfig>,
 }
 
 impl WorkerConfig {
@@ -89,6 +91,25 @@ impl WorkerConfig {
             base_url.push_str("/v1");
         }
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+        let langfuse = match (
+            env.string("LANGFUSE_HOST"),
+            env.string("LANGFUSE_PUBLIC_KEY"),
+            env.secret("LANGFUSE_SECRET_KEY"),
+        ) {
+            (Some(host), Some(public_key), Some(secret_key)) => {
+                Some(crate::langfuse::LangfuseConfig {
+                    host,
+                    public_key,
+                    secret_key,
+                })
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(ConfigError::Refused(
+                    "Langfuse needs LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY together".into(),
+                ));
+            }
+        };
         Ok(Self {
             nats: NatsConfig::from_env(&env)?,
             agent,
@@ -114,6 +135,7 @@ impl WorkerConfig {
                     .seconds("LITELLM_MAX_RETRY_DELAY_SECS", Duration::from_secs(30))?,
                 request_timeout: env.seconds("LITELLM_TIMEOUT_SECS", Duration::from_secs(300))?,
             },
+            langfuse,
             git: GitConfig {
                 username: env.string("GIT_USERNAME"),
                 token: env.secret("GIT_TOKEN"),

@@ -25,6 +25,7 @@ use tracing::{Instrument, info, warn};
 use crate::agent::{AgentError, AgentLoop, LoopEnd, Stop, StopSignals};
 use crate::config::WorkerConfig;
 use crate::git::{self, Checkout, GitError};
+use crate::langfuse::Tracer;
 use crate::llm::{ChatMessage, LlmClient};
 use crate::tools::Toolbox;
 
@@ -35,6 +36,7 @@ pub enum Outcome {
     NoTask,
     Completed {
         commit: Option<String>,
+        summary: String,
     },
     /// Failed; `retry` when the task was handed back for another attempt.
     Failed {
@@ -153,7 +155,8 @@ pub async fn run_one(
         last_attempt: max_deliver > 0 && i64::from(attempt) >= max_deliver,
         terminate: &terminate,
     };
-    let result = task.run().instrument(span).await;
+    let mut tracer = Tracer::start(config.langfuse.as_ref(), &spec, attempt);
+    let result = task.run(&mut tracer).instrument(span).await;
     keep_alive.abort();
     let (outcome, how) = match result {
         Ok(done) => done,
@@ -171,6 +174,12 @@ pub async fn run_one(
     };
     settle(&msg, how).await?;
     info!(task_id = %spec.id, ?outcome, "task settled");
+    match &outcome {
+        Outcome::Completed { summary, .. } => tracer.output(summary),
+        Outcome::Failed { reason, .. } => tracer.error(reason),
+        other => tracer.output(&format!("{other:?}")),
+    }
+    tracer.flush().await;
     client.flush().await.ok();
     Ok(outcome)
 }
@@ -211,7 +220,7 @@ struct Task<'a> {
 }
 
 impl Task<'_> {
-    async fn run(&self) -> Result<(Outcome, Settle), StoreError> {
+    async fn run(&self, tracer: &mut Tracer) -> Result<(Outcome, Settle), StoreError> {
         let spec = self.spec;
         let id = spec.id;
         // The bridge normally wrote these; a task published by other means gets them here.
@@ -331,6 +340,7 @@ impl Task<'_> {
             model,
             limits: &profile.limits,
             stop: &stop,
+            tracer,
         }
         .run(messages)
         .await;
@@ -468,6 +478,7 @@ impl Task<'_> {
             })
             .await?;
         let commit = commit_sha.clone();
+        let summary_out = summary.clone();
         self.set_status(move |s| {
             s.status = TaskState::Completed;
             s.commit = commit.clone().or(s.commit.take());
@@ -475,7 +486,13 @@ impl Task<'_> {
             s.error = None;
         })
         .await?;
-        Ok((Outcome::Completed { commit: commit_sha }, Settle::Ack))
+        Ok((
+            Outcome::Completed {
+                commit: commit_sha,
+                summary: summary_out,
+            },
+            Settle::Ack,
+        ))
     }
 
     /// Commits all changes and pushes them; `Ok(None)` when nothing changed.
