@@ -216,15 +216,7 @@ impl TestApp {
 
     /// Stops the bridge gracefully and waits for it.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            crate::within(30, "the bridge to shut down", handle)
-                .await
-                .expect("bridge task")
-                .expect("bridge served without error");
-        }
+        self.stop_bridge().await;
     }
 }
 

@@ -33,18 +33,8 @@ impl FakeKubeApi {
             )
             .fallback(|| async { status(StatusCode::NOT_FOUND, "NotFound", "no such resource") })
             .with_state(store.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            store,
-            server,
-        }
+        let (url, server) = crate::serve(app).await;
+        Self { url, store, server }
     }
 
     /// Every Job created so far.

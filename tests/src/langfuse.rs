@@ -28,15 +28,9 @@ impl FakeLangfuse {
         let app = axum::Router::new()
             .route("/api/public/ingestion", post(ingest))
             .with_state(recorded.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, server) = crate::serve(app).await;
         Self {
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             recorded,
             server,
         }

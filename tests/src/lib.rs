@@ -115,3 +115,16 @@ pub async fn run_python_check(script: &str, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// A stand-in HTTP service of the harness on a free loopback port: its base URL, and the task
+/// serving it (abort it to stop the service).
+pub async fn serve(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let port = listener.local_addr().expect("local addr").port();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://127.0.0.1:{port}"), server)
+}

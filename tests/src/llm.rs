@@ -65,6 +65,25 @@ struct Inner {
     auth: Vec<Option<String>>,
 }
 
+impl Inner {
+    fn new(script: Script) -> Self {
+        Self {
+            script,
+            requests: Vec::new(),
+            auth: Vec::new(),
+        }
+    }
+}
+
+/// The chat-completions routes, at `/v1` (as a gateway) and at the root (as LiteLLM's
+/// `api_base` may point).
+fn router(inner: Arc<Mutex<Inner>>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/chat/completions", post(chat))
+        .with_state(inner)
+}
+
 /// A running scripted server; stops when dropped.
 pub struct ScriptedLlm {
     /// Base URL without `/v1` (the worker appends it), like a LiteLLM address.
@@ -86,27 +105,9 @@ impl ScriptedLlm {
 
     async fn start(script: Script) -> Self {
         crate::init();
-        let inner = Arc::new(Mutex::new(Inner {
-            script,
-            requests: Vec::new(),
-            auth: Vec::new(),
-        }));
-        let app = axum::Router::new()
-            .route("/v1/chat/completions", post(chat))
-            .route("/chat/completions", post(chat))
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the scripted LLM");
-        let port = listener.local_addr().expect("local addr").port();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self {
-            url: format!("http://127.0.0.1:{port}"),
-            inner,
-            server,
-        }
+        let inner = Arc::new(Mutex::new(Inner::new(script)));
+        let (url, server) = crate::serve(router(inner.clone())).await;
+        Self { url, inner, server }
     }
 
     /// Serves on `listener` until the process ends (for the demo binary).
@@ -114,16 +115,8 @@ impl ScriptedLlm {
         listener: tokio::net::TcpListener,
         replies: Vec<Reply>,
     ) -> std::io::Result<()> {
-        let inner = Arc::new(Mutex::new(Inner {
-            script: Script::Turns(replies),
-            requests: Vec::new(),
-            auth: Vec::new(),
-        }));
-        let app = axum::Router::new()
-            .route("/v1/chat/completions", post(chat))
-            .route("/chat/completions", post(chat))
-            .with_state(inner);
-        axum::serve(listener, app).await
+        let inner = Arc::new(Mutex::new(Inner::new(Script::Turns(replies))));
+        axum::serve(listener, router(inner)).await
     }
 
     pub fn requests(&self) -> Vec<Value> {

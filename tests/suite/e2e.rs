@@ -76,6 +76,17 @@ pub async fn events_until_end(app: &TestApp, id: &TaskId) -> Vec<TaskEvent> {
         .collect()
 }
 
+/// `(ok, output)` of every tool result, in order.
+pub fn tool_results(events: &[TaskEvent]) -> Vec<(bool, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ToolResult { ok, output, .. } => Some((*ok, output.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn kinds(events: &[TaskEvent]) -> Vec<&'static str> {
     events.iter().map(|e| e.kind.name()).collect()
 }

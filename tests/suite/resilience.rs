@@ -10,7 +10,8 @@ use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
 use crate::e2e::{
-    app_without_dispatch, env_for, events_until_end, kinds, wait_for_event, worker_bin,
+    app_without_dispatch, env_for, events_until_end, kinds, tool_results, wait_for_event,
+    worker_bin,
 };
 
 fn write(path: &str, content: &str) -> Reply {
@@ -146,13 +147,7 @@ async fn malformed_tool_arguments_and_path_escapes_go_back_to_the_model_as_error
     assert_eq!(worker.wait().await, Some(0));
     let events = events_until_end(&app, &id).await;
     assert_eq!(kinds(&events).last(), Some(&"completed"));
-    let results: Vec<(bool, String)> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ToolResult { ok, output, .. } => Some((*ok, output.clone())),
-            _ => None,
-        })
-        .collect();
+    let results = tool_results(&events);
     assert_eq!(results.len(), 4);
     assert!(results.iter().all(|(ok, _)| !ok), "{results:?}");
     assert!(results[0].1.contains("not valid JSON"), "{results:?}");
@@ -397,13 +392,7 @@ async fn the_devops_agent_runs_allowlisted_commands_without_a_repo() {
     let events = events_until_end(&app, &id).await;
     let k = kinds(&events);
     assert!(!k.contains(&"cloned") && !k.contains(&"committed"), "{k:?}");
-    let results: Vec<(bool, String)> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ToolResult { ok, output, .. } => Some((*ok, output.clone())),
-            _ => None,
-        })
-        .collect();
+    let results = tool_results(&events);
     assert_eq!(
         results[0],
         (true, "pod/web-1 Running (args: get pods)\n".into())
