@@ -18,6 +18,14 @@ fn write(path: &str, content: &str) -> Reply {
     Reply::tool("write_file", json!({"path": path, "content": content}))
 }
 
+/// Waits until the scripted model has received its second request.
+async fn second_call_in_flight(llm: &ScriptedLlm) {
+    openclaw_tests::eventually(10, "the second model call", || async {
+        (llm.requests().len() >= 2).then_some(())
+    })
+    .await;
+}
+
 fn last_failed(events: &[openclaw_common::event::TaskEvent]) -> (String, bool) {
     match &events.last().expect("events").kind {
         EventKind::Failed { reason, retryable } => (reason.clone(), *retryable),
@@ -185,10 +193,7 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_branch_gets_one_commit() {
         .await;
     let mut first = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     wait_for_event(&app, &id, "tool_result").await;
-    openclaw_tests::eventually(10, "the second model call", || async {
-        (llm.requests().len() == 2).then_some(())
-    })
-    .await;
+    second_call_in_flight(&llm).await;
     first.signal("KILL");
     first.wait().await;
 
@@ -231,6 +236,8 @@ async fn sigterm_pushes_a_checkpoint_and_the_next_attempt_resumes_from_it() {
         .await;
     let mut first = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     wait_for_event(&app, &id, "tool_result").await;
+    // Terminate while the second model call is in flight (the stop is seen after it).
+    second_call_in_flight(&llm).await;
     first.signal("TERM");
     assert_eq!(first.wait().await, Some(0), "{}", first.log_text());
     let branch = format!("openclaw/{id}");
@@ -332,6 +339,7 @@ async fn cancel_mid_run_stops_at_the_next_step() {
         .await;
     let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     wait_for_event(&app, &id, "tool_result").await;
+    second_call_in_flight(&llm).await;
     let r = app
         .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
         .await;
