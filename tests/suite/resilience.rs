@@ -104,7 +104,9 @@ async fn gateway_500s_until_the_attempts_run_out_fail_the_task() {
 
 #[tokio::test]
 async fn a_401_from_the_gateway_fails_at_once_with_its_message() {
-    let llm = ScriptedLlm::turns(vec![Reply::error(401, "invalid api key")]).await;
+    // The gateway echoes the key it refused, as some do.
+    let echo = format!("invalid api key {}", openclaw_tests::worker::TEST_LLM_KEY);
+    let llm = ScriptedLlm::turns(vec![Reply::error(401, &echo)]).await;
     let app = app_without_dispatch(&[]).await;
     let repo = BareRepo::new();
     let id = app
@@ -119,6 +121,16 @@ async fn a_401_from_the_gateway_fails_at_once_with_its_message() {
     assert!(
         reason.contains("invalid api key") && reason.contains("401"),
         "{reason}"
+    );
+    assert!(reason.contains("[redacted]"), "{reason}");
+    assert!(
+        !reason.contains(openclaw_tests::worker::TEST_LLM_KEY),
+        "the key never reaches events"
+    );
+    let status = app.status(&id).await.to_string();
+    assert!(
+        !status.contains(openclaw_tests::worker::TEST_LLM_KEY),
+        "nor the status"
     );
     assert_eq!(app.status(&id).await["status"], "failed");
 }

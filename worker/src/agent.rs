@@ -73,6 +73,8 @@ pub struct AgentLoop<'a> {
     pub stop: &'a StopSignals,
     /// Records each model call as a Langfuse generation (a no-op when not configured).
     pub tracer: &'a mut Tracer,
+    /// Removes the worker's secrets from tool output before it is published or sent on.
+    pub redact: &'a dyn Fn(&str) -> String,
 }
 
 impl AgentLoop<'_> {
@@ -143,8 +145,8 @@ impl AgentLoop<'_> {
                     .call(&call.function.name, &call.function.arguments)
                     .await;
                 let (ok, output) = match result {
-                    Ok(out) => (true, out),
-                    Err(err) => (false, format!("error: {err}")),
+                    Ok(out) => (true, (self.redact)(&out)),
+                    Err(err) => (false, (self.redact)(&format!("error: {err}"))),
                 };
                 self.events
                     .publish(EventKind::ToolResult {

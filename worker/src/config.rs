@@ -148,3 +148,28 @@ impl WorkerConfig {
         })
     }
 }
+
+impl WorkerConfig {
+    /// `text` with every configured secret (LLM key, git token, ssh key and passphrase,
+    /// Langfuse secret) replaced by `[redacted]`. Applied to everything the worker publishes
+    /// that came from outside (gateway and git error messages, tool output), since a gateway
+    /// may echo the key it refused.
+    pub fn redact(&self, text: &str) -> String {
+        let secrets = [
+            self.llm.api_key.as_ref(),
+            self.git.token.as_ref(),
+            self.git.ssh_key.as_ref(),
+            self.git.ssh_passphrase.as_ref(),
+            self.langfuse.as_ref().map(|l| &l.secret_key),
+        ];
+        let mut out = text.to_owned();
+        for secret in secrets.into_iter().flatten() {
+            let value = secret.expose();
+            // Very short values would redact ordinary words; they are not real secrets anyway.
+            if value.len() >= 6 && out.contains(value) {
+                out = out.replace(value, "[redacted]");
+            }
+        }
+        out
+    }
+}

@@ -341,6 +341,7 @@ impl Task<'_> {
             limits: &profile.limits,
             stop: &stop,
             tracer,
+            redact: &|text: &str| self.config.redact(text),
         }
         .run(messages)
         .await;
@@ -610,6 +611,7 @@ impl Task<'_> {
         reason: String,
         transient: bool,
     ) -> Result<(Outcome, Settle), StoreError> {
+        let reason = self.config.redact(&reason);
         let retry = transient && !self.last_attempt;
         warn!(task_id = %self.spec.id, %reason, retry, "task failed");
         events
