@@ -2,13 +2,12 @@
 //! calls and streaming, and token usage reaching the events.
 
 use openclaw_common::event::EventKind;
-use openclaw_tests::git::BareRepo;
 use openclaw_tests::litellm::{LiteLlm, MODEL};
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
-use crate::e2e::{app_without_dispatch, env_for, events_until_end, kinds, worker_bin};
+use crate::e2e::{env_for, events_until_end, kinds, repo_task, worker_bin};
 
 #[tokio::test]
 async fn a_full_task_through_the_litellm_proxy() {
@@ -22,11 +21,7 @@ async fn a_full_task_through_the_litellm_proxy() {
     ])
     .await;
     let proxy = LiteLlm::start(&upstream).await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "Document how to run it"}))
-        .await;
+    let (app, repo, id) = repo_task(&[], "Document how to run it").await;
     let base = proxy.url();
     let mut worker = WorkerProcess::start(
         worker_bin(),

@@ -54,6 +54,16 @@ pub async fn app_without_dispatch(extra: &[(&str, &str)]) -> TestApp {
     b.spawn().await
 }
 
+/// A bridge without dispatch, a fresh repository, and one task on it, submitted.
+pub async fn repo_task(bridge_env: &[(&str, &str)], prompt: &str) -> (TestApp, BareRepo, TaskId) {
+    let app = app_without_dispatch(bridge_env).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": prompt}))
+        .await;
+    (app, repo, id)
+}
+
 /// The environment for a worker the test starts itself.
 pub fn env_for(
     app: &TestApp,
@@ -303,11 +313,7 @@ async fn a_task_without_changes_completes_with_no_commit() {
         Reply::text("The docs are fine as they are."),
     ])
     .await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "Check the docs"}))
-        .await;
+    let (app, repo, id) = repo_task(&[], "Check the docs").await;
     let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     assert_eq!(worker.wait().await, Some(0));
     let events = events_until_end(&app, &id).await;

@@ -1,13 +1,12 @@
 //! Langfuse traces from the worker: a trace per task, a generation per model call with model,
 //! tokens and latency, errors as events; the keys go only into the Authorization header.
 
-use openclaw_tests::git::BareRepo;
 use openclaw_tests::langfuse::{FakeLangfuse, base64};
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
-use crate::e2e::{app_without_dispatch, env_for, events_until_end, worker_bin};
+use crate::e2e::{app_without_dispatch, env_for, events_until_end, repo_task, worker_bin};
 
 const SECRET: &str = "sk-lf-secret-4242";
 
@@ -19,11 +18,7 @@ async fn a_task_is_traced_with_a_generation_per_model_call() {
         Reply::text("Wrote a.md"),
     ])
     .await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "Write a.md"}))
-        .await;
+    let (app, _repo, id) = repo_task(&[], "Write a.md").await;
     let env = env_for(
         &app,
         &llm,
@@ -79,11 +74,7 @@ async fn a_task_is_traced_with_a_generation_per_model_call() {
 async fn a_failed_task_records_its_error() {
     let langfuse = FakeLangfuse::start().await;
     let llm = ScriptedLlm::turns(vec![Reply::error(401, "invalid api key")]).await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
+    let (app, _repo, id) = repo_task(&[], "p").await;
     let env = env_for(
         &app,
         &llm,

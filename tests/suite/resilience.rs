@@ -10,8 +10,8 @@ use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
 use crate::e2e::{
-    app_without_dispatch, env_for, events_until_end, kinds, tool_results, wait_for_event,
-    worker_bin,
+    app_without_dispatch, env_for, events_until_end, kinds, repo_task, tool_results,
+    wait_for_event, worker_bin,
 };
 
 fn write(path: &str, content: &str) -> Reply {
@@ -45,11 +45,7 @@ async fn a_429_with_retry_after_is_waited_out_then_the_task_completes() {
         Reply::text("Wrote a.md"),
     ])
     .await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
+    let (app, _repo, id) = repo_task(&[], "p").await;
     let started = std::time::Instant::now();
     let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     assert_eq!(worker.wait().await, Some(0));
@@ -64,11 +60,7 @@ async fn a_429_with_retry_after_is_waited_out_then_the_task_completes() {
 #[tokio::test]
 async fn gateway_500s_until_the_attempts_run_out_fail_the_task() {
     let llm = ScriptedLlm::turns(vec![Reply::error(500, "upstream exploded")]).await;
-    let app = app_without_dispatch(&[("OPENCLAW_MAX_DELIVER", "2")]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
+    let (app, _repo, id) = repo_task(&[("OPENCLAW_MAX_DELIVER", "2")], "p").await;
     // Attempt 1: 1 call + 2 retries, then handed back; attempt 2: the same, then final.
     for attempt in 1..=2 {
         let mut worker = WorkerProcess::start(
@@ -107,11 +99,7 @@ async fn a_401_from_the_gateway_fails_at_once_with_its_message() {
     // The gateway echoes the key it refused, as some do.
     let echo = format!("invalid api key {}", openclaw_tests::worker::TEST_LLM_KEY);
     let llm = ScriptedLlm::turns(vec![Reply::error(401, &echo)]).await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
+    let (app, _repo, id) = repo_task(&[], "p").await;
     let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     assert_eq!(worker.wait().await, Some(0));
     assert_eq!(llm.requests().len(), 1, "no retries on 401");
@@ -198,11 +186,7 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_branch_gets_one_commit() {
         Reply::text("Write docs/a.md"),
     ])
     .await;
-    let app = app_without_dispatch(&[("OPENCLAW_ACK_WAIT_SECS", "2")]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
+    let (app, repo, id) = repo_task(&[("OPENCLAW_ACK_WAIT_SECS", "2")], "p").await;
     let mut first = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     wait_for_event(&app, &id, "tool_result").await;
     second_call_in_flight(&llm).await;
@@ -241,11 +225,7 @@ async fn sigterm_pushes_a_checkpoint_and_the_next_attempt_resumes_from_it() {
         Reply::text("Finish the docs"),
     ])
     .await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
+    let (app, repo, id) = repo_task(&[], "p").await;
     let mut first = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     wait_for_event(&app, &id, "tool_result").await;
     // Terminate while the second model call is in flight (the stop is seen after it).
@@ -307,11 +287,7 @@ async fn sigterm_pushes_a_checkpoint_and_the_next_attempt_resumes_from_it() {
 #[tokio::test]
 async fn cancel_before_start_means_the_worker_never_clones() {
     let llm = ScriptedLlm::turns(vec![Reply::text("unused")]).await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
+    let (app, _repo, id) = repo_task(&[], "p").await;
     let r = app
         .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
         .await;
@@ -344,11 +320,7 @@ async fn cancel_mid_run_stops_at_the_next_step() {
         Reply::text("not reached"),
     ])
     .await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
+    let (app, repo, id) = repo_task(&[], "p").await;
     let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     wait_for_event(&app, &id, "tool_result").await;
     second_call_in_flight(&llm).await;
