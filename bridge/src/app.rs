@@ -53,6 +53,7 @@ impl Application {
             client,
             stores: Arc::new(OnceLock::new()),
             dispatch_wakeup: Arc::new(Notify::new()),
+            setup_wakeup: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
             metrics: Arc::default(),
             started: std::time::Instant::now(),
@@ -111,8 +112,10 @@ impl Application {
     }
 }
 
-/// Creates the streams, consumers and bucket, retrying with backoff while NATS is down, then
-/// publishes the stores to the handlers.
+/// Creates the streams, consumers and buckets, retrying with backoff while NATS is down, then
+/// publishes the stores to the handlers. Keeps reconciling afterwards — every
+/// `jetstream_recheck`, and at once when `/ready` finds a stream missing — so a NATS server
+/// that came back empty gets its streams again without a bridge restart.
 async fn set_up_jetstream(state: AppState) {
     let js = jetstream::context(state.client.clone());
     let mut delay = Duration::from_millis(100);
@@ -121,20 +124,28 @@ async fn set_up_jetstream(state: AppState) {
             jetstream::ensure_all(&js, &state.config.nats, &state.config.agents).await?;
             Stores::open(js.clone()).await
         };
-        match attempt.await {
+        tracing::debug!("reconciling JetStream objects");
+        let wait = match attempt.await {
             Ok(stores) => {
-                let _ = state.stores.set(stores);
-                tracing::info!("JetStream streams, consumers and status bucket are ready");
-                state.dispatch_wakeup.notify_one();
-                return;
+                if state.stores.set(stores).is_ok() {
+                    tracing::info!("JetStream streams, consumers and buckets are ready");
+                    state.dispatch_wakeup.notify_one();
+                }
+                delay = Duration::from_millis(100);
+                state.config.jetstream_recheck
             }
-            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "JetStream setup failed"),
-        }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "JetStream setup failed");
+                let d = delay;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                d
+            }
+        };
         tokio::select! {
             () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
+            () = state.setup_wakeup.notified() => {}
+            () = tokio::time::sleep(wait) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

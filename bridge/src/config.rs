@@ -85,6 +85,8 @@ pub struct BridgeConfig {
     pub request_timeout: Duration,
     /// Interval of SSE keep-alive comments while a task is quiet.
     pub sse_keep_alive: Duration,
+    /// How often the streams, consumers and buckets are checked and recreated if missing.
+    pub jetstream_recheck: Duration,
     /// Agent of `/message` requests (`OPENCLAW_DEFAULT_AGENT`).
     pub default_agent: AgentName,
     /// Quiet time after which `/message` streams a "still working" line.
@@ -204,6 +206,8 @@ impl BridgeConfig {
             request_timeout: env
                 .seconds("OPENCLAW_REQUEST_TIMEOUT_SECS", Duration::from_secs(30))?,
             sse_keep_alive: env.seconds("OPENCLAW_SSE_KEEPALIVE_SECS", Duration::from_secs(15))?,
+            jetstream_recheck: env
+                .seconds("OPENCLAW_JETSTREAM_RECHECK_SECS", Duration::from_secs(30))?,
             default_agent,
             still_working_after: env
                 .seconds("OPENCLAW_STILL_WORKING_SECS", Duration::from_secs(30))?,

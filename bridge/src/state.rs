@@ -21,6 +21,8 @@ pub struct AppState {
     pub stores: Arc<OnceLock<Stores>>,
     /// Wakes the dispatcher when a task was queued, so it does not wait for its next poll.
     pub dispatch_wakeup: Arc<Notify>,
+    /// Wakes the JetStream set-up loop (when `/ready` finds a stream missing).
+    pub setup_wakeup: Arc<Notify>,
     /// Cancelled at shutdown; ends open SSE streams so graceful shutdown can complete.
     pub shutdown: CancellationToken,
     /// When the bridge started, for `/status`'s uptime.

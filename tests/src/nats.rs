@@ -86,6 +86,13 @@ impl NatsServer {
         }
     }
 
+    /// Starts it again on the same port with an empty store (a server that lost its data).
+    pub fn restart_empty(&mut self) {
+        self.stop();
+        self.dir = tempfile::tempdir().expect("temp dir for nats-server");
+        self.spawn();
+    }
+
     /// Starts it again on the same port with the same store.
     pub fn restart(&mut self) {
         self.stop();

@@ -67,3 +67,27 @@ async fn a_bridge_started_before_nats_becomes_ready_when_nats_comes_up() {
     let id = app.submit(&body).await;
     assert_eq!(app.status(&id).await["status"], "queued");
 }
+
+#[tokio::test]
+async fn a_nats_server_that_lost_its_data_gets_the_streams_back() {
+    let mut app = TestApp::spawn().await;
+    let body = json!({"repo": "https://example.com/o/r.git", "prompt": "p"});
+    app.nats.restart_empty();
+    // /ready notices the missing streams and has them recreated; submits work again.
+    app.wait_ready().await;
+    eventually(15, "submit to work on the new server", || async {
+        let r = app.post_json("/v1/tasks", &body).await;
+        (r.status() == 202).then_some(())
+    })
+    .await;
+    let mut tasks = app
+        .js()
+        .get_stream(openclaw_common::names::TASKS_STREAM)
+        .await
+        .unwrap();
+    assert_eq!(tasks.info().await.unwrap().state.messages, 1);
+    assert!(
+        tasks.consumer_info("worker-doc-writer").await.is_ok(),
+        "consumers are recreated too"
+    );
+}

@@ -15,11 +15,11 @@ pub async fn health() -> Json<Value> {
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stores = state.stores()?;
     for stream in [names::TASKS_STREAM, names::EVENTS_STREAM] {
-        stores
-            .js
-            .get_stream(stream)
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("stream {stream} is not available: {e}")))?;
+        stores.js.get_stream(stream).await.map_err(|e| {
+            // Have what is missing recreated now rather than at the next periodic check.
+            state.setup_wakeup.notify_one();
+            ApiError::Unavailable(format!("stream {stream} is not available: {e}"))
+        })?;
     }
     Ok(Json(json!({ "status": "ready" })))
 }
