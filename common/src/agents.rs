@@ -30,6 +30,7 @@ pub enum ToolName {
     ListFiles,
     ReadFile,
     WriteFile,
+    EditFile,
     Search,
     RunCommand,
 }

@@ -85,7 +85,7 @@ async fn a_full_task_through_the_litellm_proxy() {
             .iter()
             .all(|r| r["stream"] == true && r["model"] == "scripted")
     );
-    assert_eq!(requests[0]["tools"].as_array().map(Vec::len), Some(4));
+    assert_eq!(requests[0]["tools"].as_array().map(Vec::len), Some(5));
     // The worker's key went to LiteLLM, and LiteLLM's upstream key to the model.
     assert!(
         upstream

@@ -403,7 +403,7 @@ async fn the_devops_agent_runs_allowlisted_commands_without_a_repo() {
     };
     assert_eq!(summary, "One pod, web-1, is running.");
     assert!(commit.is_none() && branch.is_none());
-    assert_eq!(llm.requests()[0]["tools"].as_array().unwrap().len(), 5);
+    assert_eq!(llm.requests()[0]["tools"].as_array().unwrap().len(), 6);
 }
 
 #[tokio::test]

@@ -79,6 +79,11 @@ impl Toolbox {
                 "Create or overwrite a file of the repository with the given content.",
                 json!({"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"}},"required":["path","content"]}),
             ),
+            ToolName::EditFile => (
+                "edit_file",
+                "Replace one exact occurrence of old_text in a file with new_text (for small edits without rewriting the file).",
+                json!({"type":"object","properties":{"path":{"type":"string"},"old_text":{"type":"string"},"new_text":{"type":"string"}},"required":["path","old_text","new_text"]}),
+            ),
             ToolName::Search => (
                 "search",
                 "Find lines containing a text (case-sensitive) in the repository's text files.",
@@ -102,6 +107,7 @@ impl Toolbox {
             "list_files" => ToolName::ListFiles,
             "read_file" => ToolName::ReadFile,
             "write_file" => ToolName::WriteFile,
+            "edit_file" => ToolName::EditFile,
             "search" => ToolName::Search,
             "run_command" => ToolName::RunCommand,
             other => return Err(format!("unknown tool {other:?}")),
@@ -119,6 +125,7 @@ impl Toolbox {
             ToolName::ListFiles => self.list_files(parse(args)?).await,
             ToolName::ReadFile => self.read_file(parse(args)?).await,
             ToolName::WriteFile => self.write_file(parse(args)?).await,
+            ToolName::EditFile => self.edit_file(parse(args)?).await,
             ToolName::Search => self.search(parse(args)?).await,
             ToolName::RunCommand => self.run_command(parse(args)?).await,
         }
@@ -232,6 +239,39 @@ impl Toolbox {
             args.content.len(),
             args.path
         ))
+    }
+
+    async fn edit_file(&self, args: EditArgs) -> ToolOutput {
+        if args.old_text.is_empty() {
+            return Err("old_text must not be empty".into());
+        }
+        let current = self
+            .read_file(RequiredPath {
+                path: args.path.clone(),
+            })
+            .await?;
+        match current.matches(&args.old_text).count() {
+            0 => {
+                return Err(format!(
+                    "{}: old_text was not found; read the file and copy it exactly",
+                    args.path
+                ));
+            }
+            1 => {}
+            n => {
+                return Err(format!(
+                    "{}: old_text occurs {n} times; include more context so it is unique",
+                    args.path
+                ));
+            }
+        }
+        let updated = current.replacen(&args.old_text, &args.new_text, 1);
+        self.write_file(WriteArgs {
+            path: args.path.clone(),
+            content: updated,
+        })
+        .await?;
+        Ok(format!("edited {}", args.path))
     }
 
     async fn search(&self, args: SearchArgs) -> ToolOutput {
@@ -358,6 +398,13 @@ struct WriteArgs {
 }
 
 #[derive(Deserialize)]
+struct EditArgs {
+    path: String,
+    old_text: String,
+    new_text: String,
+}
+
+#[derive(Deserialize)]
 struct SearchArgs {
     pattern: String,
     path: Option<String>,
@@ -475,6 +522,36 @@ mod tests {
             "# Title\nhello world\n"
         );
         assert_eq!(tools.call("list_files", "{}").await.unwrap(), "docs/a.md");
+        tools
+            .call(
+                "edit_file",
+                r#"{"path":"docs/a.md","old_text":"hello","new_text":"goodbye"}"#,
+            )
+            .await
+            .unwrap();
+        let err = tools
+            .call(
+                "edit_file",
+                r#"{"path":"docs/a.md","old_text":"hello","new_text":"x"}"#,
+            )
+            .await
+            .unwrap_err();
+        assert!(err.contains("not found"), "{err}");
+        tools
+            .call(
+                "edit_file",
+                r#"{"path":"docs/a.md","old_text":"goodbye","new_text":"hello"}"#,
+            )
+            .await
+            .unwrap();
+        let err = tools
+            .call(
+                "edit_file",
+                r#"{"path":"../x","old_text":"a","new_text":"b"}"#,
+            )
+            .await
+            .unwrap_err();
+        assert!(err.contains(".."), "{err}");
         assert_eq!(
             tools
                 .call("search", r#"{"pattern":"hello"}"#)
