@@ -54,7 +54,11 @@ impl TaskSpec {
     /// A new task doing the same work again, linked to this one. It pushes to its own
     /// default branch unless this one named a branch of its own.
     pub fn replay(&self) -> TaskSpec {
-        let id = TaskId::new();
+        self.replay_as(TaskId::new())
+    }
+
+    /// [`TaskSpec::replay`] under a given id.
+    pub fn replay_as(&self, id: TaskId) -> TaskSpec {
         let push_branch = if self.push_branch == BranchName::for_task(&self.id) {
             BranchName::for_task(&id)
         } else {

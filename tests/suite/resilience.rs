@@ -433,3 +433,58 @@ async fn a_worker_lost_on_the_last_delivery_leaves_a_failed_task_not_a_running_o
     let status = app.status(&id).await;
     assert_eq!(status["status"], "failed");
 }
+
+#[tokio::test]
+async fn a_republished_task_redelivered_after_a_failure_is_still_one_run() {
+    let llm = ScriptedLlm::queue(vec![
+        // The original run.
+        write("a.md", "a"),
+        Reply::text("Wrote a.md"),
+        // The republished copy, attempt 1: the gateway is down (one call, two retries).
+        Reply::error(503, "down"),
+        Reply::error(503, "down"),
+        Reply::error(503, "down"),
+        // Attempt 2.
+        write("b.md", "b"),
+        Reply::text("Wrote b.md"),
+    ])
+    .await;
+    let (app, _repo, id) = repo_task(&[], "p").await;
+    let mut w = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(w.wait().await, Some(0));
+    events_until_end(&app, &id).await;
+
+    let stream = app
+        .js()
+        .get_stream(openclaw_common::names::TASKS_STREAM)
+        .await
+        .unwrap();
+    let stored = stream
+        .get_last_raw_message_by_subject("openclaw.tasks.doc-writer")
+        .await
+        .unwrap();
+    let nats = app.nats.client().await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "rerun-1");
+    nats.publish_with_headers(stored.subject.to_string(), headers, stored.payload.clone())
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+
+    for _ in 0..2 {
+        let mut w = WorkerProcess::start(
+            worker_bin(),
+            &env_for(&app, &llm, &[("OPENCLAW_FETCH_WAIT_SECS", "5")]),
+        );
+        assert_eq!(w.wait().await, Some(0), "{}", w.log_text());
+    }
+    let list: serde_json::Value = app.get("/v1/tasks").await.json().await.unwrap();
+    let tasks = list["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "the original and one replay: {tasks:?}");
+    let replay = tasks
+        .iter()
+        .find(|t| t["replay_of"] == id.to_string())
+        .unwrap();
+    assert_eq!(replay["status"], "completed");
+    assert_eq!(replay["attempts"], 2);
+}

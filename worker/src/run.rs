@@ -14,7 +14,7 @@ use async_nats::jetstream::{self as js_api, AckKind};
 use futures_util::StreamExt;
 use openclaw_common::agents::AgentProfile;
 use openclaw_common::event::EventKind;
-use openclaw_common::ids::RepoUrl;
+use openclaw_common::ids::{RepoUrl, TaskId};
 use openclaw_common::jetstream::{self, EventWriter, StoreError, Stores, Update};
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus};
@@ -106,10 +106,10 @@ pub async fn run_one(
         },
         () = terminate.cancelled() => return Ok(Outcome::NoTask),
     };
-    let (attempt, msg_seq) = msg
+    let (attempt, msg_seq, published) = msg
         .info()
-        .map(|i| (i.delivered.max(1) as u32, i.stream_sequence))
-        .unwrap_or((1, 0));
+        .map(|i| (i.delivered.max(1) as u32, i.stream_sequence, i.published))
+        .unwrap_or((1, 0, openclaw_common::now()));
 
     let spec: TaskSpec = match serde_json::from_slice(&msg.payload) {
         Ok(spec) => spec,
@@ -126,7 +126,7 @@ pub async fn run_one(
     // task linked to the original; a redelivery of the original message is the same task.
     let spec = match stores.status.get(&spec.id).await? {
         Some(known) if known.seq.is_some_and(|original| original != msg_seq) => {
-            let replay = spec.replay();
+            let replay = spec.replay_as(TaskId::for_republished(&spec.id, msg_seq, published));
             info!(original = %spec.id, task_id = %replay.id, "republished task: running it as a replay");
             replay
         }
