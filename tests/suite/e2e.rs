@@ -10,7 +10,7 @@ use openclaw_tests::git::{BareRepo, GitHttpServer};
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::within;
 use openclaw_tests::worker::{TEST_LLM_KEY, WorkerProcess, worker_env};
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub fn worker_bin() -> &'static str {
     env!("CARGO_BIN_EXE_test-worker")
@@ -52,6 +52,51 @@ pub async fn app_without_dispatch(extra: &[(&str, &str)]) -> TestApp {
         b = b.env(k, *v);
     }
     b.spawn().await
+}
+
+/// Asserts that a worker started now finds no task left to deliver (and calls no model).
+pub async fn assert_nothing_to_deliver(app: &TestApp, llm: &ScriptedLlm) {
+    let calls = llm.requests().len();
+    let mut worker = WorkerProcess::start(
+        worker_bin(),
+        &env_for(
+            app,
+            llm,
+            &[
+                ("OPENCLAW_FETCH_WAIT_SECS", "0.5"),
+                ("OPENCLAW_NO_TASK_EXIT_CODE", "3"),
+            ],
+        ),
+    );
+    assert_eq!(worker.wait().await, Some(3), "{}", worker.log_text());
+    assert_eq!(llm.requests().len(), calls);
+}
+
+/// What an operator does with the nats CLI to run a task again: find the newest stored task
+/// of the agent (`nats stream view` / `get`) and `nats pub` its body on the same subject under
+/// a new message id. Returns the stored message.
+pub async fn republish_newest(
+    app: &TestApp,
+    agent: &str,
+    msg_id: &str,
+) -> async_nats::jetstream::message::StreamMessage {
+    let stream = app
+        .js()
+        .get_stream(openclaw_common::names::TASKS_STREAM)
+        .await
+        .unwrap();
+    let stored = stream
+        .get_last_raw_message_by_subject(&format!("openclaw.tasks.{agent}"))
+        .await
+        .unwrap();
+    let nats = app.nats.client().await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
+    nats.publish_with_headers(stored.subject.to_string(), headers, stored.payload.clone())
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    stored
 }
 
 /// A bridge without dispatch, a fresh repository, and one task on it, submitted.
@@ -364,18 +409,5 @@ async fn a_rejected_push_fails_the_task_with_gits_reason() {
 async fn a_worker_with_nothing_to_do_exits_cleanly() {
     let llm = ScriptedLlm::turns(vec![]).await;
     let app = app_without_dispatch(&[]).await;
-    let mut worker = WorkerProcess::start(
-        worker_bin(),
-        &env_for(
-            &app,
-            &llm,
-            &[
-                ("OPENCLAW_FETCH_WAIT_SECS", "0.5"),
-                ("OPENCLAW_NO_TASK_EXIT_CODE", "3"),
-            ],
-        ),
-    );
-    assert_eq!(worker.wait().await, Some(3));
-    assert!(llm.requests().is_empty());
-    let _: Value = json!(null);
+    assert_nothing_to_deliver(&app, &llm).await;
 }

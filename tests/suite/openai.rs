@@ -453,22 +453,11 @@ async fn republishing_a_stored_task_with_a_plain_nats_client_runs_it_again() {
 
     // What an operator does with the nats CLI: `nats stream view`/`get` to find the message,
     // then `nats pub` its body again on the same subject with a new message id.
-    let stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
-    let stored = stream
-        .get_last_raw_message_by_subject("openclaw.tasks.doc-writer")
-        .await
-        .unwrap();
+    let stored = crate::e2e::republish_newest(&app, "doc-writer", "operator-rerun-1").await;
     assert_eq!(
         stored.headers.get(names::TASK_ID_HEADER).unwrap().as_str(),
         first.to_string()
     );
-    let nats = app.nats.client().await;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", "operator-rerun-1");
-    nats.publish_with_headers(stored.subject.to_string(), headers, stored.payload.clone())
-        .await
-        .unwrap();
-    nats.flush().await.unwrap();
 
     let replay = openclaw_tests::eventually(60, "a replay task to complete", || async {
         let list: Value = app.get("/v1/tasks").await.json().await.ok()?;

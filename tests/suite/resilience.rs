@@ -10,8 +10,8 @@ use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
 use crate::e2e::{
-    app_without_dispatch, env_for, events_until_end, kinds, repo_task, tool_results,
-    wait_for_event, worker_bin,
+    app_without_dispatch, assert_nothing_to_deliver, env_for, events_until_end, kinds, repo_task,
+    republish_newest, tool_results, wait_for_event, worker_bin,
 };
 
 fn write(path: &str, content: &str) -> Reply {
@@ -298,18 +298,7 @@ async fn cancel_before_start_means_the_worker_never_clones() {
     let events = app.stores().events.history(&id).await.unwrap();
     assert_eq!(kinds(&events), ["queued", "canceled"]);
     // The message was terminated: nothing is left to deliver.
-    let mut w2 = WorkerProcess::start(
-        worker_bin(),
-        &env_for(
-            &app,
-            &llm,
-            &[
-                ("OPENCLAW_FETCH_WAIT_SECS", "0.5"),
-                ("OPENCLAW_NO_TASK_EXIT_CODE", "3"),
-            ],
-        ),
-    );
-    assert_eq!(w2.wait().await, Some(3));
+    assert_nothing_to_deliver(&app, &llm).await;
 }
 
 #[tokio::test]
@@ -454,22 +443,7 @@ async fn a_republished_task_redelivered_after_a_failure_is_still_one_run() {
     assert_eq!(w.wait().await, Some(0));
     events_until_end(&app, &id).await;
 
-    let stream = app
-        .js()
-        .get_stream(openclaw_common::names::TASKS_STREAM)
-        .await
-        .unwrap();
-    let stored = stream
-        .get_last_raw_message_by_subject("openclaw.tasks.doc-writer")
-        .await
-        .unwrap();
-    let nats = app.nats.client().await;
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", "rerun-1");
-    nats.publish_with_headers(stored.subject.to_string(), headers, stored.payload.clone())
-        .await
-        .unwrap();
-    nats.flush().await.unwrap();
+    republish_newest(&app, "doc-writer", "rerun-1").await;
 
     for _ in 0..2 {
         let mut w = WorkerProcess::start(

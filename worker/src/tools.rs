@@ -417,7 +417,7 @@ struct CommandArgs {
     args: Vec<String>,
 }
 
-/// Regular files under `start` (sorted), skipping `.git` and not following symlinks.
+/// Regular files under `start` (sorted), leaving out `.git` and not following symlinks.
 fn walk(root: &Path, start: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut stack = vec![start.to_path_buf()];
