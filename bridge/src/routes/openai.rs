@@ -182,9 +182,8 @@ pub async fn chat_completions(
         ),
     };
     let (spec, session) = input.into_task(&state).await?;
-    let msg_id = header(&headers, "idempotency-key")
-        .map(str::to_owned)
-        .unwrap_or_else(|| spec.id.to_string());
+    let msg_id =
+        crate::routes::tasks::idempotency_key(&headers)?.unwrap_or_else(|| spec.id.to_string());
     let enqueued = intake::enqueue(&state, spec, &msg_id).await?;
     if let (Some((key, session)), false) = (session, enqueued.duplicate) {
         state.stores()?.sessions.put(&key, &session).await?;

@@ -117,7 +117,7 @@ impl SubmitTask {
 }
 
 /// `Idempotency-Key`: 1-200 visible ASCII characters, used as the JetStream message id.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
