@@ -190,7 +190,18 @@ impl LlmClient {
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(Duration::from_secs_f64);
             let text = response.text().await.unwrap_or_default();
-            let message = gateway_message(&text);
+            // Some gateways echo the key they refused: it must not travel on in the error
+            // (into logs, events and the status).
+            let mut message = gateway_message(&text);
+            if let Some(key) = self
+                .config
+                .api_key
+                .as_ref()
+                .map(|k| k.expose())
+                .filter(|k| !k.is_empty())
+            {
+                message = message.replace(key, "[redacted]");
+            }
             return Err(if status.as_u16() == 429 || status.is_server_error() {
                 LlmError::Transient {
                     message: format!("HTTP {status}: {message}"),
