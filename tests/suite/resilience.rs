@@ -120,6 +120,12 @@ async fn a_401_from_the_gateway_fails_at_once_with_its_message() {
         !status.contains(openclaw_tests::worker::TEST_LLM_KEY),
         "nor the status"
     );
+    assert!(
+        !worker
+            .log_text()
+            .contains(openclaw_tests::worker::TEST_LLM_KEY),
+        "nor the log"
+    );
     assert_eq!(app.status(&id).await["status"], "failed");
 }
 
