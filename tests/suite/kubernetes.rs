@@ -180,3 +180,40 @@ async fn each_agent_gets_its_own_template() {
         "ghcr.io/openclaw/openclaw-worker:0.1.0"
     );
 }
+
+#[tokio::test]
+async fn a_task_orphaned_by_a_lost_pod_gets_one_waiting_job() {
+    let kube = FakeKubeApi::start().await;
+    let app = app(&kube, &[("OPENCLAW_ACK_WAIT_SECS", "30")]).await;
+    app.submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let jobs = jobs_eventually(&kube, 1).await;
+    // The worker takes the task, then its node vanishes: no ack, the Job fails.
+    let stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
+    let consumer = stream
+        .get_consumer::<pull::Config>("worker-doc-writer")
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let _held = batch.next().await.expect("a task").unwrap();
+    kube.finish(jobs[0]["metadata"]["name"].as_str().unwrap(), "Failed");
+
+    // One Job waits for the redelivery (ack_wait + margin), and no more are started meanwhile.
+    let jobs = jobs_eventually(&kube, 2).await;
+    let env = &jobs[1]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let wait = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "OPENCLAW_FETCH_WAIT_SECS")
+        .expect("a fetch wait");
+    assert_eq!(wait["value"], "32");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(kube.jobs().len(), 2, "one waiting Job covers the wait");
+}

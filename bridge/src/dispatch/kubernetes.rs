@@ -5,6 +5,7 @@
 //! counts as running until it has a `Complete` or `Failed` condition.
 
 use std::path::Path;
+use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::EnvVar;
@@ -72,8 +73,14 @@ pub fn job_template(
 }
 
 /// The Job for one worker of `agent`: the template, named and labelled, with the worker's
-/// agent and NATS address in its environment.
-pub fn worker_job(mut job: Job, agent: &AgentName, nats_url: &str) -> Job {
+/// agent and NATS address in its environment, and for a worker waiting on orphaned tasks, how
+/// long to wait.
+pub fn worker_job(
+    mut job: Job,
+    agent: &AgentName,
+    nats_url: &str,
+    fetch_wait: Option<Duration>,
+) -> Job {
     job.metadata.name = None;
     job.metadata.generate_name = Some(format!("openclaw-worker-{agent}-"));
     let labels = job.metadata.labels.get_or_insert_with(Default::default);
@@ -90,7 +97,17 @@ pub fn worker_job(mut job: Job, agent: &AgentName, nats_url: &str) -> Job {
             .insert(AGENT_LABEL.into(), agent.to_string());
         if let Some(c) = pod.spec.as_mut().and_then(|p| p.containers.first_mut()) {
             let env = c.env.get_or_insert_with(Vec::new);
-            env.retain(|e| e.name != "OPENCLAW_AGENT" && e.name != "NATS_URL");
+            env.retain(|e| {
+                !["OPENCLAW_AGENT", "NATS_URL", "OPENCLAW_FETCH_WAIT_SECS"]
+                    .contains(&e.name.as_str())
+            });
+            if let Some(wait) = fetch_wait {
+                env.push(EnvVar {
+                    name: "OPENCLAW_FETCH_WAIT_SECS".into(),
+                    value: Some(wait.as_secs().to_string()),
+                    ..Default::default()
+                });
+            }
             env.push(EnvVar {
                 name: "OPENCLAW_AGENT".into(),
                 value: Some(agent.to_string()),
@@ -126,10 +143,8 @@ pub struct KubernetesDispatcher {
 
 impl KubernetesDispatcher {
     pub fn new(state: AppState) -> Self {
-        Self {
-            state,
-            orphans: OrphanClock::default(),
-        }
+        let orphans = OrphanClock::new(state.config.nats.ack_wait);
+        Self { state, orphans }
     }
 
     pub async fn run(mut self) {
@@ -204,9 +219,11 @@ impl KubernetesDispatcher {
                 running: running_of(agent),
             };
             let free = cfg.kubernetes.max_jobs.saturating_sub(total);
-            let n = workers_to_start(observed, self.orphans.allowed(agent), free);
-            for _ in 0..n {
-                let job = worker_job(template.clone(), agent, &cfg.nats.url);
+            let plan = workers_to_start(observed, self.orphans.allowed(agent), free);
+            let orphan_wait = plan.for_orphans.then(|| self.orphans.fetch_wait());
+            let waits = std::iter::repeat_n(None, plan.for_pending).chain(orphan_wait.map(Some));
+            for fetch_wait in waits {
+                let job = worker_job(template.clone(), agent, &cfg.nats.url, fetch_wait);
                 let created = jobs
                     .create(&PostParams::default(), &job)
                     .await
@@ -215,8 +232,8 @@ impl KubernetesDispatcher {
                 self.state.metrics.worker_started(agent.as_str());
                 tracing::info!(%agent, job = created.metadata.name.as_deref().unwrap_or("?"), "created a worker Job");
             }
-            if n > 0 {
-                self.orphans.started(agent, observed);
+            if plan.for_orphans {
+                self.orphans.started(agent);
             }
         }
         Ok(())
@@ -266,6 +283,7 @@ mod tests {
             job_template(&cfg, &agent).unwrap(),
             &agent,
             "nats://nats:4222",
+            None,
         );
         let v = serde_json::to_value(&job).unwrap();
         assert_eq!(v["metadata"]["generateName"], "openclaw-worker-doc-writer-");

@@ -27,10 +27,11 @@ pub struct LocalDispatcher {
 
 impl LocalDispatcher {
     pub fn new(state: AppState) -> Self {
+        let orphans = OrphanClock::new(state.config.nats.ack_wait);
         Self {
             state,
             running: HashMap::new(),
-            orphans: OrphanClock::default(),
+            orphans,
             children: JoinSet::new(),
             pids: Vec::new(),
         }
@@ -87,18 +88,20 @@ impl LocalDispatcher {
                 running: self.running.get(&agent).copied().unwrap_or(0),
             };
             let free = max.saturating_sub(self.running.values().sum());
-            let n = workers_to_start(observed, self.orphans.allowed(&agent), free);
-            for _ in 0..n {
-                self.spawn(&agent);
+            let plan = workers_to_start(observed, self.orphans.allowed(&agent), free);
+            for _ in 0..plan.for_pending {
+                self.spawn(&agent, None);
             }
-            if n > 0 {
-                self.orphans.started(&agent, observed);
+            if plan.for_orphans {
+                self.spawn(&agent, Some(self.orphans.fetch_wait()));
+                self.orphans.started(&agent);
             }
         }
         Ok(())
     }
 
-    fn spawn(&mut self, agent: &AgentName) {
+    /// Starts one worker; with `fetch_wait`, one that waits that long for its task (orphans).
+    fn spawn(&mut self, agent: &AgentName, fetch_wait: Option<Duration>) {
         let cfg = &self.state.config;
         let mut cmd = tokio::process::Command::new(&cfg.local.worker_bin);
         for secret in ["OPENCLAW_GATEWAY_TOKEN", "BRIDGE_AUTH_TOKEN"] {
@@ -107,6 +110,7 @@ impl LocalDispatcher {
         cmd.envs(cfg.local.worker_env.iter().map(|(k, v)| (k, v)))
             .env("NATS_URL", &cfg.nats.url)
             .env("OPENCLAW_AGENT", agent.as_str())
+            .envs(fetch_wait.map(|w| ("OPENCLAW_FETCH_WAIT_SECS", w.as_secs().to_string())))
             .stdin(Stdio::null())
             .kill_on_drop(false);
         match cmd.spawn() {

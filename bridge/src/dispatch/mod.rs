@@ -18,11 +18,6 @@ use openclaw_common::names;
 pub use kubernetes::KubernetesDispatcher;
 pub use local::LocalDispatcher;
 
-/// A crashed worker's task stays unacknowledged until `ack_wait` runs out. One worker is
-/// started for such orphans at most this often per agent: enough to pick the task up when it
-/// is redelivered, without starting a worker on every poll until then.
-pub const ORPHAN_INTERVAL: Duration = Duration::from_secs(10);
-
 /// What a dispatcher sees of one agent.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Observed {
@@ -34,16 +29,30 @@ pub struct Observed {
     pub running: usize,
 }
 
-/// How many workers to start for one agent: one per pending task not already covered by a
-/// running worker that holds no task yet, plus one for orphaned tasks when allowed; never
-/// more than `free` (the global bound minus all running workers).
-pub fn workers_to_start(o: Observed, orphans_allowed: bool, free: usize) -> usize {
+/// Which workers to start for one agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Workers for tasks never delivered, each fetching at once.
+    pub for_pending: usize,
+    /// One worker for orphaned tasks — unacknowledged, held by a worker that died, and
+    /// redelivered only when `ack_wait` runs out. It waits up to `ack_wait` for the
+    /// redelivery, so one worker covers the whole wait instead of one per poll.
+    pub for_orphans: bool,
+}
+
+/// One worker per pending task not already covered by a running worker that holds no task
+/// yet, plus one waiting worker for orphaned tasks when the [`OrphanClock`] allows; never more
+/// than `free` (the global bound minus all running workers).
+pub fn workers_to_start(o: Observed, orphans_allowed: bool, free: usize) -> Plan {
     let holding = o.running.min(o.ack_pending as usize);
     let idle = o.running - holding;
-    let for_pending = (o.pending as usize).saturating_sub(idle);
+    let for_pending = (o.pending as usize).saturating_sub(idle).min(free);
     let orphans = o.ack_pending as usize - holding;
-    let for_orphans = usize::from(orphans > 0 && orphans_allowed && for_pending == 0);
-    (for_pending + for_orphans).min(free)
+    let for_orphans = orphans > 0 && orphans_allowed && for_pending == 0 && idle == 0 && free > 0;
+    Plan {
+        for_pending,
+        for_orphans,
+    }
 }
 
 /// Reads the consumer of `agent`: (pending, unacknowledged).
@@ -61,22 +70,34 @@ pub async fn consumer_backlog(stores: &Stores, agent: &AgentName) -> Result<(u64
     Ok((info.num_pending, info.num_ack_pending as u64))
 }
 
-/// Remembers when a worker was last started for orphans, per agent.
-#[derive(Default)]
-pub struct OrphanClock(std::collections::HashMap<AgentName, Instant>);
+/// Remembers when a waiting worker was last started for orphans, per agent, so that the next
+/// one starts only after the previous one's wait (`ack_wait`) is over.
+pub struct OrphanClock {
+    interval: Duration,
+    last: std::collections::HashMap<AgentName, Instant>,
+}
 
 impl OrphanClock {
-    pub fn allowed(&self, agent: &AgentName) -> bool {
-        self.0
-            .get(agent)
-            .is_none_or(|t| t.elapsed() >= ORPHAN_INTERVAL)
+    pub fn new(ack_wait: Duration) -> Self {
+        Self {
+            interval: ack_wait.max(Duration::from_secs(1)),
+            last: Default::default(),
+        }
     }
 
-    /// Records the start if it was for orphans (no pending task asked for it).
-    pub fn started(&mut self, agent: &AgentName, o: Observed) {
-        if o.pending == 0 {
-            self.0.insert(agent.clone(), Instant::now());
-        }
+    pub fn allowed(&self, agent: &AgentName) -> bool {
+        self.last
+            .get(agent)
+            .is_none_or(|t| t.elapsed() >= self.interval)
+    }
+
+    pub fn started(&mut self, agent: &AgentName) {
+        self.last.insert(agent.clone(), Instant::now());
+    }
+
+    /// How long an orphan worker waits for its task: the redelivery comes within `ack_wait`.
+    pub fn fetch_wait(&self) -> Duration {
+        self.interval + Duration::from_secs(2)
     }
 }
 
@@ -92,23 +113,46 @@ mod tests {
         }
     }
 
+    fn pending(n: usize) -> Plan {
+        Plan {
+            for_pending: n,
+            for_orphans: false,
+        }
+    }
+
+    const ORPHAN: Plan = Plan {
+        for_pending: 0,
+        for_orphans: true,
+    };
+
     #[test]
     fn one_worker_per_waiting_task_within_the_bound() {
-        assert_eq!(workers_to_start(o(3, 0, 0), true, 10), 3);
-        assert_eq!(workers_to_start(o(3, 0, 0), true, 2), 2);
-        assert_eq!(workers_to_start(o(0, 0, 0), true, 10), 0);
+        assert_eq!(workers_to_start(o(3, 0, 0), true, 10), pending(3));
+        assert_eq!(workers_to_start(o(3, 0, 0), true, 2), pending(2));
+        assert_eq!(workers_to_start(o(0, 0, 0), true, 10), pending(0));
         // Two running workers hold two tasks; the third pending task needs a worker.
-        assert_eq!(workers_to_start(o(1, 2, 2), true, 10), 1);
+        assert_eq!(workers_to_start(o(1, 2, 2), true, 10), pending(1));
         // A worker just started has not fetched yet: it covers a pending task.
-        assert_eq!(workers_to_start(o(1, 0, 1), true, 10), 0);
+        assert_eq!(workers_to_start(o(1, 0, 1), true, 10), pending(0));
     }
 
     #[test]
-    fn orphans_get_one_worker_now_and_then() {
-        // A task held by a worker that died: one worker, when the clock allows.
-        assert_eq!(workers_to_start(o(0, 1, 0), true, 10), 1);
-        assert_eq!(workers_to_start(o(0, 1, 0), false, 10), 0);
-        assert_eq!(workers_to_start(o(0, 3, 1), true, 10), 1);
-        assert_eq!(workers_to_start(o(0, 1, 1), true, 10), 0);
+    fn orphans_get_one_waiting_worker_now_and_then() {
+        // A task held by a worker that died: one waiting worker, when the clock allows.
+        assert_eq!(workers_to_start(o(0, 1, 0), true, 10), ORPHAN);
+        assert_eq!(workers_to_start(o(0, 1, 0), false, 10), pending(0));
+        assert_eq!(workers_to_start(o(0, 1, 0), true, 0), pending(0), "bounded");
+        assert_eq!(workers_to_start(o(0, 3, 1), true, 10), ORPHAN);
+        assert_eq!(workers_to_start(o(0, 1, 1), true, 10), pending(0));
+    }
+
+    #[test]
+    fn the_orphan_clock_spaces_waiting_workers_by_ack_wait() {
+        let agent = AgentName::parse("doc-writer").unwrap();
+        let mut clock = OrphanClock::new(Duration::from_secs(300));
+        assert!(clock.allowed(&agent));
+        clock.started(&agent);
+        assert!(!clock.allowed(&agent));
+        assert_eq!(clock.fetch_wait(), Duration::from_secs(302));
     }
 }
