@@ -93,9 +93,20 @@ impl ApiClient {
             .await
     }
 
-    pub async fn list(&self, limit: usize) -> Result<Value, ClientError> {
-        self.send(self.request(reqwest::Method::GET, &format!("/v1/tasks?limit={limit}")))
-            .await
+    pub async fn list(
+        &self,
+        limit: usize,
+        status: Option<&str>,
+        agent: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(status.map(|s| ("status", s.to_owned())));
+        query.extend(agent.map(|a| ("agent", a.to_owned())));
+        self.send(
+            self.request(reqwest::Method::GET, "/v1/tasks")
+                .query(&query),
+        )
+        .await
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Value, ClientError> {

@@ -87,6 +87,12 @@ pub enum Command {
     List {
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Only tasks in this state (queued, running, completed, failed, canceled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only tasks of this agent.
+        #[arg(long)]
+        agent: Option<String>,
     },
     /// Show a task's events; with --follow, keep following (resuming after dropped connections).
     Logs {
@@ -145,10 +151,17 @@ pub async fn run(cli: Cli) -> ExitCode {
             print_value(&s, cli.json, render::status_text);
             true
         }),
-        Command::List { limit } => client.list(limit).await.map(|l| {
-            print_value(&l, cli.json, render::list_text);
-            true
-        }),
+        Command::List {
+            limit,
+            status,
+            agent,
+        } => client
+            .list(limit, status.as_deref(), agent.as_deref())
+            .await
+            .map(|l| {
+                print_value(&l, cli.json, render::list_text);
+                true
+            }),
         Command::Cancel { id } => client.cancel(&id).await.map(|c| {
             print_value(&c, cli.json, |v| {
                 format!(

@@ -330,6 +330,11 @@ async fn status_list_cancel_replay_and_logs_without_follow() {
     let list: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["tasks"].as_array().unwrap().len(), 2);
     assert_eq!(list["tasks"][0]["id"], replay["id"]);
+    let (code, out, _) = output(&app, &["--json", "list", "--status", "canceled"]).await;
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(list["tasks"][0]["id"], id_s);
 
     // Logs of a running task without --follow show what is stored and return.
     let other = app

@@ -625,7 +625,12 @@ impl StatusStore {
     }
 
     /// The most recent tasks first (task ids are time-ordered UUID v7).
-    pub async fn recent(&self, limit: usize) -> Result<Vec<TaskStatus>, StoreError> {
+    /// The `limit` most recent tasks that `keep` accepts.
+    pub async fn recent(
+        &self,
+        limit: usize,
+        keep: impl Fn(&TaskStatus) -> bool,
+    ) -> Result<Vec<TaskStatus>, StoreError> {
         let keys: Vec<String> = match self.kv.keys().await {
             Ok(keys) => keys
                 .try_collect()
@@ -636,8 +641,11 @@ impl StatusStore {
         let mut ids: Vec<TaskId> = keys.iter().filter_map(|k| TaskId::parse(k).ok()).collect();
         ids.sort_unstable_by(|a, b| b.cmp(a));
         let mut out = Vec::with_capacity(limit.min(ids.len()));
-        for id in ids.into_iter().take(limit) {
-            if let Some(status) = self.get(&id).await? {
+        for id in ids {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(status) = self.get(&id).await?.filter(&keep) {
                 out.push(status);
             }
         }

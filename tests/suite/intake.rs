@@ -121,6 +121,41 @@ async fn status_and_recent_list() {
     assert_eq!(ids, [second.to_string(), first.to_string()]);
     let one: Value = app.get("/v1/tasks?limit=1").await.json().await.unwrap();
     assert_eq!(one["tasks"].as_array().unwrap().len(), 1);
+
+    // Filters: by state and by agent.
+    app.post_json(&format!("/v1/tasks/{first}/cancel"), &json!({}))
+        .await;
+    let canceled: Value = app
+        .get("/v1/tasks?status=canceled")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = canceled["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first.to_string()]);
+    let queued: Value = app
+        .get("/v1/tasks?status=queued&agent=doc-writer")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queued["tasks"][0]["id"], second.to_string());
+    assert_eq!(queued["tasks"].as_array().unwrap().len(), 1);
+    let none: Value = app
+        .get("/v1/tasks?agent=devops")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(none["tasks"].as_array().unwrap().is_empty());
+    let r = app.get("/v1/tasks?status=sleeping").await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["field"], "status");
 }
 
 #[tokio::test]

@@ -227,9 +227,12 @@ pub async fn get(
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     limit: Option<String>,
+    status: Option<String>,
+    agent: Option<String>,
 }
 
-/// `GET /v1/tasks?limit=N`: most recent first.
+/// `GET /v1/tasks?limit=N&status=S&agent=A`: most recent first, optionally only those in one
+/// state or of one agent.
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -242,7 +245,28 @@ pub async fn list(
             .filter(|n| (1..=500).contains(n))
             .ok_or_else(|| ApiError::field("limit", "limit must be a number from 1 to 500"))?,
     };
-    let tasks = state.stores()?.status.recent(limit).await?;
+    let status: Option<TaskState> = q
+        .status
+        .map(|s| {
+            serde_json::from_value(json!(s)).map_err(|_| {
+                ApiError::field(
+                    "status",
+                    "status must be one of queued, running, completed, failed, canceled",
+                )
+            })
+        })
+        .transpose()?;
+    let agent = q
+        .agent
+        .map(|a| AgentName::parse(&a).map_err(|e| ApiError::field("agent", e.to_string())))
+        .transpose()?;
+    let tasks = state
+        .stores()?
+        .status
+        .recent(limit, |t| {
+            status.is_none_or(|s| t.status == s) && agent.as_ref().is_none_or(|a| &t.agent == a)
+        })
+        .await?;
     Ok(Json(json!({ "tasks": tasks })))
 }
 
