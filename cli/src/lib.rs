@@ -68,7 +68,7 @@ pub enum Command {
         /// Branch to start from (default: the remote's default branch).
         #[arg(long)]
         branch: Option<String>,
-        /// Branch to push to (default: openclaw/<task id>).
+        /// Branch to push to (default: `openclaw/<task id>`).
         #[arg(long)]
         push_branch: Option<String>,
         /// Model override.
