@@ -24,6 +24,26 @@ model = "tiny-model"
 max_steps = 2
 max_tokens = 100000
 max_wall_secs = 60
+
+[[agent]]
+name = "frugal"
+system_prompt = "You are frugal."
+tools = ["write_file"]
+
+[agent.limits]
+max_steps = 10
+max_tokens = 30
+max_wall_secs = 60
+
+[[agent]]
+name = "hasty"
+system_prompt = "You are hasty."
+tools = ["write_file"]
+
+[agent.limits]
+max_steps = 10
+max_tokens = 100000
+max_wall_secs = 1
 "#;
 
 #[tokio::test]
@@ -118,5 +138,49 @@ async fn local_dispatch_never_runs_more_workers_than_allowed_and_finishes_every_
     assert_eq!(max_running.into_inner(), 1, "one worker at a time");
     for id in &ids {
         assert_eq!(repo.new_commits(&format!("openclaw/{id}")).len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn token_and_wall_time_limits_end_the_task_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agents.toml");
+    std::fs::write(&file, AGENTS).unwrap();
+    let file = file.to_str().unwrap();
+    let app = app_without_dispatch(&[("OPENCLAW_AGENTS", file)]).await;
+    let repo = BareRepo::new();
+    // Each call costs the scripted model's usage (at least 25 tokens): two pass 30.
+    let write = Reply::tool("write_file", json!({"path": "a.md", "content": "a"}));
+    for (agent, reply, reason) in [
+        ("frugal", write.clone(), "token limit of 30"),
+        (
+            "hasty",
+            write.delayed(Duration::from_millis(1200)),
+            "wall-time limit of 1s",
+        ),
+    ] {
+        let llm = ScriptedLlm::turns(vec![reply]).await;
+        let id = app
+            .submit(&json!({"repo": repo.file_url(), "prompt": "p", "agent": agent}))
+            .await;
+        let mut worker = WorkerProcess::start(
+            worker_bin(),
+            &env_for(
+                &app,
+                &llm,
+                &[("OPENCLAW_AGENTS", file), ("OPENCLAW_AGENT", agent)],
+            ),
+        );
+        assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+        let events = events_until_end(&app, &id).await;
+        let EventKind::Failed {
+            reason: got,
+            retryable,
+        } = &events.last().unwrap().kind
+        else {
+            panic!("{agent}: {events:?}")
+        };
+        assert!(!retryable);
+        assert!(got.contains(reason), "{agent}: {got}");
     }
 }
