@@ -188,8 +188,9 @@ async fn limits(State(state): State<AppState>, mut req: Request, next: Next) -> 
 }
 
 /// Counts every request by method, matched route (not raw path: ids would explode the
-/// label set) and status.
+/// label set) and status, and logs it (probes and scrapes at debug level only).
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let method = req.method().to_string();
     let route = req
         .extensions()
@@ -197,9 +198,14 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let response = next.run(req).await;
-    state
-        .metrics
-        .request(&method, &route, response.status().as_u16());
+    let status = response.status().as_u16();
+    state.metrics.request(&method, &route, status);
+    let ms = started.elapsed().as_millis() as u64;
+    if matches!(route.as_str(), "/health" | "/ready" | "/metrics") {
+        tracing::debug!(%method, %route, status, ms, "request");
+    } else {
+        tracing::info!(%method, %route, status, ms, "request");
+    }
     response
 }
 
