@@ -66,6 +66,9 @@ const NOT_FOR_WORKERS: &[&str] = &[
 /// Everything the bridge needs to run.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
+    /// Names this bridge instance, as the holder of the dispatch lease (`OPENCLAW_INSTANCE_ID`,
+    /// default host name and process id).
+    pub instance_id: String,
     /// Address to listen on (`OPENCLAW_LISTEN`).
     pub listen: SocketAddr,
     pub nats: NatsConfig,
@@ -162,7 +165,12 @@ impl BridgeConfig {
                         .join(", ")
                 ),
             })?;
+        let instance_id = env.string("OPENCLAW_INSTANCE_ID").unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "bridge".into());
+            format!("{host}-{}", std::process::id())
+        });
         Ok(Self {
+            instance_id,
             listen,
             nats: NatsConfig::from_env(&env)?,
             auth_token,

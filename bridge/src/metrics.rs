@@ -46,8 +46,8 @@ pub struct Metrics {
     abandoned: Family,
     /// Open event streams (SSE and chat streams).
     pub streams_open: AtomicI64,
-    /// Worker processes of the local dispatcher running now.
-    pub workers_running: AtomicI64,
+    /// Workers running, as the dispatcher last counted them.
+    workers_running: AtomicI64,
 }
 
 impl Metrics {
@@ -68,7 +68,12 @@ impl Metrics {
 
     pub fn worker_started(&self, agent: &str) {
         self.workers_started.inc(vec![("agent", agent.to_owned())]);
-        self.workers_running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The dispatcher's latest count of running workers.
+    pub fn set_workers_running(&self, n: usize) {
+        self.workers_running
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     pub fn abandoned(&self, agent: &str) {
@@ -89,8 +94,8 @@ impl Metrics {
         );
         self.workers_started.render(
             &mut out,
-            "openclaw_local_workers_started_total",
-            "Worker processes started by local dispatch.",
+            "openclaw_workers_started_total",
+            "Workers started (processes or Jobs), by agent.",
         );
         self.abandoned.render(
             &mut out,
@@ -104,8 +109,8 @@ impl Metrics {
                 self.streams_open.load(Ordering::Relaxed),
             ),
             (
-                "openclaw_local_workers_running",
-                "Worker processes running under local dispatch.",
+                "openclaw_workers_running",
+                "Workers running (processes, or unfinished Jobs) as last seen by the dispatcher.",
                 self.workers_running.load(Ordering::Relaxed),
             ),
             (

@@ -165,6 +165,7 @@ pub async fn ensure_all(
     }
     ensure_bucket(js, status_bucket_config(cfg)).await?;
     ensure_bucket(js, sessions_bucket_config(cfg)).await?;
+    ensure_bucket(js, leases_bucket_config(cfg)).await?;
     Ok(())
 }
 
@@ -234,6 +235,18 @@ async fn ensure_bucket(js: &Context, config: kv::Config) -> Result<kv::Store, St
     }
 }
 
+/// The leases bucket definition.
+pub fn leases_bucket_config(cfg: &NatsConfig) -> kv::Config {
+    kv::Config {
+        bucket: names::LEASES_BUCKET.to_owned(),
+        description: "OpenClaw leases: which bridge instance dispatches workers.".to_owned(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    }
+}
+
 /// The sessions bucket definition: a conversation is continued for 30 days.
 pub fn sessions_bucket_config(cfg: &NatsConfig) -> kv::Config {
     kv::Config {
@@ -256,6 +269,7 @@ pub struct Stores {
     pub events: EventLog,
     pub status: StatusStore,
     pub sessions: SessionStore,
+    pub leases: LeaseStore,
 }
 
 impl Stores {
@@ -271,15 +285,17 @@ impl Stores {
             .map_err(|e| {
                 StoreError::Unavailable(format!("stream {}: {e}", names::EVENTS_STREAM))
             })?;
-        let kv = js.get_key_value(names::STATUS_BUCKET).await.map_err(|e| {
-            StoreError::Unavailable(format!("KV bucket {}: {e}", names::STATUS_BUCKET))
-        })?;
-        let sessions = js
-            .get_key_value(names::SESSIONS_BUCKET)
-            .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!("KV bucket {}: {e}", names::SESSIONS_BUCKET))
-            })?;
+        let bucket = |name: &'static str| {
+            let js = js.clone();
+            async move {
+                js.get_key_value(name)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("KV bucket {name}: {e}")))
+            }
+        };
+        let kv = bucket(names::STATUS_BUCKET).await?;
+        let sessions = bucket(names::SESSIONS_BUCKET).await?;
+        let leases = bucket(names::LEASES_BUCKET).await?;
         Ok(Self {
             tasks: TaskQueue {
                 js: js.clone(),
@@ -291,6 +307,7 @@ impl Stores {
             },
             status: StatusStore { kv },
             sessions: SessionStore { kv: sessions },
+            leases: LeaseStore { kv: leases },
             js,
         })
     }
@@ -679,6 +696,74 @@ impl SessionStore {
             .put(key.as_str(), value)
             .await
             .map_err(|e| unavailable("write session")(&e))?;
+        Ok(())
+    }
+}
+
+/// Who holds a lease, until when.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Lease {
+    holder: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: time::OffsetDateTime,
+}
+
+/// Leases in the leases bucket: one holder at a time per name, taken over once it expires.
+/// Compare-and-set on the entry's revision decides every race.
+#[derive(Clone)]
+pub struct LeaseStore {
+    kv: kv::Store,
+}
+
+impl LeaseStore {
+    /// Takes or renews lease `name` for `holder` for `ttl`. `false`: another holder has it.
+    pub async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let lease = Lease {
+            holder: holder.to_owned(),
+            expires_at: crate::now() + ttl,
+        };
+        let value: Bytes = serde_json::to_vec(&lease)
+            .expect("leases always serialize")
+            .into();
+        let entry = self
+            .kv
+            .entry(name)
+            .await
+            .map_err(|e| unavailable("read lease")(&e))?;
+        let Some(entry) = entry else {
+            return Ok(self.kv.create(name, value).await.is_ok());
+        };
+        let held_by_other = entry.operation == kv::Operation::Put
+            && serde_json::from_slice::<Lease>(&entry.value)
+                .is_ok_and(|l| l.holder != holder && l.expires_at > crate::now());
+        if held_by_other {
+            return Ok(false);
+        }
+        Ok(self.kv.update(name, value, entry.revision).await.is_ok())
+    }
+
+    /// Gives lease `name` up if `holder` has it, so another instance can take over at once.
+    pub async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let entry = self
+            .kv
+            .entry(name)
+            .await
+            .map_err(|e| unavailable("read lease")(&e))?;
+        if let Some(entry) = entry {
+            let ours =
+                serde_json::from_slice::<Lease>(&entry.value).is_ok_and(|l| l.holder == holder);
+            if ours {
+                self.kv
+                    .purge(name)
+                    .await
+                    .map_err(|e| unavailable("release lease")(&e))?;
+            }
+        }
         Ok(())
     }
 }

@@ -9,6 +9,8 @@ pub const TASKS_STREAM: &str = "OPENCLAW_TASKS";
 pub const EVENTS_STREAM: &str = "OPENCLAW_EVENTS";
 /// KV bucket holding the latest status record of every task.
 pub const STATUS_BUCKET: &str = "openclaw_tasks";
+/// KV bucket of leases: which bridge instance dispatches workers now.
+pub const LEASES_BUCKET: &str = "openclaw_leases";
 /// KV bucket mapping a conversation (session key) to the branch its tasks build on.
 pub const SESSIONS_BUCKET: &str = "openclaw_sessions";
 

@@ -74,6 +74,16 @@ impl NatsServer {
         }
     }
 
+    /// A handle on the same server that does not own it (for a second bridge on it): stopping
+    /// or dropping the handle leaves the server running.
+    pub fn alias(&self) -> Self {
+        Self {
+            child: None,
+            port: self.port,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }

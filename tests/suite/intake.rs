@@ -267,7 +267,7 @@ async fn metrics_count_requests_submits_and_open_streams() {
         r#"openclaw_http_requests_total{method="POST",route="/v1/tasks",status="202"} 1"#,
         "openclaw_event_streams_open 1",
         "openclaw_nats_connected 1",
-        "# TYPE openclaw_local_workers_running gauge",
+        "# TYPE openclaw_workers_running gauge",
     ] {
         assert!(
             text.lines().any(|l| l == line),

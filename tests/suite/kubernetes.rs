@@ -12,7 +12,15 @@ use openclaw_tests::kube::FakeKubeApi;
 use serde_json::{Value, json};
 
 async fn app(kube: &FakeKubeApi, extra: &[(&str, &str)]) -> TestApp {
-    let mut b = TestApp::builder()
+    builder(TestApp::builder(), kube, extra).spawn().await
+}
+
+fn builder(
+    b: openclaw_tests::app::TestAppBuilder,
+    kube: &FakeKubeApi,
+    extra: &[(&str, &str)],
+) -> openclaw_tests::app::TestAppBuilder {
+    let mut b = b
         .env("OPENCLAW_DISPATCH", "kubernetes")
         .env("OPENCLAW_KUBE_API_URL", kube.url.clone())
         .env("OPENCLAW_KUBE_NAMESPACE", "agents")
@@ -20,7 +28,7 @@ async fn app(kube: &FakeKubeApi, extra: &[(&str, &str)]) -> TestApp {
     for (k, v) in extra {
         b = b.env(k, *v);
     }
-    b.spawn().await
+    b
 }
 
 async fn jobs_eventually(kube: &FakeKubeApi, n: usize) -> Vec<Value> {
@@ -216,4 +224,54 @@ async fn a_task_orphaned_by_a_lost_pod_gets_one_waiting_job() {
     assert_eq!(wait["value"], "32");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(kube.jobs().len(), 2, "one waiting Job covers the wait");
+}
+
+#[tokio::test]
+async fn only_the_lease_holder_dispatches_and_a_standby_takes_over() {
+    let kube = FakeKubeApi::start().await;
+    // The server outlives both bridges.
+    let nats = openclaw_tests::nats::NatsServer::start();
+    let first = builder(
+        TestApp::builder().nats(nats.alias()),
+        &kube,
+        &[("OPENCLAW_INSTANCE_ID", "bridge-a")],
+    )
+    .spawn()
+    .await;
+    let second = builder(
+        TestApp::builder().nats(nats.alias()),
+        &kube,
+        &[("OPENCLAW_INSTANCE_ID", "bridge-b")],
+    )
+    .spawn()
+    .await;
+    let body = json!({"repo": "https://example.com/o/r.git", "prompt": "p"});
+    for _ in 0..3 {
+        first.submit(&body).await;
+    }
+    jobs_eventually(&kube, 3).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(kube.jobs().len(), 3, "two bridges, but one Job per task");
+    let started = |app: &TestApp| {
+        let url = format!("{}/metrics", app.base);
+        let http = app.http.clone();
+        async move {
+            let text = http.get(url).send().await.unwrap().text().await.unwrap();
+            text.lines()
+                .find(|l| l.starts_with("openclaw_workers_started_total{agent=\"doc-writer\"}"))
+                .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        }
+    };
+    assert_eq!(
+        started(&first).await.as_deref(),
+        Some("3"),
+        "the holder created them all"
+    );
+    assert_eq!(started(&second).await, None, "the standby created none");
+
+    // The holder shuts down and gives the lease up; the standby dispatches from then on.
+    first.shutdown().await;
+    second.submit(&body).await;
+    jobs_eventually(&kube, 4).await;
+    assert_eq!(started(&second).await.as_deref(), Some("1"));
 }

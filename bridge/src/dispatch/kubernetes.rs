@@ -14,7 +14,7 @@ use kube::api::{ListParams, PostParams};
 use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
 
-use super::{Observed, OrphanClock, consumer_backlog, workers_to_start};
+use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::config::KubernetesDispatchConfig;
 use crate::state::AppState;
 
@@ -170,14 +170,22 @@ impl KubernetesDispatcher {
         let jobs: Api<Job> = Api::namespaced(client, &cfg.namespace);
         let shutdown = self.state.shutdown.clone();
         let wakeup = self.state.dispatch_wakeup.clone();
+        let mut lease =
+            DispatchLease::new(self.state.config.instance_id.clone(), cfg.poll_interval);
         loop {
             if let Some(stores) = self.state.stores.get().cloned()
+                && lease.hold(&stores).await
                 && let Err(e) = self.reconcile(&stores, &jobs, &templates).await
             {
                 tracing::warn!(error = %e, "kubernetes dispatch: reconcile failed");
             }
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => {
+                    if let Some(stores) = self.state.stores.get() {
+                        lease.release(stores).await;
+                    }
+                    return;
+                }
                 () = wakeup.notified() => {},
                 () = tokio::time::sleep(cfg.poll_interval) => {},
             }
@@ -209,6 +217,7 @@ impl KubernetesDispatcher {
                 .count()
         };
         let mut total: usize = templates.iter().map(|(a, _)| running_of(a)).sum();
+        self.state.metrics.set_workers_running(total);
         for (agent, template) in templates {
             let (pending, ack_pending) = consumer_backlog(stores, agent)
                 .await

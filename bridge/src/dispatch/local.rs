@@ -9,7 +9,7 @@ use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
 use tokio::task::JoinSet;
 
-use super::{Observed, OrphanClock, consumer_backlog, workers_to_start};
+use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::state::AppState;
 
 /// Starts `openclaw-worker` processes on this machine while tasks wait.
@@ -41,6 +41,7 @@ impl LocalDispatcher {
         let poll = self.state.config.local.poll_interval;
         let shutdown = self.state.shutdown.clone();
         let wakeup = self.state.dispatch_wakeup.clone();
+        let mut lease = DispatchLease::new(self.state.config.instance_id.clone(), poll);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -56,21 +57,26 @@ impl LocalDispatcher {
             let Some(stores) = self.state.stores.get().cloned() else {
                 continue;
             };
+            if !lease.hold(&stores).await {
+                continue;
+            }
             if let Err(e) = self.reconcile(&stores).await {
                 tracing::warn!(error = %e, "dispatch: cannot read the consumers");
             }
+        }
+        if let Some(stores) = self.state.stores.get() {
+            lease.release(stores).await;
         }
         self.stop_children().await;
     }
 
     fn reaped(&mut self, agent: AgentName, code: Option<i32>) {
-        self.state
-            .metrics
-            .workers_running
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(n) = self.running.get_mut(&agent) {
             *n = n.saturating_sub(1);
         }
+        self.state
+            .metrics
+            .set_workers_running(self.running.values().sum());
         if code != Some(0) {
             tracing::warn!(%agent, ?code, "worker exited abnormally");
         }
@@ -122,6 +128,9 @@ impl LocalDispatcher {
                 }
                 *self.running.entry(agent.clone()).or_default() += 1;
                 self.state.metrics.worker_started(agent.as_str());
+                self.state
+                    .metrics
+                    .set_workers_running(self.running.values().sum());
                 let agent = agent.clone();
                 self.children.spawn(async move {
                     let code = child.wait().await.ok().and_then(|s| s.code());

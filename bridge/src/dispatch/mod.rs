@@ -55,6 +55,58 @@ pub fn workers_to_start(o: Observed, orphans_allowed: bool, free: usize) -> Plan
     }
 }
 
+/// Only one bridge instance dispatches at a time: the holder of the `dispatch` lease in the
+/// leases bucket. Others stand by and take over within the lease's time to live when the
+/// holder stops renewing (a crash), or at once when it releases the lease (a shutdown).
+pub struct DispatchLease {
+    /// This instance, as the lease names it.
+    holder: String,
+    ttl: Duration,
+    /// Whether the last attempt held the lease (to log changes only).
+    held: bool,
+}
+
+impl DispatchLease {
+    const NAME: &'static str = "dispatch";
+
+    pub fn new(holder: String, poll: Duration) -> Self {
+        Self {
+            holder,
+            ttl: (poll * 5).max(Duration::from_secs(15)),
+            held: false,
+        }
+    }
+
+    /// Takes or renews the lease; `true` when this instance may dispatch now.
+    pub async fn hold(&mut self, stores: &Stores) -> bool {
+        let held = match stores
+            .leases
+            .acquire(Self::NAME, &self.holder, self.ttl)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "dispatch lease unavailable");
+                false
+            }
+        };
+        if held != self.held {
+            tracing::info!(holder = %self.holder, held, "dispatch lease changed hands");
+        }
+        self.held = held;
+        held
+    }
+
+    /// Gives the lease up (at shutdown) so a standby instance takes over at once.
+    pub async fn release(&self, stores: &Stores) {
+        if self.held
+            && let Err(e) = stores.leases.release(Self::NAME, &self.holder).await
+        {
+            tracing::warn!(error = %e, "could not release the dispatch lease");
+        }
+    }
+}
+
 /// Reads the consumer of `agent`: (pending, unacknowledged).
 pub async fn consumer_backlog(stores: &Stores, agent: &AgentName) -> Result<(u64, u64), String> {
     let stream = stores
