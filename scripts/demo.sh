@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-OPENCLAW_SKIP_LITELLM=1 source scripts/tools.sh
+OPENCLAW_DEMO_ONLY=1 source scripts/tools.sh
 
 demo="$root/.demo"
 rm -rf "$demo" && mkdir -p "$demo/repos" "$demo/nats" "$demo/work"

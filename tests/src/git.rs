@@ -173,3 +173,100 @@ impl Drop for GitHttpServer {
         let _ = self.child.wait();
     }
 }
+
+/// `sshd` serving a [`BareRepo`] over ssh (as the running user, key auth only), on a free
+/// port, with its own host key; stopped on drop.
+pub struct SshGitServer {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    /// The sshd log, to check that no secret appears in it.
+    pub log: PathBuf,
+}
+
+impl SshGitServer {
+    pub fn start() -> Self {
+        let sshd = PathBuf::from("/usr/sbin/sshd");
+        assert!(
+            sshd.exists(),
+            "sshd is not installed: run `bash scripts/tools.sh` (it installs Debian's openssh-server)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        for key in ["host_key", "user_key"] {
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .status()
+                .expect("ssh-keygen is installed")
+                .success();
+            assert!(ok, "ssh-keygen failed");
+        }
+        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        let port = crate::free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile {}\n",
+            d.join("host_key").display(),
+            d.join("authorized_keys").display(),
+            d.join("sshd.pid").display(),
+        );
+        std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
+        // Privilege separation wants this directory (normally made by the service unit).
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let log = d.join("sshd.log");
+        let child = Command::new(&sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start sshd");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            port,
+            dir,
+            log,
+        }
+    }
+
+    /// The ssh URL of `repo` as the user this process runs as.
+    pub fn url(&self, repo: &BareRepo) -> String {
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        format!(
+            "ssh://{user}@127.0.0.1:{}{}",
+            self.port,
+            repo.path().display()
+        )
+    }
+
+    /// The client's private key file.
+    pub fn user_key(&self) -> PathBuf {
+        self.dir.path().join("user_key")
+    }
+
+    /// A known_hosts file trusting this server's host key.
+    pub fn known_hosts(&self) -> PathBuf {
+        let public =
+            std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key");
+        let path = self.dir.path().join("known_hosts");
+        std::fs::write(&path, format!("[127.0.0.1]:{} {public}", self.port)).expect("known_hosts");
+        path
+    }
+}
+
+impl Drop for SshGitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

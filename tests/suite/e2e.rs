@@ -321,6 +321,7 @@ async fn a_clone_over_http_keeps_credentials_out_of_git_config() {
         ssh_key_path: None,
         ssh_key: None,
         ssh_passphrase: None,
+        ssh_known_hosts: None,
         author_name: "T".into(),
         author_email: "t@example.com".into(),
     };
@@ -410,4 +411,100 @@ async fn a_worker_with_nothing_to_do_exits_cleanly() {
     let llm = ScriptedLlm::turns(vec![]).await;
     let app = app_without_dispatch(&[]).await;
     assert_nothing_to_deliver(&app, &llm).await;
+}
+
+#[tokio::test]
+async fn a_task_over_ssh_with_a_key_from_a_file_or_the_environment() {
+    let repo = BareRepo::new();
+    let sshd = openclaw_tests::git::SshGitServer::start();
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let app = app_without_dispatch(&[]).await;
+    let key_file = sshd.user_key();
+    let key_text = std::fs::read_to_string(&key_file).unwrap();
+    let known_hosts = sshd.known_hosts();
+    for (how, key_env) in [
+        ("GIT_SSH_KEY_PATH", key_file.to_str().unwrap()),
+        ("GIT_SSH_KEY", key_text.as_str()),
+    ] {
+        let id = app
+            .submit(&json!({"repo": sshd.url(&repo), "prompt": "Document it"}))
+            .await;
+        let mut worker = WorkerProcess::start(
+            worker_bin(),
+            &env_for(
+                &app,
+                &llm,
+                &[
+                    (how, key_env),
+                    ("GIT_SSH_KNOWN_HOSTS", known_hosts.to_str().unwrap()),
+                ],
+            ),
+        );
+        assert_eq!(worker.wait().await, Some(0));
+        let events = events_until_end(&app, &id).await;
+        assert_eq!(
+            kinds(&events).last(),
+            Some(&"completed"),
+            "{how}: {:?}\n{}",
+            kinds(&events),
+            worker.log_text()
+        );
+        assert!(
+            repo.file(&format!("openclaw/{id}"), "docs/USAGE.md")
+                .is_some(),
+            "{how}"
+        );
+        assert!(
+            !worker.log_text().contains("PRIVATE KEY"),
+            "the key never reaches the log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_ssh_host_whose_key_is_not_known_is_refused() {
+    let repo = BareRepo::new();
+    let sshd = openclaw_tests::git::SshGitServer::start();
+    let other = openclaw_tests::git::SshGitServer::start();
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let app = app_without_dispatch(&[]).await;
+    let id = app
+        .submit(&json!({"repo": sshd.url(&repo), "prompt": "Document it"}))
+        .await;
+    // The known_hosts file lists another server's key for this address.
+    let wrong = std::fs::read_to_string(other.known_hosts()).unwrap();
+    let known_hosts = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        known_hosts.path(),
+        wrong.replace(&other.port.to_string(), &sshd.port.to_string()),
+    )
+    .unwrap();
+    let mut worker = WorkerProcess::start(
+        worker_bin(),
+        &env_for(
+            &app,
+            &llm,
+            &[
+                ("GIT_SSH_KEY_PATH", sshd.user_key().to_str().unwrap()),
+                ("GIT_SSH_KNOWN_HOSTS", known_hosts.path().to_str().unwrap()),
+            ],
+        ),
+    );
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
+        panic!("{:?}", kinds(&events))
+    };
+    assert!(
+        !retryable,
+        "a wrong host key does not get better by retrying"
+    );
+    assert!(
+        reason.contains("ssh host key") && reason.contains("GIT_SSH_KNOWN_HOSTS"),
+        "{reason}"
+    );
+    assert!(
+        llm.requests().is_empty(),
+        "no model call without a checkout"
+    );
 }

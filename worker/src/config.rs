@@ -34,6 +34,9 @@ pub struct GitConfig {
     pub ssh_key_path: Option<PathBuf>,
     pub ssh_key: Option<Secret>,
     pub ssh_passphrase: Option<Secret>,
+    /// Host keys trusted for ssh remotes (`GIT_SSH_KNOWN_HOSTS`, a known_hosts file). Without
+    /// it, libgit2's own check applies (the user's `~/.ssh/known_hosts`).
+    pub ssh_known_hosts: Option<PathBuf>,
     pub author_name: String,
     pub author_email: String,
 }
@@ -142,6 +145,7 @@ impl WorkerConfig {
                 ssh_key_path: env.string("GIT_SSH_KEY_PATH").map(PathBuf::from),
                 ssh_key: env.secret("GIT_SSH_KEY"),
                 ssh_passphrase: env.secret("GIT_SSH_PASSPHRASE"),
+                ssh_known_hosts: env.string("GIT_SSH_KNOWN_HOSTS").map(PathBuf::from),
                 author_name: env.string_or("OPENCLAW_GIT_AUTHOR_NAME", "OpenClaw"),
                 author_email: env.string_or("OPENCLAW_GIT_AUTHOR_EMAIL", "openclaw@localhost"),
             },

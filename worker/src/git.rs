@@ -17,6 +17,8 @@ use crate::config::GitConfig;
 pub enum GitError {
     #[error("git authentication failed: {0}")]
     Auth(String),
+    #[error("the ssh host key of the remote is not trusted ({0}); list it in GIT_SSH_KNOWN_HOSTS")]
+    HostKey(String),
     #[error("git: not found: {0}")]
     NotFound(String),
     #[error("push rejected: {0}")]
@@ -35,7 +37,12 @@ impl GitError {
     fn classify(e: git2::Error) -> Self {
         let msg = e.message().to_owned();
         let lower = msg.to_ascii_lowercase();
-        if e.code() == git2::ErrorCode::Auth
+        if e.code() == git2::ErrorCode::Certificate
+            || lower.contains("hostkey")
+            || lower.contains("host key")
+        {
+            Self::HostKey(msg)
+        } else if e.code() == git2::ErrorCode::Auth
             || lower.contains("authentication")
             || lower.contains("401")
             || lower.contains("403")
@@ -81,10 +88,82 @@ pub struct Commit {
     pub files: Vec<String>,
 }
 
+/// Host keys from a known_hosts file: plain host names (`host`, `[host]:port`, comma
+/// separated) with their key. Hashed names and `@cert-authority`/`@revoked` lines are not
+/// understood and are left out (such a host is then not trusted).
+#[derive(Debug, Default)]
+pub struct KnownHosts(Vec<(Vec<String>, Vec<u8>)>);
+
+impl KnownHosts {
+    pub fn parse(text: &str) -> Self {
+        use base64::Engine as _;
+        let entries = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('@'))
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let hosts = fields.next()?;
+                let _kind = fields.next()?;
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(fields.next()?)
+                    .ok()?;
+                let hosts: Vec<String> = hosts
+                    .split(',')
+                    .filter(|h| !h.starts_with('|'))
+                    .map(|h| {
+                        let h = h
+                            .strip_prefix('[')
+                            .and_then(|rest| rest.split(']').next())
+                            .unwrap_or(h);
+                        h.to_ascii_lowercase()
+                    })
+                    .collect();
+                Some((hosts, key))
+            })
+            .collect();
+        Self(entries)
+    }
+
+    /// Whether `key` (the server's raw public key) is listed for `host`.
+    pub fn trusts(&self, host: &str, key: &[u8]) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.0
+            .iter()
+            .any(|(hosts, k)| k == key && hosts.contains(&host))
+    }
+}
+
 /// Callbacks answering credential requests from `config`, at most a few times (libgit2 asks
-/// again after every refusal, forever).
+/// again after every refusal, forever), and checking ssh host keys against
+/// `GIT_SSH_KNOWN_HOSTS` when it is set.
 fn callbacks(config: &GitConfig) -> RemoteCallbacks<'_> {
     let mut cb = RemoteCallbacks::new();
+    if let Some(path) = &config.ssh_known_hosts {
+        let known = std::fs::read_to_string(path).map(|t| KnownHosts::parse(&t));
+        let path = path.display().to_string();
+        cb.certificate_check(move |cert, host| {
+            let Some(key) = cert.as_hostkey().and_then(|k| k.hostkey()) else {
+                // Not ssh (TLS): libgit2's own verification decides.
+                return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
+            };
+            match &known {
+                Ok(known) if known.trusts(host, key) => {
+                    Ok(git2::CertificateCheckStatus::CertificateOk)
+                }
+                Ok(_) => Err(git2::Error::new(
+                    git2::ErrorCode::Certificate,
+                    git2::ErrorClass::Ssh,
+                    format!("the ssh host key of {host} is not in GIT_SSH_KNOWN_HOSTS ({path})"),
+                )),
+                Err(e) => Err(git2::Error::new(
+                    git2::ErrorCode::Certificate,
+                    git2::ErrorClass::Ssh,
+                    format!("cannot read GIT_SSH_KNOWN_HOSTS ({path}): {e}"),
+                )),
+            }
+        });
+    }
     let tries = Cell::new(0u32);
     cb.credentials(move |_url, username_from_url, allowed| {
         tries.set(tries.get() + 1);
@@ -262,5 +341,31 @@ pub fn push(dir: &Path, branch: &BranchName, config: &GitConfig) -> Result<(), G
     match rejection.into_inner() {
         Some(reason) => Err(GitError::Rejected(reason)),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_hosts_lines() {
+        // "AAAA" decodes to three zero bytes; "AQID" to [1, 2, 3].
+        let known = KnownHosts::parse(
+            "# comment\n\
+             github.com,140.82.112.3 ssh-ed25519 AQID\n\
+             [git.example.com]:2222 ssh-ed25519 AAAA\n\
+             |1|hashed=|x= ssh-ed25519 AQID\n\
+             @cert-authority *.example.com ssh-ed25519 AQID\n\
+             broken-line\n",
+        );
+        assert!(known.trusts("github.com", &[1, 2, 3]));
+        assert!(known.trusts("140.82.112.3", &[1, 2, 3]));
+        assert!(known.trusts("GIT.example.com", &[0, 0, 0]));
+        assert!(!known.trusts("github.com", &[0, 0, 0]), "another key");
+        assert!(
+            !known.trusts("other.example.com", &[1, 2, 3]),
+            "markers are not understood"
+        );
     }
 }
