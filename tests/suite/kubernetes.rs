@@ -41,6 +41,11 @@ async fn jobs_eventually(kube: &FakeKubeApi, n: usize) -> Vec<Value> {
 
 /// Takes one task off the agent's consumer and acknowledges it, as a worker does.
 async fn work_one(app: &TestApp, agent: &str) {
+    take_one(app, agent).await.double_ack().await.unwrap();
+}
+
+/// Takes one task off the agent's consumer, as a worker does, without acknowledging it.
+async fn take_one(app: &TestApp, agent: &str) -> async_nats::jetstream::Message {
     let stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
     let consumer = stream
         .get_consumer::<pull::Config>(&format!("worker-{agent}"))
@@ -53,8 +58,7 @@ async fn work_one(app: &TestApp, agent: &str) {
         .messages()
         .await
         .unwrap();
-    let msg = batch.next().await.expect("a task").unwrap();
-    msg.double_ack().await.unwrap();
+    batch.next().await.expect("a task").unwrap()
 }
 
 #[tokio::test]
@@ -197,19 +201,7 @@ async fn a_task_orphaned_by_a_lost_pod_gets_one_waiting_job() {
         .await;
     let jobs = jobs_eventually(&kube, 1).await;
     // The worker takes the task, then its node vanishes: no ack, the Job fails.
-    let stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
-    let consumer = stream
-        .get_consumer::<pull::Config>("worker-doc-writer")
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_secs(5))
-        .messages()
-        .await
-        .unwrap();
-    let _held = batch.next().await.expect("a task").unwrap();
+    let _held = take_one(&app, "doc-writer").await;
     kube.finish(jobs[0]["metadata"]["name"].as_str().unwrap(), "Failed");
 
     // One Job waits for the redelivery (ack_wait + margin), and no more are started meanwhile.
