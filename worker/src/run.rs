@@ -57,8 +57,6 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("JetStream: {0}")]
     JetStream(String),
-    #[error("setup: {0}")]
-    Setup(String),
 }
 
 /// What to tell JetStream about the message once the task is settled.
