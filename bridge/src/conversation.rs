@@ -4,7 +4,7 @@
 use openclaw_common::agents::AgentProfile;
 use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
 use openclaw_common::session::{Session, SessionKey};
-use openclaw_common::task::{TaskSpec, Turn, TurnRole};
+use openclaw_common::task::{MAX_PROMPT_CHARS, TaskSpec, Turn, TurnRole};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -13,8 +13,6 @@ use crate::state::AppState;
 const MAX_HISTORY_TURNS: usize = 20;
 /// Longest earlier turn kept, in characters (the rest is cut).
 const MAX_TURN_CHARS: usize = 8_000;
-/// Longest message accepted from a chat client, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 100_000;
 
 /// The prefix Open WebUI puts on its background prompts (titles, tags, follow-ups).
 pub const BACKGROUND_PROMPT: &str = "### Task:";
@@ -102,10 +100,10 @@ impl ChatInput {
         self,
         state: &AppState,
     ) -> Result<(TaskSpec, Option<(SessionKey, Session)>), ApiError> {
-        if self.prompt.chars().count() > MAX_MESSAGE_CHARS {
+        if self.prompt.chars().count() > MAX_PROMPT_CHARS {
             return Err(ApiError::field(
                 "messages",
-                format!("the message is longer than {MAX_MESSAGE_CHARS} characters"),
+                format!("the message is longer than {MAX_PROMPT_CHARS} characters"),
             ));
         }
         let profile: &AgentProfile = state

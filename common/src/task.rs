@@ -5,6 +5,9 @@ use time::OffsetDateTime;
 
 use crate::ids::{AgentName, BranchName, RepoUrl, TaskId};
 
+/// Longest prompt a task may carry, in characters, whichever door it came in by.
+pub const MAX_PROMPT_CHARS: usize = 100_000;
+
 /// One unit of agent work. Immutable once submitted; its progress lives in events and status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskSpec {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
 use openclaw_common::jetstream::Enqueued;
 use openclaw_common::status::{TaskState, TaskStatus};
-use openclaw_common::task::TaskSpec;
+use openclaw_common::task::{MAX_PROMPT_CHARS, TaskSpec};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -16,8 +16,6 @@ use crate::extract::ApiJson;
 use crate::intake;
 use crate::state::AppState;
 
-/// Longest prompt accepted, in characters.
-const MAX_PROMPT_CHARS: usize = 100_000;
 /// The agent a task goes to when it names none.
 pub const DEFAULT_AGENT: &str = "doc-writer";
 
@@ -52,6 +50,8 @@ impl SubmitTask {
             ));
         }
         let agents = &state.config.agents;
+        // Always doc-writer, as the API promises: a deployment whose agents lack it gets a
+        // clear 400 rather than a task for some other agent.
         let agent = AgentName::parse(self.agent.as_deref().unwrap_or(DEFAULT_AGENT))
             .map_err(|e| ApiError::field("agent", e.to_string()))?;
         let Some(profile) = agents.get(&agent) else {
