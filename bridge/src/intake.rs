@@ -59,7 +59,7 @@ pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiErro
     if status.status.is_terminal() && !canceled_now && status.status != TaskState::Canceled {
         return Err(ApiError::Conflict(format!(
             "task {id} already ended as {}",
-            state_name(status.status)
+            status.status.as_str()
         )));
     }
     if canceled_now {
@@ -72,14 +72,4 @@ pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiErro
             .await?;
     }
     Ok(status)
-}
-
-fn state_name(s: TaskState) -> &'static str {
-    match s {
-        TaskState::Queued => "queued",
-        TaskState::Running => "running",
-        TaskState::Completed => "completed",
-        TaskState::Failed => "failed",
-        TaskState::Canceled => "canceled",
-    }
 }
