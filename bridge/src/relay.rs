@@ -3,7 +3,9 @@
 //! as short status lines, and a closing line with the commit and branch.
 
 use futures_util::{Stream, StreamExt};
-use openclaw_common::event::{EventKind, TaskEvent};
+use openclaw_common::event::{
+    EventKind, TaskEvent, describe_tool_arguments, first_line, short_sha,
+};
 use openclaw_common::ids::TaskId;
 
 use crate::error::ApiError;
@@ -47,16 +49,17 @@ impl Renderer {
                 status(format!("started again (attempt {})", ev.attempt))
             }
             EventKind::Started { .. } => status("started".into()),
-            EventKind::Cloned { sha, branch, .. } => {
-                status(format!("cloned, working on {branch} from {}", short(sha)))
-            }
+            EventKind::Cloned { sha, branch, .. } => status(format!(
+                "cloned, working on {branch} from {}",
+                short_sha(sha)
+            )),
             EventKind::Message { delta } => {
                 self.mid_line = !delta.ends_with('\n');
                 return Some(Piece::Text(delta.clone()));
             }
             EventKind::ToolCall {
                 name, arguments, ..
-            } => status(format!("{name} {}", describe_args(arguments))),
+            } => status(format!("{name} {}", describe_tool_arguments(arguments))),
             EventKind::ToolResult {
                 ok: false,
                 name,
@@ -84,7 +87,7 @@ impl Renderer {
                 } else {
                     "committed"
                 },
-                short(sha),
+                short_sha(sha),
                 files.len(),
                 if files.len() == 1 { "" } else { "s" }
             )),
@@ -95,7 +98,7 @@ impl Renderer {
             } => status(format!("attempt failed, retrying: {reason}")),
             EventKind::Completed { commit, branch, .. } => {
                 let closing = match (commit, branch) {
-                    (Some(c), Some(b)) => format!("Done: commit {} on branch {b}.", short(c)),
+                    (Some(c), Some(b)) => format!("Done: commit {} on branch {b}.", short_sha(c)),
                     _ => "Done.".to_owned(),
                 };
                 return Some(self.end(closing, None));
@@ -124,41 +127,6 @@ impl Renderer {
             usage: self.usage,
         }
     }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
-}
-
-fn first_line(s: &str, max: usize) -> String {
-    let line = s.lines().next().unwrap_or_default();
-    let cut: String = line.chars().take(max).collect();
-    if cut.len() < line.len() {
-        format!("{cut}…")
-    } else {
-        cut
-    }
-}
-
-/// `path`, or `command args…`, or the raw arguments, shortened.
-fn describe_args(raw: &str) -> String {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) else {
-        return first_line(raw, 60);
-    };
-    if let Some(p) = v["path"].as_str() {
-        return p.to_owned();
-    }
-    if let Some(c) = v["command"].as_str() {
-        let args: Vec<&str> = v["args"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-            .unwrap_or_default();
-        return first_line(&format!("{c} {}", args.join(" ")), 80);
-    }
-    if let Some(p) = v["pattern"].as_str() {
-        return format!("{p:?}");
-    }
-    String::new()
 }
 
 /// The task's text from its first event to its end. Stops early at bridge shutdown.

@@ -1,6 +1,6 @@
 //! Progress lines for people: elapsed time, stage, tool calls, tokens, and the final commit.
 
-use openclaw_common::event::{EventKind, TaskEvent};
+use openclaw_common::event::{EventKind, TaskEvent, describe_tool_arguments, short_sha};
 use serde_json::Value;
 
 /// Turns a task's events into lines. The model's text is shown as it streams, indented.
@@ -46,11 +46,15 @@ impl Progress {
                 format!("{worker_id} (attempt {})", ev.attempt),
             ),
             EventKind::Cloned { sha, branch, .. } => {
-                stage(self, "cloned", format!("{branch} @ {}", short(sha)))
+                stage(self, "cloned", format!("{branch} @ {}", short_sha(sha)))
             }
             EventKind::ToolCall {
                 name, arguments, ..
-            } => stage(self, "tool", format!("{name} {}", args(arguments))),
+            } => stage(
+                self,
+                "tool",
+                format!("{name} {}", describe_tool_arguments(arguments)),
+            ),
             EventKind::ToolResult {
                 ok: false,
                 name,
@@ -87,14 +91,14 @@ impl Progress {
                 } else {
                     "committed"
                 },
-                format!("{} ({} files)", short(sha), files.len()),
+                format!("{} ({} files)", short_sha(sha), files.len()),
             ),
             EventKind::Pushed { branch, sha, .. } => {
-                stage(self, "pushed", format!("{branch} @ {}", short(sha)))
+                stage(self, "pushed", format!("{branch} @ {}", short_sha(sha)))
             }
             EventKind::Completed { commit, branch, .. } => {
                 let what = match (commit, branch) {
-                    (Some(c), Some(b)) => format!("commit {} on {b}", short(c)),
+                    (Some(c), Some(b)) => format!("commit {} on {b}", short_sha(c)),
                     _ => "no changes".to_owned(),
                 };
                 let tokens = self.prompt_tokens + self.completion_tokens;
@@ -120,28 +124,6 @@ impl Progress {
         } else {
             ""
         }
-    }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
-}
-
-fn args(raw: &str) -> String {
-    match serde_json::from_str::<Value>(raw) {
-        Ok(v) if v["path"].is_string() => v["path"].as_str().unwrap_or_default().to_owned(),
-        Ok(v) if v["command"].is_string() => {
-            let rest: Vec<&str> = v["args"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            format!(
-                "{} {}",
-                v["command"].as_str().unwrap_or_default(),
-                rest.join(" ")
-            )
-        }
-        _ => raw.chars().take(60).collect(),
     }
 }
 

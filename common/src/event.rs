@@ -113,9 +113,66 @@ impl EventKind {
     }
 }
 
+/// A commit id shortened for people (its first 10 characters).
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..10).unwrap_or(sha)
+}
+
+/// The first line of `s`, cut to `max` characters (with `…` when cut).
+pub fn first_line(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or_default();
+    let cut: String = line.chars().take(max).collect();
+    if cut.len() < line.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
+/// What a tool call is about, for progress lines: its `path`, or `command args…`, or its
+/// search `pattern`; the raw arguments (shortened) when they are not JSON.
+pub fn describe_tool_arguments(raw: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) else {
+        return first_line(raw, 60);
+    };
+    if let Some(p) = v["path"].as_str() {
+        return p.to_owned();
+    }
+    if let Some(c) = v["command"].as_str() {
+        let args: Vec<&str> = v["args"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        return first_line(&format!("{c} {}", args.join(" ")), 80);
+    }
+    if let Some(p) = v["pattern"].as_str() {
+        return format!("{p:?}");
+    }
+    String::new()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_arguments_read_well() {
+        assert_eq!(
+            describe_tool_arguments(r#"{"path":"docs/a.md","content":"x"}"#),
+            "docs/a.md"
+        );
+        assert_eq!(
+            describe_tool_arguments(r#"{"command":"kubectl","args":["get","pods"]}"#),
+            "kubectl get pods"
+        );
+        assert_eq!(
+            describe_tool_arguments(r#"{"pattern":"fn main"}"#),
+            "\"fn main\""
+        );
+        assert_eq!(describe_tool_arguments("not json"), "not json");
+        assert_eq!(short_sha("0123456789abcdef"), "0123456789");
+        assert_eq!(first_line("abcdef\nxyz", 3), "abc…");
+    }
 
     #[test]
     fn event_json_is_flat_and_tagged() {
