@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let app = Application::build(config, listener).await?;
     tracing::info!(port = app.port(), "openclaw-bridge listening");
-    app.run_until(openclaw_bridge::app::shutdown_signal())
+    app.run_until(openclaw_common::signals::terminated())
         .await?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! - [`jetstream`]: creating those streams (from `nats/*.json`), and the typed stores over them.
 //! - [`agents`]: agent profiles (built-in defaults, or a TOML file).
 //! - [`config`]: reading typed configuration from the environment; secrets that cannot be printed.
+//! - [`signals`]: SIGTERM or Ctrl-C, for graceful shutdown.
 //! - [`telemetry`]: the one `tracing` set-up used by the binaries and the tests.
 
 pub mod agents;
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod jetstream;
 pub mod names;
 pub mod session;
+pub mod signals;
 pub mod status;
 pub mod task;
 pub mod telemetry;

@@ -42,14 +42,7 @@ pub async fn main() -> ExitCode {
 
 /// SIGTERM (spot interruption, Job deletion) or Ctrl-C: stop at the next step, checkpoint.
 async fn on_sigterm(token: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
+    openclaw_common::signals::terminated().await;
     tracing::warn!("termination requested; stopping at the next step");
     token.cancel();
 }
