@@ -118,7 +118,9 @@ impl LocalDispatcher {
             .env("OPENCLAW_AGENT", agent.as_str())
             .envs(fetch_wait.map(|w| ("OPENCLAW_FETCH_WAIT_SECS", w.as_secs().to_string())))
             .stdin(Stdio::null())
-            .kill_on_drop(false);
+            // A bridge that goes away without its graceful shutdown (which passes SIGTERM on and
+            // waits) takes its children along: none may outlive it holding its stdout.
+            .kill_on_drop(true);
         match cmd.spawn() {
             Ok(mut child) => {
                 let pid = child.id();
