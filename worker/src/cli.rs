@@ -40,9 +40,17 @@ pub async fn main() -> ExitCode {
     }
 }
 
+/// How long a worker told to stop may take (checkpoint commit and push included) before it
+/// exits regardless; below the Job template's `terminationGracePeriodSeconds` (90).
+const TERMINATION_GRACE: std::time::Duration = std::time::Duration::from_secs(75);
+
 /// SIGTERM (spot interruption, Job deletion) or Ctrl-C: stop at the next step, checkpoint.
+/// A worker stuck where no step comes (NATS gone mid-request) still ends after the grace.
 async fn on_sigterm(token: CancellationToken) {
     openclaw_common::signals::terminated().await;
     tracing::warn!("termination requested; stopping at the next step");
     token.cancel();
+    tokio::time::sleep(TERMINATION_GRACE).await;
+    tracing::error!(grace = ?TERMINATION_GRACE, "did not stop in time after termination; exiting");
+    std::process::exit(1);
 }
