@@ -21,6 +21,8 @@ kubectl -n openclaw create secret generic openclaw-bridge --from-env-file="$secr
   printf 'LITELLM_API_KEY=%s\n' "$LITELLM_API_KEY"
   [ -n "${GIT_USERNAME:-}" ] && printf 'GIT_USERNAME=%s\n' "$GIT_USERNAME"
   [ -n "${GIT_TOKEN:-}" ] && printf 'GIT_TOKEN=%s\n' "$GIT_TOKEN"
+  # Credentials are offered only to these hosts (comma-separated host[:port]).
+  [ -n "${GIT_TOKEN:-}" ] && printf 'OPENCLAW_GIT_CREDENTIAL_HOSTS=%s\n' "${OPENCLAW_GIT_CREDENTIAL_HOSTS:-github.com}"
   [ -n "${LANGFUSE_PUBLIC_KEY:-}" ] && printf 'LANGFUSE_PUBLIC_KEY=%s\n' "$LANGFUSE_PUBLIC_KEY"
   [ -n "${LANGFUSE_SECRET_KEY:-}" ] && printf 'LANGFUSE_SECRET_KEY=%s\n' "$LANGFUSE_SECRET_KEY"
   true

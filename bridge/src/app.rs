@@ -99,9 +99,8 @@ impl Application {
                 token.cancel();
             }
         };
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(signal)
-            .await?;
+        let limits = self.state.config.connections;
+        crate::serve::serve(self.listener, self.router, limits, signal, SHUTDOWN_GRACE).await?;
         token.cancel();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use openclaw_common::agents::AgentCatalog;
-use openclaw_common::config::{ConfigError, Env, EnvReader, NatsConfig, Secret};
+use openclaw_common::config::{ConfigError, Env, EnvReader, NatsConfig, Secret, WORKER_ENV_VARS};
 use openclaw_common::ids::{AgentName, RepoPolicy};
 
 /// Who starts workers for queued tasks.
@@ -47,21 +47,12 @@ pub struct LocalDispatchConfig {
     pub max_workers: usize,
     /// How often pending work is looked for when nothing wakes the dispatcher earlier.
     pub poll_interval: Duration,
-    /// The worker's configuration, handed on from the bridge's own environment (the
-    /// `OPENCLAW_`, `NATS_`, `LITELLM_`, `GIT_`, `LANGFUSE_` variables and `RUST_LOG`), less
-    /// the bridge's own secrets and settings. Explicit so that tests configure workers
-    /// through the same map as the bridge.
+    /// The worker's configuration, handed on from the bridge's own environment by name: the
+    /// variables the worker reads ([`WORKER_ENV_VARS`]) and those the agent profiles pass to
+    /// their commands, nothing else (a secret under another name stays with the bridge).
+    /// Explicit so that tests configure workers through the same map as the bridge.
     pub worker_env: Vec<(String, String)>,
 }
-
-/// Variables the bridge never hands to a worker.
-const NOT_FOR_WORKERS: &[&str] = &[
-    "OPENCLAW_GATEWAY_TOKEN",
-    "BRIDGE_AUTH_TOKEN",
-    "OPENCLAW_LISTEN",
-    "OPENCLAW_ALLOW_NO_AUTH",
-    "OPENCLAW_WORKER_BIN",
-];
 
 /// Everything the bridge needs to run.
 #[derive(Debug, Clone)]
@@ -82,6 +73,8 @@ pub struct BridgeConfig {
     pub repo_policy: RepoPolicy,
     /// The agents tasks may name.
     pub agents: AgentCatalog,
+    /// Open connections and header deadline of the listener.
+    pub connections: crate::serve::ConnectionLimits,
     /// Largest request body accepted (413 beyond).
     pub body_limit: usize,
     /// Deadline for producing a response (SSE streams count only until their headers).
@@ -180,18 +173,13 @@ impl BridgeConfig {
                 max_workers: env.parse("OPENCLAW_MAX_WORKERS", 2, "a positive integer")?,
                 poll_interval: env
                     .seconds("OPENCLAW_DISPATCH_POLL_SECS", Duration::from_secs(2))?,
-                worker_env: env
-                    .with_prefixes(&[
-                        "OPENCLAW_",
-                        "NATS_",
-                        "LITELLM_",
-                        "GIT_",
-                        "LANGFUSE_",
-                        "RUST_LOG",
-                    ])
-                    .into_iter()
-                    .filter(|(k, _)| !NOT_FOR_WORKERS.contains(&k.as_str()))
-                    .collect(),
+                worker_env: env.named(
+                    WORKER_ENV_VARS.iter().copied().chain(
+                        agents
+                            .profiles()
+                            .flat_map(|p| p.command_env.iter().map(String::as_str)),
+                    ),
+                ),
             },
             kubernetes: KubernetesDispatchConfig {
                 namespace: env
@@ -205,11 +193,17 @@ impl BridgeConfig {
                 poll_interval: env
                     .seconds("OPENCLAW_DISPATCH_POLL_SECS", Duration::from_secs(2))?,
             },
-            repo_policy: RepoPolicy {
-                allow_file: env.bool("OPENCLAW_ALLOW_FILE_REPOS", false)?,
-                allow_http: env.bool("OPENCLAW_ALLOW_HTTP_REPOS", false)?,
-            },
+            repo_policy: RepoPolicy::from_env(&env)?,
             agents,
+            connections: crate::serve::ConnectionLimits {
+                max_connections: env.parse(
+                    "OPENCLAW_MAX_CONNECTIONS",
+                    1024,
+                    "a positive number of connections",
+                )?,
+                header_timeout: env
+                    .seconds("OPENCLAW_HEADER_TIMEOUT_SECS", Duration::from_secs(10))?,
+            },
             body_limit: env.parse("OPENCLAW_BODY_LIMIT_BYTES", 1 << 20, "a number of bytes")?,
             request_timeout: env
                 .seconds("OPENCLAW_REQUEST_TIMEOUT_SECS", Duration::from_secs(30))?,

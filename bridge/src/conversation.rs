@@ -120,7 +120,7 @@ impl ChatInput {
                 .filter(|s| s.agent == self.agent),
             None => None,
         };
-        let policy = state.config.repo_policy;
+        let policy = &state.config.repo_policy;
         let repo = match (&self.repo, first_git_url(&self.prompt)) {
             (Some(explicit), _) => Some(
                 RepoUrl::parse(explicit, policy)

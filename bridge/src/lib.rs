@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`config`]: [`BridgeConfig`], read from the environment.
+//! - [`serve`]: the HTTP/1 accept loop with connection limits (count, header deadline).
 //! - [`app`]: [`Application`]: binds the router to an injected listener, owns start-up
 //!   (NATS connection, JetStream setup) and graceful shutdown.
 //! - [`intake`]: the one way tasks enter and are canceled.
@@ -26,6 +27,7 @@ pub mod intake;
 pub mod metrics;
 pub mod relay;
 pub mod routes;
+pub mod serve;
 pub mod state;
 
 pub use app::Application;

@@ -45,6 +45,14 @@ pub struct Limits {
     pub max_tokens: u64,
     /// Wall-clock seconds per attempt.
     pub max_wall_secs: u64,
+    /// Tool calls run from one model answer; the rest are refused back to the model, so one
+    /// answer cannot start thousands of commands under one step.
+    #[serde(default = "default_tool_calls_per_answer")]
+    pub max_tool_calls_per_answer: u32,
+}
+
+fn default_tool_calls_per_answer() -> u32 {
+    16
 }
 
 impl Default for Limits {
@@ -53,6 +61,7 @@ impl Default for Limits {
             max_steps: 30,
             max_tokens: 400_000,
             max_wall_secs: 1800,
+            max_tool_calls_per_answer: default_tool_calls_per_answer(),
         }
     }
 }
@@ -86,6 +95,15 @@ pub struct AgentProfile {
     pub commands: Vec<String>,
     #[serde(default = "default_command_timeout")]
     pub command_timeout_secs: u64,
+    /// Limits kubectl, helm and aws to verbs that only read (default true; see
+    /// `openclaw_worker::commands`).
+    #[serde(default = "yes")]
+    pub commands_read_only: bool,
+    /// Worker environment variables `run_command` children receive (e.g. `AWS_REGION`); they
+    /// get nothing else of the worker's environment. The local dispatcher hands these on from
+    /// the bridge by name.
+    #[serde(default)]
+    pub command_env: Vec<String>,
     #[serde(default)]
     pub limits: Limits,
 }

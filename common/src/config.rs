@@ -75,16 +75,12 @@ impl Env for std::collections::HashMap<String, String> {
 pub struct EnvReader<'a>(pub &'a dyn Env);
 
 impl EnvReader<'_> {
-    /// Every variable whose name starts with one of `prefixes`.
-    pub fn with_prefixes(&self, prefixes: &[&str]) -> Vec<(String, String)> {
-        let mut out: Vec<_> = self
-            .0
-            .vars()
+    /// The set ones of `names`, in that order (names chosen at run time, e.g. by a profile).
+    pub fn named<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Vec<(String, String)> {
+        names
             .into_iter()
-            .filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p)))
-            .collect();
-        out.sort();
-        out
+            .filter_map(|name| self.0.get(name).map(|v| (name.to_owned(), v)))
+            .collect()
     }
 
     pub fn string(&self, var: &'static str) -> Option<String> {
@@ -175,6 +171,59 @@ impl EnvReader<'_> {
             })
     }
 }
+
+/// Every variable the worker reads. Local dispatch hands a worker these from the bridge's
+/// environment, by name, and nothing else of it (plus the profiles' `command_env` names and
+/// [`PROCESS_ENV_VARS`]); a test in the worker checks that its configuration reads no other.
+pub const WORKER_ENV_VARS: &[&str] = &[
+    "NATS_URL",
+    "NATS_CREDS",
+    "NATS_NKEY_SEED",
+    "NATS_USER",
+    "NATS_PASSWORD",
+    "NATS_TOKEN",
+    "NATS_CA",
+    "NATS_CERT",
+    "NATS_KEY",
+    "OPENCLAW_STREAM_REPLICAS",
+    "OPENCLAW_ACK_WAIT_SECS",
+    "OPENCLAW_MAX_DELIVER",
+    "OPENCLAW_AGENT",
+    "OPENCLAW_AGENTS",
+    "OPENCLAW_FETCH_WAIT_SECS",
+    "OPENCLAW_NAK_DELAY_SECS",
+    "OPENCLAW_NO_TASK_EXIT_CODE",
+    "OPENCLAW_WORKER_ID",
+    "OPENCLAW_WORK_DIR",
+    "OPENCLAW_ALLOW_FILE_REPOS",
+    "OPENCLAW_ALLOW_HTTP_REPOS",
+    "OPENCLAW_ALLOW_PRIVATE_REPOS",
+    "OPENCLAW_REPO_HOSTS",
+    "OPENCLAW_GIT_CREDENTIAL_HOSTS",
+    "OPENCLAW_GIT_AUTHOR_NAME",
+    "OPENCLAW_GIT_AUTHOR_EMAIL",
+    "LITELLM_BASE_URL",
+    "LITELLM_API_KEY",
+    "LITELLM_MODEL_NAME",
+    "LITELLM_MAX_RETRIES",
+    "LITELLM_RETRY_BASE_SECS",
+    "LITELLM_MAX_RETRY_DELAY_SECS",
+    "LITELLM_TIMEOUT_SECS",
+    "GIT_USERNAME",
+    "GIT_TOKEN",
+    "GIT_SSH_KEY_PATH",
+    "GIT_SSH_KEY",
+    "GIT_SSH_PASSPHRASE",
+    "GIT_SSH_KNOWN_HOSTS",
+    "LANGFUSE_HOST",
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+    "RUST_LOG",
+];
+
+/// What any process needs to run at all, handed to every child from its parent's own
+/// environment: where programs are, the home and temp directories, the locale and zone.
+pub const PROCESS_ENV_VARS: &[&str] = &["PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ"];
 
 /// How to reach NATS and how to shape the JetStream objects; read by both binaries.
 #[derive(Debug, Clone)]

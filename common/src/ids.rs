@@ -147,15 +147,7 @@ impl fmt::Display for BranchName {
     }
 }
 
-/// Which kinds of repository URL this deployment accepts beyond https and ssh.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RepoPolicy {
-    /// `file://` URLs: only for the local run and tests, never on a shared cluster, where they
-    /// would let a client read the bridge's or worker's filesystem.
-    pub allow_file: bool,
-    /// Plain `http://` (no TLS): for test git servers and in-cluster mirrors.
-    pub allow_http: bool,
-}
+pub use crate::egress::RepoPolicy;
 
 /// A git remote URL: `https://`, `ssh://`, scp-like `user@host:path`, and where the
 /// [`RepoPolicy`] allows, `http://` and `file://`. Never carries credentials: those come from
@@ -165,7 +157,7 @@ pub struct RepoPolicy {
 pub struct RepoUrl(String);
 
 impl RepoUrl {
-    pub fn parse(raw: &str, policy: RepoPolicy) -> Result<Self, InvalidId> {
+    pub fn parse(raw: &str, policy: &RepoPolicy) -> Result<Self, InvalidId> {
         let raw = raw.trim();
         if raw.is_empty() || raw.len() > 2048 || raw.chars().any(char::is_control) {
             return Err(InvalidId(
@@ -184,17 +176,17 @@ impl RepoUrl {
                         && !host.contains(['/', ' ']),
                 )
             });
-            if scp_like == Some(true) {
-                return Ok(Self(raw.to_owned()));
+            if scp_like != Some(true) {
+                return Err(InvalidId(format!(
+                    "{raw:?} is not a git URL (https://…, ssh://… or user@host:path)"
+                )));
             }
-            return Err(InvalidId(format!(
-                "{raw:?} is not a git URL (https://…, ssh://… or user@host:path)"
-            )));
+            return policy.admit(Self(raw.to_owned()));
         }
         let url =
             url::Url::parse(raw).map_err(|e| InvalidId(format!("repo is not a valid URL: {e}")))?;
         match url.scheme() {
-            "https" | "ssh" | "git" => {}
+            "https" | "ssh" => {}
             "http" if policy.allow_http => {}
             "file" if policy.allow_file => return Ok(Self(raw.to_owned())),
             "http" => {
@@ -205,6 +197,11 @@ impl RepoUrl {
             "file" => {
                 return Err(InvalidId(
                     "file:// repos are not allowed here (set OPENCLAW_ALLOW_FILE_REPOS=true to allow)".into(),
+                ));
+            }
+            "git" => {
+                return Err(InvalidId(
+                    "git:// repos are not allowed: the git protocol has no authentication and no encryption; use https or ssh".into(),
                 ));
             }
             other => {
@@ -218,10 +215,12 @@ impl RepoUrl {
                 "repo URL must not carry credentials; the worker's git secret provides them".into(),
             ));
         }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(InvalidId("repo URL has no host".into()));
-        }
-        Ok(Self(raw.to_owned()))
+        policy.admit(Self(raw.to_owned()))
+    }
+
+    /// The host and port this URL connects to; `None` for `file://`.
+    pub fn remote(&self) -> Option<crate::egress::Remote> {
+        crate::egress::Remote::of_url(&self.0)
     }
 
     pub fn as_str(&self) -> &str {
@@ -253,22 +252,19 @@ macro_rules! deserialize_via_parse {
 }
 deserialize_via_parse!(AgentName, AgentName::parse);
 deserialize_via_parse!(BranchName, BranchName::parse);
+// The worker checks a stored URL against its own policy again before connecting.
 deserialize_via_parse!(RepoUrl, |raw: &str| RepoUrl::parse(
     raw,
-    RepoPolicy {
-        allow_file: true,
-        allow_http: true
-    }
+    &RepoPolicy::open()
 ));
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const STRICT: RepoPolicy = RepoPolicy {
-        allow_file: false,
-        allow_http: false,
-    };
+    fn strict() -> RepoPolicy {
+        RepoPolicy::default()
+    }
 
     #[test]
     fn task_ids_sort_by_creation() {
@@ -297,7 +293,7 @@ mod tests {
             "ssh://git@github.com/o/r.git",
             "git@github.com:o/r.git",
         ] {
-            assert!(RepoUrl::parse(ok, STRICT).is_ok(), "{ok}");
+            assert!(RepoUrl::parse(ok, &strict()).is_ok(), "{ok}");
         }
         for bad in [
             "https://user:token@github.com/o/r.git",
@@ -305,18 +301,32 @@ mod tests {
             "file:///tmp/r.git",
             "http://example.com/r.git",
             "ftp://x/y",
+            "git://github.com/o/r.git",
+            "https:///r.git",
+            "https://127.0.0.1/r.git",
+            "https://localhost/r.git",
+            "ssh://git@169.254.169.254/r.git",
+            "git@10.0.0.1:o/r.git",
+            "https://[fd00:ec2::254]/r.git",
             "not a url",
             "",
         ] {
-            assert!(RepoUrl::parse(bad, STRICT).is_err(), "{bad}");
+            assert!(RepoUrl::parse(bad, &strict()).is_err(), "{bad}");
         }
-        let open = RepoPolicy {
-            allow_file: true,
-            allow_http: true,
+        let open = RepoPolicy::open();
+        assert!(RepoUrl::parse("file:///tmp/r.git", &open).is_ok());
+        assert!(RepoUrl::parse("http://127.0.0.1:9/r.git", &open).is_ok());
+        assert!(RepoUrl::parse("http://u:p@127.0.0.1:9/r.git", &open).is_err());
+        assert!(RepoUrl::parse("git://127.0.0.1/r.git", &open).is_err());
+        assert!(RepoUrl::parse("https:///r.git", &open).is_err());
+        let listed = RepoPolicy {
+            hosts: Some(crate::egress::HostList::parse("github.com").unwrap()),
+            ..RepoPolicy::default()
         };
-        assert!(RepoUrl::parse("file:///tmp/r.git", open).is_ok());
-        assert!(RepoUrl::parse("http://127.0.0.1:9/r.git", open).is_ok());
-        assert!(RepoUrl::parse("http://u:p@127.0.0.1:9/r.git", open).is_err());
+        assert!(RepoUrl::parse("https://github.com/o/r", &listed).is_ok());
+        assert!(RepoUrl::parse("git@github.com:o/r", &listed).is_ok());
+        let err = RepoUrl::parse("https://gitlab.com/o/r", &listed).unwrap_err();
+        assert!(err.0.contains("OPENCLAW_REPO_HOSTS"), "{err}");
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //! - [`names`]: stream, subject, bucket and consumer names in one place.
 //! - [`jetstream`]: creating those streams (from `nats/*.json`), and the typed stores over them.
 //! - [`agents`]: agent profiles (built-in defaults, or a TOML file).
+//! - [`egress`]: where the worker may connect (repo policy) and offer credentials (host lists).
 //! - [`config`]: reading typed configuration from the environment; secrets that cannot be printed.
 //! - [`signals`]: SIGTERM or Ctrl-C, for graceful shutdown.
 //! - [`telemetry`]: the one `tracing` set-up used by the binaries and the tests.
 
 pub mod agents;
 pub mod config;
+pub mod egress;
 pub mod event;
 pub mod ids;
 pub mod jetstream;

@@ -65,7 +65,9 @@ fn spec() -> TaskSpec {
         v: 1,
         id,
         agent: AgentName::parse("doc-writer").unwrap(),
-        repo: Some(RepoUrl::parse("https://example.com/org/repo.git", Default::default()).unwrap()),
+        repo: Some(
+            RepoUrl::parse("https://example.com/org/repo.git", &Default::default()).unwrap(),
+        ),
         prompt: "Document the public API of the storage module".into(),
         branch: None,
         push_branch: BranchName::for_task(&id),

@@ -84,7 +84,7 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Bridge defaults for tests: loopback, no dispatch, file:// and http:// repos allowed,
+    /// Bridge defaults for tests: loopback, no dispatch, file://, http:// and loopback repos allowed,
     /// fast keep-alives.
     pub fn builder() -> TestAppBuilder {
         let env = [
@@ -92,6 +92,7 @@ impl TestApp {
             ("OPENCLAW_DISPATCH", "none"),
             ("OPENCLAW_ALLOW_FILE_REPOS", "true"),
             ("OPENCLAW_ALLOW_HTTP_REPOS", "true"),
+            ("OPENCLAW_ALLOW_PRIVATE_REPOS", "true"),
             ("OPENCLAW_SSE_KEEPALIVE_SECS", "1"),
         ]
         .into_iter()

@@ -8,6 +8,7 @@
 //! - [`langfuse::FakeLangfuse`]: a recording stand-in for Langfuse's ingestion API.
 //! - [`git`]: bare repositories over `file://` and over HTTP (`git http-backend`).
 //! - [`sse`]: a small SSE reader for asserting on event streams.
+//! - [`trap`]: hostile endpoints (connection recorder, credential trap, redirector).
 //! - [`worker`]: worker processes and their test environment.
 //!
 //! Every wait has a hard deadline; a missing component fails loudly with how to install it.
@@ -20,6 +21,7 @@ pub mod litellm;
 pub mod llm;
 pub mod nats;
 pub mod sse;
+pub mod trap;
 pub mod worker;
 
 use std::future::Future;

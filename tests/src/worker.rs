@@ -7,7 +7,8 @@ use std::process::Stdio;
 /// The API key the scripted model expects; tests check it never leaks.
 pub const TEST_LLM_KEY: &str = "sk-test-llm-key-0f9e8d";
 
-/// Worker settings for tests: fast retries and redeliveries, local repos allowed.
+/// Worker settings for tests: fast retries and redeliveries, local and loopback repos allowed,
+/// git credentials bound to loopback (where the test git servers listen).
 pub fn worker_env(nats_url: &str, llm_url: &str) -> HashMap<String, String> {
     [
         ("NATS_URL", nats_url),
@@ -19,6 +20,9 @@ pub fn worker_env(nats_url: &str, llm_url: &str) -> HashMap<String, String> {
         ("LITELLM_MAX_RETRIES", "2"),
         ("OPENCLAW_ALLOW_FILE_REPOS", "true"),
         ("OPENCLAW_ALLOW_HTTP_REPOS", "true"),
+        ("OPENCLAW_ALLOW_PRIVATE_REPOS", "true"),
+        // The test git servers (HTTP and ssh) listen on loopback.
+        ("OPENCLAW_GIT_CREDENTIAL_HOSTS", "127.0.0.1"),
         ("OPENCLAW_FETCH_WAIT_SECS", "3"),
         ("OPENCLAW_NAK_DELAY_SECS", "0.2"),
         (

@@ -322,15 +322,17 @@ async fn a_clone_over_http_keeps_credentials_out_of_git_config() {
         ssh_key: None,
         ssh_passphrase: None,
         ssh_known_hosts: None,
+        credential_hosts: openclaw_common::egress::HostList::parse(&format!(
+            "127.0.0.1:{}",
+            server.port
+        ))
+        .unwrap(),
         author_name: "T".into(),
         author_email: "t@example.com".into(),
     };
     let url = openclaw_common::ids::RepoUrl::parse(
         &server.url("origin.git"),
-        openclaw_common::ids::RepoPolicy {
-            allow_file: false,
-            allow_http: true,
-        },
+        &openclaw_common::ids::RepoPolicy::open(),
     )
     .unwrap();
     let branch = openclaw_common::ids::BranchName::parse("openclaw/t").unwrap();

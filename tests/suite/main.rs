@@ -18,3 +18,4 @@ mod outage;
 mod profiles;
 mod python;
 mod resilience;
+mod security;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use openclaw_common::agents::AgentCatalog;
 use openclaw_common::config::{ConfigError, Env, EnvReader, NatsConfig, Secret};
+use openclaw_common::egress::HostList;
 use openclaw_common::ids::{AgentName, RepoPolicy};
 
 /// How to reach the OpenAI-compatible gateway (LiteLLM).
@@ -37,6 +38,10 @@ pub struct GitConfig {
     /// Host keys trusted for ssh remotes (`GIT_SSH_KNOWN_HOSTS`, a known_hosts file). Without
     /// it, libgit2's own check applies (the user's `~/.ssh/known_hosts`).
     pub ssh_known_hosts: Option<PathBuf>,
+    /// The only remotes the credentials above are offered to (`OPENCLAW_GIT_CREDENTIAL_HOSTS`):
+    /// checked on the URL libgit2 is talking to, after redirects. Required when credentials
+    /// are configured: without it a task could name any host and receive the token.
+    pub credential_hosts: HostList,
     pub author_name: String,
     pub author_email: String,
 }
@@ -113,6 +118,34 @@ impl WorkerConfig {
                 ));
             }
         };
+        let git = GitConfig {
+            username: env.string("GIT_USERNAME"),
+            token: env.secret("GIT_TOKEN"),
+            ssh_key_path: env.string("GIT_SSH_KEY_PATH").map(PathBuf::from),
+            ssh_key: env.secret("GIT_SSH_KEY"),
+            ssh_passphrase: env.secret("GIT_SSH_PASSPHRASE"),
+            ssh_known_hosts: env.string("GIT_SSH_KNOWN_HOSTS").map(PathBuf::from),
+            credential_hosts: match env.string("OPENCLAW_GIT_CREDENTIAL_HOSTS") {
+                None => HostList::default(),
+                Some(raw) => HostList::parse(&raw).map_err(|e| ConfigError::Invalid {
+                    var: "OPENCLAW_GIT_CREDENTIAL_HOSTS",
+                    value: raw.clone(),
+                    expected: format!("comma-separated host or host:port entries ({e})"),
+                })?,
+            },
+            author_name: env.string_or("OPENCLAW_GIT_AUTHOR_NAME", "OpenClaw"),
+            author_email: env.string_or("OPENCLAW_GIT_AUTHOR_EMAIL", "openclaw@localhost"),
+        };
+        let has_credentials =
+            git.token.is_some() || git.ssh_key.is_some() || git.ssh_key_path.is_some();
+        if has_credentials && git.credential_hosts.is_empty() {
+            return Err(ConfigError::Refused(
+                "git credentials are configured (GIT_TOKEN, GIT_SSH_KEY or GIT_SSH_KEY_PATH) but \
+                 OPENCLAW_GIT_CREDENTIAL_HOSTS is not: set it to the hosts they belong to (for \
+                 example github.com), or any repo a task names would receive them"
+                    .into(),
+            ));
+        }
         Ok(Self {
             nats: NatsConfig::from_env(&env)?,
             agent,
@@ -124,10 +157,7 @@ impl WorkerConfig {
                 .string("OPENCLAW_WORKER_ID")
                 .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
             work_dir: env.string("OPENCLAW_WORK_DIR").map(PathBuf::from),
-            repo_policy: RepoPolicy {
-                allow_file: env.bool("OPENCLAW_ALLOW_FILE_REPOS", false)?,
-                allow_http: env.bool("OPENCLAW_ALLOW_HTTP_REPOS", false)?,
-            },
+            repo_policy: RepoPolicy::from_env(&env)?,
             llm: LlmConfig {
                 base_url,
                 api_key: env.secret("LITELLM_API_KEY"),
@@ -139,16 +169,7 @@ impl WorkerConfig {
                 request_timeout: env.seconds("LITELLM_TIMEOUT_SECS", Duration::from_secs(300))?,
             },
             langfuse,
-            git: GitConfig {
-                username: env.string("GIT_USERNAME"),
-                token: env.secret("GIT_TOKEN"),
-                ssh_key_path: env.string("GIT_SSH_KEY_PATH").map(PathBuf::from),
-                ssh_key: env.secret("GIT_SSH_KEY"),
-                ssh_passphrase: env.secret("GIT_SSH_PASSPHRASE"),
-                ssh_known_hosts: env.string("GIT_SSH_KNOWN_HOSTS").map(PathBuf::from),
-                author_name: env.string_or("OPENCLAW_GIT_AUTHOR_NAME", "OpenClaw"),
-                author_email: env.string_or("OPENCLAW_GIT_AUTHOR_EMAIL", "openclaw@localhost"),
-            },
+            git,
         })
     }
 }
@@ -175,5 +196,81 @@ impl WorkerConfig {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// An environment that remembers every name asked for.
+    struct Recording {
+        vars: HashMap<String, String>,
+        asked: RefCell<Vec<String>>,
+    }
+
+    impl Env for Recording {
+        fn get(&self, var: &str) -> Option<String> {
+            self.asked.borrow_mut().push(var.to_owned());
+            self.vars.get(var).cloned()
+        }
+        fn vars(&self) -> Vec<(String, String)> {
+            self.vars.clone().into_iter().collect()
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Recording {
+        Recording {
+            vars: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            asked: RefCell::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn the_worker_reads_only_the_variables_local_dispatch_hands_on() {
+        let env = env(&[
+            ("GIT_TOKEN", "t0ken-value"),
+            ("OPENCLAW_GIT_CREDENTIAL_HOSTS", "github.com"),
+        ]);
+        WorkerConfig::from_env(&env).expect("valid");
+        let asked = env.asked.borrow();
+        assert!(asked.len() > 20, "{asked:?}");
+        for name in asked.iter() {
+            assert!(
+                openclaw_common::config::WORKER_ENV_VARS.contains(&name.as_str()),
+                "the worker reads {name}, which local dispatch does not hand on: add it to WORKER_ENV_VARS"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_without_their_hosts_are_refused() {
+        for creds in [
+            ("GIT_TOKEN", "t0ken-value"),
+            ("GIT_SSH_KEY", "key"),
+            ("GIT_SSH_KEY_PATH", "/k"),
+        ] {
+            let err = WorkerConfig::from_env(&env(&[creds]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("OPENCLAW_GIT_CREDENTIAL_HOSTS"), "{err}");
+            assert!(!err.contains("t0ken-value"), "{err}");
+        }
+        let err = WorkerConfig::from_env(&env(&[
+            ("GIT_TOKEN", "t0ken-value"),
+            ("OPENCLAW_GIT_CREDENTIAL_HOSTS", "https://github.com"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("OPENCLAW_GIT_CREDENTIAL_HOSTS"), "{err}");
+        assert!(
+            WorkerConfig::from_env(&env(&[])).is_ok(),
+            "no credentials, no list needed"
+        );
     }
 }

@@ -23,15 +23,32 @@ pub enum GitError {
     NotFound(String),
     #[error("push rejected: {0}")]
     Rejected(String),
-    #[error("git: {0}")]
-    Transient(String),
+    /// The remote refused by policy, or not reachable (connection, TLS, DNS, transport): one
+    /// text for every cause, so that the task API cannot be used to scan the worker's network.
+    /// `detail` is for the worker's log.
+    #[error("{}", openclaw_common::egress::UNREACHABLE)]
+    Unreachable { detail: String, transient: bool },
     #[error("git: {0}")]
     Other(String),
 }
 
 impl GitError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_))
+        matches!(
+            self,
+            Self::Unreachable {
+                transient: true,
+                ..
+            }
+        )
+    }
+
+    /// The cause, for the worker's log (the `Display` text is what clients see).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Unreachable { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        }
     }
 
     fn classify(e: git2::Error) -> Self {
@@ -62,7 +79,10 @@ impl GitError {
                 | git2::ErrorClass::Ssh
                 | git2::ErrorClass::Os
         ) {
-            Self::Transient(msg)
+            Self::Unreachable {
+                detail: msg,
+                transient: true,
+            }
         } else {
             Self::Other(msg)
         }
@@ -165,8 +185,19 @@ fn callbacks(config: &GitConfig) -> RemoteCallbacks<'_> {
         });
     }
     let tries = Cell::new(0u32);
-    cb.credentials(move |_url, username_from_url, allowed| {
+    cb.credentials(move |url, username_from_url, allowed| {
         tries.set(tries.get() + 1);
+        // libgit2 passes the URL it is talking to now, after any redirect: credentials go only
+        // to the hosts they belong to, whatever URL the task named.
+        let bound = openclaw_common::egress::Remote::of_url(url)
+            .is_some_and(|remote| config.credential_hosts.allows(&remote));
+        if !bound {
+            return Err(git2::Error::new(
+                git2::ErrorCode::Auth,
+                git2::ErrorClass::Net,
+                "authentication required, and this worker's git credentials belong to other hosts",
+            ));
+        }
         if tries.get() > 3 {
             return Err(git2::Error::new(
                 git2::ErrorCode::Auth,

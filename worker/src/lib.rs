@@ -7,11 +7,13 @@
 //! - [`agent`]: the agent loop: model calls, tool calls, limits, stop requests.
 //! - [`llm`]: the OpenAI-compatible chat-completions client (streaming, tools, retries).
 //! - [`tools`]: the tools the model can call, confined to the checkout.
+//! - [`commands`]: what a `run_command` child may be: built environment, checked arguments.
 //! - [`langfuse`]: traces of tasks and model calls, when Langfuse is configured.
 //! - [`git`]: clone, branch, commit and push with git2; credentials only via callbacks.
 
 pub mod agent;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod git;
 pub mod langfuse;

@@ -308,14 +308,18 @@ impl Task<'_> {
             },
         };
 
-        let toolbox = match Toolbox::new(workdir.path(), profile) {
-            Ok(t) => t,
+        // Commands' HOME, TMPDIR and kubeconfig: outside the checkout, gone with the task.
+        let toolbox = match self.work_dir().and_then(|scratch| {
+            Toolbox::new(workdir.path(), scratch.path(), profile).map(|t| (t, scratch))
+        }) {
+            Ok(pair) => pair,
             Err(e) => {
                 return self
                     .fail(&mut events, format!("work directory: {e}"), true)
                     .await;
             }
         };
+        let (toolbox, _scratch) = toolbox;
         let llm = match LlmClient::new(self.config.llm.clone()) {
             Ok(c) => c,
             Err(e) => return self.fail(&mut events, e.to_string(), false).await,
@@ -384,10 +388,22 @@ impl Task<'_> {
         dir: &Path,
         events: &mut EventWriter,
     ) -> Result<Result<Checkout, GitError>, StoreError> {
-        // Tasks are checked at intake, but one published by other means is checked here too.
-        let repo = match RepoUrl::parse(repo.as_str(), self.config.repo_policy) {
+        // Tasks are checked at intake, but one published by other means is checked here too,
+        // and again on the addresses the host resolves to now, just before connecting.
+        let policy = &self.config.repo_policy;
+        let checked = match RepoUrl::parse(repo.as_str(), policy) {
+            Ok(r) => policy.check_resolved(&r).await.map(|()| r),
+            Err(e) => Err(e.to_string()),
+        };
+        let repo = match checked {
             Ok(r) => r,
-            Err(e) => return Ok(Err(GitError::NotFound(e.to_string()))),
+            Err(cause) => {
+                warn!(task_id = %self.spec.id, repo = %openclaw_common::config::redact_url(repo.as_str()), %cause, "repo refused by the egress policy");
+                return Ok(Err(GitError::Unreachable {
+                    detail: cause,
+                    transient: false,
+                }));
+            }
         };
         let started = Instant::now();
         let (dir, base, push, git) = (
@@ -401,6 +417,9 @@ impl Task<'_> {
         })
         .await
         .unwrap_or_else(|e| Err(GitError::Other(format!("clone panicked: {e}"))));
+        if let Err(e) = &cloned {
+            warn!(task_id = %self.spec.id, cause = %self.config.redact(&e.detail()), "clone failed");
+        }
         if let Ok(c) = &cloned {
             events
                 .publish(EventKind::Cloned {

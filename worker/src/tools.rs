@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+use crate::commands::{CommandEnv, check_arguments};
+
 /// Largest file `read_file` returns.
 const MAX_READ_BYTES: u64 = 256 * 1024;
 /// Largest content `write_file` accepts.
@@ -21,17 +23,6 @@ const MAX_LIST_ENTRIES: usize = 500;
 const MAX_SEARCH_MATCHES: usize = 100;
 /// Most output bytes `run_command` returns (stdout and stderr together).
 const MAX_COMMAND_OUTPUT: usize = 64 * 1024;
-/// Environment variables a command never sees: they hold this worker's secrets.
-const SECRET_ENV: &[&str] = &[
-    "GIT_TOKEN",
-    "GIT_SSH_KEY",
-    "GIT_SSH_PASSPHRASE",
-    "LITELLM_API_KEY",
-    "OPENCLAW_GATEWAY_TOKEN",
-    "BRIDGE_AUTH_TOKEN",
-    "LANGFUSE_SECRET_KEY",
-    "LANGFUSE_PUBLIC_KEY",
-];
 
 /// The tools of one task, bound to its working directory.
 pub struct Toolbox {
@@ -41,6 +32,10 @@ pub struct Toolbox {
     tools: Vec<ToolName>,
     /// Programs `run_command` may start.
     commands: Vec<String>,
+    /// Whether kubectl, helm and aws may only read.
+    commands_read_only: bool,
+    /// The whole environment of a `run_command` child (built, never inherited).
+    command_env: CommandEnv,
     command_timeout: Duration,
 }
 
@@ -48,11 +43,17 @@ pub struct Toolbox {
 pub type ToolOutput = Result<String, String>;
 
 impl Toolbox {
-    pub fn new(root: &Path, profile: &AgentProfile) -> std::io::Result<Self> {
+    /// `scratch` is a directory outside `root` for the commands' `HOME`, `TMPDIR` and
+    /// kubeconfig: nothing there is committed, and the model's file tools cannot reach it.
+    pub fn new(root: &Path, scratch: &Path, profile: &AgentProfile) -> std::io::Result<Self> {
+        let command_env =
+            CommandEnv::build(scratch, &profile.command_env, |k| std::env::var(k).ok())?;
         Ok(Self {
             root: root.canonicalize()?,
             tools: profile.tools.clone(),
             commands: profile.commands.clone(),
+            commands_read_only: profile.commands_read_only,
+            command_env,
             command_timeout: Duration::from_secs(profile.command_timeout_secs),
         })
     }
@@ -320,16 +321,21 @@ impl Toolbox {
                 self.commands.join(", ")
             ));
         }
+        check_arguments(
+            &args.command,
+            &args.args,
+            &self.root,
+            self.commands_read_only,
+        )?;
         let mut cmd = tokio::process::Command::new(&args.command);
         cmd.args(&args.args)
+            .env_clear()
+            .envs(self.command_env.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for var in SECRET_ENV {
-            cmd.env_remove(var);
-        }
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", args.command))?;
@@ -466,7 +472,8 @@ mod tests {
     fn toolbox(dir: &Path, agent: &str) -> Toolbox {
         let catalog = AgentCatalog::built_in();
         let profile = catalog.get(&AgentName::parse(agent).unwrap()).unwrap();
-        Toolbox::new(dir, profile).unwrap()
+        let scratch = tempfile::tempdir().unwrap().keep();
+        Toolbox::new(dir, &scratch, profile).unwrap()
     }
 
     #[tokio::test]

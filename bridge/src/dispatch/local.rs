@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use openclaw_common::config::PROCESS_ENV_VARS;
 use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
 use tokio::task::JoinSet;
@@ -110,10 +111,15 @@ impl LocalDispatcher {
     fn spawn(&mut self, agent: &AgentName, fetch_wait: Option<Duration>) {
         let cfg = &self.state.config;
         let mut cmd = tokio::process::Command::new(&cfg.local.worker_bin);
-        for secret in ["OPENCLAW_GATEWAY_TOKEN", "BRIDGE_AUTH_TOKEN"] {
-            cmd.env_remove(secret);
-        }
-        cmd.envs(cfg.local.worker_env.iter().map(|(k, v)| (k, v)))
+        // An explicit environment: the process basics of the bridge's own, then the worker's
+        // settings by name. Nothing else of the bridge's reaches a worker.
+        cmd.env_clear()
+            .envs(
+                PROCESS_ENV_VARS
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+            )
+            .envs(cfg.local.worker_env.iter().map(|(k, v)| (k, v)))
             .env("NATS_URL", &cfg.nats.url)
             .env("OPENCLAW_AGENT", agent.as_str())
             .envs(fetch_wait.map(|w| ("OPENCLAW_FETCH_WAIT_SECS", w.as_secs().to_string())))

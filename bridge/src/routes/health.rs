@@ -11,10 +11,20 @@ pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: NATS connected and the streams exist; 503 with the reason otherwise.
+/// Readiness: NATS connected and the streams and buckets exist (a bucket is a stream named
+/// `KV_<bucket>`); 503 with the reason otherwise.
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stores = state.stores()?;
-    for stream in [names::TASKS_STREAM, names::EVENTS_STREAM] {
+    let buckets = [
+        names::STATUS_BUCKET,
+        names::SESSIONS_BUCKET,
+        names::LEASES_BUCKET,
+    ]
+    .map(|b| format!("KV_{b}"));
+    let streams = [names::TASKS_STREAM, names::EVENTS_STREAM]
+        .into_iter()
+        .chain(buckets.iter().map(String::as_str));
+    for stream in streams {
         stores.js.get_stream(stream).await.map_err(|e| {
             // Have what is missing recreated now rather than at the next periodic check.
             state.setup_wakeup.notify_one();

@@ -67,7 +67,7 @@ impl SubmitTask {
         let repo_raw = self.repo.or_else(|| profile.default_repo.clone());
         let repo = match repo_raw {
             Some(raw) => Some(
-                RepoUrl::parse(&raw, state.config.repo_policy)
+                RepoUrl::parse(&raw, &state.config.repo_policy)
                     .map_err(|e| ApiError::field("repo", e.to_string()))?,
             ),
             None if profile.repo_required => {
