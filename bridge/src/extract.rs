@@ -71,3 +71,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// The configured body limit, put in request extensions so extractors can name it.
 #[derive(Clone, Copy)]
 pub struct BodyLimit(pub usize);
+
+/// A query string. 400 as JSON (like every other error) when it does not fit `T`, e.g. a
+/// parameter given twice; axum's own `Query` answers such requests in plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Self(q.0))
+            .map_err(|e| ApiError::BadRequest {
+                field: None,
+                message: format!("invalid query string: {}", e.body_text()),
+            })
+    }
+}

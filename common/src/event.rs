@@ -113,6 +113,53 @@ impl EventKind {
     }
 }
 
+/// Longest text field of a stored event, in bytes. Whatever JSON escaping does to it (at worst
+/// six bytes per byte), an event stays well under NATS's default 1 MiB `max_payload`; the model
+/// still gets the full text, only the record is cut.
+pub const MAX_EVENT_TEXT_BYTES: usize = 32 * 1024;
+/// Most file names in a `committed` event.
+pub const MAX_EVENT_FILES: usize = 200;
+
+impl EventKind {
+    /// This event with every free-text field cut to [`MAX_EVENT_TEXT_BYTES`] and the file list
+    /// to [`MAX_EVENT_FILES`], each cut marked with how much was left out.
+    pub fn bounded(mut self) -> Self {
+        let cut = |s: &mut String| truncate_marked(s, MAX_EVENT_TEXT_BYTES);
+        match &mut self {
+            Self::Message { delta: text }
+            | Self::ToolCall {
+                arguments: text, ..
+            }
+            | Self::ToolResult { output: text, .. }
+            | Self::Failed { reason: text, .. }
+            | Self::Canceled { reason: text } => cut(text),
+            Self::Completed { summary, .. } => cut(summary),
+            Self::Committed { files, .. } if files.len() > MAX_EVENT_FILES => {
+                let more = files.len() - MAX_EVENT_FILES;
+                files.truncate(MAX_EVENT_FILES);
+                files.push(format!("[… and {more} more files]"));
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+/// Cuts `s` to at most `max` bytes (on a character boundary), appending a marker that says how
+/// many bytes were left out.
+pub fn truncate_marked(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let left_out = s.len() - end;
+    s.truncate(end);
+    s.push_str(&format!("[… {left_out} more bytes truncated]"));
+}
+
 /// A commit id shortened for people (its first 10 characters).
 pub fn short_sha(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)
@@ -172,6 +219,40 @@ mod tests {
         assert_eq!(describe_tool_arguments("not json"), "not json");
         assert_eq!(short_sha("0123456789abcdef"), "0123456789");
         assert_eq!(first_line("abcdef\nxyz", 3), "abc…");
+    }
+
+    #[test]
+    fn events_are_bounded_with_a_marker() {
+        let big = "é".repeat(MAX_EVENT_TEXT_BYTES);
+        let EventKind::ToolCall { arguments, .. } = (EventKind::ToolCall {
+            call_id: "c".into(),
+            name: "write_file".into(),
+            arguments: big.clone(),
+        })
+        .bounded() else {
+            unreachable!()
+        };
+        assert!(
+            arguments.len() < MAX_EVENT_TEXT_BYTES + 64,
+            "{}",
+            arguments.len()
+        );
+        assert!(arguments.ends_with(&format!(
+            "[… {} more bytes truncated]",
+            big.len() - MAX_EVENT_TEXT_BYTES
+        )));
+        let EventKind::Committed { files, .. } = (EventKind::Committed {
+            sha: "s".into(),
+            files: (0..1000).map(|i| i.to_string()).collect(),
+            checkpoint: false,
+        })
+        .bounded() else {
+            unreachable!()
+        };
+        assert_eq!(files.len(), MAX_EVENT_FILES + 1);
+        assert_eq!(files.last().unwrap(), "[… and 800 more files]");
+        let small = EventKind::Message { delta: "hi".into() };
+        assert_eq!(small.clone().bounded(), small);
     }
 
     #[test]

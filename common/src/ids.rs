@@ -128,6 +128,9 @@ impl BranchName {
         if raw.split('/').any(|c| c.starts_with('.')) {
             return bad("a path component starts with '.'");
         }
+        if raw == "HEAD" || raw.starts_with("refs/") {
+            return bad("name the branch itself (main, not HEAD or refs/heads/main)");
+        }
         Ok(Self(raw.to_owned()))
     }
 
@@ -335,7 +338,19 @@ mod tests {
             assert!(BranchName::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "-x", "a..b", "a b", "a~", "x.lock", "a/", "/a", ".a", "a//b", "a@{1",
+            "",
+            "-x",
+            "a..b",
+            "a b",
+            "a~",
+            "x.lock",
+            "a/",
+            "/a",
+            ".a",
+            "a//b",
+            "a@{1",
+            "HEAD",
+            "refs/heads/main",
         ] {
             assert!(BranchName::parse(bad).is_err(), "{bad}");
         }

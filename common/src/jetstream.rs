@@ -42,6 +42,9 @@ pub enum StoreError {
     /// Optimistic concurrency lost too many times in a row.
     #[error("too much contention on {0}")]
     Contention(String),
+    /// A record larger than the server accepts (its `max_payload`); retrying cannot help.
+    #[error("{0}: the record is larger than the NATS server accepts (max_payload)")]
+    TooLarge(String),
 }
 
 impl StoreError {
@@ -51,12 +54,23 @@ impl StoreError {
             Self::Setup(_) => "setup",
             Self::Corrupt { .. } => "corrupt",
             Self::Contention(_) => "contention",
+            Self::TooLarge(_) => "too_large",
         }
     }
 }
 
 fn unavailable(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StoreError {
     move |e| StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+/// A failed publish of a `what` record: too large for the server, or NATS unavailable.
+fn publish_error(what: &'static str) -> impl Fn(jetstream::context::PublishError) -> StoreError {
+    move |e| match e.kind() {
+        jetstream::context::PublishErrorKind::MaxPayloadExceeded => {
+            StoreError::TooLarge(format!("publish {what}: {e}"))
+        }
+        _ => StoreError::Unavailable(format!("publish {what}: {e}")),
+    }
 }
 
 fn corrupt(key: impl Into<String>) -> impl FnOnce(serde_json::Error) -> StoreError {
@@ -347,9 +361,9 @@ impl TaskQueue {
             .js
             .send_publish(names::task_subject(&spec.agent), publish)
             .await
-            .map_err(|e| unavailable("publish task")(&e))?
+            .map_err(publish_error("task"))?
             .await
-            .map_err(|e| unavailable("publish task")(&e))?;
+            .map_err(publish_error("task"))?;
         if !ack.duplicate {
             return Ok(Enqueued {
                 spec,
@@ -453,18 +467,19 @@ impl EventLog {
             .payload(payload)
             .headers(headers)
             .expected_last_subject_sequence(expected_last);
+        let failed = publish_error("event");
         let ack = self
             .js
             .send_publish(names::event_subject(&event.task_id), publish)
             .await
-            .map_err(|e| unavailable("publish event")(&e))?
+            .map_err(&failed)?
             .await;
         match ack {
             Ok(ack) => Ok(Appended::Stored(ack.sequence)),
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 Ok(Appended::Raced)
             }
-            Err(e) => Err(unavailable("publish event")(&e)),
+            Err(e) => Err(failed(e)),
         }
     }
 
@@ -538,6 +553,7 @@ pub struct EventWriter {
 
 impl EventWriter {
     pub async fn publish(&mut self, kind: EventKind) -> Result<TaskEvent, StoreError> {
+        let kind = kind.bounded();
         for _ in 0..MAX_SEQ_RACES {
             let (seq, stream_seq) = match self.last {
                 Some(last) => last,

@@ -510,3 +510,26 @@ async fn an_ssh_host_whose_key_is_not_known_is_refused() {
         "no model call without a checkout"
     );
 }
+
+#[tokio::test]
+async fn a_task_may_push_to_the_base_branch_itself() {
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let before = repo.tip("main");
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Document it", "push_branch": "main"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{:?}\n{}",
+        kinds(&events),
+        worker.log_text()
+    );
+    assert_ne!(repo.tip("main"), before, "main moved");
+    assert!(repo.file("main", "docs/USAGE.md").is_some());
+}

@@ -66,6 +66,14 @@ async fn bad_task_bodies_are_400_with_the_field_and_store_nothing() {
             json!({"repo": repo, "prompt": "p", "push_branch": "-x"}),
             "push_branch",
         ),
+        (
+            json!({"repo": repo, "prompt": "p", "push_branch": "HEAD"}),
+            "push_branch",
+        ),
+        (
+            json!({"repo": repo, "prompt": "p", "push_branch": "refs/heads/main"}),
+            "push_branch",
+        ),
         (json!({"repo": repo, "prompt": "p", "model": ""}), "model"),
         (
             json!({"repo": repo, "prompt": "p", "metadata": [1]}),
@@ -96,6 +104,11 @@ async fn bad_task_bodies_are_400_with_the_field_and_store_nothing() {
         )
         .await;
     let body = expect_error(r, 400, "invalid_request", Some("agent")).await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("unknown agent \"nobody\";"),
+        "the name as the client wrote it: {message}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -180,6 +193,14 @@ async fn unknown_tasks_bad_ids_and_bad_query_values() {
         400,
         "invalid_request",
         Some("limit"),
+    )
+    .await;
+    // A parameter given twice: JSON like every other error, not axum's plain text.
+    expect_error(
+        app.get("/v1/tasks?limit=1&limit=2").await,
+        400,
+        "invalid_request",
+        None,
     )
     .await;
     expect_error(app.get("/no/such/route").await, 404, "not_found", None).await;

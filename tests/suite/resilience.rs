@@ -468,3 +468,54 @@ async fn a_republished_task_redelivered_after_a_failure_is_still_one_run() {
     assert_eq!(replay["status"], "completed");
     assert_eq!(replay["attempts"], 2);
 }
+
+#[tokio::test]
+async fn a_task_whose_result_was_pushed_before_a_crash_completes_without_running_again() {
+    // What a worker killed between its push and its `completed` leaves behind: the task
+    // still queued, and its branch ahead of main with the task's own final commit.
+    let (app, repo, id) = repo_task(&[], "Document it").await;
+    let branch = format!("openclaw/{id}");
+    let work = tempfile::tempdir().unwrap();
+    let co = work.path().join("co");
+    openclaw_tests::git::git(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            repo.path().to_str().unwrap(),
+            co.to_str().unwrap(),
+        ],
+    );
+    openclaw_tests::git::git(&co, &["checkout", "-q", "-b", &branch]);
+    std::fs::write(co.join("USAGE.md"), "# Usage\n").unwrap();
+    openclaw_tests::git::git(&co, &["add", "."]);
+    openclaw_tests::git::git(
+        &co,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            &format!("Add a usage guide\n\nHow to run it.\n\nOpenClaw-Task: {id}\n"),
+        ],
+    );
+    openclaw_tests::git::git(&co, &["push", "-q", "origin", &branch]);
+    let pushed = repo.tip(&branch);
+
+    let llm = ScriptedLlm::turns(vec![Reply::text("must not be asked")]).await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(&app, &id).await;
+    let EventKind::Completed {
+        summary, commit, ..
+    } = &events.last().unwrap().kind
+    else {
+        panic!("{:?}", kinds(&events))
+    };
+    assert_eq!(commit.as_deref(), Some(pushed.as_str()));
+    assert_eq!(summary, "Add a usage guide\n\nHow to run it.");
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["commit"], pushed.as_str());
+    assert!(llm.requests().is_empty(), "the agent ran again");
+    assert_eq!(repo.new_commits(&branch).len(), 1, "no second commit");
+}

@@ -600,3 +600,118 @@ async fn slow_headers_and_idle_connections_are_cut_and_connections_are_capped() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_answer_runs_at_most_its_profiles_tool_calls() {
+    let calls: Vec<(String, String)> = (0..200)
+        .map(|_| {
+            (
+                "run_command".to_owned(),
+                json!({"command": "printenv", "args": ["HOME"]}).to_string(),
+            )
+        })
+        .collect();
+    let (results, llm) =
+        run_agent("probe", vec![Reply::Tools(calls), Reply::text("done")], &[]).await;
+    assert_eq!(results.len(), 4, "the profile allows 4 per answer");
+    assert!(results.iter().all(|(ok, _)| *ok));
+    // The model was told about every call it made, and which were not run.
+    let requests = llm.requests();
+    let tool_messages: Vec<&Value> = requests[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .collect();
+    assert_eq!(tool_messages.len(), 200);
+    let refused = tool_messages
+        .iter()
+        .filter(|m| {
+            m["content"]
+                .as_str()
+                .unwrap()
+                .contains("at most 4 tool calls")
+        })
+        .count();
+    assert_eq!(refused, 196);
+}
+
+#[tokio::test]
+async fn an_oversized_tool_argument_is_refused_and_its_event_stays_small() {
+    let huge = "x".repeat(8 << 20);
+    let llm = ScriptedLlm::turns(vec![
+        Reply::tool("write_file", json!({"path": "big.txt", "content": huge})),
+        Reply::tool("read_file", json!({"path": "README.md"})),
+        Reply::text("Nothing to change"),
+    ])
+    .await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Write a big file"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{:?}",
+        kinds(&events)
+    );
+    for event in &events {
+        let size = serde_json::to_vec(event).unwrap().len();
+        assert!(
+            size < 256 * 1024,
+            "{} event of {size} bytes",
+            event.kind.name()
+        );
+    }
+    let arguments = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::ToolCall { arguments, .. } => Some(arguments.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        arguments.contains("more bytes truncated]"),
+        "the event says it was cut"
+    );
+    let results = crate::e2e::tool_results(&events);
+    assert!(
+        !results[0].0 && results[0].1.contains("larger than"),
+        "{:?}",
+        results[0]
+    );
+    assert!(results[1].0, "the task went on: {:?}", results[1]);
+    assert!(!worker.log_text().contains("NATS is unavailable"));
+}
+
+#[tokio::test]
+async fn the_models_text_is_scrubbed_of_the_gateway_key() {
+    let key = openclaw_tests::worker::TEST_LLM_KEY;
+    let llm = ScriptedLlm::turns(vec![
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/KEY.md", "content": "# Key\n"}),
+        ),
+        Reply::text(&format!("Document the key {key}\n\nThe key is {key}.")),
+    ])
+    .await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Tell me your key"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(kinds(&events).last(), Some(&"completed"));
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(key), "the key is in the events");
+    assert!(all.contains("[redacted]"));
+    assert!(!app.status(&id).await.to_string().contains(key));
+    let message = repo.message(&format!("openclaw/{id}"));
+    assert!(!message.contains(key), "{message}");
+}

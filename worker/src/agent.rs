@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::langfuse::Tracer;
 use crate::llm::{ChatMessage, LlmClient, LlmError};
-use crate::tools::Toolbox;
+use crate::tools::{MAX_ARGUMENT_BYTES, Toolbox};
 
 /// Why the loop stopped before the model finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,11 +120,27 @@ impl AgentLoop<'_> {
             messages.push(ChatMessage {
                 role: "assistant".into(),
                 content: (!completion.content.is_empty()).then(|| completion.content.clone()),
-                tool_calls: completion.tool_calls.clone(),
+                // Arguments too large to run are not sent back with every later request.
+                tool_calls: completion
+                    .tool_calls
+                    .iter()
+                    .cloned()
+                    .map(|mut call| {
+                        let len = call.function.arguments.len();
+                        if len > MAX_ARGUMENT_BYTES {
+                            call.function.arguments = serde_json::json!({
+                                "omitted": format!("arguments of {len} bytes, too large to run")
+                            })
+                            .to_string();
+                        }
+                        call
+                    })
+                    .collect(),
                 tool_call_id: None,
             });
             if completion.tool_calls.is_empty() {
-                return Ok(LoopEnd::Answered(completion.content));
+                // The answer becomes the summary, the status and the commit message.
+                return Ok(LoopEnd::Answered((self.redact)(&completion.content)));
             }
             if tokens > self.limits.max_tokens {
                 return Ok(LoopEnd::LimitReached(format!(
@@ -132,7 +148,26 @@ impl AgentLoop<'_> {
                     self.limits.max_tokens
                 )));
             }
-            for call in &completion.tool_calls {
+            let allowed = self.limits.max_tool_calls_per_answer as usize;
+            if completion.tool_calls.len() > allowed {
+                tracing::warn!(
+                    calls = completion.tool_calls.len(),
+                    allowed,
+                    "the model asked for more tool calls in one answer than its profile allows"
+                );
+            }
+            for (n, call) in completion.tool_calls.iter().enumerate() {
+                if n >= allowed {
+                    // Every call gets an answer (the protocol wants one per id); these are not
+                    // run, nor recorded as events.
+                    messages.push(ChatMessage::tool(
+                        &call.id,
+                        format!(
+                            "error: not run: at most {allowed} tool calls per answer; ask again for what is still needed"
+                        ),
+                    ));
+                    continue;
+                }
                 self.events
                     .publish(EventKind::ToolCall {
                         call_id: call.id.clone(),
@@ -181,11 +216,13 @@ impl AgentLoop<'_> {
             r
         };
         let events = &mut *self.events;
+        let redact = self.redact;
         let relay = async move {
             while let Some(mut delta) = rx.recv().await {
                 while let Ok(more) = rx.try_recv() {
                     delta.push_str(&more);
                 }
+                let delta = redact(&delta);
                 events.publish(EventKind::Message { delta }).await?;
             }
             Ok::<_, StoreError>(())

@@ -99,6 +99,29 @@ pub struct Checkout {
     /// True when the push branch already existed on the remote (an earlier attempt's
     /// checkpoint), and the work continues from it.
     pub resumed: bool,
+    /// The message of the commit checked out.
+    pub message: String,
+}
+
+impl Checkout {
+    /// When the branch already ends with task `task`'s final commit (an attempt that pushed
+    /// and died before recording it), that commit's summary: the work is done.
+    pub fn finished_by(&self, task: &openclaw_common::ids::TaskId) -> Option<String> {
+        let trailer = format!("OpenClaw-Task: {task}");
+        let lines: Vec<&str> = self.message.lines().collect();
+        let ours = lines.iter().any(|l| l.trim() == trailer);
+        let checkpoint = lines
+            .iter()
+            .any(|l| l.trim() == "OpenClaw-Checkpoint: true");
+        if !self.resumed || !ours || checkpoint {
+            return None;
+        }
+        let summary: Vec<&str> = lines
+            .into_iter()
+            .filter(|l| !l.starts_with("OpenClaw-"))
+            .collect();
+        Some(summary.join("\n").trim().to_owned())
+    }
 }
 
 /// The result of committing.
@@ -272,6 +295,10 @@ pub fn clone(
             false,
         ),
     };
+    // Detached first: the push branch may be the one checked out (a task that pushes to the
+    // base branch itself), which libgit2 will not move while it is HEAD.
+    repo.set_head_detached(start.id())
+        .map_err(GitError::classify)?;
     let branch = repo
         .branch(push_branch.as_str(), &start, true)
         .map_err(GitError::classify)?;
@@ -290,6 +317,7 @@ pub fn clone(
         sha: start.id().to_string(),
         branch: push_branch.to_string(),
         resumed,
+        message: start.message().unwrap_or_default().to_owned(),
     })
 }
 

@@ -158,6 +158,39 @@ pub async fn run_one(
     keep_alive.abort();
     let (outcome, how) = match result {
         Ok(done) => done,
+        Err(e @ StoreError::TooLarge(_)) => {
+            // Events are bounded, so this means a server with a small max_payload: a retry
+            // would hit it again. Record the failure (small) as well as NATS lets us.
+            let reason = e.to_string();
+            warn!(task_id = %spec.id, %reason, "task failed: a record was too large for NATS");
+            let mut events = stores.events.writer(spec.id, attempt);
+            let failed = EventKind::Failed {
+                reason: reason.clone(),
+                retryable: false,
+            };
+            if let Err(e) = events.publish(failed).await {
+                warn!(task_id = %spec.id, error = %e, "cannot record the failure");
+            }
+            let r = reason.clone();
+            let recorded = stores
+                .status
+                .update(&spec.id, |s| {
+                    s.status = TaskState::Failed;
+                    s.error = Some(r.clone());
+                    Update::Write(())
+                })
+                .await;
+            if let Err(e) = recorded {
+                warn!(task_id = %spec.id, error = %e, "cannot record the failure");
+            }
+            (
+                Outcome::Failed {
+                    reason,
+                    retry: false,
+                },
+                Settle::Term,
+            )
+        }
         Err(e) => {
             // Events or status could not be written: NATS trouble. Hand the task back.
             warn!(task_id = %spec.id, error = %e, "task interrupted by a store error");
@@ -309,6 +342,17 @@ impl Task<'_> {
         };
 
         // Commands' HOME, TMPDIR and kubeconfig: outside the checkout, gone with the task.
+        // An earlier attempt pushed this task's result and died before recording it: record it
+        // now, without running (and paying for) the agent again.
+        if let Some((c, summary)) = checkout
+            .as_ref()
+            .and_then(|c| c.finished_by(&id).map(|summary| (c, summary)))
+        {
+            info!(task_id = %id, commit = %c.sha, "the branch already holds this task's result");
+            return self
+                .record_completion(&mut events, Some(c.sha.clone()), true, summary)
+                .await;
+        }
         let toolbox = match self.work_dir().and_then(|scratch| {
             Toolbox::new(workdir.path(), scratch.path(), profile).map(|t| (t, scratch))
         }) {
@@ -487,6 +531,18 @@ impl Task<'_> {
                 }
             }
         }
+        self.record_completion(events, commit_sha, has_repo, summary)
+            .await
+    }
+
+    /// `completed`, then the status: the last two steps before the ack.
+    async fn record_completion(
+        &self,
+        events: &mut EventWriter,
+        commit_sha: Option<String>,
+        has_repo: bool,
+        summary: String,
+    ) -> Result<(Outcome, Settle), StoreError> {
         let branch = has_repo.then(|| self.spec.push_branch.to_string());
         events
             .publish(EventKind::Completed {

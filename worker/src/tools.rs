@@ -21,6 +21,9 @@ const MAX_WRITE_BYTES: usize = 1024 * 1024;
 const MAX_LIST_ENTRIES: usize = 500;
 /// Most matches `search` returns.
 const MAX_SEARCH_MATCHES: usize = 100;
+/// Largest arguments of one tool call (raw JSON); above, the call is refused unread. Room for
+/// a `write_file` of [`MAX_WRITE_BYTES`] with JSON escaping.
+pub const MAX_ARGUMENT_BYTES: usize = 2 * MAX_WRITE_BYTES;
 /// Most output bytes `run_command` returns (stdout and stderr together).
 const MAX_COMMAND_OUTPUT: usize = 64 * 1024;
 
@@ -115,6 +118,12 @@ impl Toolbox {
         };
         if !self.tools.contains(&tool) {
             return Err(format!("tool {name} is not available to this agent"));
+        }
+        if arguments.len() > MAX_ARGUMENT_BYTES {
+            return Err(format!(
+                "arguments of {} bytes are larger than the {MAX_ARGUMENT_BYTES} bytes a tool call may have",
+                arguments.len()
+            ));
         }
         let args: Value = if arguments.trim().is_empty() {
             json!({})

@@ -2,13 +2,14 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use openclaw_common::event::TaskEvent;
 
 use crate::error::ApiError;
+use crate::extract::ApiQuery;
 use crate::routes::tasks::parse_task_id;
 use crate::state::AppState;
 
@@ -24,7 +25,7 @@ pub struct EventsQuery {
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_task_id(&id)?;

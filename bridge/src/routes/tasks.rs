@@ -1,7 +1,7 @@
 //! Task intake, status and cancel.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::intake;
 use crate::state::AppState;
 
@@ -59,7 +59,7 @@ impl SubmitTask {
             return Err(ApiError::field(
                 "agent",
                 format!(
-                    "unknown agent {agent:?}; known agents: {}",
+                    "unknown agent \"{agent}\"; known agents: {}",
                     known.join(", ")
                 ),
             ));
@@ -235,7 +235,7 @@ pub struct ListQuery {
 /// state or of one agent.
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = match q.limit {
         None => 20,
