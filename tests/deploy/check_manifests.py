@@ -81,7 +81,48 @@ assert dp["containers"][0].pop("image").endswith("openclaw-worker-devops:0.1.0")
 dd = json.loads(json.dumps(default))
 ddp = dd["spec"]["template"]["spec"]
 ddp.pop("serviceAccountName"), ddp.pop("automountServiceAccountToken"), ddp["containers"][0].pop("image")
+
+
+def nats_user_keys(container):
+    """The NATS credentials of a worker pod: its agent's own user, from the worker Secret."""
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"].startswith("NATS_")}
+    assert set(refs) == {"NATS_USER", "NATS_PASSWORD"}, refs
+    assert all(r["name"] == "openclaw-worker" for r in refs.values()), refs
+    container["env"] = [e for e in container["env"] if not e["name"].startswith("NATS_")]
+    return refs["NATS_USER"]["key"], refs["NATS_PASSWORD"]["key"]
+
+
+assert nats_user_keys(dp["containers"][0]) == ("NATS_USER_DEVOPS", "NATS_PASSWORD_DEVOPS")
+assert nats_user_keys(ddp["containers"][0]) == ("NATS_USER_DOC_WRITER", "NATS_PASSWORD_DOC_WRITER")
 assert d == dd, "devops.json drifted from default.json"
+
+# Workers reach git remotes on public addresses only; the devops agent also the API server.
+worker_np = one(base, "NetworkPolicy", "openclaw-worker")
+git_rule = [r for r in worker_np["spec"]["egress"] if {"port": 443, "protocol": "TCP"} in r.get("ports", [])]
+assert len(git_rule) == 1 and git_rule[0].get("to"), "git egress must name its address ranges"
+blocks = [t["ipBlock"] for t in git_rule[0]["to"]]
+v4 = [b for b in blocks if b["cidr"] == "0.0.0.0/0"][0]
+for internal in ("169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"):
+    assert internal in v4["except"], internal
+v6 = [b for b in blocks if b["cidr"] == "::/0"][0]
+assert {"fc00::/7", "fe80::/10"} <= set(v6["except"]), v6
+devops_np = one(base, "NetworkPolicy", "openclaw-devops")
+assert devops_np["spec"]["podSelector"]["matchLabels"] == {"openclaw.dev/agent": "devops"}
+assert "169.254.0.0/16" in devops_np["spec"]["egress"][0]["to"][0]["ipBlock"]["except"]
+
+# NATS: the bridge and each agent's workers have their own user, with the permission sets
+# of nats/permissions.json.
+bc = one(base, "Deployment", "openclaw-bridge")["spec"]["template"]["spec"]["containers"][0]
+bridge_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in bc["env"] if e["name"] in ("NATS_USER", "NATS_PASSWORD")}
+assert bridge_refs["NATS_USER"] == {"name": "openclaw-bridge", "key": "NATS_USER", "optional": True}, bridge_refs
+assert bridge_refs["NATS_PASSWORD"] == {"name": "openclaw-bridge", "key": "NATS_PASSWORD", "optional": True}, bridge_refs
+permissions = json.loads((deploy.parent / "nats/permissions.json").read_text())
+values = yaml.safe_load((deploy / "nats/values.yaml").read_text())
+users = {u["user"]: u for u in values["config"]["merge"]["authorization"]["users"]}
+assert users["bridge"]["permissions"] == permissions["bridge"], "deploy/nats/values.yaml drifted (bridge)"
+for agent in ("doc-writer", "devops"):
+    want = json.loads(json.dumps(permissions["worker"]).replace("AGENT", agent))
+    assert users[f"worker-{agent}"]["permissions"] == want, f"deploy/nats/values.yaml drifted ({agent})"
 
 # KEDA ScaledJobs run the same pods as the bridge's Jobs, one per agent and consumer.
 for agent, t in (("doc-writer", default), ("devops", devops_t)):

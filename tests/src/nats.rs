@@ -33,6 +33,38 @@ pub struct NatsServer {
     /// JetStream store; kept across [`NatsServer::restart`] so data survives like on a real
     /// server restart.
     dir: tempfile::TempDir,
+    /// TLS and users, for a server started with [`NatsServer::start_secured`].
+    pub security: Option<Security>,
+}
+
+/// What a secured server was started with: a CA the test made, TLS required, and users with
+/// the permission sets of `nats/permissions.json`.
+pub struct Security {
+    /// The CA certificate clients trust (`NATS_CA`).
+    pub ca: PathBuf,
+    /// The server's configuration file.
+    conf: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Users of a secured server: `(user, password)`. `admin` may do anything (the test's own
+/// handle); `bridge` and `worker-<agent>` have the permission sets of nats/permissions.json.
+pub const ADMIN: (&str, &str) = ("admin", "admin-pw-1");
+pub const BRIDGE: (&str, &str) = ("bridge", "bridge-pw-2");
+pub const WORKER_PASSWORD: &str = "worker-pw-3";
+
+/// Runs openssl, failing loudly.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl NatsServer {
@@ -49,16 +81,133 @@ impl NatsServer {
             child: None,
             port: crate::free_port(),
             dir: tempfile::tempdir().expect("temp dir for nats-server"),
+            security: None,
         }
+    }
+
+    /// A server that requires TLS (certificates from a CA made here) and a user: [`ADMIN`],
+    /// [`BRIDGE`], and `worker-<agent>` (password [`WORKER_PASSWORD`]) for each of `agents`.
+    pub fn start_secured(agents: &[&str]) -> Self {
+        let mut server = Self::stopped();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            d,
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=openclaw-test-ca",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            d,
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            d.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("write");
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        );
+        let permissions: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(crate::workspace_root().join("nats/permissions.json"))
+                .expect("nats/permissions.json"),
+        )
+        .expect("nats/permissions.json is JSON");
+        let mut users = vec![
+            format!("{{user: \"{}\", password: \"{}\"}}", ADMIN.0, ADMIN.1),
+            format!(
+                "{{user: \"{}\", password: \"{}\", permissions: {}}}",
+                BRIDGE.0, BRIDGE.1, permissions["bridge"]
+            ),
+        ];
+        for agent in agents {
+            let worker = permissions["worker"].to_string().replace("AGENT", agent);
+            users.push(format!(
+                "{{user: \"worker-{agent}\", password: \"{WORKER_PASSWORD}\", permissions: {worker}}}"
+            ));
+        }
+        let conf = format!(
+            "host: 127.0.0.1\nport: {}\njetstream {{ store_dir: \"{}\" }}\n\
+             tls {{ cert_file: \"{}\", key_file: \"{}\", timeout: 5 }}\n\
+             authorization {{ users: [\n{}\n] }}\n",
+            server.port,
+            server.dir.path().display(),
+            d.join("server.pem").display(),
+            d.join("server.key").display(),
+            users.join("\n"),
+        );
+        let conf_path = d.join("nats.conf");
+        std::fs::write(&conf_path, conf).expect("write nats.conf");
+        server.security = Some(Security {
+            ca: d.join("ca.pem"),
+            conf: conf_path,
+            _dir: dir,
+        });
+        server.spawn();
+        server
     }
 
     fn spawn(&mut self) {
         let bin = find_binary();
-        let child = Command::new(&bin)
-            .args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .arg("-sd")
-            .arg(self.dir.path())
+        let mut cmd = Command::new(&bin);
+        match &self.security {
+            Some(sec) => cmd.arg("-c").arg(&sec.conf),
+            None => cmd
+                .args(["-js", "-a", "127.0.0.1", "-p"])
+                .arg(self.port.to_string())
+                .arg("-sd")
+                .arg(self.dir.path()),
+        };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -81,11 +230,29 @@ impl NatsServer {
             child: None,
             port: self.port,
             dir: tempfile::tempdir().expect("temp dir"),
+            security: None,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.security.is_some() {
+            "tls"
+        } else {
+            "nats"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment a client of a secured server needs as `user` (none for a plain one).
+    pub fn client_env(&self, user: &str, password: &str) -> Vec<(String, String)> {
+        match &self.security {
+            None => Vec::new(),
+            Some(sec) => vec![
+                ("NATS_CA".into(), sec.ca.display().to_string()),
+                ("NATS_USER".into(), user.to_owned()),
+                ("NATS_PASSWORD".into(), password.to_owned()),
+            ],
+        }
     }
 
     /// Stops the server (as an outage would).
@@ -109,8 +276,16 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// A client that may do anything (on a secured server, as [`ADMIN`]).
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url())
+        let mut opts = async_nats::ConnectOptions::new();
+        if let Some(sec) = &self.security {
+            opts = opts
+                .user_and_password(ADMIN.0.into(), ADMIN.1.into())
+                .add_root_certificates(sec.ca.clone())
+                .require_tls(true);
+        }
+        opts.connect(self.url())
             .await
             .expect("connect to the test nats-server")
     }

@@ -57,6 +57,7 @@ async fn setup_is_idempotent_and_applies_changed_definitions() {
     let agents = openclaw_common::agents::AgentCatalog::built_in();
     let mut cfg = openclaw_common::config::NatsConfig {
         url: nats.url(),
+        auth: Default::default(),
         replicas: 1,
         ack_wait: std::time::Duration::from_secs(30),
         max_deliver: 3,

@@ -715,3 +715,99 @@ async fn the_models_text_is_scrubbed_of_the_gateway_key() {
     let message = repo.message(&format!("openclaw/{id}"));
     assert!(!message.contains(key), "{message}");
 }
+
+/// A NatsConfig for `user` on a secured server, as a binary would read it from its environment.
+fn nats_config_as(
+    nats: &openclaw_tests::nats::NatsServer,
+    user: &str,
+    password: &str,
+) -> openclaw_common::config::NatsConfig {
+    let mut env: std::collections::HashMap<String, String> =
+        nats.client_env(user, password).into_iter().collect();
+    env.insert("NATS_URL".into(), nats.url());
+    openclaw_common::config::NatsConfig::from_env(&openclaw_common::config::EnvReader(&env))
+        .expect("valid NATS settings")
+}
+
+#[tokio::test]
+async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publish_tasks() {
+    use openclaw_tests::nats::{BRIDGE, NatsServer, WORKER_PASSWORD};
+    let nats = NatsServer::start_secured(&["doc-writer"]);
+    let mut builder = openclaw_tests::app::TestApp::builder();
+    for (k, v) in nats.client_env(BRIDGE.0, BRIDGE.1) {
+        builder = builder.env(&k, v);
+    }
+    let app = builder.nats(nats).spawn().await;
+    let worker_user = "worker-doc-writer";
+    let worker_nats = app.nats.client_env(worker_user, WORKER_PASSWORD);
+    let worker_nats: Vec<(&str, &str)> = worker_nats
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+
+    // The whole path works over TLS under the least-privilege users.
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &worker_nats));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{}",
+        worker.log_text()
+    );
+
+    // With a worker's credentials, publishing a task is refused, and nothing is stored.
+    let cfg = nats_config_as(&app.nats, worker_user, WORKER_PASSWORD);
+    let client = openclaw_common::jetstream::connect(&cfg, "hostile-worker", false)
+        .await
+        .expect("the worker user connects");
+    let js = openclaw_common::jetstream::context(client.clone());
+    let mut tasks = app
+        .js()
+        .get_stream(openclaw_common::names::TASKS_STREAM)
+        .await
+        .unwrap();
+    let before = tasks.info().await.unwrap().state.messages;
+    let injected = async {
+        js.publish("openclaw.tasks.doc-writer", "{}".into())
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    assert!(injected.is_err(), "a worker published a task: {injected:?}");
+    assert_eq!(tasks.info().await.unwrap().state.messages, before);
+    // Nor may it take another agent's tasks.
+    let other = js
+        .get_stream(openclaw_common::names::TASKS_STREAM)
+        .await
+        .unwrap()
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("worker-devops")
+        .await;
+    assert!(
+        other.is_err(),
+        "a doc-writer worker reached the devops consumer"
+    );
+
+    // Without credentials, or without TLS, no connection at all.
+    let mut anonymous = cfg.clone();
+    anonymous.auth.user_password = None;
+    assert!(
+        openclaw_common::jetstream::connect(&anonymous, "anonymous", false)
+            .await
+            .is_err()
+    );
+    let mut plain = cfg.clone();
+    plain.url = plain.url.replace("tls://", "nats://");
+    plain.auth.ca = None;
+    let err = openclaw_common::jetstream::connect(&plain, "plain", false)
+        .await
+        .expect_err("plain text refused");
+    assert!(!err.to_string().contains(WORKER_PASSWORD), "{err}");
+}
