@@ -44,7 +44,14 @@ pub struct Security {
     pub ca: PathBuf,
     /// The server's configuration file.
     conf: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Security {
+    /// The file holding the NKey seed of `agent`'s worker user (`NATS_NKEY_SEED`).
+    pub fn worker_seed(&self, agent: &str) -> PathBuf {
+        self.dir.path().join(format!("worker-{agent}.nk"))
+    }
 }
 
 /// Users of a secured server: `(user, password)`. `admin` may do anything (the test's own
@@ -174,6 +181,14 @@ impl NatsServer {
             users.push(format!(
                 "{{user: \"worker-{agent}\", password: \"{WORKER_PASSWORD}\", permissions: {worker}}}"
             ));
+            // The same rights for an NKey user, whose seed file is `worker-<agent>.nk`.
+            let key = nkeys::KeyPair::new_user();
+            let seed = key.seed().expect("a new key pair has a seed");
+            std::fs::write(d.join(format!("worker-{agent}.nk")), seed).expect("write the seed");
+            users.push(format!(
+                "{{nkey: \"{}\", permissions: {worker}}}",
+                key.public_key()
+            ));
         }
         let conf = format!(
             "host: 127.0.0.1\nport: {}\njetstream {{ store_dir: \"{}\" }}\n\
@@ -190,7 +205,7 @@ impl NatsServer {
         server.security = Some(Security {
             ca: d.join("ca.pem"),
             conf: conf_path,
-            _dir: dir,
+            dir,
         });
         server.spawn();
         server

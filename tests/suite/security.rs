@@ -739,11 +739,11 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
     }
     let app = builder.nats(nats).spawn().await;
     let worker_user = "worker-doc-writer";
-    let worker_nats = app.nats.client_env(worker_user, WORKER_PASSWORD);
-    let worker_nats: Vec<(&str, &str)> = worker_nats
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    // The worker signs in with its NKey (the bridge with a password).
+    let security = app.nats.security.as_ref().unwrap();
+    let seed = security.worker_seed("doc-writer").display().to_string();
+    let ca = security.ca.display().to_string();
+    let worker_nats = [("NATS_CA", ca.as_str()), ("NATS_NKEY_SEED", seed.as_str())];
 
     // The whole path works over TLS under the least-privilege users.
     let llm = ScriptedLlm::turns(doc_script()).await;
