@@ -59,6 +59,7 @@ impl Application {
             started: std::time::Instant::now(),
             started_unix: openclaw_common::now().unix_timestamp(),
             last_activity: Arc::new(std::sync::Mutex::new(openclaw_common::now())),
+            dispatch_waiting: Arc::default(),
         };
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
@@ -153,9 +154,7 @@ pub fn router(state: AppState) -> Router {
     // Routes that answer promptly get the request timeout; a non-streaming chat completion
     // waits for its whole task and does not.
     let prompt = Router::new()
-        .route("/ready", get(health::ready))
         .route("/status", get(compat::status))
-        .route("/metrics", get(health::metrics))
         .route("/message", post(compat::message))
         .route("/v1/models", get(openai::models))
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
@@ -170,8 +169,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), require_bearer));
-    Router::new()
+    // Probes and scrapes come without the token (kubelet and Prometheus send none); they
+    // reveal no secret and change nothing.
+    let open = Router::new()
         .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route_layer(from_fn_with_state(state.clone(), request_timeout));
+    Router::new()
+        .merge(open)
         .merge(protected)
         .layer(from_fn_with_state(state.clone(), limits))
         .layer(from_fn_with_state(state.clone(), count_requests))

@@ -69,6 +69,12 @@ pub struct BridgeConfig {
     pub dispatch: DispatchMode,
     pub local: LocalDispatchConfig,
     pub kubernetes: KubernetesDispatchConfig,
+    /// Most worker starts per agent in any minute, whatever else (`OPENCLAW_MAX_STARTS_PER_MINUTE`).
+    pub max_starts_per_minute: usize,
+    /// How long a task may wait to start before it fails with the reason it waited
+    /// (`OPENCLAW_QUEUE_TIMEOUT_SECS`; a profile's `queue_timeout_secs` overrides it). `None`:
+    /// tasks wait as long as the tasks stream keeps them.
+    pub queue_timeout: Option<Duration>,
     /// Which repo URL schemes beyond https/ssh tasks may use.
     pub repo_policy: RepoPolicy,
     /// The agents tasks may name.
@@ -192,6 +198,15 @@ impl BridgeConfig {
                 max_jobs: env.parse("OPENCLAW_MAX_JOBS", 10, "a positive integer")?,
                 poll_interval: env
                     .seconds("OPENCLAW_DISPATCH_POLL_SECS", Duration::from_secs(2))?,
+            },
+            max_starts_per_minute: env.parse(
+                "OPENCLAW_MAX_STARTS_PER_MINUTE",
+                30,
+                "a positive number of starts",
+            )?,
+            queue_timeout: match env.string("OPENCLAW_QUEUE_TIMEOUT_SECS") {
+                None => None,
+                Some(_) => Some(env.seconds("OPENCLAW_QUEUE_TIMEOUT_SECS", Duration::ZERO)?),
             },
             repo_policy: RepoPolicy::from_env(&env)?,
             agents,

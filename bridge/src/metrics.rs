@@ -44,6 +44,8 @@ pub struct Metrics {
     workers_started: Family,
     /// Tasks marked failed after JetStream gave up on them.
     abandoned: Family,
+    /// Workers that ended before taking a task or never ran, by agent and a short reason.
+    start_failures: Family,
     /// Open event streams (SSE and chat streams).
     pub streams_open: AtomicI64,
     /// Workers running, as the dispatcher last counted them.
@@ -76,6 +78,15 @@ impl Metrics {
             .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
+    /// A worker of `agent` failed to start; `reason` is one of a few fixed labels
+    /// (`exited`, `spawn`, `unschedulable`, `image`, `pod_config`, `job_refused`).
+    pub fn worker_start_failed(&self, agent: &str, reason: &'static str) {
+        self.start_failures.inc(vec![
+            ("agent", agent.to_owned()),
+            ("reason", reason.to_owned()),
+        ]);
+    }
+
     pub fn abandoned(&self, agent: &str) {
         self.abandoned.inc(vec![("agent", agent.to_owned())]);
     }
@@ -96,6 +107,11 @@ impl Metrics {
             &mut out,
             "openclaw_workers_started_total",
             "Workers started (processes or Jobs), by agent.",
+        );
+        self.start_failures.render(
+            &mut out,
+            "openclaw_worker_start_failures_total",
+            "Workers that ended before taking a task or never ran, by agent and reason.",
         );
         self.abandoned.render(
             &mut out,

@@ -45,6 +45,7 @@ impl Renderer {
             EventKind::Queued { agent } => {
                 status(format!("queued for {agent} (task {})", ev.task_id))
             }
+            EventKind::Waiting { reason } => status(format!("waiting: {reason}")),
             EventKind::Started { .. } if ev.attempt > 1 => {
                 status(format!("started again (attempt {})", ev.attempt))
             }

@@ -31,6 +31,9 @@ pub struct AppState {
     pub started_unix: i64,
     /// Counters and gauges served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Why each agent's tasks wait, as the dispatcher last saw it (empty: nothing in the way);
+    /// `/ready` reports dispatch as degraded with these.
+    pub dispatch_waiting: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
     /// When a task was last submitted (or the bridge started), for `/status`.
     pub last_activity: Arc<std::sync::Mutex<time::OffsetDateTime>>,
 }

@@ -40,6 +40,7 @@ impl Progress {
             EventKind::Queued { agent } => {
                 stage(self, "queued", format!("{agent} (task {})", ev.task_id))
             }
+            EventKind::Waiting { reason } => stage(self, "waiting", reason.clone()),
             EventKind::Started { worker_id } => stage(
                 self,
                 "started",

@@ -106,6 +106,10 @@ pub struct AgentProfile {
     pub command_env: Vec<String>,
     #[serde(default)]
     pub limits: Limits,
+    /// Seconds a task may wait to start before it fails with the reason it waited
+    /// (overrides `OPENCLAW_QUEUE_TIMEOUT_SECS`).
+    #[serde(default)]
+    pub queue_timeout_secs: Option<u64>,
 }
 
 fn yes() -> bool {

@@ -1,5 +1,5 @@
 //! Progress events of a task, in the order a task goes through them:
-//! `queued → started → cloned → (message | tool_call | tool_result | llm_usage)* → committed →
+//! `queued → (waiting)* → started → cloned → (message | tool_call | tool_result | llm_usage)* → committed →
 //! pushed → completed | failed | canceled`.
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,12 @@ pub struct TaskEvent {
 pub enum EventKind {
     Queued {
         agent: String,
+    },
+    /// Why a queued task has not started: what keeps its workers from starting (a worker that
+    /// exits at start, a pod no node takes, an image that cannot be pulled). Published when the
+    /// reason changes; the first `started` ends the wait.
+    Waiting {
+        reason: String,
     },
     Started {
         worker_id: String,
@@ -89,6 +95,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Queued { .. } => "queued",
+            Self::Waiting { .. } => "waiting",
             Self::Started { .. } => "started",
             Self::Cloned { .. } => "cloned",
             Self::Message { .. } => "message",
@@ -132,7 +139,8 @@ impl EventKind {
             }
             | Self::ToolResult { output: text, .. }
             | Self::Failed { reason: text, .. }
-            | Self::Canceled { reason: text } => cut(text),
+            | Self::Canceled { reason: text }
+            | Self::Waiting { reason: text } => cut(text),
             Self::Completed { summary, .. } => cut(summary),
             Self::Committed { files, .. } if files.len() > MAX_EVENT_FILES => {
                 let more = files.len() - MAX_EVENT_FILES;

@@ -71,6 +71,10 @@ pub struct TaskStatus {
     /// Worker currently (or last) holding the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
+    /// While queued: why no worker has started it (the dispatcher's latest word); cleared
+    /// when a worker claims it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
 }
 
 impl TaskStatus {
@@ -94,6 +98,7 @@ impl TaskStatus {
             seq: Some(seq),
             replay_of: spec.replay_of,
             worker_id: None,
+            waiting_reason: None,
         }
     }
 }

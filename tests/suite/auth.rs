@@ -1,10 +1,11 @@
-//! Bearer-token auth on everything but `/health`.
+//! Bearer-token auth on everything but the probes and the scrape (`/health`, `/ready`,
+//! `/metrics`).
 
 use openclaw_tests::app::TestApp;
 use serde_json::{Value, json};
 
 #[tokio::test]
-async fn with_a_token_every_route_but_health_needs_it() {
+async fn with_a_token_every_route_but_probes_and_metrics_needs_it() {
     let app = TestApp::builder().token("s3cret-token").spawn().await;
     let url = |p: &str| format!("{}{p}", app.base);
 
@@ -12,9 +13,18 @@ async fn with_a_token_every_route_but_health_needs_it() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
 
+    // kubelet and Prometheus send no token: the probes and the scrape answer without one.
+    let r = app.http.get(url("/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ready");
+    let r = app.http.get(url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let scrape = r.text().await.unwrap();
+    assert!(scrape.contains("openclaw_nats_connected 1"), "{scrape}");
+    assert!(!scrape.contains("s3cret"));
+
     for (method, path) in [
-        ("GET", "/ready"),
-        ("GET", "/metrics"),
+        ("GET", "/status"),
         ("GET", "/v1/tasks"),
         ("POST", "/v1/tasks"),
         ("GET", "/v1/tasks/0192d1f0-0000-7000-8000-000000000000"),

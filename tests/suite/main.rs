@@ -7,6 +7,7 @@ mod auth;
 mod conformance;
 mod definitions;
 mod deploy;
+mod dispatch;
 mod e2e;
 mod events;
 mod intake;

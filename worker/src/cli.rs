@@ -19,6 +19,7 @@ pub async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("invalid configuration: {e}");
+            termination_message(&format!("invalid configuration: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -35,8 +36,20 @@ pub async fn main() -> ExitCode {
         }
         Err(e) => {
             tracing::error!(error = %e, "worker failed");
+            termination_message(&e.to_string());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Leaves why the worker could not do its job where its dispatcher reads it: the file named
+/// by `OPENCLAW_TERMINATION_LOG` (local dispatch sets one per worker; in a pod it is
+/// `/dev/termination-log`, which Kubernetes shows as the container's termination message).
+fn termination_message(text: &str) {
+    if let Some(path) = std::env::var_os("OPENCLAW_TERMINATION_LOG")
+        && let Err(e) = std::fs::write(&path, text)
+    {
+        tracing::warn!(error = %e, "cannot write the termination message");
     }
 }
 

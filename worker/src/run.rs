@@ -276,6 +276,7 @@ impl Task<'_> {
                 s.status = TaskState::Running;
                 s.attempts = attempt;
                 s.worker_id = Some(worker_id.clone());
+                s.waiting_reason = None;
                 Update::Write(Claim::Claimed)
             })
             .await?

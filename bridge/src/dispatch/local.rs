@@ -10,6 +10,7 @@ use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
 use tokio::task::JoinSet;
 
+use super::feedback::{Feedback, StartOutcome};
 use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::state::AppState;
 
@@ -20,21 +21,41 @@ pub struct LocalDispatcher {
     running: HashMap<AgentName, usize>,
     /// When workers were last started for orphaned tasks.
     orphans: OrphanClock,
-    /// The children's exit waits; each yields its agent, pid and exit code.
-    children: JoinSet<(AgentName, Option<u32>, Option<i32>)>,
+    /// The children's exit waits; each yields its agent, pid, exit code and the words it left
+    /// in its termination log.
+    children: JoinSet<(AgentName, Option<u32>, Option<i32>, String)>,
     /// Pids of running children, to pass SIGTERM on at shutdown.
     pids: Vec<u32>,
+    /// Start backoff and what the waiting tasks were told.
+    feedback: Feedback,
+    /// Where children leave their termination messages (`OPENCLAW_TERMINATION_LOG`).
+    termination_logs: Option<tempfile::TempDir>,
+    /// Numbers the termination logs.
+    started: u64,
 }
+
+/// The exit code local dispatch asks its workers to use when no task was waiting, to tell an
+/// idle start (3) from a settled task (0) and a failure (anything else).
+const NO_TASK_EXIT_CODE: i32 = 3;
 
 impl LocalDispatcher {
     pub fn new(state: AppState) -> Self {
         let orphans = OrphanClock::new(state.config.nats.ack_wait);
+        let feedback = Feedback::new(&state);
+        let termination_logs = tempfile::Builder::new()
+            .prefix("openclaw-worker-exits-")
+            .tempdir()
+            .map_err(|e| tracing::warn!(error = %e, "no directory for worker termination messages"))
+            .ok();
         Self {
             state,
             running: HashMap::new(),
             orphans,
             children: JoinSet::new(),
             pids: Vec::new(),
+            feedback,
+            termination_logs,
+            started: 0,
         }
     }
 
@@ -49,9 +70,9 @@ impl LocalDispatcher {
                 () = wakeup.notified() => {},
                 () = tokio::time::sleep(poll) => {},
                 Some(done) = self.children.join_next(), if !self.children.is_empty() => {
-                    if let Ok((agent, pid, code)) = done {
+                    if let Ok((agent, pid, code, words)) = done {
                         self.pids.retain(|p| Some(*p) != pid);
-                        self.reaped(agent, code);
+                        self.reaped(agent, code, words);
                     }
                 }
             }
@@ -71,16 +92,37 @@ impl LocalDispatcher {
         self.stop_children().await;
     }
 
-    fn reaped(&mut self, agent: AgentName, code: Option<i32>) {
+    fn reaped(&mut self, agent: AgentName, code: Option<i32>, words: String) {
         if let Some(n) = self.running.get_mut(&agent) {
             *n = n.saturating_sub(1);
         }
         self.state
             .metrics
             .set_workers_running(self.running.values().sum());
-        if code != Some(0) {
-            tracing::warn!(%agent, ?code, "worker exited abnormally");
-        }
+        let outcome = match code {
+            Some(0) => StartOutcome::TookTask,
+            Some(NO_TASK_EXIT_CODE) => StartOutcome::NoTask,
+            other => {
+                let how = match other {
+                    Some(c) => format!("exit code {c}"),
+                    None => "killed by a signal".to_owned(),
+                };
+                let words = words.trim();
+                let reason = if words.is_empty() {
+                    format!("workers for {agent} exit at start ({how})")
+                } else {
+                    format!("workers for {agent} exit at start: {words}")
+                };
+                tracing::warn!(%agent, ?code, %reason, "worker exited abnormally");
+                self.state
+                    .metrics
+                    .worker_start_failed(agent.as_str(), "exited");
+                StartOutcome::Failed(reason)
+            }
+        };
+        self.feedback
+            .gate
+            .outcome(&agent, outcome, std::time::Instant::now());
     }
 
     /// Starts workers for tasks that wait with nobody working on them.
@@ -94,7 +136,10 @@ impl LocalDispatcher {
                 ack_pending,
                 running: self.running.get(&agent).copied().unwrap_or(0),
             };
-            let free = max.saturating_sub(self.running.values().sum());
+            let now = std::time::Instant::now();
+            let free = max
+                .saturating_sub(self.running.values().sum())
+                .min(self.feedback.gate.allowance(&agent, now));
             let plan = workers_to_start(observed, self.orphans.allowed(&agent), free);
             for _ in 0..plan.for_pending {
                 self.spawn(&agent, None);
@@ -103,6 +148,14 @@ impl LocalDispatcher {
                 self.spawn(&agent, Some(self.orphans.fetch_wait()));
                 self.orphans.started(&agent);
             }
+            let state = self.state.clone();
+            if let Err(e) = self
+                .feedback
+                .tell(&state, stores, &agent, pending + ack_pending)
+                .await
+            {
+                tracing::warn!(%agent, error = %e, "cannot tell the waiting tasks why");
+            }
         }
         Ok(())
     }
@@ -110,6 +163,11 @@ impl LocalDispatcher {
     /// Starts one worker; with `fetch_wait`, one that waits that long for its task (orphans).
     fn spawn(&mut self, agent: &AgentName, fetch_wait: Option<Duration>) {
         let cfg = &self.state.config;
+        self.started += 1;
+        let termination_log = self
+            .termination_logs
+            .as_ref()
+            .map(|d| d.path().join(format!("{}.log", self.started)));
         let mut cmd = tokio::process::Command::new(&cfg.local.worker_bin);
         // An explicit environment: the process basics of the bridge's own, then the worker's
         // settings by name. Nothing else of the bridge's reaches a worker.
@@ -122,11 +180,18 @@ impl LocalDispatcher {
             .envs(cfg.local.worker_env.iter().map(|(k, v)| (k, v)))
             .env("NATS_URL", &cfg.nats.url)
             .env("OPENCLAW_AGENT", agent.as_str())
+            .env("OPENCLAW_NO_TASK_EXIT_CODE", NO_TASK_EXIT_CODE.to_string())
+            .envs(
+                termination_log
+                    .iter()
+                    .map(|p| ("OPENCLAW_TERMINATION_LOG", p.as_os_str())),
+            )
             .envs(fetch_wait.map(|w| ("OPENCLAW_FETCH_WAIT_SECS", w.as_secs().to_string())))
             .stdin(Stdio::null())
             // A bridge that goes away without its graceful shutdown (which passes SIGTERM on and
             // waits) takes its children along: none may outlive it holding its stdout.
             .kill_on_drop(true);
+        self.feedback.gate.started(agent, std::time::Instant::now());
         match cmd.spawn() {
             Ok(mut child) => {
                 let pid = child.id();
@@ -142,11 +207,28 @@ impl LocalDispatcher {
                 let agent = agent.clone();
                 self.children.spawn(async move {
                     let code = child.wait().await.ok().and_then(|s| s.code());
-                    (agent, pid, code)
+                    let words = match &termination_log {
+                        Some(p) => {
+                            let words = tokio::fs::read_to_string(p).await.unwrap_or_default();
+                            let _ = tokio::fs::remove_file(p).await;
+                            words
+                        }
+                        None => String::new(),
+                    };
+                    (agent, pid, code, words)
                 });
             }
             Err(e) => {
-                tracing::error!(bin = %cfg.local.worker_bin.display(), error = %e, "cannot start a worker");
+                let bin = cfg.local.worker_bin.display().to_string();
+                tracing::error!(%bin, error = %e, "cannot start a worker");
+                self.state
+                    .metrics
+                    .worker_start_failed(agent.as_str(), "spawn");
+                self.feedback.gate.outcome(
+                    agent,
+                    StartOutcome::Failed(format!("cannot start the worker program {bin}: {e}")),
+                    std::time::Instant::now(),
+                );
             }
         }
     }

@@ -5,6 +5,7 @@
 //! pending (never delivered) and unacknowledged tasks, and the workers running — and the same
 //! decision, [`workers_to_start`]. They run on a poll interval and whenever a task is queued.
 
+pub mod feedback;
 pub mod kubernetes;
 pub mod local;
 

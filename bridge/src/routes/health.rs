@@ -11,7 +11,7 @@ pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: NATS connected and the streams and buckets exist (a bucket is a stream named
+/// Readiness (no token needed): NATS connected and the streams and buckets exist (a bucket is a stream named
 /// `KV_<bucket>`); 503 with the reason otherwise.
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stores = state.stores()?;
@@ -31,7 +31,20 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             ApiError::Unavailable(format!("stream {stream} is not available: {e}"))
         })?;
     }
-    Ok(Json(json!({ "status": "ready" })))
+    // Dispatch trouble does not make the bridge unready (a restart would not help); it is
+    // reported, with the reasons the waiting tasks were given.
+    let waiting = state
+        .dispatch_waiting
+        .lock()
+        .map(|w| w.clone())
+        .unwrap_or_default();
+    if waiting.is_empty() {
+        Ok(Json(json!({ "status": "ready", "dispatch": "ok" })))
+    } else {
+        Ok(Json(
+            json!({ "status": "ready", "dispatch": "degraded", "waiting": waiting }),
+        ))
+    }
 }
 
 /// Prometheus metrics (text format).

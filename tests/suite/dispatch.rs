@@ -1,0 +1,106 @@
+//! Dispatch with feedback: workers that cannot start are started again with growing pauses,
+//! the waiting tasks are told why (in the worker's own words), `/ready` says dispatch is
+//! degraded, and a task that waited past its queue deadline fails with that reason.
+
+use openclaw_common::event::EventKind;
+use openclaw_tests::git::BareRepo;
+use openclaw_tests::llm::{Reply, ScriptedLlm};
+use serde_json::{Value, json};
+
+use crate::e2e::{app_with_local_dispatch, events_until_end, kinds};
+
+/// The value of an unlabelled-but-for-agent counter in a scrape, 0 when absent.
+fn counter(scrape: &str, name: &str) -> u64 {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_at_start_is_backed_off_and_the_task_says_why_then_fails_at_its_deadline()
+ {
+    let llm = ScriptedLlm::turns(vec![Reply::text("never asked")]).await;
+    // Langfuse keys without LANGFUSE_HOST: every worker exits 2 at start.
+    let app = app_with_local_dispatch(
+        &llm,
+        &[
+            ("LANGFUSE_PUBLIC_KEY", "pk-lf-1"),
+            ("LANGFUSE_SECRET_KEY", "sk-lf-secret-77"),
+            ("OPENCLAW_QUEUE_TIMEOUT_SECS", "9"),
+            ("OPENCLAW_DISPATCH_POLL_SECS", "0.1"),
+        ],
+    )
+    .await;
+    let repo = BareRepo::new();
+    let started = std::time::Instant::now();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
+        .await;
+
+    let events = events_until_end(&app, &id).await;
+    let waited = started.elapsed();
+    let reasons: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Waiting { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons.len(),
+        1,
+        "told once, not once per start: {:?}",
+        kinds(&events)
+    );
+    assert!(
+        reasons[0].starts_with("workers for doc-writer exit at start: invalid configuration:")
+            && reasons[0].contains("LANGFUSE_HOST"),
+        "the worker's own words: {}",
+        reasons[0]
+    );
+    assert!(!reasons[0].contains("sk-lf-secret-77"));
+    let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
+        panic!("{:?}", kinds(&events))
+    };
+    assert!(!retryable);
+    assert_eq!(reason, &format!("not started within 9s: {}", reasons[0]));
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["error"], reason.as_str());
+
+    // Starts came with growing gaps (1 s, 2 s, 4 s, …): a handful in the time it waited,
+    // not one per poll.
+    let scrape = app.get("/metrics").await.text().await.unwrap();
+    let starts = counter(&scrape, "openclaw_workers_started_total");
+    let failures = counter(&scrape, "openclaw_worker_start_failures_total");
+    assert!(
+        (2..=6).contains(&starts),
+        "{starts} starts in {waited:?} (polling every 0.1 s)"
+    );
+    assert!(failures >= starts - 1, "{failures} failures of {starts}");
+
+    // /ready answers (without a token) and reports dispatch as degraded, with the reason.
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["dispatch"], "degraded");
+    assert_eq!(ready["waiting"]["doc-writer"], reasons[0].as_str());
+}
+
+#[tokio::test]
+async fn a_working_worker_clears_the_reason() {
+    let llm = ScriptedLlm::turns(vec![Reply::text("Nothing to change.")]).await;
+    let app = app_with_local_dispatch(&llm, &[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Look"}))
+        .await;
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(kinds(&events).last(), Some(&"completed"));
+    assert!(!kinds(&events).contains(&"waiting"));
+    let status = app.status(&id).await;
+    assert!(status.get("waiting_reason").is_none(), "{status}");
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["dispatch"], "ok", "{ready}");
+}
