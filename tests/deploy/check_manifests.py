@@ -39,15 +39,19 @@ bridge = one(base, "Deployment", "openclaw-bridge")
 pod = bridge["spec"]["template"]["spec"]
 hardened(pod, "bridge")
 c = pod["containers"][0]
-assert c["readinessProbe"]["httpGet"]["path"] == "/health", c
+assert c["readinessProbe"]["httpGet"]["path"] == "/ready", c
+assert c["livenessProbe"]["httpGet"]["path"] == "/health", c
 assert env(c)["OPENCLAW_DISPATCH"] == "kubernetes"
 assert env(c)["OPENCLAW_LISTEN"] == "0.0.0.0:8080"
 assert c["env"][[e["name"] for e in c["env"]].index("OPENCLAW_GATEWAY_TOKEN")]["valueFrom"]["secretKeyRef"]["name"] == "openclaw-bridge"
 assert one(keda, "Deployment", "openclaw-bridge")["spec"]["template"]["spec"]["containers"][0]["env"][3] == {"name": "OPENCLAW_DISPATCH", "value": "none"}
 
-# Minimal RBAC: Jobs only, no delete, nothing cluster-wide for the bridge; none under KEDA.
+# Minimal RBAC: Jobs (no delete) and reading their pods, nothing cluster-wide for the bridge; none under KEDA.
 role = one(base, "Role", "openclaw-bridge")
-assert role["rules"] == [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch"]}], role
+assert role["rules"] == [
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+], role
 assert not [d for d in keda if d["kind"] in ("Role", "RoleBinding")], "KEDA mode needs no bridge RBAC"
 devops = one(base, "ClusterRoleBinding", "openclaw-devops-view")
 assert devops["roleRef"]["name"] == "view", devops
@@ -73,6 +77,8 @@ for name, t in (("default", default), ("devops", devops_t)):
     assert p["nodeSelector"] == {"kubernetes.io/arch": "arm64", "karpenter.sh/capacity-type": "spot"}, name
     assert {"key": "openclaw.dev/worker", "operator": "Exists", "effect": "NoSchedule"} in p["tolerations"], name
     hardened(p, name)
+    wenv = {e["name"]: e.get("value") for e in p["containers"][0]["env"]}
+    assert wenv["OPENCLAW_TERMINATION_LOG"] == "/dev/termination-log", name
 # devops.json is default.json but for its account and image.
 d = json.loads(json.dumps(devops_t))
 dp = d["spec"]["template"]["spec"]

@@ -1,6 +1,8 @@
 //! A small Kubernetes API server for the Job dispatcher's tests (no cluster can run here):
 //! list and create `batch/v1` Jobs in any namespace, with names, uids and resource versions
-//! filled in as the real server does, label selectors honoured, and conditions set by tests.
+//! filled in as the real server does, label selectors honoured, and conditions set by tests;
+//! list their pods, whose status (scheduling, image pulls, exits) tests set as the kubelet
+//! reports it; refuse Job creation with 403 as RBAC does.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +16,11 @@ use serde_json::{Value, json};
 #[derive(Default)]
 struct Store {
     jobs: Vec<Value>,
+    pods: Vec<Value>,
     version: u64,
+    /// When set, creating a Job answers 403 as an API server does to a service account whose
+    /// Role lacks `create` on jobs.
+    refuse_jobs: bool,
 }
 
 pub struct FakeKubeApi {
@@ -31,6 +37,7 @@ impl FakeKubeApi {
                 "/apis/batch/v1/namespaces/{ns}/jobs",
                 get(list).post(create),
             )
+            .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
             .fallback(|| async { status(StatusCode::NOT_FOUND, "NotFound", "no such resource") })
             .with_state(store.clone());
         let (url, server) = crate::serve(app).await;
@@ -40,6 +47,40 @@ impl FakeKubeApi {
     /// Every Job created so far.
     pub fn jobs(&self) -> Vec<Value> {
         self.store.lock().expect("store").jobs.clone()
+    }
+
+    /// Makes Job creation answer 403 Forbidden (or work again).
+    pub fn refuse_jobs(&self, refuse: bool) {
+        self.store.lock().expect("store").refuse_jobs = refuse;
+    }
+
+    /// Gives Job `job` a pod with `status` (as the Job controller and the kubelet would),
+    /// labelled like the Job's pod template.
+    pub fn set_pod(&self, job: &str, status: Value) {
+        let mut store = self.store.lock().expect("store");
+        store.version += 1;
+        let version = store.version.to_string();
+        let job_value = store
+            .jobs
+            .iter()
+            .find(|j| j["metadata"]["name"] == job)
+            .unwrap_or_else(|| panic!("no job {job}"))
+            .clone();
+        let mut labels = job_value["spec"]["template"]["metadata"]["labels"].clone();
+        labels["job-name"] = json!(job);
+        let name = format!("{job}-pod");
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": job_value["metadata"]["namespace"],
+                         "labels": labels, "uid": uuid::Uuid::now_v7().to_string(),
+                         "resourceVersion": version},
+            "spec": job_value["spec"]["template"]["spec"],
+            "status": status,
+        });
+        store
+            .pods
+            .retain(|p| p["metadata"]["name"] != name.as_str());
+        store.pods.push(pod);
     }
 
     /// Marks the Job finished, as the Job controller does when its pod ends.
@@ -103,6 +144,24 @@ async fn list(
     .into_response()
 }
 
+async fn list_pods(
+    State(store): State<Arc<Mutex<Store>>>,
+    Path(ns): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let store = store.lock().expect("store");
+    let selector = q.get("labelSelector").cloned().unwrap_or_default();
+    let items: Vec<Value> = store
+        .pods
+        .iter()
+        .filter(|p| p["metadata"]["namespace"] == ns.as_str() && matches(p, &selector))
+        .cloned()
+        .collect();
+    Json(json!({"apiVersion": "v1", "kind": "PodList",
+                "metadata": {"resourceVersion": store.version.to_string()}, "items": items}))
+    .into_response()
+}
+
 async fn create(
     State(store): State<Arc<Mutex<Store>>>,
     Path(ns): Path<String>,
@@ -126,6 +185,15 @@ async fn create(
         );
     }
     let mut store = store.lock().expect("store");
+    if store.refuse_jobs {
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "jobs.batch is forbidden: User \"system:serviceaccount:{ns}:openclaw-bridge\" cannot create resource \"jobs\" in API group \"batch\" in the namespace \"{ns}\""
+            ),
+        );
+    }
     store.version += 1;
     let name = match (
         job["metadata"]["name"].as_str(),

@@ -267,3 +267,173 @@ async fn only_the_lease_holder_dispatches_and_a_standby_takes_over() {
     jobs_eventually(&kube, 4).await;
     assert_eq!(started(&second).await.as_deref(), Some("1"));
 }
+
+/// The `waiting` reasons of a task, in order.
+async fn waiting_reasons(app: &TestApp, id: &openclaw_common::ids::TaskId) -> Vec<String> {
+    app.stores()
+        .events
+        .history(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            openclaw_common::event::EventKind::Waiting { reason } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pod_that_cannot_start_is_the_tasks_waiting_reason() {
+    let kube = FakeKubeApi::start().await;
+    let app = app(&kube, &[]).await;
+    let id = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let job = jobs_eventually(&kube, 1).await[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // No ARM64 spot capacity: the scheduler's condition, as the API server reports it.
+    let unschedulable =
+        "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.";
+    kube.set_pod(
+        &job,
+        json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+               "reason": "Unschedulable", "message": unschedulable}]}),
+    );
+    let want = format!("no node for the worker pod: {unschedulable}");
+    eventually(10, "the unschedulable reason", || async {
+        let status = app.status(&id).await;
+        (status["waiting_reason"] == want.as_str()).then_some(())
+    })
+    .await;
+
+    // Then scheduled, but its image cannot be pulled.
+    kube.set_pod(
+        &job,
+        json!({"phase": "Pending", "containerStatuses": [{"name": "worker", "ready": false,
+               "restartCount": 0, "image": "ghcr.io/openclaw/openclaw-worker:0.1.0", "imageID": "",
+               "state": {"waiting": {"reason": "ImagePullBackOff",
+                         "message": "Back-off pulling image \"ghcr.io/openclaw/openclaw-worker:0.1.0\""}}}]}),
+    );
+    eventually(10, "the image reason", || async {
+        let reason = app.status(&id).await["waiting_reason"]
+            .as_str()
+            .map(str::to_owned)?;
+        reason
+            .starts_with("image ghcr.io/openclaw/openclaw-worker:0.1.0 cannot be pulled")
+            .then_some(())
+    })
+    .await;
+    let reasons = waiting_reasons(&app, &id).await;
+    assert_eq!(reasons.len(), 2, "one event per change: {reasons:?}");
+    assert_eq!(reasons[0], want);
+    assert_eq!(kube.jobs().len(), 1, "a pending Job is not replaced");
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["dispatch"], "degraded");
+    let scrape = app.get("/metrics").await.text().await.unwrap();
+    for label in ["unschedulable", "image"] {
+        assert!(
+            scrape.contains(&format!(
+                "openclaw_worker_start_failures_total{{agent=\"doc-writer\",reason=\"{label}\"}} 1"
+            )),
+            "{scrape}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_worker_pod_that_exits_at_start_backs_off_with_its_termination_message() {
+    let kube = FakeKubeApi::start().await;
+    let app = app(&kube, &[]).await;
+    let id = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let message = "invalid configuration: Langfuse needs LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY together";
+    let fail = |job: &str| {
+        kube.set_pod(
+            job,
+            json!({"phase": "Failed", "containerStatuses": [{"name": "worker", "ready": false,
+                   "restartCount": 0, "image": "w", "imageID": "",
+                   "state": {"terminated": {"exitCode": 2, "reason": "Error", "message": message}}}]}),
+        );
+        kube.finish(job, "Failed");
+    };
+    let first = jobs_eventually(&kube, 1).await[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fail(&first);
+    let want = format!("workers for doc-writer exit at start: {message}");
+    eventually(10, "the worker's words on the task", || async {
+        (app.status(&id).await["waiting_reason"] == want.as_str()).then_some(())
+    })
+    .await;
+    // The next Job comes after a pause, not at the next poll (every 0.2 s).
+    let second = jobs_eventually(&kube, 2).await[1]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fail(&second);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        kube.jobs().len(),
+        2,
+        "backing off (2 s after the second failure)"
+    );
+    jobs_eventually(&kube, 3).await;
+    assert_eq!(waiting_reasons(&app, &id).await, [want]);
+}
+
+#[tokio::test]
+async fn a_bridge_that_may_not_create_jobs_says_so_on_the_task() {
+    let kube = FakeKubeApi::start().await;
+    kube.refuse_jobs(true);
+    let app = app(&kube, &[]).await;
+    let id = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let reason = eventually(10, "the 403 on the task", || async {
+        app.status(&id).await["waiting_reason"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(
+        reason.starts_with("the bridge may not create Jobs:") && reason.contains("forbidden"),
+        "{reason}"
+    );
+    // Once allowed, the Job comes and the reason is cleared by the worker that starts.
+    kube.refuse_jobs(false);
+    jobs_eventually(&kube, 1).await;
+}
+
+#[tokio::test]
+async fn a_bridge_without_the_kubernetes_api_tells_the_tasks() {
+    let app = TestApp::builder()
+        .env("OPENCLAW_DISPATCH", "kubernetes")
+        .env(
+            "OPENCLAW_KUBE_API_URL",
+            format!("http://127.0.0.1:{}", openclaw_tests::free_port()),
+        )
+        .env("OPENCLAW_KUBE_NAMESPACE", "agents")
+        .env("OPENCLAW_DISPATCH_POLL_SECS", "0.2")
+        .spawn()
+        .await;
+    let id = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let reason = eventually(15, "the reason on the task", || async {
+        app.status(&id).await["waiting_reason"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(
+        reason.starts_with("the bridge cannot read its worker Jobs")
+            || reason.starts_with("the bridge cannot reach the Kubernetes API"),
+        "{reason}"
+    );
+}

@@ -8,12 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::api::core::v1::{EnvVar, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
 
+use super::feedback::{Feedback, StartOutcome};
 use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::config::KubernetesDispatchConfig;
 use crate::state::AppState;
@@ -90,11 +91,17 @@ pub fn worker_job(
     );
     labels.insert(AGENT_LABEL.into(), agent.to_string());
     if let Some(pod) = job.spec.as_mut().map(|s| &mut s.template) {
-        pod.metadata
+        let pod_labels = pod
+            .metadata
             .get_or_insert_with(Default::default)
             .labels
-            .get_or_insert_with(Default::default)
-            .insert(AGENT_LABEL.into(), agent.to_string());
+            .get_or_insert_with(Default::default);
+        pod_labels.insert(AGENT_LABEL.into(), agent.to_string());
+        // So the dispatcher finds its pods (and reads why they do not run).
+        pod_labels.insert(
+            "app.kubernetes.io/managed-by".into(),
+            "openclaw-bridge".into(),
+        );
         if let Some(c) = pod.spec.as_mut().and_then(|p| p.containers.first_mut()) {
             let env = c.env.get_or_insert_with(Vec::new);
             env.retain(|e| {
@@ -134,17 +141,146 @@ fn finished(job: &Job) -> bool {
         })
 }
 
+/// What a worker pod says about starting workers, read from its status as the API server
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodReport {
+    /// Ended having run (exit 0): workers can start.
+    Succeeded,
+    /// Ended with an error before or while working; the words are the container's
+    /// termination message (the worker writes its fatal error there) or its exit code.
+    Failed(String),
+    /// Cannot start: no node takes it, its image cannot be pulled, its configuration is
+    /// missing. `label` names the kind for metrics.
+    Blocked { reason: String, label: &'static str },
+    /// Scheduled and starting or running.
+    Fine,
+}
+
+/// Reads one worker pod's status.
+pub fn diagnose(pod: &Pod) -> PodReport {
+    let Some(status) = &pod.status else {
+        return PodReport::Fine;
+    };
+    let containers = status.container_statuses.as_deref().unwrap_or_default();
+    for c in containers {
+        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref())
+            && t.exit_code != 0
+        {
+            let words = t
+                .message
+                .as_deref()
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    format!(
+                        "exit code {}{}",
+                        t.exit_code,
+                        t.reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    )
+                });
+            return PodReport::Failed(words);
+        }
+        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            let message = w.message.as_deref().unwrap_or("").trim();
+            match w.reason.as_deref() {
+                Some("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName") => {
+                    return PodReport::Blocked {
+                        reason: format!("image {} cannot be pulled: {message}", c.image),
+                        label: "image",
+                    };
+                }
+                Some(r @ ("CreateContainerConfigError" | "CreateContainerError")) => {
+                    return PodReport::Blocked {
+                        reason: format!("the worker pod cannot start ({r}): {message}"),
+                        label: "pod_config",
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+    match status.phase.as_deref() {
+        Some("Succeeded") => return PodReport::Succeeded,
+        Some("Failed") => {
+            return PodReport::Failed(
+                status
+                    .message
+                    .clone()
+                    .or_else(|| status.reason.clone())
+                    .unwrap_or_else(|| "the pod failed".into()),
+            );
+        }
+        _ => {}
+    }
+    let unschedulable = status
+        .conditions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        });
+    if let Some(c) = unschedulable {
+        return PodReport::Blocked {
+            reason: format!(
+                "no node for the worker pod: {}",
+                c.message.as_deref().unwrap_or("unschedulable")
+            ),
+            label: "unschedulable",
+        };
+    }
+    PodReport::Fine
+}
+
 /// Creates worker Jobs while tasks wait.
 pub struct KubernetesDispatcher {
     state: AppState,
     /// When Jobs were last created for orphaned tasks.
     orphans: OrphanClock,
+    /// Start backoff and what the waiting tasks were told.
+    feedback: Feedback,
+    /// Pods whose end was already counted (by name), so each counts once.
+    counted: std::collections::HashSet<String>,
 }
 
 impl KubernetesDispatcher {
     pub fn new(state: AppState) -> Self {
         let orphans = OrphanClock::new(state.config.nats.ack_wait);
-        Self { state, orphans }
+        let feedback = Feedback::new(&state);
+        Self {
+            state,
+            orphans,
+            feedback,
+            counted: Default::default(),
+        }
+    }
+
+    /// Tells every agent's waiting tasks that nothing can start (no API client), and keeps
+    /// trying to get one.
+    async fn without_api(&mut self, reason: String) {
+        let agents: Vec<AgentName> = self.state.config.agents.names().cloned().collect();
+        for agent in &agents {
+            self.feedback.gate.blocked(agent, Some(reason.clone()));
+        }
+        if let Some(stores) = self.state.stores.get().cloned() {
+            let state = self.state.clone();
+            for agent in &agents {
+                let backlog = consumer_backlog(&stores, agent)
+                    .await
+                    .map(|(p, a)| p + a)
+                    .unwrap_or(0);
+                if let Err(e) = self.feedback.tell(&state, &stores, agent, backlog).await {
+                    tracing::warn!(%agent, error = %e, "cannot tell the waiting tasks why");
+                }
+            }
+        }
     }
 
     pub async fn run(mut self) {
@@ -160,24 +296,36 @@ impl KubernetesDispatcher {
                 }
             }
         }
-        let client = match connect(&cfg).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "kubernetes dispatch is off: no API client");
-                return;
-            }
-        };
-        let jobs: Api<Job> = Api::namespaced(client, &cfg.namespace);
         let shutdown = self.state.shutdown.clone();
+        let mut delay = Duration::from_secs(1);
+        let client = loop {
+            match connect(&cfg).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?delay, "kubernetes dispatch: no API client");
+                    self.without_api(format!("the bridge cannot reach the Kubernetes API: {e}"))
+                        .await;
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(super::feedback::MAX_BACKOFF);
+        };
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &cfg.namespace);
+        let pods: Api<Pod> = Api::namespaced(client, &cfg.namespace);
         let wakeup = self.state.dispatch_wakeup.clone();
         let mut lease =
             DispatchLease::new(self.state.config.instance_id.clone(), cfg.poll_interval);
         loop {
             if let Some(stores) = self.state.stores.get().cloned()
                 && lease.hold(&stores).await
-                && let Err(e) = self.reconcile(&stores, &jobs, &templates).await
+                && let Err(e) = self.reconcile(&stores, &jobs, &pods, &templates).await
             {
                 tracing::warn!(error = %e, "kubernetes dispatch: reconcile failed");
+                self.without_api(format!("the bridge cannot read its worker Jobs: {e}"))
+                    .await;
             }
             tokio::select! {
                 () = shutdown.cancelled() => {
@@ -196,13 +344,20 @@ impl KubernetesDispatcher {
         &mut self,
         stores: &Stores,
         jobs: &Api<Job>,
+        pods: &Api<Pod>,
         templates: &[(AgentName, Job)],
     ) -> Result<(), KubeDispatchError> {
-        let cfg = &self.state.config;
+        let state = self.state.clone();
+        let cfg = &state.config;
         let all = jobs
             .list(&ListParams::default().labels(MANAGED_BY))
             .await
             .map_err(|e| KubeDispatchError::Api(e.to_string()))?;
+        match pods.list(&ListParams::default().labels(MANAGED_BY)).await {
+            Ok(list) => self.read_pods(&list.items),
+            // Without pod access (an older Role) dispatch still works, only blind.
+            Err(e) => tracing::debug!(error = %e, "cannot list worker pods"),
+        }
         let running_of = |agent: &AgentName| {
             all.items
                 .iter()
@@ -227,16 +382,34 @@ impl KubernetesDispatcher {
                 ack_pending,
                 running: running_of(agent),
             };
-            let free = cfg.kubernetes.max_jobs.saturating_sub(total);
+            let now = std::time::Instant::now();
+            let free = cfg
+                .kubernetes
+                .max_jobs
+                .saturating_sub(total)
+                .min(self.feedback.gate.allowance(agent, now));
             let plan = workers_to_start(observed, self.orphans.allowed(agent), free);
             let orphan_wait = plan.for_orphans.then(|| self.orphans.fetch_wait());
             let waits = std::iter::repeat_n(None, plan.for_pending).chain(orphan_wait.map(Some));
             for fetch_wait in waits {
                 let job = worker_job(template.clone(), agent, &cfg.nats.url, fetch_wait);
-                let created = jobs
-                    .create(&PostParams::default(), &job)
-                    .await
-                    .map_err(|e| KubeDispatchError::Api(e.to_string()))?;
+                self.feedback.gate.started(agent, std::time::Instant::now());
+                let created = match jobs.create(&PostParams::default(), &job).await {
+                    Ok(created) => created,
+                    Err(e) => {
+                        let reason = format!("the bridge may not create Jobs: {e}");
+                        tracing::warn!(%agent, %reason, "cannot create a worker Job");
+                        state
+                            .metrics
+                            .worker_start_failed(agent.as_str(), "job_refused");
+                        self.feedback.gate.outcome(
+                            agent,
+                            StartOutcome::Failed(reason),
+                            std::time::Instant::now(),
+                        );
+                        break;
+                    }
+                };
                 total += 1;
                 self.state.metrics.worker_started(agent.as_str());
                 tracing::info!(%agent, job = created.metadata.name.as_deref().unwrap_or("?"), "created a worker Job");
@@ -244,8 +417,75 @@ impl KubernetesDispatcher {
             if plan.for_orphans {
                 self.orphans.started(agent);
             }
+            if let Err(e) = self
+                .feedback
+                .tell(&state, stores, agent, pending + ack_pending)
+                .await
+            {
+                tracing::warn!(%agent, error = %e, "cannot tell the waiting tasks why");
+            }
         }
         Ok(())
+    }
+
+    /// Counts each ended worker pod once (a start that failed backs off; one that ran resets
+    /// the backoff), and takes what blocks the others as each agent's waiting reason.
+    fn read_pods(&mut self, pods: &[Pod]) {
+        let now = std::time::Instant::now();
+        let mut blocked: std::collections::HashMap<AgentName, String> = Default::default();
+        // Forget pods that are gone (Jobs are deleted after their TTL).
+        let present: std::collections::HashSet<&str> = pods
+            .iter()
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect();
+        self.counted
+            .retain(|key| present.contains(key.split('/').next().unwrap_or_default()));
+        for pod in pods {
+            let Some(agent) = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(AGENT_LABEL))
+                .and_then(|a| AgentName::parse(a).ok())
+            else {
+                continue;
+            };
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            match diagnose(pod) {
+                PodReport::Fine => {}
+                PodReport::Blocked { reason, label } => {
+                    if self.counted.insert(format!("{name}/{label}")) {
+                        self.state
+                            .metrics
+                            .worker_start_failed(agent.as_str(), label);
+                    }
+                    blocked.insert(agent, reason);
+                }
+                PodReport::Succeeded => {
+                    if self.counted.insert(name) {
+                        self.feedback
+                            .gate
+                            .outcome(&agent, StartOutcome::TookTask, now);
+                    }
+                }
+                PodReport::Failed(words) => {
+                    if self.counted.insert(name) {
+                        self.state
+                            .metrics
+                            .worker_start_failed(agent.as_str(), "exited");
+                        let reason = format!("workers for {agent} exit at start: {words}");
+                        self.feedback
+                            .gate
+                            .outcome(&agent, StartOutcome::Failed(reason), now);
+                    }
+                }
+            }
+        }
+        let agents: Vec<AgentName> = self.state.config.agents.names().cloned().collect();
+        for agent in agents {
+            let reason = blocked.remove(&agent);
+            self.feedback.gate.blocked(&agent, reason);
+        }
     }
 }
 
