@@ -28,6 +28,12 @@ pub enum Reply {
     },
     /// Waits this long, then answers with the inner reply.
     Delayed(Duration, Box<Reply>),
+    /// Any answer at all: status, content type and body as given (an HTML page from a proxy).
+    Raw {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
 }
 
 impl Reply {
@@ -198,6 +204,16 @@ async fn chat(
         }
         Reply::Text(text) => respond(&model, stream, Some(text), Vec::new(), prompt_tokens),
         Reply::Tools(calls) => respond(&model, stream, None, calls, prompt_tokens),
+        Reply::Raw {
+            status,
+            content_type,
+            body,
+        } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [("content-type", content_type)],
+            body,
+        )
+            .into_response(),
         Reply::Delayed(..) => unreachable!("delays are unwrapped above"),
     }
 }

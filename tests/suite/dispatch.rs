@@ -104,3 +104,72 @@ async fn a_working_worker_clears_the_reason() {
     let ready: Value = app.get("/ready").await.json().await.unwrap();
     assert_eq!(ready["dispatch"], "ok", "{ready}");
 }
+
+#[tokio::test]
+async fn a_task_handed_back_for_a_retry_gets_a_worker_when_its_nak_delay_is_over() {
+    // Two attempts fail transiently (the gateway answers 500 to every try of them), the third
+    // works. ack_wait is five minutes: a retry must not wait for it.
+    let busy = || Reply::error(500, "overloaded");
+    let llm = ScriptedLlm::queue(vec![
+        busy(),
+        busy(),
+        busy(),
+        busy(),
+        busy(),
+        busy(),
+        Reply::text("Nothing to change."),
+    ])
+    .await;
+    let app = app_with_local_dispatch(
+        &llm,
+        &[
+            ("OPENCLAW_ACK_WAIT_SECS", "300"),
+            ("OPENCLAW_NAK_DELAY_SECS", "1"),
+        ],
+    )
+    .await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Look"}))
+        .await;
+    let events = openclaw_tests::within(
+        30,
+        "three attempts, each within its nak delay of the last",
+        events_until_end(&app, &id),
+    )
+    .await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{:?}",
+        kinds(&events)
+    );
+    assert_eq!(app.status(&id).await["attempts"], 3);
+}
+
+#[tokio::test]
+async fn a_repository_or_branch_that_does_not_exist_fails_on_the_first_attempt() {
+    let llm = ScriptedLlm::turns(vec![Reply::text("never asked")]).await;
+    let repo = BareRepo::new();
+    let server = openclaw_tests::git::GitHttpServer::start(repo.root(), "bot", "pw-1234567");
+    let app = app_with_local_dispatch(
+        &llm,
+        &[("GIT_USERNAME", "bot"), ("GIT_TOKEN", "pw-1234567")],
+    )
+    .await;
+    for body in [
+        json!({"repo": server.url("missing.git"), "prompt": "p"}),
+        json!({"repo": format!("{}-missing", repo.file_url()), "prompt": "p"}),
+        json!({"repo": repo.file_url(), "branch": "no-such-branch", "prompt": "p"}),
+    ] {
+        let id = app.submit(&body).await;
+        let events = events_until_end(&app, &id).await;
+        let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
+            panic!("{body}: {:?}", kinds(&events))
+        };
+        assert!(!retryable, "{body}: {reason}");
+        assert_eq!(app.status(&id).await["attempts"], 1, "{body}: {reason}");
+        assert!(reason.contains("not found"), "{body}: {reason}");
+    }
+    assert!(llm.requests().is_empty());
+}

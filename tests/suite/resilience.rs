@@ -112,6 +112,10 @@ async fn a_401_from_the_gateway_fails_at_once_with_its_message() {
     );
     assert!(reason.contains("[redacted]"), "{reason}");
     assert!(
+        reason.contains(&format!("{}/v1", llm.url)) && reason.contains("LITELLM_BASE_URL"),
+        "the gateway is named: {reason}"
+    );
+    assert!(
         !reason.contains(openclaw_tests::worker::TEST_LLM_KEY),
         "the key never reaches events"
     );
@@ -518,4 +522,39 @@ async fn a_task_whose_result_was_pushed_before_a_crash_completes_without_running
     assert_eq!(status["commit"], pushed.as_str());
     assert!(llm.requests().is_empty(), "the agent ran again");
     assert_eq!(repo.new_commits(&branch).len(), 1, "no second commit");
+}
+
+#[tokio::test]
+async fn an_html_page_from_the_gateway_reads_as_what_it_is() {
+    let page = "<html><head><title>502 Bad Gateway</title></head>\n<body>nginx</body></html>";
+    let llm = ScriptedLlm::queue(vec![
+        // A proxy's error page, then a proxy that answers 200 with a login page.
+        Reply::Raw {
+            status: 502,
+            content_type: "text/html",
+            body: page.into(),
+        },
+        Reply::Raw {
+            status: 200,
+            content_type: "text/html",
+            body: "<html><title>Sign in</title></html>".into(),
+        },
+    ])
+    .await;
+    let (app, _repo, id) = repo_task(&[], "p").await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(&app, &id).await;
+    let (reason, retryable) = last_failed(&events);
+    assert!(!retryable, "a page that is not the API will not become it");
+    assert!(
+        reason.contains("not JSON (text/html)") && reason.contains("<html><title>Sign in"),
+        "{reason}"
+    );
+    assert!(!reason.contains("expected value"), "{reason}");
+    let log = worker.log_text();
+    assert!(
+        log.contains("HTTP 502 Bad Gateway: <html><head><title>502 Bad Gateway</title></head>"),
+        "the retried 502 is logged with its first line: {log}"
+    );
 }

@@ -70,6 +70,8 @@ impl GitError {
             || lower.contains("404")
             || lower.contains("does not appear to be a git repository")
             || lower.contains("could not find repository")
+            || lower.contains("failed to resolve path")
+            || lower.contains("remote branch")
         {
             Self::NotFound(msg)
         } else if matches!(

@@ -83,23 +83,57 @@ pub struct Completion {
 /// Why a model call failed. The variant names double as metric labels.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    /// 429, 5xx, connection trouble or a broken stream: worth another try.
-    #[error("the model gateway is unavailable: {message}")]
+    /// 408, 409, 429, 5xx, connection trouble or a broken stream: worth another try.
+    #[error("the model gateway at {gateway} (LITELLM_BASE_URL) is unavailable: {message}")]
     Transient {
+        gateway: String,
         message: String,
         retry_after: Option<Duration>,
     },
     /// Any other 4xx: the request itself is wrong (bad key, unknown model…).
-    #[error("the model gateway refused the request (HTTP {status}): {message}")]
-    Rejected { status: u16, message: String },
+    #[error(
+        "the model gateway at {gateway} (LITELLM_BASE_URL) refused the request (HTTP {status}): {message}"
+    )]
+    Rejected {
+        gateway: String,
+        status: u16,
+        message: String,
+    },
     /// The response does not follow the API.
-    #[error("the model gateway sent an unreadable response: {0}")]
-    Malformed(String),
+    #[error(
+        "the model gateway at {gateway} (LITELLM_BASE_URL) sent an unreadable response: {message}"
+    )]
+    Malformed { gateway: String, message: String },
 }
 
 impl LlmError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transient { .. })
+    }
+
+    fn transient(message: String) -> Self {
+        Self::Transient {
+            gateway: String::new(),
+            message,
+            retry_after: None,
+        }
+    }
+
+    fn malformed(message: impl Into<String>) -> Self {
+        Self::Malformed {
+            gateway: String::new(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, naming the gateway it came from.
+    fn at(mut self, base_url: &str) -> Self {
+        let (Self::Transient { gateway, .. }
+        | Self::Rejected { gateway, .. }
+        | Self::Malformed { gateway, .. }) = &mut self;
+        gateway.clear();
+        gateway.push_str(base_url);
+        self
     }
 }
 
@@ -115,7 +149,7 @@ impl LlmClient {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .build()
-            .map_err(|e| LlmError::Malformed(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| LlmError::malformed(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { http, config })
     }
 
@@ -133,22 +167,25 @@ impl LlmClient {
             .with_max_delay(self.config.max_retry_delay)
             .with_max_times(self.config.max_retries)
             .with_jitter();
-        (|| self.complete_once(model, messages, tools, deltas))
-            .retry(backoff)
-            .when(LlmError::is_transient)
-            .adjust(|err, planned| {
-                // Retry-After, when the gateway sent one, replaces the planned delay; it never
-                // grants a retry the policy has run out of.
-                let hinted = match err {
-                    LlmError::Transient { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                planned.map(|d| hinted.map_or(d, |h| h.min(self.config.max_retry_delay)))
-            })
-            .notify(
-                |err, delay| tracing::warn!(error = %err, ?delay, "model call failed; retrying"),
-            )
-            .await
+        let gateway = self.config.base_url.as_str();
+        (|| async {
+            self.complete_once(model, messages, tools, deltas)
+                .await
+                .map_err(|e| e.at(gateway))
+        })
+        .retry(backoff)
+        .when(LlmError::is_transient)
+        .adjust(|err, planned| {
+            // Retry-After, when the gateway sent one, replaces the planned delay; it never
+            // grants a retry the policy has run out of.
+            let hinted = match err {
+                LlmError::Transient { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            planned.map(|d| hinted.map_or(d, |h| h.min(self.config.max_retry_delay)))
+        })
+        .notify(|err, delay| tracing::warn!(error = %err, ?delay, "model call failed; retrying"))
+        .await
     }
 
     async fn complete_once(
@@ -176,10 +213,10 @@ impl LlmClient {
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key.expose());
         }
-        let response = req.send().await.map_err(|e| LlmError::Transient {
-            message: describe_reqwest(&e),
-            retry_after: None,
-        })?;
+        let response = req
+            .send()
+            .await
+            .map_err(|e| LlmError::transient(describe_reqwest(&e)))?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = response
@@ -202,17 +239,21 @@ impl LlmClient {
             {
                 message = message.replace(key, "[redacted]");
             }
-            return Err(if status.as_u16() == 429 || status.is_server_error() {
-                LlmError::Transient {
-                    message: format!("HTTP {status}: {message}"),
-                    retry_after,
-                }
-            } else {
-                LlmError::Rejected {
-                    status: status.as_u16(),
-                    message,
-                }
-            });
+            return Err(
+                if matches!(status.as_u16(), 408 | 409 | 429) || status.is_server_error() {
+                    LlmError::Transient {
+                        gateway: String::new(),
+                        message: format!("HTTP {status}: {message}"),
+                        retry_after,
+                    }
+                } else {
+                    LlmError::Rejected {
+                        gateway: String::new(),
+                        status: status.as_u16(),
+                        message,
+                    }
+                },
+            );
         }
         let is_stream = response
             .headers()
@@ -222,10 +263,23 @@ impl LlmClient {
         let mut completion = if is_stream {
             read_stream(response, deltas).await?
         } else {
-            // Some gateways answer a streaming request with one JSON body.
-            let value: Value = response.json().await.map_err(|e| LlmError::Transient {
-                message: describe_reqwest(&e),
-                retry_after: None,
+            // Some gateways answer a streaming request with one JSON body; a proxy in the way
+            // may answer with a page of HTML.
+            let content_type = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("no content type")
+                .to_owned();
+            let text = response
+                .text()
+                .await
+                .map_err(|e| LlmError::transient(describe_reqwest(&e)))?;
+            let value: Value = serde_json::from_str(&text).map_err(|_| {
+                LlmError::malformed(format!(
+                    "the answer is not JSON ({content_type}): {}",
+                    first_line(&text)
+                ))
             })?;
             let c = parse_full(&value)?;
             if !c.content.is_empty() {
@@ -239,6 +293,16 @@ impl LlmClient {
 }
 
 /// The gateway's error message from an OpenAI-style error body, else the raw text (bounded).
+/// The first non-empty line of a body, cut to 200 characters.
+fn first_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("(empty body)");
+    openclaw_common::event::first_line(line, 200)
+}
+
 fn gateway_message(text: &str) -> String {
     let from_json = serde_json::from_str::<Value>(text).ok().and_then(|v| {
         v["error"]["message"]
@@ -247,7 +311,8 @@ fn gateway_message(text: &str) -> String {
             .or_else(|| v["message"].as_str())
             .map(str::to_owned)
     });
-    let mut message = from_json.unwrap_or_else(|| text.trim().to_owned());
+    // Not JSON (an HTML error page from a proxy): its first line says enough.
+    let mut message = from_json.unwrap_or_else(|| first_line(text));
     if message.len() > 500 {
         let mut cut = 500;
         while !message.is_char_boundary(cut) {
@@ -285,14 +350,14 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 fn parse_full(value: &Value) -> Result<Completion, LlmError> {
     let message = &value["choices"][0]["message"];
     if message.is_null() {
-        return Err(LlmError::Malformed("no choices[0].message".into()));
+        return Err(LlmError::malformed("no choices[0].message"));
     }
     let tool_calls = match message.get("tool_calls") {
         Some(Value::Array(calls)) => calls
             .iter()
             .map(|c| serde_json::from_value(c.clone()))
             .collect::<Result<Vec<ToolCall>, _>>()
-            .map_err(|e| LlmError::Malformed(format!("tool_calls: {e}")))?,
+            .map_err(|e| LlmError::malformed(format!("tool_calls: {e}")))?,
         _ => Vec::new(),
     };
     Ok(Completion {
@@ -318,10 +383,7 @@ async fn read_stream(
         let Some(chunk) = body.next().await else {
             break;
         };
-        let chunk = chunk.map_err(|e| LlmError::Transient {
-            message: describe_reqwest(&e),
-            retry_after: None,
-        })?;
+        let chunk = chunk.map_err(|e| LlmError::transient(describe_reqwest(&e)))?;
         buf.extend_from_slice(&chunk);
         while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
@@ -335,12 +397,11 @@ async fn read_stream(
                 break;
             }
             let value: Value = serde_json::from_str(data)
-                .map_err(|e| LlmError::Malformed(format!("stream chunk is not JSON: {e}")))?;
+                .map_err(|e| LlmError::malformed(format!("stream chunk is not JSON: {e}")))?;
             if let Some(err) = value.get("error") {
-                return Err(LlmError::Transient {
-                    message: format!("error inside the stream: {err}"),
-                    retry_after: None,
-                });
+                return Err(LlmError::transient(format!(
+                    "error inside the stream: {err}"
+                )));
             }
             apply_chunk(&value, &mut out, &mut partial, deltas);
         }

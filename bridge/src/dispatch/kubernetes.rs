@@ -463,6 +463,7 @@ impl KubernetesDispatcher {
                 }
                 PodReport::Succeeded => {
                     if self.counted.insert(name) {
+                        self.orphans.reset(&agent);
                         self.feedback
                             .gate
                             .outcome(&agent, StartOutcome::TookTask, now);

@@ -100,7 +100,10 @@ impl LocalDispatcher {
             .metrics
             .set_workers_running(self.running.values().sum());
         let outcome = match code {
-            Some(0) => StartOutcome::TookTask,
+            Some(0) => {
+                self.orphans.reset(&agent);
+                StartOutcome::TookTask
+            }
             Some(NO_TASK_EXIT_CODE) => StartOutcome::NoTask,
             other => {
                 let how = match other {

@@ -148,6 +148,13 @@ impl OrphanClock {
         self.last.insert(agent.clone(), Instant::now());
     }
 
+    /// A worker of `agent` settled a task and exited: a task it handed back (nak'd for a
+    /// retry) is redelivered after its nak delay, not after `ack_wait`, so the next waiting
+    /// worker may start at once.
+    pub fn reset(&mut self, agent: &AgentName) {
+        self.last.remove(agent);
+    }
+
     /// How long an orphan worker waits for its task: the redelivery comes within `ack_wait`.
     pub fn fetch_wait(&self) -> Duration {
         self.interval + Duration::from_secs(2)
