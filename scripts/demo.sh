@@ -3,16 +3,25 @@
 # dispatch + a demo git repository. Submits a doc-writer task, streams its events, and shows
 # the commit the agent pushed. Uses the LiteLLM gateway when LITELLM_BASE_URL and
 # LITELLM_API_KEY are set; otherwise an offline scripted demo model (and says so).
+#   bash scripts/demo.sh          # run it, then stop everything
+#   bash scripts/demo.sh --keep   # leave NATS, the bridge and the model running to try more
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+keep=false
+[ "${1:-}" = "--keep" ] && keep=true
 OPENCLAW_DEMO_ONLY=1 source scripts/tools.sh
 
 demo="$root/.demo"
 rm -rf "$demo" && mkdir -p "$demo/repos" "$demo/nats" "$demo/work"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+if [ "$keep" = true ]; then
+  # On failure, stop what was started; after success, leave it running (below).
+  trap '[ $? -eq 0 ] || cleanup' EXIT
+else
+  trap cleanup EXIT
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 
@@ -52,7 +61,7 @@ token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 OPENCLAW_LISTEN=127.0.0.1:$bridge_port NATS_URL=nats://127.0.0.1:$nats_port \
 OPENCLAW_GATEWAY_TOKEN=$token OPENCLAW_DISPATCH=local OPENCLAW_ALLOW_FILE_REPOS=true \
 OPENCLAW_WORKER_BIN="$root/target/debug/openclaw-worker" OPENCLAW_WORK_DIR="$demo/work" \
-RUST_LOG=${RUST_LOG:-warn} \
+RUST_LOG=${RUST_LOG:-warn} OPENCLAW_LOG_FORMAT=${OPENCLAW_LOG_FORMAT:-text} \
   target/debug/openclaw-bridge 2>"$demo/bridge.log" &
 pids+=($!)
 base="http://127.0.0.1:$bridge_port"
@@ -76,6 +85,7 @@ for line in sys.stdin:
     t = e["type"]
     detail = {
         "queued": lambda: "agent " + e["agent"],
+        "waiting": lambda: e["reason"],
         "started": lambda: "worker " + e["worker_id"],
         "cloned": lambda: e["sha"][:10] + " on " + e["branch"],
         "message": lambda: repr(e["delta"]),
@@ -102,3 +112,24 @@ git --git-dir "$demo/repos/hello.git" log --stat -1 "openclaw/$id"
 echo
 echo "==> docs/GETTING-STARTED.md on branch openclaw/$id"
 git --git-dir "$demo/repos/hello.git" show "openclaw/$id:docs/GETTING-STARTED.md"
+
+if [ "$keep" = true ]; then
+  cat >"$demo/env" <<ENV
+export OPENCLAW_URL=$base
+export OPENCLAW_GATEWAY_TOKEN=$token
+export NATS_URL=nats://127.0.0.1:$nats_port
+export DEMO_REPO=$repo
+export DEMO_PIDS="${pids[*]}"
+ENV
+  cat <<TRY
+
+==> still running (--keep): NATS, the bridge and the model. Try:
+    source .demo/env
+    cargo run -q -p openclaw-cli -- list
+    cargo run -q -p openclaw-cli -- submit --repo "\$DEMO_REPO" --prompt "Document the Makefile"
+    curl -sS -H "Authorization: Bearer \$OPENCLAW_GATEWAY_TOKEN" \$OPENCLAW_URL/v1/models
+    OPENAI_BASE_URL=\$OPENCLAW_URL/v1 OPENAI_API_KEY=\$OPENCLAW_GATEWAY_TOKEN \\
+      .tools/venv/bin/python -c 'import openai; print(openai.OpenAI().models.list())'
+  Stop them with:  source .demo/env && kill \$DEMO_PIDS
+TRY
+fi

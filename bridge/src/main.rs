@@ -1,22 +1,55 @@
 //! `openclaw-bridge`: reads configuration from the environment and runs the server until
-//! SIGTERM or Ctrl-C.
+//! SIGTERM or Ctrl-C. Exit codes: 0 after a graceful shutdown, 1 when it could not serve,
+//! 2 for bad configuration.
 
-use anyhow::Context;
+use std::process::ExitCode;
+
 use openclaw_bridge::{Application, BridgeConfig};
 use openclaw_common::config::ProcessEnv;
 
+/// The OpenClaw bridge: takes tasks over HTTP (task API, OpenAI-compatible chat, /message),
+/// stores them in NATS JetStream, relays their progress (SSE) and starts workers.
+///
+/// Configured by environment variables only (OPENCLAW_GATEWAY_TOKEN, NATS_URL,
+/// OPENCLAW_DISPATCH, …): see the README's "Configuration" table.
+#[derive(clap::Parser)]
+#[command(name = "openclaw-bridge", version)]
+struct Args {}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    // --help and --version answer here, before anything starts.
+    <Args as clap::Parser>::parse();
     openclaw_common::telemetry::init("info");
     // One TLS provider (ring) for the Kubernetes client; see ARCHITECTURE.md.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = BridgeConfig::from_env(&ProcessEnv).context("invalid configuration")?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let app = Application::build(config, listener).await?;
+    let config = match BridgeConfig::from_env(&ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(listen = %config.listen, error = %e, "cannot listen (OPENCLAW_LISTEN)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = match Application::build(config, listener).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing::info!(port = app.port(), "openclaw-bridge listening");
-    app.run_until(openclaw_common::signals::terminated())
-        .await?;
-    Ok(())
+    match app.run_until(openclaw_common::signals::terminated()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "serving failed");
+            ExitCode::FAILURE
+        }
+    }
 }

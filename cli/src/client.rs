@@ -33,7 +33,24 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
+    /// `base` is the bridge's URL; `host:port` alone is taken as `http://host:port`.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let base = base.trim();
+        let base = if base.contains("://") {
+            base.to_owned()
+        } else {
+            format!("http://{base}")
+        };
+        let parsed = reqwest::Url::parse(&base).map_err(|e| {
+            ClientError::Connection(format!(
+                "{base:?} is not a bridge URL ({e}); write it as http://host:port"
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(ClientError::Connection(format!(
+                "{base:?} is not a bridge URL; write it as http://host:port or https://host"
+            )));
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()

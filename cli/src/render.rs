@@ -1,6 +1,8 @@
 //! Progress lines for people: elapsed time, stage, tool calls, tokens, and the final commit.
 
-use openclaw_common::event::{EventKind, TaskEvent, describe_tool_arguments, short_sha};
+use openclaw_common::event::{
+    EventKind, TaskEvent, describe_tool_arguments, first_line, short_sha,
+};
 use serde_json::Value;
 
 /// Turns a task's events into lines. The model's text is shown as it streams, indented.
@@ -140,6 +142,7 @@ pub fn status_text(s: &Value) -> String {
         s["push_branch"].as_str().unwrap_or_default(),
     );
     for (label, key) in [
+        ("waiting", "waiting_reason"),
         ("commit", "commit"),
         ("error", "error"),
         ("replay of", "replay_of"),
@@ -160,13 +163,18 @@ pub fn list_text(l: &Value) -> String {
     tasks
         .iter()
         .map(|t| {
-            format!(
+            let mut line = format!(
                 "{}  {:<9}  {:<10}  {}",
                 t["id"].as_str().unwrap_or_default(),
                 t["status"].as_str().unwrap_or_default(),
                 t["agent"].as_str().unwrap_or_default(),
                 t["repo"].as_str().unwrap_or("-")
-            )
+            );
+            // Why it waits, or why it failed: what an operator looks for first.
+            if let Some(why) = t["waiting_reason"].as_str().or(t["error"].as_str()) {
+                line.push_str(&format!("\n    {}", first_line(why, 160)));
+            }
+            line
         })
         .collect::<Vec<_>>()
         .join("\n")

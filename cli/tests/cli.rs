@@ -380,4 +380,75 @@ async fn errors_are_readable_and_fail_the_command() {
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the bridge"));
+
+    // host:port alone is taken as http://host:port; anything else says how to write it.
+    let hostport = app.base.trim_start_matches("http://").to_owned();
+    let out = within(
+        30,
+        "openclaw",
+        openclaw(&app, &["--json", "list"])
+            .env("OPENCLAW_URL", &hostport)
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = within(
+        30,
+        "openclaw",
+        openclaw(&app, &["list"])
+            .env("OPENCLAW_URL", "ftp://bridge:8080")
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("http://host:port"), "{stderr}");
+    assert!(!stderr.contains("relative URL"), "{stderr}");
+}
+
+#[tokio::test]
+async fn status_and_list_show_why_a_task_waits_or_failed() {
+    let app = app().await;
+    let waiting = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let failed = app
+        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    // What a dispatcher and a worker record.
+    let stores = app.stores();
+    for (id, change) in [
+        (
+            waiting,
+            "no node for the worker pod: 0/3 nodes are available",
+        ),
+        (failed, "git: not found: repository not found"),
+    ] {
+        stores
+            .status
+            .update(&id, |s| {
+                if id == waiting {
+                    s.waiting_reason = Some(change.to_owned());
+                } else {
+                    s.status = openclaw_common::status::TaskState::Failed;
+                    s.error = Some(change.to_owned());
+                }
+                openclaw_common::jetstream::Update::Write(())
+            })
+            .await
+            .unwrap();
+    }
+    let (code, out, _) = output(&app, &["list"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("no node for the worker pod"), "{out}");
+    assert!(out.contains("repository not found"), "{out}");
+    let (_, out, _) = output(&app, &["status", &waiting.to_string()]).await;
+    assert!(out.contains("waiting no node for the worker pod"), "{out}");
 }

@@ -220,6 +220,7 @@ pub const WORKER_ENV_VARS: &[&str] = &[
     "LANGFUSE_PUBLIC_KEY",
     "LANGFUSE_SECRET_KEY",
     "RUST_LOG",
+    "OPENCLAW_LOG_FORMAT",
 ];
 
 /// What any process needs to run at all, handed to every child from its parent's own

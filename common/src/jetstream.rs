@@ -129,9 +129,28 @@ pub async fn connect(
         .map(|u| crate::config::redact_url(u.trim()))
         .collect();
     let servers = servers.join(",");
-    opts.connect(cfg.url.as_str())
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("connect to NATS at {servers}: {e}")))
+    // The client's own messages ("IO error") do not say which server: these lines do.
+    let named = servers.clone();
+    opts = opts.event_callback(move |event| {
+        let servers = named.clone();
+        async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!(%servers, "NATS connected"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!(%servers, "NATS connection lost; reconnecting (check NATS_URL and that the server is up)")
+                }
+                async_nats::Event::ClientError(e) => {
+                    tracing::warn!(%servers, error = %e, "NATS client error (check NATS_URL, TLS and the NATS_* credentials)")
+                }
+                other => tracing::info!(%servers, event = %other, "NATS"),
+            }
+        }
+    });
+    opts.connect(cfg.url.as_str()).await.map_err(|e| {
+        StoreError::Unavailable(format!(
+            "connect to NATS at {servers}: {e} (check NATS_URL, that the server is up, and the NATS_* credentials)"
+        ))
+    })
 }
 
 /// A JetStream context whose requests time out instead of waiting forever.

@@ -29,6 +29,9 @@ pub fn worker_env(nats_url: &str, llm_url: &str) -> HashMap<String, String> {
             "RUST_LOG",
             "debug,async_nats=info,hyper=info,reqwest=info,h2=info",
         ),
+        // Readable logs for the assertions that search them (the default off a terminal is
+        // JSON; the suite checks that too).
+        ("OPENCLAW_LOG_FORMAT", "text"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -12,7 +12,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Outcome, WorkerConfig, run_one};
 
+/// The OpenClaw worker: takes one task of OPENCLAW_AGENT from NATS JetStream, clones its
+/// repository, runs the agent against the model gateway, commits, pushes, and exits.
+///
+/// Configured by environment variables only (NATS_URL, OPENCLAW_AGENT, LITELLM_BASE_URL,
+/// GIT_TOKEN with OPENCLAW_GIT_CREDENTIAL_HOSTS, …): see the README's "Configuration" table.
+/// Exit codes: 0 task settled or none waiting (OPENCLAW_NO_TASK_EXIT_CODE for the latter),
+/// 1 could not do its job (NATS), 2 bad configuration.
+#[derive(clap::Parser)]
+#[command(name = "openclaw-worker", version)]
+struct Args {}
+
 pub async fn main() -> ExitCode {
+    // --help and --version answer here, before anything starts.
+    <Args as clap::Parser>::parse();
     openclaw_common::telemetry::init("info");
     crate::install_crypto_provider();
     let config = match WorkerConfig::from_env(&ProcessEnv) {
