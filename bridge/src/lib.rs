@@ -8,7 +8,8 @@
 //!   (NATS connection, JetStream setup) and graceful shutdown.
 //! - [`intake`]: the one way tasks enter and are canceled.
 //! - [`conversation`], [`relay`]: chat input into tasks, task events into chat text.
-//! - [`metrics`]: Prometheus counters and gauges at `/metrics`.
+//! - [`metrics`]: Prometheus counters, gauges and histograms at `/metrics`; [`outcomes`]
+//!   feeds the task outcome metrics from the status records.
 //! - [`routes`]: thin handlers, one module per resource.
 //! - [`error`]: [`ApiError`], the one JSON error shape every handler returns.
 //! - [`auth`]: the bearer-token middleware.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod intake;
 pub mod metrics;
+pub mod outcomes;
 pub mod relay;
 pub mod routes;
 pub mod serve;

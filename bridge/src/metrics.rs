@@ -1,5 +1,8 @@
 //! Prometheus metrics of the bridge, in the text exposition format at `GET /metrics`.
-//! Hand-rolled: a handful of counters and gauges do not need a metrics framework.
+//! Hand-rolled: counters, gauges and two histogram families are about a hundred lines, and
+//! the suite checks the output with `promtool check metrics`. The `prometheus-client` crate
+//! would add OpenMetrics and a registry we do not need, and a build on 2 cores pays for every
+//! crate; we would move to it for exemplars or native histograms.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -23,9 +26,7 @@ impl Family {
             for (labels, value) in m.iter() {
                 let labels: Vec<String> = labels
                     .iter()
-                    .map(|(k, v)| {
-                        format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
-                    })
+                    .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
                     .collect();
                 let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
             }
@@ -33,8 +34,75 @@ impl Family {
     }
 }
 
+/// A histogram family: per label set, cumulative bucket counts, sum and count.
+struct Histograms {
+    /// Upper bounds of the buckets (`le`), ascending; `+Inf` is implied.
+    bounds: &'static [f64],
+    series: Mutex<BTreeMap<Vec<(&'static str, String)>, (Vec<u64>, f64, u64)>>,
+}
+
+impl Histograms {
+    const fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            series: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn observe(&self, labels: Vec<(&'static str, String)>, value: f64) {
+        if let Ok(mut m) = self.series.lock() {
+            let (buckets, sum, count) = m
+                .entry(labels)
+                .or_insert_with(|| (vec![0; self.bounds.len()], 0.0, 0));
+            for (bucket, bound) in buckets.iter_mut().zip(self.bounds) {
+                if value <= *bound {
+                    *bucket += 1;
+                }
+            }
+            *sum += value;
+            *count += 1;
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        if let Ok(m) = self.series.lock() {
+            for (labels, (buckets, sum, count)) in m.iter() {
+                let base: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                    .collect();
+                for (bound, n) in self.bounds.iter().zip(buckets) {
+                    let mut l = base.clone();
+                    l.push(format!("le=\"{bound}\""));
+                    let _ = writeln!(out, "{name}_bucket{{{}}} {n}", l.join(","));
+                }
+                let mut l = base.clone();
+                l.push("le=\"+Inf\"".into());
+                let _ = writeln!(out, "{name}_bucket{{{}}} {count}", l.join(","));
+                let _ = writeln!(out, "{name}_sum{{{}}} {sum}", base.join(","));
+                let _ = writeln!(out, "{name}_count{{{}}} {count}", base.join(","));
+            }
+        }
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Seconds from submit to the end of a task (every attempt included).
+const DURATION_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+];
+/// Seconds from submit to the first worker's claim.
+const QUEUE_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
+
 /// Every metric of the bridge. Shared through `AppState`.
-#[derive(Default)]
 pub struct Metrics {
     /// HTTP requests by method, matched route and status.
     requests: Family,
@@ -46,13 +114,49 @@ pub struct Metrics {
     abandoned: Family,
     /// Workers that ended before taking a task or never ran, by agent and a short reason.
     start_failures: Family,
+    /// Tasks that ended, by agent and outcome (completed, failed, canceled).
+    finished: Family,
+    /// Submit to end, by agent and outcome.
+    durations: Histograms,
+    /// Submit to the first claim by a worker, by agent.
+    queue_times: Histograms,
     /// Open event streams (SSE and chat streams).
     pub streams_open: AtomicI64,
     /// Workers running, as the dispatcher last counted them.
     workers_running: AtomicI64,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            submitted: Family::default(),
+            workers_started: Family::default(),
+            abandoned: Family::default(),
+            start_failures: Family::default(),
+            finished: Family::default(),
+            durations: Histograms::new(DURATION_BUCKETS),
+            queue_times: Histograms::new(QUEUE_BUCKETS),
+            streams_open: AtomicI64::new(0),
+            workers_running: AtomicI64::new(0),
+        }
+    }
+}
+
 impl Metrics {
+    /// A task of `agent` ended as `outcome` after `seconds` since its submit.
+    pub fn task_finished(&self, agent: &str, outcome: &str, seconds: f64) {
+        let labels = vec![("agent", agent.to_owned()), ("outcome", outcome.to_owned())];
+        self.finished.inc(labels.clone());
+        self.durations.observe(labels, seconds);
+    }
+
+    /// A task of `agent` was first claimed by a worker `seconds` after its submit.
+    pub fn task_started(&self, agent: &str, seconds: f64) {
+        self.queue_times
+            .observe(vec![("agent", agent.to_owned())], seconds);
+    }
+
     pub fn request(&self, method: &str, route: &str, status: u16) {
         self.requests.inc(vec![
             ("method", method.to_owned()),
@@ -112,6 +216,21 @@ impl Metrics {
             &mut out,
             "openclaw_worker_start_failures_total",
             "Workers that ended before taking a task or never ran, by agent and reason.",
+        );
+        self.finished.render(
+            &mut out,
+            "openclaw_tasks_finished_total",
+            "Tasks that ended, by agent and outcome.",
+        );
+        self.durations.render(
+            &mut out,
+            "openclaw_task_duration_seconds",
+            "Seconds from submit to the end of a task, by agent and outcome.",
+        );
+        self.queue_times.render(
+            &mut out,
+            "openclaw_task_queue_seconds",
+            "Seconds from submit to the first worker's claim, by agent.",
         );
         self.abandoned.render(
             &mut out,

@@ -709,6 +709,27 @@ impl StatusStore {
         Err(StoreError::Contention(format!("status of {id}")))
     }
 
+    /// Every status record written from now on, as it is written (deletions skipped).
+    pub async fn changes(
+        &self,
+    ) -> Result<impl Stream<Item = Result<TaskStatus, StoreError>> + use<>, StoreError> {
+        let watch = self
+            .kv
+            .watch_all()
+            .await
+            .map_err(|e| unavailable("watch statuses")(&e))?;
+        Ok(watch.filter_map(|entry| async move {
+            match entry {
+                Ok(e) if e.operation == kv::Operation::Put => Some(
+                    serde_json::from_slice::<TaskStatus>(&e.value)
+                        .map_err(corrupt(format!("status {}", e.key))),
+                ),
+                Ok(_) => None,
+                Err(e) => Some(Err(unavailable("watch statuses")(&e))),
+            }
+        }))
+    }
+
     /// The most recent tasks first (task ids are time-ordered UUID v7).
     /// The `limit` most recent tasks that `keep` accepts.
     pub async fn recent(

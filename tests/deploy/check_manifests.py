@@ -1,5 +1,5 @@
 """Checks the rendered deploy/ manifests beyond their schemas: what the project promises about
-them. usage: BASE_YAML KEDA_YAML DEPLOY_DIR"""
+them. usage: BASE_YAML KEDA_YAML DEPLOY_DIR MONITORING_YAML"""
 import json
 import pathlib
 import sys
@@ -9,6 +9,7 @@ import yaml
 base = list(yaml.safe_load_all(open(sys.argv[1])))
 keda = list(yaml.safe_load_all(open(sys.argv[2])))
 deploy = pathlib.Path(sys.argv[3])
+monitoring = list(yaml.safe_load_all(open(sys.argv[4])))
 
 
 def one(docs, kind, name):
@@ -143,4 +144,12 @@ for agent, t in (("doc-writer", default), ("devops", devops_t)):
     got["metadata"]["labels"].pop("app.kubernetes.io/part-of", None)
     pod_t["metadata"]["labels"].pop("app.kubernetes.io/part-of", None)
     assert got == pod_t, f"ScaledJob {agent} drifted from its Job template"
+# The monitoring overlay: the base plus a ServiceMonitor that scrapes the bridge Service's
+# http port at /metrics (no token).
+sm = one(monitoring, "ServiceMonitor", "openclaw-bridge")
+msvc = one(monitoring, "Service", "openclaw-bridge")
+for k, v in sm["spec"]["selector"]["matchLabels"].items():
+    assert msvc["metadata"]["labels"].get(k) == v, (k, msvc["metadata"]["labels"])
+assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+assert sm["spec"]["endpoints"][0]["port"] in [p["name"] for p in msvc["spec"]["ports"]]
 print("manifests: ok")

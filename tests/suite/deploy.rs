@@ -35,6 +35,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
     let tmp = tempfile::tempdir().unwrap();
     let base = render("deploy/base", tmp.path());
     let keda = render("deploy/overlays/keda", tmp.path());
+    let monitoring = render("deploy/overlays/monitoring", tmp.path());
     let karpenter = workspace_root().join("deploy/karpenter/nodepool.yaml");
 
     // Core objects against the Kubernetes schemas, unknown fields refused.
@@ -90,6 +91,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
             base.to_str().unwrap(),
             keda.to_str().unwrap(),
             deploy.to_str().unwrap(),
+            monitoring.to_str().unwrap(),
         ],
     )
     .await;

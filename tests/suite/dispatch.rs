@@ -173,3 +173,55 @@ async fn a_repository_or_branch_that_does_not_exist_fails_on_the_first_attempt()
     }
     assert!(llm.requests().is_empty());
 }
+
+#[tokio::test]
+async fn task_outcomes_and_times_are_metrics_that_promtool_accepts() {
+    let llm = ScriptedLlm::turns(vec![Reply::text("Nothing to change.")]).await;
+    let app = app_with_local_dispatch(&llm, &[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Look"}))
+        .await;
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(kinds(&events).last(), Some(&"completed"));
+    let scrape = openclaw_tests::eventually(10, "the outcome in the metrics", || async {
+        let scrape = app.get("/metrics").await.text().await.ok()?;
+        scrape
+            .contains("openclaw_tasks_finished_total{agent=\"doc-writer\",outcome=\"completed\"} 1")
+            .then_some(scrape)
+    })
+    .await;
+    for line in [
+        "openclaw_task_duration_seconds_count{agent=\"doc-writer\",outcome=\"completed\"} 1",
+        "openclaw_task_duration_seconds_bucket{agent=\"doc-writer\",outcome=\"completed\",le=\"+Inf\"} 1",
+        "openclaw_task_queue_seconds_count{agent=\"doc-writer\"} 1",
+        "# TYPE openclaw_task_queue_seconds histogram",
+    ] {
+        assert!(scrape.contains(line), "missing {line:?} in:\n{scrape}");
+    }
+    // The exposition is valid: Prometheus' own linter, from Debian's prometheus package.
+    let promtool = std::path::Path::new("/usr/bin/promtool");
+    assert!(
+        promtool.exists(),
+        "promtool is missing: run `bash scripts/tools.sh` (it installs Debian's prometheus package)"
+    );
+    let mut child = tokio::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(scrape.as_bytes()).await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{scrape}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

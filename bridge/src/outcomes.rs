@@ -1,0 +1,67 @@
+//! Task outcome metrics, from the status records as workers write them: a task's first claim
+//! (queue time) and its end (outcome and duration). Watched, not polled: every status write
+//! arrives once. Each bridge replica counts what it sees; scrape one, or take the max.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use openclaw_common::jetstream::StoreError;
+use openclaw_common::status::{TaskState, TaskStatus};
+
+use crate::state::AppState;
+
+/// Most task ids remembered to count each start and end once; cleared beyond (a record seen
+/// again after that is not counted twice unless it changes state again).
+const REMEMBERED: usize = 100_000;
+
+/// Follows `first` (subscribed before the stores were handed to the handlers, so that no task
+/// ends unseen) until shutdown, feeding the task metrics; re-subscribes after NATS trouble.
+pub async fn watch(
+    state: AppState,
+    first: impl futures_util::Stream<Item = Result<TaskStatus, StoreError>> + Send + 'static,
+) {
+    let mut started: HashSet<openclaw_common::ids::TaskId> = HashSet::new();
+    let mut ended: HashSet<openclaw_common::ids::TaskId> = HashSet::new();
+    let mut first = Some(first.boxed());
+    loop {
+        let changes = match first.take() {
+            Some(changes) => Some(changes),
+            None => match state.stores.get() {
+                Some(stores) => stores.status.changes().await.ok().map(StreamExt::boxed),
+                None => None,
+            },
+        };
+        if let Some(changes) = changes {
+            let mut changes = changes;
+            loop {
+                let next = tokio::select! {
+                    () = state.shutdown.cancelled() => return,
+                    next = changes.next() => next,
+                };
+                let Some(Ok(status)) = next else { break };
+                let seconds = (status.updated_at - status.created_at)
+                    .as_seconds_f64()
+                    .max(0.0);
+                if status.status == TaskState::Running && started.insert(status.id) {
+                    state.metrics.task_started(status.agent.as_str(), seconds);
+                }
+                if status.status.is_terminal() && ended.insert(status.id) {
+                    state.metrics.task_finished(
+                        status.agent.as_str(),
+                        status.status.as_str(),
+                        seconds,
+                    );
+                }
+                if started.len() > REMEMBERED || ended.len() > REMEMBERED {
+                    started.clear();
+                    ended.clear();
+                }
+            }
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
