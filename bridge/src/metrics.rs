@@ -34,11 +34,23 @@ impl Family {
     }
 }
 
-/// A histogram family: per label set, cumulative bucket counts, sum and count.
+/// The labels of one series, in order.
+type Labels = Vec<(&'static str, String)>;
+
+/// One histogram series: counts per bucket (each observation counted in every bucket whose
+/// bound it is under), sum and count.
+#[derive(Default)]
+struct Series {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// A histogram family: one series per label set.
 struct Histograms {
     /// Upper bounds of the buckets (`le`), ascending; `+Inf` is implied.
     bounds: &'static [f64],
-    series: Mutex<BTreeMap<Vec<(&'static str, String)>, (Vec<u64>, f64, u64)>>,
+    series: Mutex<BTreeMap<Labels, Series>>,
 }
 
 impl Histograms {
@@ -49,25 +61,34 @@ impl Histograms {
         }
     }
 
-    fn observe(&self, labels: Vec<(&'static str, String)>, value: f64) {
+    fn observe(&self, labels: Labels, value: f64) {
         if let Ok(mut m) = self.series.lock() {
-            let (buckets, sum, count) = m
-                .entry(labels)
-                .or_insert_with(|| (vec![0; self.bounds.len()], 0.0, 0));
-            for (bucket, bound) in buckets.iter_mut().zip(self.bounds) {
+            let series = m.entry(labels).or_insert_with(|| Series {
+                buckets: vec![0; self.bounds.len()],
+                ..Series::default()
+            });
+            for (bucket, bound) in series.buckets.iter_mut().zip(self.bounds) {
                 if value <= *bound {
                     *bucket += 1;
                 }
             }
-            *sum += value;
-            *count += 1;
+            series.sum += value;
+            series.count += 1;
         }
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         if let Ok(m) = self.series.lock() {
-            for (labels, (buckets, sum, count)) in m.iter() {
+            for (
+                labels,
+                Series {
+                    buckets,
+                    sum,
+                    count,
+                },
+            ) in m.iter()
+            {
                 let base: Vec<String> = labels
                     .iter()
                     .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
