@@ -51,3 +51,33 @@ fn bad_configuration_is_logged_as_json_and_left_for_the_dispatcher() {
         "{left}"
     );
 }
+
+#[test]
+fn an_unreachable_nats_is_named_with_what_to_check() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let termination_log = dir.path().join("termination-log");
+    let out = worker()
+        .env(
+            "NATS_URL",
+            format!("nats://worker:s3cret-pw@127.0.0.1:{port}"),
+        )
+        .env("OPENCLAW_TERMINATION_LOG", &termination_log)
+        .env("OPENCLAW_LOG_FORMAT", "text")
+        .output()
+        .expect("run openclaw-worker");
+    assert_eq!(out.status.code(), Some(1));
+    let left = std::fs::read_to_string(&termination_log).expect("termination log written");
+    assert!(
+        left.contains(&format!("nats://127.0.0.1:{port}")) && left.contains("check NATS_URL"),
+        "{left}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !left.contains("s3cret-pw") && !stderr.contains("s3cret-pw"),
+        "{stderr}"
+    );
+}
