@@ -27,7 +27,7 @@ GIT_URL = re.compile(r"(https?://|ssh://|git://|file://|[\w.-]+@[\w.-]+:)\S+")
 class Pipe:
     class Valves(BaseModel):
         OPENCLAW_BASE_URL: str = Field(
-            default="http://openclaw-bridge.openclaw.svc.cluster.local:8080",
+            default="http://openclaw.openclaw:8080",
             description="Base URL of the OpenClaw bridge",
         )
         OPENCLAW_TOKEN: str = Field(default="", description="OPENCLAW_GATEWAY_TOKEN of the bridge")

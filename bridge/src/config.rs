@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use openclaw_common::agents::AgentCatalog;
 use openclaw_common::config::{ConfigError, Env, EnvReader, NatsConfig, Secret, WORKER_ENV_VARS};
-use openclaw_common::ids::{AgentName, RepoPolicy};
+use openclaw_common::ids::{AgentName, RepoPolicy, RepoUrl};
 
 /// Who starts workers for queued tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,13 +89,34 @@ pub struct BridgeConfig {
     pub sse_keep_alive: Duration,
     /// How often the streams, consumers and buckets are checked and recreated if missing.
     pub jetstream_recheck: Duration,
-    /// Agent of `/message` requests (`OPENCLAW_DEFAULT_AGENT`).
+    /// Agent of `/message` requests whose Host names none (`OPENCLAW_DEFAULT_AGENT`).
     pub default_agent: AgentName,
+    /// Which agent a `/message` request is for, by the first label of the Host it was sent to
+    /// (`OPENCLAW_HOST_AGENTS`, default `doc-writer=doc-writer,devops-agent=devops`): the
+    /// starter kit's example agents each have their own Service in front of this bridge.
+    pub host_agents: Vec<(String, AgentName)>,
     /// Quiet time after which `/message` streams a "still working" line.
     pub still_working_after: Duration,
 }
 
 impl BridgeConfig {
+    /// The agent of a `/message` request sent to `host` (`doc-writer.openclaw:8080` →
+    /// doc-writer): the first label of the host name in [`Self::host_agents`], else the default.
+    pub fn agent_for_host(&self, host: Option<&str>) -> &AgentName {
+        let label = host
+            .map(|h| {
+                h.split([':', '.'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        self.host_agents
+            .iter()
+            .find(|(h, _)| *h == label)
+            .map_or(&self.default_agent, |(_, agent)| agent)
+    }
+
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let env = EnvReader(env);
         let listen_raw = env.string_or("OPENCLAW_LISTEN", "0.0.0.0:8080");
@@ -140,8 +161,24 @@ impl BridgeConfig {
             )));
         }
         let agents_path = env.string("OPENCLAW_AGENTS").map(PathBuf::from);
-        let agents = AgentCatalog::load(agents_path.as_deref())
+        let mut agents = AgentCatalog::load(agents_path.as_deref())
             .map_err(|e| ConfigError::Refused(e.to_string()))?;
+        let repo_policy = RepoPolicy::from_env(&env)?;
+        // The starter kit's doc-writer takes its repository from GIT_REPO_URL.
+        if let Some(raw) = env.string("GIT_REPO_URL") {
+            let repo = RepoUrl::parse(&raw, &repo_policy).map_err(|e| ConfigError::Invalid {
+                var: "GIT_REPO_URL",
+                value: openclaw_common::config::redact_url(&raw),
+                expected: e.to_string(),
+            })?;
+            let doc_writer =
+                AgentName::parse("doc-writer").map_err(|e| ConfigError::Refused(e.to_string()))?;
+            if !agents.set_default_repo(&doc_writer, repo.to_string()) {
+                return Err(ConfigError::Refused(
+                    "GIT_REPO_URL is the doc-writer agent's repository, and no doc-writer agent is configured".into(),
+                ));
+            }
+        }
         // doc-writer when configured, else the first agent by name.
         let fallback = agents
             .names()
@@ -164,6 +201,38 @@ impl BridgeConfig {
                         .join(", ")
                 ),
             })?;
+        let host_agents_raw = env.string_or(
+            "OPENCLAW_HOST_AGENTS",
+            "doc-writer=doc-writer,devops-agent=devops",
+        );
+        let mut host_agents = Vec::new();
+        for entry in host_agents_raw
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let parsed = entry.split_once('=').and_then(|(host, agent)| {
+                Some((
+                    host.trim().to_ascii_lowercase(),
+                    AgentName::parse(agent.trim()).ok()?,
+                ))
+            });
+            match parsed {
+                // An agent this deployment does not run is left out of the default map.
+                Some((host, agent)) if agents.get(&agent).is_some() => {
+                    host_agents.push((host, agent))
+                }
+                Some(_) if env.string("OPENCLAW_HOST_AGENTS").is_none() => {}
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "OPENCLAW_HOST_AGENTS",
+                        value: host_agents_raw.clone(),
+                        expected: "comma-separated host=agent entries naming configured agents"
+                            .into(),
+                    });
+                }
+            }
+        }
         let instance_id = env.string("OPENCLAW_INSTANCE_ID").unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "bridge".into());
             format!("{host}-{}", std::process::id())
@@ -208,7 +277,7 @@ impl BridgeConfig {
                 None => None,
                 Some(_) => Some(env.seconds("OPENCLAW_QUEUE_TIMEOUT_SECS", Duration::ZERO)?),
             },
-            repo_policy: RepoPolicy::from_env(&env)?,
+            repo_policy,
             agents,
             connections: crate::serve::ConnectionLimits {
                 max_connections: env.parse(
@@ -226,6 +295,7 @@ impl BridgeConfig {
             jetstream_recheck: env
                 .seconds("OPENCLAW_JETSTREAM_RECHECK_SECS", Duration::from_secs(30))?,
             default_agent,
+            host_agents,
             still_working_after: env
                 .seconds("OPENCLAW_STILL_WORKING_SECS", Duration::from_secs(30))?,
         })

@@ -176,6 +176,18 @@ impl AgentCatalog {
         Ok(Self { agents })
     }
 
+    /// Makes `repo` the repository of `agent`'s tasks that name none (the starter kit's
+    /// `GIT_REPO_URL` for doc-writer). `false` when there is no such agent.
+    pub fn set_default_repo(&mut self, agent: &AgentName, repo: String) -> bool {
+        match self.agents.get_mut(agent) {
+            Some(profile) => {
+                profile.default_repo = Some(repo);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn get(&self, name: &AgentName) -> Option<&AgentProfile> {
         self.agents.get(name)
     }

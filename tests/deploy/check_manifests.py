@@ -34,9 +34,29 @@ def hardened(pod, what):
 
 
 # The bridge: ClusterIP on 8080, /health probes, hardened, Kubernetes dispatch in the base.
-svc = one(base, "Service", "openclaw-bridge")
-assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["ports"][0]["port"] == 8080, svc
-bridge = one(base, "Deployment", "openclaw-bridge")
+# The starter kit's names: Service, Deployment and ServiceAccount `openclaw` in namespace
+# `openclaw`; the kit's example agents' Services in front of the same bridge; every pod of
+# the project labelled app=openclaw, told apart by component (and agent, for workers).
+BRIDGE_POD = {"app": "openclaw", "app.kubernetes.io/component": "bridge"}
+for docs, overlay in ((base, "base"), (keda, "keda"), (monitoring, "monitoring")):
+    assert all(d["metadata"].get("namespace") in ("openclaw", None) for d in docs if d["kind"] != "Namespace" and not d["kind"].startswith("Cluster")), overlay
+    for name in ("openclaw", "doc-writer", "devops-agent"):
+        s = one(docs, "Service", name)
+        assert s["spec"]["type"] == "ClusterIP" and s["spec"]["ports"][0]["port"] == 8080, (overlay, s)
+        assert s["spec"]["selector"] == BRIDGE_POD, (overlay, name)
+    d = one(docs, "Deployment", "openclaw")
+    assert d["metadata"]["namespace"] == "openclaw", overlay
+    assert BRIDGE_POD.items() <= d["spec"]["template"]["metadata"]["labels"].items(), overlay
+    assert d["spec"]["selector"]["matchLabels"] == BRIDGE_POD, overlay
+    assert d["spec"]["template"]["spec"]["serviceAccountName"] == "openclaw", overlay
+    one(docs, "ServiceAccount", "openclaw")
+    assert one(docs, "NetworkPolicy", "openclaw")["spec"]["podSelector"]["matchLabels"] == BRIDGE_POD, overlay
+    assert one(docs, "NetworkPolicy", "openclaw-worker")["spec"]["podSelector"]["matchLabels"] == {"app": "openclaw", "app.kubernetes.io/component": "worker"}, overlay
+for sj in (d for d in keda if d["kind"] == "ScaledJob"):
+    labels = sj["spec"]["jobTargetRef"]["template"]["metadata"]["labels"]
+    assert labels["app"] == "openclaw" and labels["app.kubernetes.io/component"] == "worker" and labels["openclaw.dev/agent"], labels
+svc = one(base, "Service", "openclaw")
+bridge = one(base, "Deployment", "openclaw")
 pod = bridge["spec"]["template"]["spec"]
 hardened(pod, "bridge")
 c = pod["containers"][0]
@@ -45,10 +65,10 @@ assert c["livenessProbe"]["httpGet"]["path"] == "/health", c
 assert env(c)["OPENCLAW_DISPATCH"] == "kubernetes"
 assert env(c)["OPENCLAW_LISTEN"] == "0.0.0.0:8080"
 assert c["env"][[e["name"] for e in c["env"]].index("OPENCLAW_GATEWAY_TOKEN")]["valueFrom"]["secretKeyRef"]["name"] == "openclaw-bridge"
-assert one(keda, "Deployment", "openclaw-bridge")["spec"]["template"]["spec"]["containers"][0]["env"][3] == {"name": "OPENCLAW_DISPATCH", "value": "none"}
+assert env(one(keda, "Deployment", "openclaw")["spec"]["template"]["spec"]["containers"][0])["OPENCLAW_DISPATCH"] == "none"
 
 # Minimal RBAC: Jobs (no delete) and reading their pods, nothing cluster-wide for the bridge; none under KEDA.
-role = one(base, "Role", "openclaw-bridge")
+role = one(base, "Role", "openclaw")
 assert role["rules"] == [
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
@@ -59,7 +79,7 @@ assert devops["roleRef"]["name"] == "view", devops
 assert one(base, "ServiceAccount", "openclaw-worker")["automountServiceAccountToken"] is False
 
 # NetworkPolicies are on for both.
-for name in ("openclaw-bridge", "openclaw-worker"):
+for name in ("openclaw", "openclaw-worker"):
     np = one(base, "NetworkPolicy", name)
     assert set(np["spec"]["policyTypes"]) == {"Ingress", "Egress"}, np
 
@@ -119,7 +139,7 @@ assert "169.254.0.0/16" in devops_np["spec"]["egress"][0]["to"][0]["ipBlock"]["e
 
 # NATS: the bridge and each agent's workers have their own user, with the permission sets
 # of nats/permissions.json.
-bc = one(base, "Deployment", "openclaw-bridge")["spec"]["template"]["spec"]["containers"][0]
+bc = one(base, "Deployment", "openclaw")["spec"]["template"]["spec"]["containers"][0]
 bridge_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in bc["env"] if e["name"] in ("NATS_USER", "NATS_PASSWORD")}
 assert bridge_refs["NATS_USER"] == {"name": "openclaw-bridge", "key": "NATS_USER", "optional": True}, bridge_refs
 assert bridge_refs["NATS_PASSWORD"] == {"name": "openclaw-bridge", "key": "NATS_PASSWORD", "optional": True}, bridge_refs
@@ -146,10 +166,15 @@ for agent, t in (("doc-writer", default), ("devops", devops_t)):
     assert got == pod_t, f"ScaledJob {agent} drifted from its Job template"
 # The monitoring overlay: the base plus a ServiceMonitor that scrapes the bridge Service's
 # http port at /metrics (no token).
-sm = one(monitoring, "ServiceMonitor", "openclaw-bridge")
-msvc = one(monitoring, "Service", "openclaw-bridge")
-for k, v in sm["spec"]["selector"]["matchLabels"].items():
-    assert msvc["metadata"]["labels"].get(k) == v, (k, msvc["metadata"]["labels"])
+sm = one(monitoring, "ServiceMonitor", "openclaw")
+msvc = one(monitoring, "Service", "openclaw")
+scraped = [d["metadata"]["name"] for d in monitoring if d["kind"] == "Service"
+           and sm["spec"]["selector"]["matchLabels"].items() <= d["metadata"].get("labels", {}).items()]
+assert scraped == ["openclaw"], scraped
 assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+admitted = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for rule in one(monitoring, "NetworkPolicy", "openclaw")["spec"]["ingress"]
+            for f in rule["from"] if "namespaceSelector" in f]
+assert "monitoring" in admitted and "openwebui" in admitted, admitted
 assert sm["spec"]["endpoints"][0]["port"] in [p["name"] for p in msvc["spec"]["ports"]]
 print("manifests: ok")

@@ -64,7 +64,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
         "kubernetes-validate",
     );
     assert!(
-        out.contains("passed for resource deployment/openclaw-bridge"),
+        out.contains("passed for resource deployment/openclaw"),
         "{out}"
     );
     assert!(

@@ -71,3 +71,45 @@ async fn the_install_script_creates_configures_and_switches_on_the_pipe() {
     let out = run_python_check("check_install_pipe.py", &[script.to_str().unwrap()]).await;
     assert!(out.contains("install script: ok"));
 }
+
+#[tokio::test]
+async fn the_starter_kits_agent_pipes_reach_their_agents_by_host_unmodified() {
+    // doc-writer's repository comes from GIT_REPO_URL, as the kit configures it.
+    let repo = openclaw_tests::git::BareRepo::new();
+    let llm = openclaw_tests::llm::ScriptedLlm::turns(vec![
+        openclaw_tests::llm::Reply::tool(
+            "write_file",
+            serde_json::json!({"path": "docs/USAGE.md", "content": "# Usage\n"}),
+        ),
+        openclaw_tests::llm::Reply::text("Add a usage guide"),
+    ])
+    .await;
+    let app = crate::e2e::local_dispatch(
+        openclaw_tests::app::TestApp::builder(),
+        &llm,
+        &[("GIT_REPO_URL", &repo.file_url())],
+    )
+    .token("kit-token-1")
+    .spawn()
+    .await;
+    let out = openclaw_tests::run_python_check(
+        "check_kit_pipes.py",
+        &[&app.port.to_string(), "kit-token-1"],
+    )
+    .await;
+    assert!(
+        out.contains("doc-writer: ok") && out.contains("devops: ok"),
+        "{out}"
+    );
+    let tasks: serde_json::Value = app.get("/v1/tasks").await.json().await.unwrap();
+    let tasks = tasks["tasks"].as_array().unwrap();
+    let agents: Vec<&str> = tasks.iter().map(|t| t["agent"].as_str().unwrap()).collect();
+    assert_eq!(agents, ["devops", "doc-writer"], "newest first");
+    assert_eq!(tasks[1]["repo"], repo.file_url().as_str());
+    assert_eq!(tasks[1]["status"], "completed");
+    let id = tasks[1]["id"].as_str().unwrap();
+    assert!(
+        repo.file(&format!("openclaw/{id}"), "docs/USAGE.md")
+            .is_some()
+    );
+}

@@ -34,7 +34,8 @@ pub async fn status(State(state): State<AppState>) -> Json<Value> {
     )
 }
 
-/// `POST /message {"message": "…"}`: the message becomes a task for the default agent; its
+/// `POST /message {"message": "…"}`: the message becomes a task for the agent of the Host it
+/// was sent to (`doc-writer.openclaw` → doc-writer), else the default agent; its
 /// text streams back as `data: {"content": …}` frames, an `data: {"error": …}` frame when it
 /// fails, and always `data: [DONE]`.
 pub async fn message(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -49,8 +50,11 @@ pub async fn message(State(state): State<AppState>, headers: HeaderMap, body: By
         )
             .into_response();
     };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
     let input = ChatInput {
-        agent: state.config.default_agent.clone(),
+        agent: state.config.agent_for_host(host).clone(),
         prompt: message,
         history: Vec::new(),
         repo: None,
