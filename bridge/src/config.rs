@@ -28,8 +28,12 @@ pub struct KubernetesDispatchConfig {
     /// Directory of Job templates, `<agent>.json` or `default.json` (`OPENCLAW_JOB_TEMPLATES`);
     /// `None`: the built-in `deploy/base/job-templates/default.json`.
     pub templates: Option<PathBuf>,
-    /// Worker image replacing the template's (`OPENCLAW_WORKER_IMAGE`).
+    /// Worker image of the agents that use the default template (`OPENCLAW_WORKER_IMAGE`):
+    /// the one place an install sets it (the templates are JSON in a ConfigMap).
     pub image: Option<String>,
+    /// Per agent, an image replacing its template's, whatever the template
+    /// (`OPENCLAW_WORKER_IMAGE_<AGENT>`, e.g. `OPENCLAW_WORKER_IMAGE_DEVOPS`).
+    pub agent_images: Vec<(AgentName, String)>,
     /// API server URL (`OPENCLAW_KUBE_API_URL`); `None`: in-cluster config or kubeconfig.
     pub api_url: Option<String>,
     /// Most unfinished worker Jobs at once (`OPENCLAW_MAX_JOBS`).
@@ -263,6 +267,16 @@ impl BridgeConfig {
                     .unwrap_or_else(|| "openclaw".into()),
                 templates: env.string("OPENCLAW_JOB_TEMPLATES").map(PathBuf::from),
                 image: env.string("OPENCLAW_WORKER_IMAGE"),
+                agent_images: agents
+                    .names()
+                    .filter_map(|agent| {
+                        let var = format!(
+                            "OPENCLAW_WORKER_IMAGE_{}",
+                            agent.as_str().to_ascii_uppercase().replace('-', "_")
+                        );
+                        env.0.get(&var).map(|image| (agent.clone(), image))
+                    })
+                    .collect(),
                 api_url: env.string("OPENCLAW_KUBE_API_URL"),
                 max_jobs: env.parse("OPENCLAW_MAX_JOBS", 10, "a positive integer")?,
                 poll_interval: env

@@ -36,7 +36,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
     let base = render("deploy/base", tmp.path());
     let keda = render("deploy/overlays/keda", tmp.path());
     let monitoring = render("deploy/overlays/monitoring", tmp.path());
-    let karpenter = workspace_root().join("deploy/karpenter/nodepool.yaml");
+    let karpenter = render("deploy/overlays/karpenter", tmp.path());
 
     // Core objects against the Kubernetes schemas, unknown fields refused.
     let validate = python().parent().unwrap().join("kubernetes-validate");
@@ -96,4 +96,16 @@ async fn manifests_render_validate_and_keep_their_promises() {
     )
     .await;
     assert!(out.contains("manifests: ok"));
+}
+
+#[tokio::test]
+async fn the_install_reads_the_starter_kits_config_detects_langfuse_and_dry_runs_without_secrets() {
+    let work = tempfile::tempdir().unwrap();
+    let deploy = workspace_root().join("deploy");
+    let out = run_python_check(
+        "check_install.py",
+        &[deploy.to_str().unwrap(), work.path().to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("install dry run: ok"), "{out}");
 }

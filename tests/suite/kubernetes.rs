@@ -194,6 +194,46 @@ async fn each_agent_gets_its_own_template() {
 }
 
 #[tokio::test]
+async fn the_install_sets_the_worker_images_in_one_place_each() {
+    let kube = FakeKubeApi::start().await;
+    let templates = openclaw_tests::workspace_root().join("deploy/base/job-templates");
+    let app = app(
+        &kube,
+        &[
+            ("OPENCLAW_JOB_TEMPLATES", templates.to_str().unwrap()),
+            (
+                "OPENCLAW_WORKER_IMAGE",
+                "123.dkr.ecr.example/openclaw-worker:2",
+            ),
+            (
+                "OPENCLAW_WORKER_IMAGE_DEVOPS",
+                "123.dkr.ecr.example/openclaw-worker-devops:2",
+            ),
+        ],
+    )
+    .await;
+    app.submit(&json!({"agent": "devops", "prompt": "what runs?"}))
+        .await;
+    app.submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+        .await;
+    let jobs = jobs_eventually(&kube, 2).await;
+    let image_of = |agent: &str| {
+        jobs.iter()
+            .find(|j| j["metadata"]["labels"]["openclaw.dev/agent"] == agent)
+            .unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+            .clone()
+    };
+    assert_eq!(
+        image_of("doc-writer"),
+        "123.dkr.ecr.example/openclaw-worker:2"
+    );
+    assert_eq!(
+        image_of("devops"),
+        "123.dkr.ecr.example/openclaw-worker-devops:2"
+    );
+}
+
+#[tokio::test]
 async fn a_task_orphaned_by_a_lost_pod_gets_one_waiting_job() {
     let kube = FakeKubeApi::start().await;
     let app = app(&kube, &[("OPENCLAW_ACK_WAIT_SECS", "30")]).await;

@@ -33,15 +33,17 @@ pub enum KubeDispatchError {
 }
 
 /// The Job template of `agent`: `<dir>/<agent>.json`, else `<dir>/default.json`, else the
-/// built-in one; the worker image set when the configuration names one.
+/// built-in one. Its image: the agent's own override (`OPENCLAW_WORKER_IMAGE_<AGENT>`), else
+/// for the default template `OPENCLAW_WORKER_IMAGE`, else the template's.
 pub fn job_template(
     cfg: &KubernetesDispatchConfig,
     agent: &AgentName,
 ) -> Result<Job, KubeDispatchError> {
-    let (text, origin) = match &cfg.templates {
+    let (text, origin, own_template) = match &cfg.templates {
         Some(dir) => {
             let own = dir.join(format!("{agent}.json"));
-            let path = if own.is_file() {
+            let own_template = own.is_file();
+            let path = if own_template {
                 own
             } else {
                 dir.join("default.json")
@@ -50,9 +52,9 @@ pub fn job_template(
                 origin: path.display().to_string(),
                 message: e.to_string(),
             })?;
-            (text, path.display().to_string())
+            (text, path.display().to_string(), own_template)
         }
-        None => (BUILT_IN_TEMPLATE.to_owned(), "built-in".to_owned()),
+        None => (BUILT_IN_TEMPLATE.to_owned(), "built-in".to_owned(), false),
     };
     let mut job: Job = serde_json::from_str(&text).map_err(|e| KubeDispatchError::Template {
         origin: origin.clone(),
@@ -67,7 +69,12 @@ pub fn job_template(
             origin,
             message: "no spec.template.spec.containers[0]".into(),
         })?;
-    if let Some(image) = &cfg.image {
+    let agent_image = cfg
+        .agent_images
+        .iter()
+        .find(|(a, _)| a == agent)
+        .map(|(_, image)| image);
+    if let Some(image) = agent_image.or(cfg.image.as_ref().filter(|_| !own_template)) {
         container.image = Some(image.clone());
     }
     Ok(job)
@@ -524,6 +531,7 @@ mod tests {
             namespace: "ns".into(),
             templates: None,
             image: Some("example/worker:1".into()),
+            agent_images: Vec::new(),
             api_url: None,
             max_jobs: 3,
             poll_interval: std::time::Duration::from_secs(1),

@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""Installs and uninstalls OpenClaw the way the GenAI-on-EKS starter kit installs its
+components, from this repository alone (Python 3 standard library and kubectl).
+
+  deploy/install.sh   [--keda] [--karpenter] [--dry-run] [--config-dir DIR]
+  deploy/uninstall.sh [--purge] [--dry-run]
+
+Settings, later ones winning: the page's defaults; DIR/config.json (`ai-agent.openclaw.env`,
+and `examples.openclaw.doc-writer.env.GIT_REPO_URL`); DIR/.env; the environment. Langfuse is
+detected as the starter kit does it: a pod labelled app=web in namespace langfuse means
+LANGFUSE_HOST=http://langfuse-web.langfuse:3000 with the keys from .env.
+
+Secrets go only into Secrets (through a file readable only by you, never a command line, never
+printed); the rest into ConfigMaps and the bridge's environment. The manifests are rendered
+from a kustomization written to deploy/.install/ (base or KEDA overlay, the Karpenter component,
+the image, the settings), so a re-run after a config.json change rolls the bridge (a checksum
+annotation) and later worker Jobs read the new model. --dry-run needs no cluster: it prints
+what would be applied, secret values redacted, and changes nothing.
+"""
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+DEPLOY = pathlib.Path(__file__).resolve().parent
+OUT = DEPLOY / ".install"
+
+DEFAULTS = {
+    "LITELLM_BASE_URL": "http://litellm.litellm:4000",
+    "LITELLM_MODEL_NAME": "bedrock/claude-4.5-sonnet",
+    "OPENCLAW_IMAGE_REPOSITORY": "ghcr.io/openclaw",
+    "OPENCLAW_IMAGE_TAG": "0.1.0",
+    "OPENCLAW_CLIENT_NAMESPACES": "openwebui",
+    "OPENCLAW_NATS_AUTH": "true",
+}
+# Every setting the install reads (from config.json, .env or the environment).
+SETTINGS = [
+    "LITELLM_BASE_URL", "LITELLM_MODEL_NAME", "LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN",
+    "LANGFUSE_HOST", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY",
+    "GIT_REPO_URL", "GIT_USERNAME", "GIT_TOKEN", "OPENCLAW_GIT_CREDENTIAL_HOSTS",
+    "OPENCLAW_IMAGE_REPOSITORY", "OPENCLAW_IMAGE_TAG", "OPENCLAW_DEVOPS_IMAGE",
+    "OPENCLAW_CLIENT_NAMESPACES", "OPENCLAW_DEVOPS_ROLE_ARN", "OPENCLAW_NATS_AUTH",
+    "CLUSTER_NAME", "EKS_CLUSTER_NAME", "OPENCLAW_QUEUE_TIMEOUT_SECS",
+]
+SECRET = {"LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN", "LANGFUSE_PUBLIC_KEY",
+          "LANGFUSE_SECRET_KEY", "GIT_TOKEN"}
+LANGFUSE_HOST = "http://langfuse-web.langfuse:3000"
+
+
+def say(msg):
+    print(f"==> {msg}", file=sys.stderr)
+
+
+def read_dotenv(path):
+    values = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def load_settings(config_dir, environ):
+    """The settings, with where each came from: defaults < config.json < .env < environment."""
+    settings, origin = dict(DEFAULTS), {k: "default" for k in DEFAULTS}
+    config_path = config_dir / "config.json"
+    if config_path.is_file():
+        config = json.loads(config_path.read_text())
+        layers = [
+            config.get("ai-agent", {}).get("openclaw", {}).get("env", {}),
+            {k: v for k, v in config.get("examples", {}).get("openclaw", {})
+             .get("doc-writer", {}).get("env", {}).items() if k == "GIT_REPO_URL"},
+        ]
+        for layer in layers:
+            for k, v in layer.items():
+                settings[k], origin[k] = str(v), "config.json"
+    for k, v in read_dotenv(config_dir / ".env").items():
+        if k in SETTINGS:
+            settings[k], origin[k] = v, ".env"
+    for k in SETTINGS:
+        if environ.get(k):
+            settings[k], origin[k] = environ[k], "environment"
+    if not settings.get("CLUSTER_NAME") and settings.get("EKS_CLUSTER_NAME"):
+        settings["CLUSTER_NAME"], origin["CLUSTER_NAME"] = settings["EKS_CLUSTER_NAME"], origin["EKS_CLUSTER_NAME"]
+    return settings, origin
+
+
+def langfuse_detected(kubectl_get_pods_output):
+    """The starter kit's rule: `kubectl get pod -n langfuse -l app=web --ignore-not-found`
+    lists a pod whose name mentions langfuse (a pod line, not a message about the namespace)."""
+    return any(
+        fields and fields[0] != "NAME" and "langfuse" in fields[0]
+        for fields in (line.split() for line in kubectl_get_pods_output.splitlines())
+        if len(fields) >= 3
+    )
+
+
+def kubectl(*args, input=None, check=True):
+    return subprocess.run(["kubectl", *args], input=input, text=True, capture_output=True, check=check)
+
+
+def detect_langfuse(settings, dry_run):
+    if settings.get("LANGFUSE_HOST"):
+        say(f"Langfuse: LANGFUSE_HOST={settings['LANGFUSE_HOST']} as configured")
+        return
+    try:
+        out = kubectl("get", "pod", "-n", "langfuse", "-l", "app=web", "--ignore-not-found",
+                      check=False, ).stdout
+    except FileNotFoundError:
+        out = ""
+    if not langfuse_detected(out):
+        say("Langfuse: not detected (no pod app=web in namespace langfuse); traces off")
+        return
+    if not (settings.get("LANGFUSE_PUBLIC_KEY") and settings.get("LANGFUSE_SECRET_KEY")):
+        say("Langfuse detected, but LANGFUSE_PUBLIC_KEY or LANGFUSE_SECRET_KEY is not set in .env: traces off")
+        return
+    settings["LANGFUSE_HOST"] = LANGFUSE_HOST
+    say(f"Langfuse detected: traces go to {LANGFUSE_HOST}")
+
+
+def strategic(kind, name, body, api="v1"):
+    return {"patch": json.dumps({"apiVersion": api, "kind": kind, "metadata": {"name": name}, **body}),
+            "target": {"kind": kind, "name": name}}
+
+
+def write_overlay(settings, args, checksum):
+    """deploy/.install/kustomization.yaml (JSON is YAML): the chosen overlay plus the settings."""
+    OUT.mkdir(exist_ok=True)
+    repo, tag = settings["OPENCLAW_IMAGE_REPOSITORY"].rstrip("/"), settings["OPENCLAW_IMAGE_TAG"]
+    worker_image = f"{repo}/openclaw-worker:{tag}"
+    devops_image = settings.get("OPENCLAW_DEVOPS_IMAGE") or f"{repo}/openclaw-worker-devops:{tag}"
+    bridge_env = [
+        {"name": "OPENCLAW_WORKER_IMAGE", "value": worker_image},
+        {"name": "OPENCLAW_WORKER_IMAGE_DEVOPS", "value": devops_image},
+    ]
+    for key in ("GIT_REPO_URL", "OPENCLAW_QUEUE_TIMEOUT_SECS"):
+        if settings.get(key):
+            bridge_env.append({"name": key, "value": settings[key]})
+    worker_config = [f"{k}={settings[k]}" for k in ("LITELLM_BASE_URL", "LITELLM_MODEL_NAME", "LANGFUSE_HOST")
+                     if settings.get(k)]
+    namespaces = [n.strip() for n in settings["OPENCLAW_CLIENT_NAMESPACES"].split(",") if n.strip()]
+    patches = [
+        strategic("Deployment", "openclaw", {"spec": {"template": {
+            "metadata": {"annotations": {"openclaw.dev/config-checksum": checksum}},
+            "spec": {"containers": [{
+                "name": "bridge", "image": f"{repo}/openclaw-bridge:{tag}",
+                "imagePullPolicy": "IfNotPresent", "env": bridge_env}]}}}}, api="apps/v1"),
+        {"target": {"kind": "NetworkPolicy", "name": "openclaw"}, "patch": json.dumps([
+            {"op": "replace", "path": "/spec/ingress/0/from", "value":
+                [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}} for n in namespaces]
+                + [{"podSelector": {}}]}])},
+    ]
+    if settings.get("LANGFUSE_HOST"):
+        patches.append({"target": {"kind": "NetworkPolicy", "name": "openclaw-worker"}, "patch": json.dumps([
+            {"op": "add", "path": "/spec/egress/-", "value": {
+                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "langfuse"}}}],
+                "ports": [{"port": 3000, "protocol": "TCP"}]}}])})
+    if settings.get("OPENCLAW_DEVOPS_ROLE_ARN"):
+        patches.append(strategic("ServiceAccount", "openclaw-devops", {"metadata": {
+            "name": "openclaw-devops",
+            "annotations": {"eks.amazonaws.com/role-arn": settings["OPENCLAW_DEVOPS_ROLE_ARN"]}}}))
+    components = []
+    if args.karpenter:
+        cluster = settings.get("CLUSTER_NAME")
+        if not cluster:
+            sys.exit("--karpenter needs the cluster's name: CLUSTER_NAME (or EKS_CLUSTER_NAME in .env)")
+        components.append("../components/karpenter")
+        patches.append({"target": {"kind": "EC2NodeClass", "name": "openclaw-workers"}, "patch": json.dumps([
+            {"op": "replace", "path": "/spec/role", "value": f"KarpenterNodeRole-{cluster}"},
+            {"op": "replace", "path": "/spec/subnetSelectorTerms/0/tags/karpenter.sh~1discovery", "value": cluster},
+            {"op": "replace", "path": "/spec/securityGroupSelectorTerms/0/tags/karpenter.sh~1discovery", "value": cluster},
+        ])})
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["../overlays/keda" if args.keda else "../base"],
+        "components": components,
+        "configMapGenerator": [{"name": "openclaw-worker", "behavior": "merge", "literals": worker_config}],
+        "patches": patches,
+    }
+    if args.keda:
+        # KEDA's ScaledJobs name the worker images themselves.
+        kustomization["images"] = [
+            {"name": "ghcr.io/openclaw/openclaw-worker", "newName": f"{repo}/openclaw-worker", "newTag": tag},
+            {"name": "ghcr.io/openclaw/openclaw-worker-devops", "newName": devops_image.rsplit(":", 1)[0],
+             "newTag": devops_image.rsplit(":", 1)[1] if ":" in devops_image.rsplit("/", 1)[-1] else tag},
+        ]
+    (OUT / "kustomization.yaml").write_text(
+        "# Written by deploy/install.py; re-run the install to change it.\n" + json.dumps(kustomization, indent=2) + "\n")
+    return OUT
+
+
+def secrets_of(settings):
+    """The Secrets to apply, by (namespace, name): {key: value}."""
+    bridge = {"OPENCLAW_GATEWAY_TOKEN": settings["OPENCLAW_GATEWAY_TOKEN"]}
+    worker = {"LITELLM_API_KEY": settings["LITELLM_API_KEY"]}
+    for k in ("GIT_USERNAME", "GIT_TOKEN", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):
+        if settings.get(k):
+            worker[k] = settings[k]
+    if settings.get("GIT_TOKEN"):
+        worker["OPENCLAW_GIT_CREDENTIAL_HOSTS"] = settings.get("OPENCLAW_GIT_CREDENTIAL_HOSTS") or "github.com"
+    out = {("openclaw", "openclaw-bridge"): bridge, ("openclaw", "openclaw-worker"): worker}
+    if settings["OPENCLAW_NATS_AUTH"] == "true":
+        users = {}
+        for user in ("bridge", "worker_doc_writer", "worker_devops", "operator"):
+            users[user] = existing_secret_value("nats", "openclaw-nats-users", user) or os.urandom(24).hex()
+        out[("nats", "openclaw-nats-users")] = users
+        bridge.update({"NATS_USER": "bridge", "NATS_PASSWORD": users["bridge"]})
+        worker.update({"NATS_USER_DOC_WRITER": "worker-doc-writer", "NATS_PASSWORD_DOC_WRITER": users["worker_doc_writer"],
+                       "NATS_USER_DEVOPS": "worker-devops", "NATS_PASSWORD_DEVOPS": users["worker_devops"]})
+    return out
+
+
+def existing_secret_value(namespace, name, key):
+    """A value already in the cluster (NATS passwords are kept across re-installs)."""
+    try:
+        out = kubectl("-n", namespace, "get", "secret", name, "-o", f"jsonpath={{.data.{key}}}", check=False)
+    except FileNotFoundError:
+        return None
+    if out.returncode != 0 or not out.stdout:
+        return None
+    import base64
+    return base64.b64decode(out.stdout).decode()
+
+
+def secret_manifest(namespace, name, data, redact):
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+            "type": "Opaque", "stringData": {k: ("[redacted]" if redact else v) for k, v in sorted(data.items())}}
+
+
+def apply_secret(namespace, name, data):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=True) as f:
+        os.chmod(f.name, 0o600)
+        json.dump(secret_manifest(namespace, name, data, False), f)
+        f.flush()
+        kubectl("apply", "-f", f.name)
+
+
+def install(args):
+    settings, origin = load_settings(pathlib.Path(args.config_dir), os.environ)
+    missing = [k for k in ("LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN") if not settings.get(k)]
+    if missing:
+        sys.exit(f"missing settings: {', '.join(missing)} (config.json ai-agent.openclaw.env, .env or the environment)")
+    detect_langfuse(settings, args.dry_run)
+    for k in ("LITELLM_BASE_URL", "LITELLM_MODEL_NAME", "GIT_REPO_URL"):
+        if settings.get(k):
+            say(f"{k}={settings[k]} ({origin.get(k, 'detected')})")
+    secrets = secrets_of(settings)
+    checksum_input = json.dumps({"settings": settings, "args": vars(args)}, sort_keys=True)
+    checksum = hashlib.sha256(checksum_input.encode()).hexdigest()[:16]
+    overlay = write_overlay(settings, args, checksum)
+    rendered = kubectl("kustomize", str(overlay)).stdout
+    if args.dry_run:
+        say("dry run: nothing is applied; the objects that would be:")
+        print(rendered, end="")
+        for (ns, name), data in secrets.items():
+            print("---")
+            print(json.dumps(secret_manifest(ns, name, data, True), indent=2))
+        return
+    kubectl("apply", "-f", str(DEPLOY / "base/namespace.yaml"))
+    for (ns, name), data in secrets.items():
+        if ns != "openclaw":
+            namespace = kubectl("create", "namespace", ns, "--dry-run=client", "-o", "yaml").stdout
+            kubectl("apply", "-f", "-", input=namespace)
+        apply_secret(ns, name, data)
+    subprocess.run(["kubectl", "apply", "-f", "-"], input=rendered, text=True, check=True)
+    subprocess.run(["kubectl", "-n", "openclaw", "rollout", "status", "deployment/openclaw", "--timeout=180s"],
+                   check=True)
+    print("OpenClaw is up at http://openclaw.openclaw:8080 (also http://doc-writer.openclaw:8080 and "
+          "http://devops-agent.openclaw:8080). Verify:\n"
+          "  kubectl get svc -n openclaw\n"
+          "  kubectl port-forward -n openclaw svc/openclaw 8080:8080")
+
+
+def uninstall(args):
+    """Removes what install applied; idempotent. NATS data stays unless --purge."""
+    source = OUT if (OUT / "kustomization.yaml").is_file() else DEPLOY / "base"
+    commands = [["delete", "-k", str(source), "--ignore-not-found", "--wait=false"]]
+    if source != OUT:
+        commands.insert(0, ["delete", "-k", str(DEPLOY / "overlays/keda"), "--ignore-not-found", "--wait=false"])
+    commands.append(["-n", "openclaw", "delete", "secret", "openclaw-bridge", "openclaw-worker", "--ignore-not-found"])
+    commands.append(["delete", "jobs", "-n", "openclaw", "-l", "app.kubernetes.io/managed-by=openclaw-bridge",
+                     "--ignore-not-found"])
+    if args.purge:
+        commands.append(["-n", "nats", "delete", "secret", "openclaw-nats-users", "--ignore-not-found"])
+        for stream in ("OPENCLAW_TASKS", "OPENCLAW_EVENTS", "KV_openclaw_tasks", "KV_openclaw_sessions",
+                       "KV_openclaw_leases"):
+            commands.append(["-n", "nats", "exec", "deploy/nats-box", "--", "nats", "stream", "rm", "-f", stream])
+    for c in commands:
+        if args.dry_run:
+            print("kubectl " + " ".join(c))
+        else:
+            r = kubectl(*c, check=False)
+            if r.returncode != 0 and "exec" not in c:
+                sys.exit(f"kubectl {' '.join(c)}: {r.stderr.strip()}")
+    say("OpenClaw uninstalled" + (" (NATS streams and users purged)" if args.purge else
+                                   "; NATS streams kept (--purge removes them)"))
+
+
+def main(argv):
+    p = argparse.ArgumentParser(prog="deploy/install.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("action", choices=["install", "uninstall"])
+    p.add_argument("--keda", action="store_true", help="KEDA's ScaledJobs start the workers")
+    p.add_argument("--karpenter", action="store_true", help="add the spot ARM64 NodePool and EC2NodeClass")
+    p.add_argument("--dry-run", action="store_true", help="print what would be applied; change nothing")
+    p.add_argument("--config-dir", default=os.environ.get("OPENCLAW_CONFIG_DIR", "."),
+                   help="where config.json and .env are (the starter kit's root)")
+    p.add_argument("--purge", action="store_true", help="uninstall: remove the NATS streams and users too")
+    args = p.parse_args(argv)
+    (install if args.action == "install" else uninstall)(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
