@@ -27,7 +27,13 @@ import sys
 import tempfile
 
 DEPLOY = pathlib.Path(__file__).resolve().parent
-OUT = DEPLOY / ".install"
+# Where the generated kustomization goes (kept, so that uninstall removes what was applied).
+OUT = pathlib.Path(os.environ.get("OPENCLAW_INSTALL_DIR") or DEPLOY / ".install").resolve()
+
+
+def rel(target):
+    """`target` (under deploy/) as the generated kustomization refers to it."""
+    return os.path.relpath(DEPLOY / target, OUT)
 
 DEFAULTS = {
     "LITELLM_BASE_URL": "http://litellm.litellm:4000",
@@ -137,7 +143,7 @@ def strategic(kind, name, body, api="v1"):
 
 def write_overlay(settings, args, checksum):
     """deploy/.install/kustomization.yaml (JSON is YAML): the chosen overlay plus the settings."""
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     repo, tag = settings["OPENCLAW_IMAGE_REPOSITORY"].rstrip("/"), settings["OPENCLAW_IMAGE_TAG"]
     worker_image = f"{repo}/openclaw-worker:{tag}"
     devops_image = settings.get("OPENCLAW_DEVOPS_IMAGE") or f"{repo}/openclaw-worker-devops:{tag}"
@@ -176,7 +182,7 @@ def write_overlay(settings, args, checksum):
         cluster = settings.get("CLUSTER_NAME")
         if not cluster:
             sys.exit("--karpenter needs the cluster's name: CLUSTER_NAME (or EKS_CLUSTER_NAME in .env)")
-        components.append("../components/karpenter")
+        components.append(rel("components/karpenter"))
         patches.append({"target": {"kind": "EC2NodeClass", "name": "openclaw-workers"}, "patch": json.dumps([
             {"op": "replace", "path": "/spec/role", "value": f"KarpenterNodeRole-{cluster}"},
             {"op": "replace", "path": "/spec/subnetSelectorTerms/0/tags/karpenter.sh~1discovery", "value": cluster},
@@ -185,7 +191,7 @@ def write_overlay(settings, args, checksum):
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": ["../overlays/keda" if args.keda else "../base"],
+        "resources": [rel("overlays/keda") if args.keda else rel("base")],
         "components": components,
         "configMapGenerator": [{"name": "openclaw-worker", "behavior": "merge", "literals": worker_config}],
         "patches": patches,
@@ -258,7 +264,10 @@ def install(args):
         if settings.get(k):
             say(f"{k}={settings[k]} ({origin.get(k, 'detected')})")
     secrets = secrets_of(settings)
-    checksum_input = json.dumps({"settings": settings, "args": vars(args)}, sort_keys=True)
+    # The settings, and the files the bridge reads from ConfigMaps: a change to any rolls it.
+    files = {str(f.relative_to(DEPLOY)): f.read_text() for f in
+             [DEPLOY / "base/agents.toml", *sorted((DEPLOY / "base/job-templates").glob("*.json"))]}
+    checksum_input = json.dumps({"settings": settings, "args": vars(args), "files": files}, sort_keys=True)
     checksum = hashlib.sha256(checksum_input.encode()).hexdigest()[:16]
     overlay = write_overlay(settings, args, checksum)
     rendered = kubectl("kustomize", str(overlay)).stdout

@@ -57,7 +57,7 @@ case "$1" in kustomize) exec {real} "$@";; esac
 echo "the dry run ran: kubectl $*" >&2; exit 99
 """)
 (shim / "kubectl").chmod(0o755)
-env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}")
+env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", OPENCLAW_INSTALL_DIR=str(work / "install"))
 for k in install.SETTINGS:
     env.pop(k, None)
 out = subprocess.run([str(deploy / "install.sh"), "--dry-run", "--karpenter", "--config-dir", str(kit)],

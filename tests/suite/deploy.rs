@@ -109,3 +109,60 @@ async fn the_install_reads_the_starter_kits_config_detects_langfuse_and_dry_runs
     .await;
     assert!(out.contains("install dry run: ok"), "{out}");
 }
+
+#[tokio::test]
+async fn the_starter_kit_component_installs_with_the_kits_config() {
+    let work = tempfile::tempdir().unwrap();
+    let kit = work.path().join("kit");
+    std::fs::create_dir_all(&kit).unwrap();
+    std::fs::write(
+        kit.join("config.json"),
+        r#"{"ai-agent": {"openclaw": {"env": {"LITELLM_MODEL_NAME": "bedrock/claude-4.5-haiku",
+            "OPENCLAW_GATEWAY_TOKEN": "gw-kit-s3cret"}}}}"#,
+    )
+    .unwrap();
+    std::fs::write(kit.join(".env"), "LITELLM_API_KEY=sk-kit-s3cret\n").unwrap();
+    // A kubectl that is the real one for rendering and refuses anything that needs a cluster.
+    let real = run(
+        Command::new("sh").args(["-c", "command -v kubectl"]),
+        "which kubectl",
+    );
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("kubectl"),
+        format!(
+            "#!/bin/sh\ncase \"$1\" in kustomize) exec {} \"$@\";; esac\nexit 1\n",
+            real.trim()
+        ),
+    )
+    .unwrap();
+    run(
+        Command::new("chmod").arg("+x").arg(bin.join("kubectl")),
+        "chmod",
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = run(
+        Command::new("node")
+            .arg(workspace_root().join("tests/deploy/check_starter_kit.mjs"))
+            .arg(workspace_root().join("deploy/starter-kit"))
+            .arg(&kit)
+            .env("PATH", path)
+            .env("OPENCLAW_INSTALL_FLAGS", "--dry-run")
+            .env("OPENCLAW_INSTALL_DIR", work.path().join("install"))
+            .env_remove("LITELLM_MODEL_NAME")
+            .env_remove("LITELLM_API_KEY")
+            .env_remove("OPENCLAW_GATEWAY_TOKEN"),
+        "node check_starter_kit.mjs",
+    );
+    assert!(out.contains("starter kit component: ok"), "{out}");
+    assert!(
+        out.contains("LITELLM_MODEL_NAME: bedrock/claude-4.5-haiku"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kubectl delete -k"),
+        "the uninstall dry run: {out}"
+    );
+    assert!(!out.contains("s3cret"), "{out}");
+}
