@@ -96,6 +96,20 @@ async fn manifests_render_validate_and_keep_their_promises() {
     )
     .await;
     assert!(out.contains("manifests: ok"));
+
+    // Every command of the troubleshooting guide names what these manifests make.
+    let out = run_python_check(
+        "../deploy/check_troubleshooting.py",
+        &[
+            workspace_root().join("docs/troubleshooting.md").to_str().unwrap(),
+            base.to_str().unwrap(),
+            keda.to_str().unwrap(),
+            karpenter.to_str().unwrap(),
+            workspace_root().to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(out.contains("troubleshooting commands:"), "{out}");
 }
 
 #[tokio::test]
