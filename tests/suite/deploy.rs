@@ -101,7 +101,10 @@ async fn manifests_render_validate_and_keep_their_promises() {
     let out = run_python_check(
         "../deploy/check_troubleshooting.py",
         &[
-            workspace_root().join("docs/troubleshooting.md").to_str().unwrap(),
+            workspace_root()
+                .join("docs/troubleshooting.md")
+                .to_str()
+                .unwrap(),
             base.to_str().unwrap(),
             keda.to_str().unwrap(),
             karpenter.to_str().unwrap(),
