@@ -9,14 +9,18 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-/// A counter family: one value per label set.
+/// A counter family: one value per label set (a float, for dollars and seconds).
 #[derive(Default)]
-struct Family(Mutex<BTreeMap<Vec<(&'static str, String)>, u64>>);
+struct Family(Mutex<BTreeMap<Vec<(&'static str, String)>, f64>>);
 
 impl Family {
     fn inc(&self, labels: Vec<(&'static str, String)>) {
+        self.add(labels, 1.0);
+    }
+
+    fn add(&self, labels: Vec<(&'static str, String)>, value: f64) {
         if let Ok(mut m) = self.0.lock() {
-            *m.entry(labels).or_default() += 1;
+            *m.entry(labels).or_default() += value;
         }
     }
 
@@ -141,6 +145,12 @@ pub struct Metrics {
     durations: Histograms,
     /// Submit to the first claim by a worker, by agent.
     queue_times: Histograms,
+    /// Model tokens of ended tasks, by agent, model and kind (input, output).
+    llm_tokens: Family,
+    /// What the gateway said ended tasks' model calls cost (USD), by agent and model.
+    llm_cost: Family,
+    /// Worker wall time of ended tasks, by agent.
+    worker_seconds: Family,
     /// Open event streams (SSE and chat streams).
     pub streams_open: AtomicI64,
     /// Workers running, as the dispatcher last counted them.
@@ -158,6 +168,9 @@ impl Default for Metrics {
             finished: Family::default(),
             durations: Histograms::new(DURATION_BUCKETS),
             queue_times: Histograms::new(QUEUE_BUCKETS),
+            llm_tokens: Family::default(),
+            llm_cost: Family::default(),
+            worker_seconds: Family::default(),
             streams_open: AtomicI64::new(0),
             workers_running: AtomicI64::new(0),
         }
@@ -170,6 +183,32 @@ impl Metrics {
         let labels = vec![("agent", agent.to_owned()), ("outcome", outcome.to_owned())];
         self.finished.inc(labels.clone());
         self.durations.observe(labels, seconds);
+    }
+
+    /// What an ended task of `agent` used, over its attempts.
+    pub fn task_usage(&self, agent: &str, usage: &openclaw_common::status::Usage) {
+        let model = usage.model.clone().unwrap_or_else(|| "unknown".into());
+        for (kind, n) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            self.llm_tokens.add(
+                vec![
+                    ("agent", agent.to_owned()),
+                    ("model", model.clone()),
+                    ("kind", kind.to_owned()),
+                ],
+                n as f64,
+            );
+        }
+        if let Some(cost) = usage.cost_usd {
+            self.llm_cost.add(
+                vec![("agent", agent.to_owned()), ("model", model.clone())],
+                cost,
+            );
+        }
+        self.worker_seconds
+            .add(vec![("agent", agent.to_owned())], usage.worker_seconds);
     }
 
     /// A task of `agent` was first claimed by a worker `seconds` after its submit.
@@ -252,6 +291,21 @@ impl Metrics {
             &mut out,
             "openclaw_task_queue_seconds",
             "Seconds from submit to the first worker's claim, by agent.",
+        );
+        self.llm_tokens.render(
+            &mut out,
+            "openclaw_llm_tokens_total",
+            "Model tokens of ended tasks, by agent, model and kind.",
+        );
+        self.llm_cost.render(
+            &mut out,
+            "openclaw_llm_cost_usd_total",
+            "What the gateway said ended tasks' model calls cost, in US dollars.",
+        );
+        self.worker_seconds.render(
+            &mut out,
+            "openclaw_worker_seconds_total",
+            "Worker wall time of ended tasks, by agent.",
         );
         self.abandoned.render(
             &mut out,

@@ -52,6 +52,9 @@ pub async fn watch(
                         status.status.as_str(),
                         seconds,
                     );
+                    if let Some(usage) = &status.usage {
+                        state.metrics.task_usage(status.agent.as_str(), usage);
+                    }
                 }
                 if started.len() > REMEMBERED || ended.len() > REMEMBERED {
                     started.clear();

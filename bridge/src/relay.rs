@@ -97,11 +97,19 @@ impl Renderer {
                 reason,
                 retryable: true,
             } => status(format!("attempt failed, retrying: {reason}")),
-            EventKind::Completed { commit, branch, .. } => {
-                let closing = match (commit, branch) {
+            EventKind::Completed {
+                commit,
+                branch,
+                usage,
+                ..
+            } => {
+                let mut closing = match (commit, branch) {
                     (Some(c), Some(b)) => format!("Done: commit {} on branch {b}.", short_sha(c)),
                     _ => "Done.".to_owned(),
                 };
+                if let Some(u) = usage {
+                    closing.push_str(&format!(" ({})", u.summary()));
+                }
                 return Some(self.end(closing, None));
             }
             EventKind::Failed { reason, .. } => {

@@ -99,16 +99,25 @@ impl Progress {
             EventKind::Pushed { branch, sha, .. } => {
                 stage(self, "pushed", format!("{branch} @ {}", short_sha(sha)))
             }
-            EventKind::Completed { commit, branch, .. } => {
+            EventKind::Completed {
+                commit,
+                branch,
+                usage,
+                ..
+            } => {
                 let what = match (commit, branch) {
                     (Some(c), Some(b)) => format!("commit {} on {b}", short_sha(c)),
                     _ => "no changes".to_owned(),
                 };
-                let tokens = self.prompt_tokens + self.completion_tokens;
+                // The task's own totals (every attempt, with cost) when the worker sent them.
+                let used = match usage {
+                    Some(u) => u.summary(),
+                    None => format!("{} tokens", self.prompt_tokens + self.completion_tokens),
+                };
                 stage(
                     self,
                     "completed",
-                    format!("{what} · {tokens} tokens · {elapsed:.1}s"),
+                    format!("{what} · {used} · {elapsed:.1}s"),
                 )
             }
             EventKind::Failed { reason, retryable } => stage(

@@ -72,6 +72,7 @@ async fn play_worker(app: &TestApp, id: TaskId, from_step: usize) {
             prompt_tokens: 100,
             completion_tokens: 20,
             latency_ms: 5,
+            cost_usd: Some(0.0021),
         },
         EventKind::Committed {
             sha: "0123456789abcdef".into(),
@@ -87,6 +88,15 @@ async fn play_worker(app: &TestApp, id: TaskId, from_step: usize) {
             summary: "Wrote the guide".into(),
             commit: Some("0123456789abcdef".into()),
             branch: Some(format!("openclaw/{id}")),
+            usage: Some(openclaw_common::status::Usage {
+                model: Some("m".into()),
+                model_calls: 1,
+                input_tokens: 100,
+                output_tokens: 20,
+                cost_usd: Some(0.0021),
+                worker_seconds: 1.5,
+                compute_cost_usd: None,
+            }),
         },
     ];
     for step in steps.into_iter().skip(from_step) {
@@ -177,7 +187,7 @@ async fn submit_shows_progress_for_people_and_fails_with_the_task() {
         "committed  0123456789",
         "pushed",
         "completed  commit 0123456789 on openclaw/",
-        "120 tokens",
+        "1 model call, 100 in / 20 out tokens, $0.0021",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

@@ -65,6 +65,9 @@ pub enum EventKind {
         prompt_tokens: u64,
         completion_tokens: u64,
         latency_ms: u64,
+        /// The call's price as the gateway reported it (USD); absent when it did not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
     },
     Committed {
         sha: String,
@@ -80,6 +83,9 @@ pub enum EventKind {
         summary: String,
         commit: Option<String>,
         branch: Option<String>,
+        /// What the task used, over all its attempts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<crate::status::Usage>,
     },
     Failed {
         reason: String,

@@ -73,6 +73,7 @@ async fn main() {
             summary: "done".into(),
             commit: None,
             branch: None,
+            usage: None,
         })
         .await
         .unwrap();

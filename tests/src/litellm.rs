@@ -32,6 +32,11 @@ fn find_binary() -> PathBuf {
     bin
 }
 
+/// The scripted model's price in the proxy's `model_info` (USD per token), so that LiteLLM
+/// reports each call's cost.
+pub const INPUT_COST_PER_TOKEN: f64 = 0.000003;
+pub const OUTPUT_COST_PER_TOKEN: f64 = 0.000015;
+
 impl LiteLlm {
     /// Starts the proxy with one model forwarding to `upstream`, and waits until it is live.
     pub async fn start(upstream: &ScriptedLlm) -> Self {
@@ -42,7 +47,7 @@ impl LiteLlm {
         std::fs::write(
             &config,
             format!(
-                "model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/scripted\n      api_base: {}/v1\n      api_key: sk-upstream-scripted\n",
+                "model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/scripted\n      api_base: {}/v1\n      api_key: sk-upstream-scripted\n    model_info:\n      input_cost_per_token: {INPUT_COST_PER_TOKEN}\n      output_cost_per_token: {OUTPUT_COST_PER_TOKEN}\n",
                 upstream.url
             ),
         )

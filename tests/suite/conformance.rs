@@ -32,6 +32,8 @@ async fn a_full_task_through_the_litellm_proxy() {
                 ("LITELLM_BASE_URL", &base),
                 ("LITELLM_API_KEY", &proxy.key),
                 ("LITELLM_MODEL_NAME", MODEL),
+                // $3.60 an hour: a tenth of a cent per worker second.
+                ("OPENCLAW_WORKER_COST_PER_HOUR", "3.6"),
             ],
         ),
     );
@@ -70,6 +72,46 @@ async fn a_full_task_through_the_litellm_proxy() {
     assert!(
         usage.iter().all(|(m, p, c)| m == MODEL && *p > 0 && *c > 0),
         "{usage:?}"
+    );
+    // LiteLLM priced each streamed call (usage.cost in the final chunk): the events carry
+    // its figures, and the task's total is their sum — and what the price list implies.
+    let costs: Vec<f64> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::LlmUsage { cost_usd, .. } => Some(cost_usd.expect("a cost per call")),
+            _ => None,
+        })
+        .collect();
+    let reported: f64 = costs.iter().sum();
+    let priced: f64 = usage
+        .iter()
+        .map(|(_, p, c)| {
+            *p as f64 * openclaw_tests::litellm::INPUT_COST_PER_TOKEN
+                + *c as f64 * openclaw_tests::litellm::OUTPUT_COST_PER_TOKEN
+        })
+        .sum();
+    assert!(
+        reported > 0.0 && (reported - priced).abs() < 1e-9,
+        "{reported} vs {priced}"
+    );
+    let status = app.status(&id).await;
+    let total = status["usage"]["cost_usd"]
+        .as_f64()
+        .expect("cost_usd in the status");
+    assert!((total - reported).abs() < 1e-12, "{total} vs {reported}");
+    let EventKind::Completed {
+        usage: Some(totals),
+        ..
+    } = &events.last().unwrap().kind
+    else {
+        panic!("completed carries the usage")
+    };
+    assert_eq!(totals.cost_usd, Some(total));
+    assert_eq!(totals.model_calls, 3);
+    let compute = totals.compute_cost_usd.expect("an estimated compute cost");
+    assert!(
+        (compute - totals.worker_seconds * 0.001).abs() < 1e-9,
+        "{totals:?}"
     );
     assert_eq!(
         repo.file(&format!("openclaw/{id}"), "docs/USAGE.md")

@@ -191,10 +191,20 @@ async fn task_outcomes_and_times_are_metrics_that_promtool_accepts() {
             .then_some(scrape)
     })
     .await;
+    assert!(
+        scrape.contains(
+            "openclaw_llm_tokens_total{agent=\"doc-writer\",kind=\"input\",model=\"test-model\"}"
+        ) || scrape.contains(
+            "openclaw_llm_tokens_total{agent=\"doc-writer\",model=\"test-model\",kind=\"input\"}"
+        ),
+        "{scrape}"
+    );
     for line in [
         "openclaw_task_duration_seconds_count{agent=\"doc-writer\",outcome=\"completed\"} 1",
         "openclaw_task_duration_seconds_bucket{agent=\"doc-writer\",outcome=\"completed\",le=\"+Inf\"} 1",
         "openclaw_task_queue_seconds_count{agent=\"doc-writer\"} 1",
+        "# TYPE openclaw_llm_tokens_total counter",
+        "# TYPE openclaw_worker_seconds_total counter",
         "# TYPE openclaw_task_queue_seconds histogram",
     ] {
         assert!(scrape.contains(line), "missing {line:?} in:\n{scrape}");

@@ -218,10 +218,22 @@ async fn a_task_goes_from_submit_to_a_pushed_commit_streamed_in_order() {
         commit,
         branch: b,
         summary,
+        usage: totals,
     } = &events.last().unwrap().kind
     else {
         unreachable!()
     };
+    // What the task used: three model calls, their tokens as the model reported them, no
+    // price (the scripted model reports none: unknown, not zero), the worker's time.
+    let totals = totals.as_ref().expect("usage on completed");
+    assert_eq!(totals.model_calls, 3);
+    assert!(totals.input_tokens > 0 && totals.output_tokens > 0);
+    assert_eq!(totals.cost_usd, None);
+    assert!(totals.worker_seconds > 0.0);
+    assert_eq!(totals.model.as_deref(), Some("test-model"));
+    let status = app.status(&id).await;
+    assert_eq!(status["usage"]["model_calls"], 3);
+    assert_eq!(status["usage"]["input_tokens"], totals.input_tokens);
     assert_eq!(commit.as_deref(), Some(repo.tip(&branch).as_str()));
     assert_eq!(b.as_deref(), Some(branch.as_str()));
     assert!(summary.contains("usage guide"));

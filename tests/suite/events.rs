@@ -64,6 +64,7 @@ async fn history_then_live_then_end_and_resume_without_gap_or_repeat() {
             summary: "done".into(),
             commit: None,
             branch: None,
+            usage: None,
         })
         .await
         .unwrap();

@@ -396,6 +396,7 @@ async fn the_devops_agent_runs_allowlisted_commands_without_a_repo() {
         summary,
         commit,
         branch,
+        ..
     } = &events.last().unwrap().kind
     else {
         panic!("{k:?}")

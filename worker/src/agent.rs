@@ -75,6 +75,8 @@ pub struct AgentLoop<'a> {
     pub tracer: &'a mut Tracer,
     /// Removes the worker's secrets from tool output before it is published or sent on.
     pub redact: &'a dyn Fn(&str) -> String,
+    /// This attempt's model calls, tokens and cost, added to as the loop goes.
+    pub usage: &'a std::sync::Mutex<openclaw_common::status::Usage>,
 }
 
 impl AgentLoop<'_> {
@@ -95,6 +97,14 @@ impl AgentLoop<'_> {
             let asked_at = openclaw_common::now();
             let completion = self.ask(&messages, &tool_defs).await?;
             tokens += completion.prompt_tokens + completion.completion_tokens;
+            if let Ok(mut usage) = self.usage.lock() {
+                usage.model = Some(self.model.clone());
+                usage.call(
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                    completion.cost_usd,
+                );
+            }
             let called: Vec<String> = completion
                 .tool_calls
                 .iter()
@@ -115,6 +125,7 @@ impl AgentLoop<'_> {
                     prompt_tokens: completion.prompt_tokens,
                     completion_tokens: completion.completion_tokens,
                     latency_ms: completion.latency.as_millis() as u64,
+                    cost_usd: completion.cost_usd,
                 })
                 .await?;
             messages.push(ChatMessage {

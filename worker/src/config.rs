@@ -65,6 +65,9 @@ pub struct WorkerConfig {
     pub repo_policy: RepoPolicy,
     pub llm: LlmConfig,
     pub git: GitConfig,
+    /// What an hour of a worker costs (`OPENCLAW_WORKER_COST_PER_HOUR`, USD), to estimate each
+    /// task's compute cost apart from the model's price.
+    pub worker_cost_per_hour: Option<f64>,
     /// Tracing to Langfuse; `None` unless all three `LANGFUSE_*` variables are set.
     pub langfuse: Option<crate::langfuse::LangfuseConfig>,
 }
@@ -169,6 +172,19 @@ impl WorkerConfig {
                 request_timeout: env.seconds("LITELLM_TIMEOUT_SECS", Duration::from_secs(300))?,
             },
             langfuse,
+            worker_cost_per_hour: match env.string("OPENCLAW_WORKER_COST_PER_HOUR") {
+                None => None,
+                Some(raw) => Some(
+                    raw.parse::<f64>()
+                        .ok()
+                        .filter(|r| r.is_finite() && *r >= 0.0)
+                        .ok_or(ConfigError::Invalid {
+                            var: "OPENCLAW_WORKER_COST_PER_HOUR",
+                            value: raw,
+                            expected: "a price in US dollars per hour, such as 0.04".into(),
+                        })?,
+                ),
+            },
             git,
         })
     }

@@ -77,7 +77,20 @@ pub struct Completion {
     pub tool_calls: Vec<ToolCall>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// The call's price as the gateway reported it: `usage.cost` in a stream's final chunk
+    /// (LiteLLM, asked with `include_usage`), or the `x-litellm-response-cost` header of a
+    /// non-streamed answer. `None`: not reported.
+    pub cost_usd: Option<f64>,
     pub latency: Duration,
+}
+
+/// The cost LiteLLM puts in a non-streamed answer's headers.
+pub fn cost_from_headers(headers: &reqwest::header::HeaderMap) -> Option<f64> {
+    headers
+        .get("x-litellm-response-cost")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|c| c.is_finite() && *c >= 0.0)
 }
 
 /// Why a model call failed. The variant names double as metric labels.
@@ -265,6 +278,7 @@ impl LlmClient {
         } else {
             // Some gateways answer a streaming request with one JSON body; a proxy in the way
             // may answer with a page of HTML.
+            let header_cost = cost_from_headers(response.headers());
             let content_type = response
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
@@ -281,7 +295,8 @@ impl LlmClient {
                     first_line(&text)
                 ))
             })?;
-            let c = parse_full(&value)?;
+            let mut c = parse_full(&value)?;
+            c.cost_usd = header_cost.or(c.cost_usd);
             if !c.content.is_empty() {
                 let _ = deltas.send(c.content.clone());
             }
@@ -365,6 +380,7 @@ fn parse_full(value: &Value) -> Result<Completion, LlmError> {
         tool_calls,
         prompt_tokens: value["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
         completion_tokens: value["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+        cost_usd: value["usage"]["cost"].as_f64(),
         latency: Duration::ZERO,
     })
 }
@@ -424,6 +440,12 @@ fn apply_chunk(
         out.completion_tokens = usage["completion_tokens"]
             .as_u64()
             .unwrap_or(out.completion_tokens);
+        if let Some(cost) = usage["cost"]
+            .as_f64()
+            .filter(|c| c.is_finite() && *c >= 0.0)
+        {
+            out.cost_usd = Some(cost);
+        }
     }
     let delta = &value["choices"][0]["delta"];
     if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
@@ -475,6 +497,16 @@ mod tests {
         assert_eq!(partial[0].id, "c1");
         assert_eq!(partial[0].function.arguments, "{\"path\":\"a\"}");
         assert_eq!((out.prompt_tokens, out.completion_tokens), (10, 3));
+    }
+
+    #[test]
+    fn a_non_streamed_answers_cost_comes_from_litellms_header() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(cost_from_headers(&h), None, "not reported: unknown");
+        h.insert("x-litellm-response-cost", "0.000345".parse().unwrap());
+        assert_eq!(cost_from_headers(&h), Some(0.000345));
+        h.insert("x-litellm-response-cost", "nan".parse().unwrap());
+        assert_eq!(cost_from_headers(&h), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use openclaw_common::event::EventKind;
 use openclaw_common::ids::{RepoUrl, TaskId};
 use openclaw_common::jetstream::{self, EventWriter, StoreError, Stores, Update};
 use openclaw_common::names;
-use openclaw_common::status::{TaskState, TaskStatus};
+use openclaw_common::status::{TaskState, TaskStatus, Usage};
 use openclaw_common::task::{TaskSpec, TurnRole};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
@@ -152,6 +152,9 @@ pub async fn run_one(
         attempt,
         last_attempt: max_deliver > 0 && i64::from(attempt) >= max_deliver,
         terminate: &terminate,
+        taken: Instant::now(),
+        usage: std::sync::Mutex::new(Usage::default()),
+        usage_recorded: std::sync::atomic::AtomicBool::new(false),
     };
     let mut tracer = Tracer::start(config.langfuse.as_ref(), &spec, attempt);
     let result = task.run(&mut tracer).instrument(span).await;
@@ -248,6 +251,13 @@ struct Task<'a> {
     /// Whether JetStream will not deliver the task again after this attempt.
     last_attempt: bool,
     terminate: &'a CancellationToken,
+    /// When this attempt took the task (its worker time runs from here).
+    taken: Instant,
+    /// This attempt's model calls, tokens and cost; added to the status's totals once, when
+    /// the attempt records how it ended.
+    usage: std::sync::Mutex<Usage>,
+    /// Whether `usage` went into the status already.
+    usage_recorded: std::sync::atomic::AtomicBool,
 }
 
 impl Task<'_> {
@@ -389,6 +399,7 @@ impl Task<'_> {
             stop: &stop,
             tracer,
             redact: &|text: &str| self.config.redact(text),
+            usage: &self.usage,
         }
         .run(messages)
         .await;
@@ -545,11 +556,20 @@ impl Task<'_> {
         summary: String,
     ) -> Result<(Outcome, Settle), StoreError> {
         let branch = has_repo.then(|| self.spec.push_branch.to_string());
+        // The totals: earlier attempts' (in the status) and this one's.
+        let earlier = self
+            .stores
+            .status
+            .get(&self.spec.id)
+            .await?
+            .and_then(|s| s.usage)
+            .unwrap_or_default();
         events
             .publish(EventKind::Completed {
                 summary: summary.clone(),
                 commit: commit_sha.clone(),
                 branch,
+                usage: Some(earlier.plus(&self.attempt_usage())),
             })
             .await?;
         let commit = commit_sha.clone();
@@ -712,14 +732,34 @@ impl Task<'_> {
         Ok((Outcome::Failed { reason, retry }, settle))
     }
 
+    /// This attempt's usage so far, its worker time included.
+    fn attempt_usage(&self) -> Usage {
+        let mut usage = self.usage.lock().map(|u| u.clone()).unwrap_or_default();
+        usage.worker_seconds = self.taken.elapsed().as_secs_f64();
+        usage.compute_cost_usd = self
+            .config
+            .worker_cost_per_hour
+            .map(|rate| usage.worker_seconds * rate / 3600.0);
+        usage
+    }
+
+    /// Changes the status record; the first call of an attempt also adds its usage to the
+    /// task's totals.
     async fn set_status(&self, mut change: impl FnMut(&mut TaskStatus)) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let add = !self.usage_recorded.load(Ordering::SeqCst);
+        let attempt = self.attempt_usage();
         self.stores
             .status
             .update(&self.spec.id, |s| {
                 change(s);
+                if add {
+                    s.usage = Some(s.usage.take().unwrap_or_default().plus(&attempt));
+                }
                 Update::Write(())
             })
             .await?;
+        self.usage_recorded.store(true, Ordering::SeqCst);
         Ok(())
     }
 }
