@@ -35,6 +35,11 @@ impl TaskId {
         Self(uuid::Builder::from_unix_timestamp_millis(millis, &rand).into_uuid())
     }
 
+    /// The 16 bytes of the UUID (a task's trace id).
+    pub fn to_bytes(&self) -> [u8; 16] {
+        *self.0.as_bytes()
+    }
+
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
         uuid::Uuid::parse_str(raw)
             .map(Self)

@@ -29,6 +29,10 @@ pub fn worker_consumer(agent: &AgentName) -> String {
     format!("worker-{agent}")
 }
 
+/// W3C trace context of the bridge's submit span on task messages, so the worker's spans join
+/// the task's trace under it.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
 /// Header carrying the task id on task messages, so `nats stream view` shows it.
 pub const TASK_ID_HEADER: &str = "Openclaw-Task-Id";
 /// Header carrying the schema version on task and event messages.

@@ -1,7 +1,10 @@
-//! Langfuse traces from the worker: a trace per task, a generation per model call with model,
-//! tokens and latency, errors as events; the keys go only into the Authorization header.
+//! Traces over OTLP, decoded with the OTLP protobuf definitions: Langfuse v4 (its endpoint,
+//! Basic auth, the ingestion-version header) and any collector at once; one trace per task
+//! (its UUID) in Langfuse's observations-first shape; errors; spans sent while the task runs.
 
-use openclaw_tests::langfuse::{FakeLangfuse, base64};
+use std::time::Duration;
+
+use openclaw_tests::langfuse::{FakeLangfuse, ReceivedSpan, base64};
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
@@ -10,96 +13,192 @@ use crate::e2e::{app_without_dispatch, env_for, events_until_end, repo_task, wor
 
 const SECRET: &str = "sk-lf-secret-4242";
 
+fn langfuse_env(langfuse: &FakeLangfuse) -> Vec<(&'static str, String)> {
+    vec![
+        ("LANGFUSE_HOST", langfuse.url.clone()),
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-1".into()),
+        ("LANGFUSE_SECRET_KEY", SECRET.into()),
+    ]
+}
+
+fn by_kind<'a>(spans: &'a [ReceivedSpan], kind: &str) -> Vec<&'a ReceivedSpan> {
+    spans.iter().filter(|s| s.kind() == kind).collect()
+}
+
 #[tokio::test]
-async fn a_task_is_traced_with_a_generation_per_model_call() {
+async fn a_task_is_one_trace_in_langfuse_v4_shape_and_reaches_any_collector_too() {
     let langfuse = FakeLangfuse::start().await;
+    let collector = FakeLangfuse::start().await;
     let llm = ScriptedLlm::turns(vec![
         Reply::tool("write_file", json!({"path": "a.md", "content": "a"})),
         Reply::text("Wrote a.md"),
     ])
     .await;
     let (app, _repo, id) = repo_task(&[], "Write a.md").await;
-    let env = env_for(
-        &app,
-        &llm,
-        &[
-            ("LANGFUSE_HOST", &langfuse.url),
-            ("LANGFUSE_PUBLIC_KEY", "pk-lf-1"),
-            ("LANGFUSE_SECRET_KEY", SECRET),
-        ],
-    );
-    let mut worker = WorkerProcess::start(worker_bin(), &env);
+    let mut extra: Vec<(&str, String)> = langfuse_env(&langfuse);
+    extra.push(("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url.clone()));
+    extra.push((
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "x-collector-key=ck-123".into(),
+    ));
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
     assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
     events_until_end(&app, &id).await;
 
-    let events = langfuse.events();
-    let of = |t: &str| {
-        events
-            .iter()
-            .filter(|e| e["type"] == t)
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let traces = of("trace-create");
-    assert_eq!(traces[0]["body"]["id"], id.to_string());
-    assert_eq!(traces[0]["body"]["name"], "openclaw doc-writer");
-    assert_eq!(traces[0]["body"]["input"], "Write a.md");
-    assert_eq!(traces.last().unwrap()["body"]["output"], "Wrote a.md");
-    let generations = of("generation-create");
-    assert_eq!(generations.len(), 2);
-    for g in &generations {
-        let b = &g["body"];
-        assert_eq!(b["traceId"], id.to_string());
-        assert_eq!(b["model"], "test-model");
-        assert!(
-            b["usage"]["input"].as_u64().unwrap() > 0 && b["usage"]["output"].as_u64().unwrap() > 0
-        );
-        assert!(b["startTime"].as_str().unwrap() <= b["endTime"].as_str().unwrap());
-    }
-    assert_eq!(
-        generations[0]["body"]["output"]["tool_calls"],
-        json!(["write_file"])
-    );
+    // Langfuse v4: its OTLP endpoint, Basic public:secret, the ingestion version; nothing of
+    // the collector's credentials.
     let expected = format!("Basic {}", base64(format!("pk-lf-1:{SECRET}").as_bytes()));
+    let exports = langfuse.exports();
+    assert!(!exports.is_empty());
+    for e in &exports {
+        assert_eq!(e.path, "/api/public/otel/v1/traces");
+        assert_eq!(e.headers.get("authorization"), Some(&expected));
+        assert_eq!(
+            e.headers
+                .get("x-langfuse-ingestion-version")
+                .map(String::as_str),
+            Some("4")
+        );
+        assert!(!e.headers.contains_key("x-collector-key"));
+        assert_eq!(
+            e.headers.get("content-type").map(String::as_str),
+            Some("application/x-protobuf")
+        );
+    }
+    // The collector, configured the standard way, gets the same spans with its own header.
+    let to_collector = collector.exports();
+    assert!(to_collector.iter().all(|e| e.path == "/v1/traces"
+        && e.headers.get("x-collector-key").map(String::as_str) == Some("ck-123")
+        && !e.headers.contains_key("authorization")));
+
+    let spans = langfuse.spans();
+    assert_eq!(spans.len(), collector.spans().len());
+    let trace = id.to_string().replace('-', "");
     assert!(
-        langfuse
-            .auth_headers()
-            .iter()
-            .all(|h| h.as_deref() == Some(expected.as_str()))
+        spans.iter().all(|s| s.trace_id == trace),
+        "one trace: the task's id"
     );
+    let roots = by_kind(&spans, "agent");
+    assert_eq!(roots.len(), 1);
+    let root = roots[0];
+    assert_eq!(root.str("langfuse.observation.input"), "Write a.md");
+    assert_eq!(root.str("langfuse.observation.output"), "Wrote a.md");
+    assert_eq!(root.str("openclaw.task_id"), id.to_string());
+    assert_eq!(
+        root.attr("langfuse.trace.tags"),
+        Some(&json!(["doc-writer", "test-model"]))
+    );
+    let children: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.kind() != "agent").collect();
+    assert!(children.iter().all(|s| s.parent_span_id == root.span_id));
+
+    let generations = by_kind(&spans, "generation");
+    assert_eq!(generations.len(), 2, "one per model call");
+    for g in &generations {
+        assert_eq!(g.str("gen_ai.request.model"), "test-model");
+        let usage: serde_json::Value =
+            serde_json::from_str(g.str("langfuse.observation.usage_details")).unwrap();
+        assert!(usage["input"].as_u64().unwrap() > 0 && usage["output"].as_u64().unwrap() > 0);
+        assert!(g.str("langfuse.observation.input").contains("Write a.md"));
+        assert!(g.start_unix_nano <= g.end_unix_nano);
+        assert!(
+            !g.str("langfuse.observation.completion_start_time")
+                .is_empty()
+        );
+    }
+    assert!(
+        generations[0]
+            .str("langfuse.observation.output")
+            .contains("write_file")
+    );
+    let tools = by_kind(&spans, "tool");
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].name, "tool write_file");
+    assert!(tools[0].str("langfuse.observation.input").contains("a.md"));
+    let steps: Vec<&str> = by_kind(&spans, "span")
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    for step in ["git clone", "git commit", "git push"] {
+        assert!(steps.contains(&step), "{steps:?}");
+    }
     assert!(!worker.log_text().contains(SECRET));
 }
 
 #[tokio::test]
-async fn a_failed_task_records_its_error() {
+async fn a_failed_task_is_an_error_observation() {
     let langfuse = FakeLangfuse::start().await;
     let llm = ScriptedLlm::turns(vec![Reply::error(401, "invalid api key")]).await;
     let (app, _repo, id) = repo_task(&[], "p").await;
-    let env = env_for(
-        &app,
-        &llm,
-        &[
-            ("LANGFUSE_HOST", &langfuse.url),
-            ("LANGFUSE_PUBLIC_KEY", "pk"),
-            ("LANGFUSE_SECRET_KEY", SECRET),
-        ],
-    );
-    let mut worker = WorkerProcess::start(worker_bin(), &env);
+    let extra = langfuse_env(&langfuse);
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
     assert_eq!(worker.wait().await, Some(0));
     events_until_end(&app, &id).await;
-    let errors: Vec<_> = langfuse
-        .events()
-        .into_iter()
-        .filter(|e| e["type"] == "event-create")
-        .collect();
-    assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0]["body"]["level"], "ERROR");
-    assert_eq!(errors[0]["body"]["traceId"], id.to_string());
+    let spans = langfuse.spans();
+    let root = by_kind(&spans, "agent")[0].clone();
+    assert_eq!(root.status_code, 2, "error status");
+    assert_eq!(root.str("langfuse.observation.level"), "ERROR");
     assert!(
-        errors[0]["body"]["statusMessage"]
-            .as_str()
-            .unwrap()
+        root.str("langfuse.observation.status_message")
             .contains("invalid api key")
+    );
+    assert!(root.events.contains(&"failed".to_owned()));
+    let generation = by_kind(&spans, "generation")[0].clone();
+    assert_eq!(generation.str("langfuse.observation.level"), "ERROR");
+}
+
+#[tokio::test]
+async fn spans_go_out_while_the_task_runs_so_a_killed_worker_loses_only_its_last_second() {
+    let langfuse = FakeLangfuse::start().await;
+    let llm = ScriptedLlm::queue(vec![
+        Reply::tool("write_file", json!({"path": "a.md", "content": "a"})),
+        Reply::text("never delivered").delayed(Duration::from_secs(60)),
+    ])
+    .await;
+    let (app, _repo, _id) = repo_task(&[], "p").await;
+    let extra = langfuse_env(&langfuse);
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
+    // The first model call and its tool call arrive while the worker waits on the second.
+    openclaw_tests::eventually(15, "spans while the task runs", || async {
+        let spans = langfuse.spans();
+        (by_kind(&spans, "tool").len() == 1 && by_kind(&spans, "generation").len() == 1)
+            .then_some(())
+    })
+    .await;
+    worker.signal("KILL");
+    worker.wait().await;
+    let spans = langfuse.spans();
+    assert_eq!(by_kind(&spans, "generation").len(), 1);
+    assert!(
+        by_kind(&spans, "span")
+            .iter()
+            .any(|s| s.name == "git clone")
+    );
+}
+
+#[tokio::test]
+async fn a_refusing_endpoint_is_logged_once_with_its_status_and_fails_nothing() {
+    let langfuse = FakeLangfuse::start().await;
+    langfuse.answer(401);
+    let llm = ScriptedLlm::turns(vec![
+        Reply::tool("write_file", json!({"path": "a.md", "content": "a"})),
+        Reply::text("Wrote a.md"),
+    ])
+    .await;
+    let (app, _repo, id) = repo_task(&[], "p").await;
+    let extra = langfuse_env(&langfuse);
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
+    assert_eq!(worker.wait().await, Some(0));
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(events.last().unwrap().kind.name(), "completed");
+    let log = worker.log_text();
+    assert_eq!(
+        log.matches("traces not delivered: HTTP 401").count(),
+        1,
+        "{log}"
     );
 }
 

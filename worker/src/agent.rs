@@ -9,9 +9,9 @@ use openclaw_common::ids::TaskId;
 use openclaw_common::jetstream::{EventWriter, StatusStore, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::langfuse::Tracer;
 use crate::llm::{ChatMessage, LlmClient, LlmError};
 use crate::tools::{MAX_ARGUMENT_BYTES, Toolbox};
+use crate::traces::Tracer;
 
 /// Why the loop stopped before the model finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +71,9 @@ pub struct AgentLoop<'a> {
     pub model: String,
     pub limits: &'a Limits,
     pub stop: &'a StopSignals,
-    /// Records each model call as a Langfuse generation (a no-op when not configured).
-    pub tracer: &'a mut Tracer,
+    /// Records each model call as a generation and each tool call as a tool observation (a
+    /// no-op when tracing is off).
+    pub tracer: &'a Tracer,
     /// Removes the worker's secrets from tool output before it is published or sent on.
     pub redact: &'a dyn Fn(&str) -> String,
     /// This attempt's model calls, tokens and cost, added to as the loop goes.
@@ -94,8 +95,31 @@ impl AgentLoop<'_> {
                     self.limits.max_wall_secs
                 )));
             }
-            let asked_at = openclaw_common::now();
-            let completion = self.ask(&messages, &tool_defs).await?;
+            let asked_at = std::time::SystemTime::now();
+            let asked = std::time::Instant::now();
+            let input = if self.tracer.is_on() {
+                serde_json::to_string(&messages).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let completion = match self.ask(&messages, &tool_defs).await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.tracer.generation(
+                        &self.model,
+                        asked_at,
+                        asked.elapsed(),
+                        None,
+                        &input,
+                        "",
+                        0,
+                        0,
+                        None,
+                        Some(&e.to_string()),
+                    );
+                    return Err(e);
+                }
+            };
             tokens += completion.prompt_tokens + completion.completion_tokens;
             if let Ok(mut usage) = self.usage.lock() {
                 usage.model = Some(self.model.clone());
@@ -105,19 +129,22 @@ impl AgentLoop<'_> {
                     completion.cost_usd,
                 );
             }
-            let called: Vec<String> = completion
-                .tool_calls
-                .iter()
-                .map(|c| c.function.name.clone())
-                .collect();
+            let output = if completion.tool_calls.is_empty() {
+                completion.content.clone()
+            } else {
+                serde_json::to_string(&completion.tool_calls).unwrap_or_default()
+            };
             self.tracer.generation(
                 &self.model,
                 asked_at,
                 completion.latency,
+                completion.first_token,
+                &input,
+                &(self.redact)(&output),
                 completion.prompt_tokens,
                 completion.completion_tokens,
-                &completion.content,
-                &called,
+                completion.cost_usd,
+                None,
             );
             self.events
                 .publish(EventKind::LlmUsage {
@@ -186,6 +213,7 @@ impl AgentLoop<'_> {
                         arguments: call.function.arguments.clone(),
                     })
                     .await?;
+                let tool_started = std::time::SystemTime::now();
                 let result = self
                     .tools
                     .call(&call.function.name, &call.function.arguments)
@@ -202,6 +230,13 @@ impl AgentLoop<'_> {
                         output: output.clone(),
                     })
                     .await?;
+                self.tracer.tool(
+                    &call.function.name,
+                    &call.function.arguments,
+                    &output,
+                    ok,
+                    tool_started,
+                );
                 messages.push(ChatMessage::tool(&call.id, output));
             }
         }

@@ -68,8 +68,11 @@ pub struct WorkerConfig {
     /// What an hour of a worker costs (`OPENCLAW_WORKER_COST_PER_HOUR`, USD), to estimate each
     /// task's compute cost apart from the model's price.
     pub worker_cost_per_hour: Option<f64>,
-    /// Tracing to Langfuse; `None` unless all three `LANGFUSE_*` variables are set.
-    pub langfuse: Option<crate::langfuse::LangfuseConfig>,
+    /// Where traces go: Langfuse (all three `LANGFUSE_*` variables), an OTLP collector
+    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`), both, or nowhere.
+    pub tracing: crate::traces::TracingConfig,
+    /// Langfuse's secret key, kept to redact it from what the worker publishes.
+    langfuse_secret: Option<Secret>,
 }
 
 impl WorkerConfig {
@@ -102,25 +105,37 @@ impl WorkerConfig {
             base_url.push_str("/v1");
         }
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
-        let langfuse = match (
+        let mut tracing = crate::traces::TracingConfig {
+            targets: Vec::new(),
+            environment: env.string("OPENCLAW_ENVIRONMENT"),
+        };
+        let langfuse_secret = env.secret("LANGFUSE_SECRET_KEY");
+        match (
             env.string("LANGFUSE_HOST"),
             env.string("LANGFUSE_PUBLIC_KEY"),
-            env.secret("LANGFUSE_SECRET_KEY"),
+            langfuse_secret.as_ref(),
         ) {
-            (Some(host), Some(public_key), Some(secret_key)) => {
-                Some(crate::langfuse::LangfuseConfig {
-                    host,
-                    public_key,
-                    secret_key,
-                })
-            }
-            (None, None, None) => None,
+            (Some(host), Some(public_key), Some(secret_key)) => tracing.targets.push(
+                crate::traces::TracingConfig::langfuse(&host, &public_key, secret_key),
+            ),
+            (None, None, None) => {}
             _ => {
                 return Err(ConfigError::Refused(
                     "Langfuse needs LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY together".into(),
                 ));
             }
-        };
+        }
+        // Any OTLP collector, configured the standard way (the exporter reads the endpoint,
+        // headers and timeout from its own OTEL_EXPORTER_OTLP_* variables).
+        if env.string("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+            || env.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
+        {
+            tracing.targets.push(crate::traces::TraceTarget {
+                name: "otlp",
+                endpoint: None,
+                headers: Vec::new(),
+            });
+        }
         let git = GitConfig {
             username: env.string("GIT_USERNAME"),
             token: env.secret("GIT_TOKEN"),
@@ -171,7 +186,8 @@ impl WorkerConfig {
                     .seconds("LITELLM_MAX_RETRY_DELAY_SECS", Duration::from_secs(30))?,
                 request_timeout: env.seconds("LITELLM_TIMEOUT_SECS", Duration::from_secs(300))?,
             },
-            langfuse,
+            tracing,
+            langfuse_secret,
             worker_cost_per_hour: match env.string("OPENCLAW_WORKER_COST_PER_HOUR") {
                 None => None,
                 Some(raw) => Some(
@@ -201,7 +217,7 @@ impl WorkerConfig {
             self.git.token.as_ref(),
             self.git.ssh_key.as_ref(),
             self.git.ssh_passphrase.as_ref(),
-            self.langfuse.as_ref().map(|l| &l.secret_key),
+            self.langfuse_secret.as_ref(),
         ];
         let mut out = text.to_owned();
         for secret in secrets.into_iter().flatten() {

@@ -8,7 +8,7 @@
 //! - [`llm`]: the OpenAI-compatible chat-completions client (streaming, tools, retries).
 //! - [`tools`]: the tools the model can call, confined to the checkout.
 //! - [`commands`]: what a `run_command` child may be: built environment, checked arguments.
-//! - [`langfuse`]: traces of tasks and model calls, when Langfuse is configured.
+//! - [`traces`]: OpenTelemetry traces of task attempts, to Langfuse (v4) and/or an OTLP collector.
 //! - [`git`]: clone, branch, commit and push with git2; credentials only via callbacks.
 
 pub mod agent;
@@ -16,10 +16,10 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod git;
-pub mod langfuse;
 pub mod llm;
 pub mod run;
 pub mod tools;
+pub mod traces;
 
 pub use config::WorkerConfig;
 pub use run::{Outcome, run_one};

@@ -82,6 +82,8 @@ pub struct Completion {
     /// non-streamed answer. `None`: not reported.
     pub cost_usd: Option<f64>,
     pub latency: Duration,
+    /// When the first streamed token came, from the request's start.
+    pub first_token: Option<Duration>,
 }
 
 /// The cost LiteLLM puts in a non-streamed answer's headers.
@@ -274,7 +276,7 @@ impl LlmClient {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let mut completion = if is_stream {
-            read_stream(response, deltas).await?
+            read_stream(response, deltas, started).await?
         } else {
             // Some gateways answer a streaming request with one JSON body; a proxy in the way
             // may answer with a page of HTML.
@@ -382,6 +384,7 @@ fn parse_full(value: &Value) -> Result<Completion, LlmError> {
         completion_tokens: value["usage"]["completion_tokens"].as_u64().unwrap_or(0),
         cost_usd: value["usage"]["cost"].as_f64(),
         latency: Duration::ZERO,
+        first_token: None,
     })
 }
 
@@ -389,6 +392,7 @@ fn parse_full(value: &Value) -> Result<Completion, LlmError> {
 async fn read_stream(
     response: reqwest::Response,
     deltas: &UnboundedSender<String>,
+    started: Instant,
 ) -> Result<Completion, LlmError> {
     let mut out = Completion::default();
     let mut partial: Vec<ToolCall> = Vec::new();
@@ -418,6 +422,9 @@ async fn read_stream(
                 return Err(LlmError::transient(format!(
                     "error inside the stream: {err}"
                 )));
+            }
+            if out.first_token.is_none() && value["choices"][0]["delta"].is_object() {
+                out.first_token = Some(started.elapsed());
             }
             apply_chunk(&value, &mut out, &mut partial, deltas);
         }

@@ -25,9 +25,9 @@ use tracing::{Instrument, info, warn};
 use crate::agent::{AgentError, AgentLoop, LoopEnd, Stop, StopSignals};
 use crate::config::WorkerConfig;
 use crate::git::{self, Checkout, GitError};
-use crate::langfuse::Tracer;
 use crate::llm::{ChatMessage, LlmClient};
 use crate::tools::Toolbox;
+use crate::traces::{Tracer, parse_traceparent};
 
 /// What became of the run. Also the worker's log line and metric label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +144,18 @@ pub async fn run_one(
         })
     };
     let span = tracing::info_span!("task", task_id = %spec.id, agent = %spec.agent, attempt);
+    let model = spec
+        .model
+        .clone()
+        .or_else(|| config.agents.get(&spec.agent).and_then(|p| p.model.clone()))
+        .unwrap_or_else(|| config.llm.default_model.clone());
+    // The bridge's submit span, when the message carries it (a republished copy does not).
+    let traceparent = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(openclaw_common::names::TRACEPARENT_HEADER))
+        .and_then(|v| parse_traceparent(v.as_str()));
+    let tracer = Tracer::start(&config.tracing, &spec, attempt, &model, traceparent);
     let task = Task {
         config,
         stores: &stores,
@@ -155,9 +167,9 @@ pub async fn run_one(
         taken: Instant::now(),
         usage: std::sync::Mutex::new(Usage::default()),
         usage_recorded: std::sync::atomic::AtomicBool::new(false),
+        tracer: &tracer,
     };
-    let mut tracer = Tracer::start(config.langfuse.as_ref(), &spec, attempt);
-    let result = task.run(&mut tracer).instrument(span).await;
+    let result = task.run().instrument(span).await;
     keep_alive.abort();
     let (outcome, how) = match result {
         Ok(done) => done,
@@ -209,11 +221,10 @@ pub async fn run_one(
     settle(&msg, how).await?;
     info!(task_id = %spec.id, ?outcome, "task settled");
     match &outcome {
-        Outcome::Completed { summary, .. } => tracer.output(summary),
-        Outcome::Failed { reason, .. } => tracer.error(reason),
-        other => tracer.output(&format!("{other:?}")),
+        Outcome::Completed { summary, .. } => tracer.finish(Ok(summary)).await,
+        Outcome::Failed { reason, .. } => tracer.finish(Err(reason)).await,
+        other => tracer.finish(Ok(&format!("{other:?}"))).await,
     }
-    tracer.flush().await;
     client.flush().await.ok();
     Ok(outcome)
 }
@@ -258,10 +269,12 @@ struct Task<'a> {
     usage: std::sync::Mutex<Usage>,
     /// Whether `usage` went into the status already.
     usage_recorded: std::sync::atomic::AtomicBool,
+    /// The attempt's trace (clone, commit and push are steps of it).
+    tracer: &'a Tracer,
 }
 
 impl Task<'_> {
-    async fn run(&self, tracer: &mut Tracer) -> Result<(Outcome, Settle), StoreError> {
+    async fn run(&self) -> Result<(Outcome, Settle), StoreError> {
         let spec = self.spec;
         let id = spec.id;
         // The bridge normally wrote these; a task published by other means gets them here.
@@ -397,7 +410,7 @@ impl Task<'_> {
             model,
             limits: &profile.limits,
             stop: &stop,
-            tracer,
+            tracer: self.tracer,
             redact: &|text: &str| self.config.redact(text),
             usage: &self.usage,
         }
@@ -468,11 +481,17 @@ impl Task<'_> {
             self.spec.push_branch.clone(),
             self.config.git.clone(),
         );
+        let step = std::time::SystemTime::now();
         let cloned = tokio::task::spawn_blocking(move || {
             git::clone(&repo, &dir, base.as_ref(), &push, &git)
         })
         .await
         .unwrap_or_else(|e| Err(GitError::Other(format!("clone panicked: {e}"))));
+        self.tracer.step(
+            "git clone",
+            step,
+            cloned.as_ref().err().map(|e| e.to_string()).as_deref(),
+        );
         if let Err(e) = &cloned {
             warn!(task_id = %self.spec.id, cause = %self.config.redact(&e.detail()), "clone failed");
         }
@@ -603,9 +622,15 @@ impl Task<'_> {
             message.to_owned(),
             self.config.git.clone(),
         );
+        let step = std::time::SystemTime::now();
         let committed = tokio::task::spawn_blocking(move || git::commit_all(&d, &m, &g))
             .await
             .unwrap_or_else(|e| Err(GitError::Other(format!("commit panicked: {e}"))));
+        self.tracer.step(
+            "git commit",
+            step,
+            committed.as_ref().err().map(|e| e.to_string()).as_deref(),
+        );
         let commit = match committed {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(Ok(None)),
@@ -623,9 +648,15 @@ impl Task<'_> {
             self.spec.push_branch.clone(),
             self.config.git.clone(),
         );
+        let step = std::time::SystemTime::now();
         let pushed = tokio::task::spawn_blocking(move || git::push(&d, &b, &g))
             .await
             .unwrap_or_else(|e| Err(GitError::Other(format!("push panicked: {e}"))));
+        self.tracer.step(
+            "git push",
+            step,
+            pushed.as_ref().err().map(|e| e.to_string()).as_deref(),
+        );
         if let Err(e) = pushed {
             return Ok(Err(e));
         }
