@@ -35,6 +35,8 @@ pub struct Application {
     state: AppState,
     /// Background work (JetStream setup, dispatcher) that shutdown waits for.
     tasks: tokio::task::JoinSet<()>,
+    /// Exports the submit spans; flushed at shutdown.
+    trace_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +52,11 @@ impl Application {
     /// [`run_until`]: Application::run_until
     pub async fn build(config: BridgeConfig, listener: TcpListener) -> Result<Self, BuildError> {
         let client = jetstream::connect(&config.nats, "openclaw-bridge", true).await?;
+        let trace_provider = config.tracing.provider("openclaw-bridge");
         let state = AppState {
+            tracer: trace_provider
+                .as_ref()
+                .map(|p| opentelemetry::trace::TracerProvider::tracer(p, "openclaw-bridge")),
             config: Arc::new(config),
             client,
             stores: Arc::new(OnceLock::new()),
@@ -76,6 +82,7 @@ impl Application {
             DispatchMode::None => {}
         }
         Ok(Self {
+            trace_provider,
             router: router(state.clone()),
             listener,
             state,
@@ -109,6 +116,13 @@ impl Application {
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
             tracing::warn!("background work did not stop in time; abandoning it");
             self.tasks.abort_all();
+        }
+        if let Some(provider) = self.trace_provider.take() {
+            let flushed = tokio::task::spawn_blocking(move || {
+                let _ = provider.force_flush();
+                let _ = provider.shutdown();
+            });
+            let _ = tokio::time::timeout(Duration::from_secs(10), flushed).await;
         }
         Ok(())
     }

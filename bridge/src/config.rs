@@ -83,6 +83,8 @@ pub struct BridgeConfig {
     pub repo_policy: RepoPolicy,
     /// The agents tasks may name.
     pub agents: AgentCatalog,
+    /// Where the submit spans go (the same targets as the workers').
+    pub tracing: openclaw_common::otel::TracingConfig,
     /// Open connections and header deadline of the listener.
     pub connections: crate::serve::ConnectionLimits,
     /// Largest request body accepted (413 beyond).
@@ -293,6 +295,7 @@ impl BridgeConfig {
             },
             repo_policy,
             agents,
+            tracing: openclaw_common::otel::TracingConfig::from_env(&env)?,
             connections: crate::serve::ConnectionLimits {
                 max_connections: env.parse(
                     "OPENCLAW_MAX_CONNECTIONS",

@@ -7,15 +7,55 @@ use openclaw_common::jetstream::{Enqueued, Update};
 use openclaw_common::status::{TaskState, TaskStatus};
 use openclaw_common::task::TaskSpec;
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, Status, TraceId, Tracer as _};
+
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The submit observation, in the task's own trace (its UUID).
+fn submit_span(
+    tracer: &opentelemetry_sdk::trace::SdkTracer,
+    spec: &TaskSpec,
+) -> opentelemetry_sdk::trace::Span {
+    let mut builder = tracer
+        .span_builder(format!("submit {}", spec.agent))
+        .with_attributes(vec![
+            KeyValue::new("langfuse.observation.type", "span"),
+            KeyValue::new("langfuse.trace.name", format!("openclaw {}", spec.agent)),
+            KeyValue::new("langfuse.observation.input", spec.prompt.clone()),
+            KeyValue::new("openclaw.task_id", spec.id.to_string()),
+            KeyValue::new("openclaw.agent", spec.agent.to_string()),
+        ]);
+    builder.trace_id = Some(TraceId::from_bytes(spec.id.to_bytes()));
+    tracer.build(builder)
+}
 
 /// Stores the task under `msg_id` (a duplicate id returns the original task), then its status
 /// record and `queued` event, and wakes the dispatcher. Both follow-up writes are idempotent,
 /// so a resubmit repairs a submit that failed half-way.
 pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<Enqueued, ApiError> {
     let stores = state.stores()?;
-    let enqueued = stores.tasks.publish(spec, msg_id).await?;
+    // The task's trace starts here (its id is the task's), and goes on in the worker.
+    let mut span = state
+        .tracer
+        .as_ref()
+        .map(|tracer| submit_span(tracer, &spec));
+    let traceparent = span
+        .as_ref()
+        .map(|s| openclaw_common::otel::traceparent(s.span_context()));
+    let published = stores
+        .tasks
+        .publish(spec, msg_id, traceparent.as_deref())
+        .await;
+    if let Some(span) = span.as_mut() {
+        match &published {
+            Ok(e) => span.set_attribute(KeyValue::new("openclaw.duplicate", e.duplicate)),
+            Err(e) => span.set_status(Status::error(e.to_string())),
+        }
+        span.end();
+    }
+    let enqueued = published?;
     let record = TaskStatus::queued(&enqueued.spec, enqueued.seq);
     let (status, queued) = tokio::join!(
         stores.status.ensure(&record),

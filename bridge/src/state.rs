@@ -34,6 +34,8 @@ pub struct AppState {
     /// Why each agent's tasks wait, as the dispatcher last saw it (empty: nothing in the way);
     /// `/ready` reports dispatch as degraded with these.
     pub dispatch_waiting: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    /// Spans of task submissions, when tracing is configured (`LANGFUSE_*`, `OTEL_*`).
+    pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     /// When a task was last submitted (or the bridge started), for `/status`.
     pub last_activity: Arc<std::sync::Mutex<time::OffsetDateTime>>,
 }

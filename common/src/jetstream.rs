@@ -400,8 +400,14 @@ pub struct TaskQueue {
 impl TaskQueue {
     /// Publishes `spec` with `Nats-Msg-Id = msg_id` and waits for JetStream's ack. A duplicate
     /// (same id within the window) stores nothing and returns the original task.
-    pub async fn publish(&self, spec: TaskSpec, msg_id: &str) -> Result<Enqueued, StoreError> {
-        let publish = jetstream::message::PublishMessage::build()
+    /// `traceparent` (W3C) links the worker's spans to the submit span that sent it.
+    pub async fn publish(
+        &self,
+        spec: TaskSpec,
+        msg_id: &str,
+        traceparent: Option<&str>,
+    ) -> Result<Enqueued, StoreError> {
+        let mut publish = jetstream::message::PublishMessage::build()
             .payload(spec.to_json())
             .message_id(msg_id)
             .header(names::TASK_ID_HEADER, spec.id.to_string().as_str())
@@ -409,6 +415,9 @@ impl TaskQueue {
                 names::SCHEMA_HEADER,
                 crate::SCHEMA_VERSION.to_string().as_str(),
             );
+        if let Some(traceparent) = traceparent {
+            publish = publish.header(names::TRACEPARENT_HEADER, traceparent);
+        }
         let ack = self
             .js
             .send_publish(names::task_subject(&spec.agent), publish)

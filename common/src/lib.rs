@@ -11,6 +11,7 @@
 //! - [`agents`]: agent profiles (built-in defaults, or a TOML file).
 //! - [`egress`]: where the worker may connect (repo policy) and offer credentials (host lists).
 //! - [`config`]: reading typed configuration from the environment; secrets that cannot be printed.
+//! - [`otel`]: OpenTelemetry export (Langfuse v4 and/or an OTLP collector), `traceparent`.
 //! - [`signals`]: SIGTERM or Ctrl-C, for graceful shutdown.
 //! - [`telemetry`]: the one `tracing` set-up used by the binaries and the tests.
 
@@ -21,6 +22,7 @@ pub mod event;
 pub mod ids;
 pub mod jetstream;
 pub mod names;
+pub mod otel;
 pub mod session;
 pub mod signals;
 pub mod status;

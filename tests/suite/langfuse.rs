@@ -34,7 +34,10 @@ async fn a_task_is_one_trace_in_langfuse_v4_shape_and_reaches_any_collector_too(
         Reply::text("Wrote a.md"),
     ])
     .await;
-    let (app, _repo, id) = repo_task(&[], "Write a.md").await;
+    // The bridge traces the submit to the same Langfuse.
+    let bridge_env = langfuse_env(&langfuse);
+    let bridge_env: Vec<(&str, &str)> = bridge_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (app, _repo, id) = repo_task(&bridge_env, "Write a.md").await;
     let mut extra: Vec<(&str, String)> = langfuse_env(&langfuse);
     extra.push(("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url.clone()));
     extra.push((
@@ -72,16 +75,39 @@ async fn a_task_is_one_trace_in_langfuse_v4_shape_and_reaches_any_collector_too(
         && e.headers.get("x-collector-key").map(String::as_str) == Some("ck-123")
         && !e.headers.contains_key("authorization")));
 
-    let spans = langfuse.spans();
-    assert_eq!(spans.len(), collector.spans().len());
+    // The bridge's submit span comes within its batch interval.
+    let spans = openclaw_tests::eventually(10, "the bridge's submit span", || async {
+        let spans = langfuse.spans();
+        spans
+            .iter()
+            .any(|s| s.name == "submit doc-writer")
+            .then_some(spans)
+    })
+    .await;
     let trace = id.to_string().replace('-', "");
     assert!(
         spans.iter().all(|s| s.trace_id == trace),
         "one trace: the task's id"
     );
+    let submit = spans
+        .iter()
+        .find(|s| s.name == "submit doc-writer")
+        .unwrap()
+        .clone();
+    assert_eq!(submit.parent_span_id, "", "the trace starts at the submit");
+    assert_eq!(submit.str("openclaw.task_id"), id.to_string());
+    let spans: Vec<ReceivedSpan> = spans
+        .into_iter()
+        .filter(|s| s.name != "submit doc-writer")
+        .collect();
+    assert_eq!(spans.len(), collector.spans().len());
     let roots = by_kind(&spans, "agent");
     assert_eq!(roots.len(), 1);
     let root = roots[0];
+    assert_eq!(
+        root.parent_span_id, submit.span_id,
+        "the worker's attempt hangs under the bridge's submit (traceparent on the message)"
+    );
     assert_eq!(root.str("langfuse.observation.input"), "Write a.md");
     assert_eq!(root.str("langfuse.observation.output"), "Wrote a.md");
     assert_eq!(root.str("openclaw.task_id"), id.to_string());

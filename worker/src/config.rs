@@ -105,37 +105,8 @@ impl WorkerConfig {
             base_url.push_str("/v1");
         }
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
-        let mut tracing = crate::traces::TracingConfig {
-            targets: Vec::new(),
-            environment: env.string("OPENCLAW_ENVIRONMENT"),
-        };
+        let tracing = crate::traces::TracingConfig::from_env(&env)?;
         let langfuse_secret = env.secret("LANGFUSE_SECRET_KEY");
-        match (
-            env.string("LANGFUSE_HOST"),
-            env.string("LANGFUSE_PUBLIC_KEY"),
-            langfuse_secret.as_ref(),
-        ) {
-            (Some(host), Some(public_key), Some(secret_key)) => tracing.targets.push(
-                crate::traces::TracingConfig::langfuse(&host, &public_key, secret_key),
-            ),
-            (None, None, None) => {}
-            _ => {
-                return Err(ConfigError::Refused(
-                    "Langfuse needs LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY together".into(),
-                ));
-            }
-        }
-        // Any OTLP collector, configured the standard way (the exporter reads the endpoint,
-        // headers and timeout from its own OTEL_EXPORTER_OTLP_* variables).
-        if env.string("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
-            || env.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
-        {
-            tracing.targets.push(crate::traces::TraceTarget {
-                name: "otlp",
-                endpoint: None,
-                headers: Vec::new(),
-            });
-        }
         let git = GitConfig {
             username: env.string("GIT_USERNAME"),
             token: env.secret("GIT_TOKEN"),
