@@ -29,6 +29,8 @@ pub struct ChatInput {
     pub branch: Option<String>,
     pub model_override: Option<String>,
     pub session: Option<SessionKey>,
+    /// Who asked (OpenAI's `user`), for traces.
+    pub user: Option<String>,
 }
 
 /// The agent named by `model` (`openclaw:<agent>`, or the bare name).
@@ -172,7 +174,16 @@ impl ChatInput {
             branch,
             push_branch: push_branch.clone(),
             model: self.model_override,
-            metadata: Default::default(),
+            // Traces name the conversation and the user.
+            metadata: [
+                self.session
+                    .as_ref()
+                    .map(|k| ("session".to_owned(), k.as_str().into())),
+                self.user.map(|u| ("user".to_owned(), u.into())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             created_at: openclaw_common::now(),
             history: bounded_history(self.history),
             replay_of: None,

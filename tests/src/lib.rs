@@ -5,7 +5,7 @@
 //! - [`llm::ScriptedLlm`]: an OpenAI-compatible server whose answers are given as data.
 //! - [`litellm::LiteLlm`]: the real LiteLLM proxy in front of it, for conformance.
 //! - [`kube::FakeKubeApi`]: a small Kubernetes API server for the Job dispatcher.
-//! - [`langfuse::FakeLangfuse`]: a recording stand-in for Langfuse's ingestion API.
+//! - [`langfuse::FakeLangfuse`]: an OTLP trace receiver (Langfuse v4's or any collector's) that decodes protobuf.
 //! - [`git`]: bare repositories over `file://` and over HTTP (`git http-backend`).
 //! - [`sse`]: a small SSE reader for asserting on event streams.
 //! - [`trap`]: hostile endpoints (connection recorder, credential trap, redirector).

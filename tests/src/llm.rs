@@ -69,6 +69,8 @@ struct Inner {
     requests: Vec<Value>,
     /// The `Authorization` header of every request.
     auth: Vec<Option<String>>,
+    /// A price per call to report in `usage.cost`, as LiteLLM does (`None`: no price).
+    cost_per_call: Option<f64>,
 }
 
 impl Inner {
@@ -77,6 +79,7 @@ impl Inner {
             script,
             requests: Vec::new(),
             auth: Vec::new(),
+            cost_per_call: None,
         }
     }
 }
@@ -102,6 +105,14 @@ impl ScriptedLlm {
     /// The Nth assistant turn of every conversation gets `replies[N]` (the last one repeats).
     pub async fn turns(replies: Vec<Reply>) -> Self {
         Self::start(Script::Turns(replies)).await
+    }
+
+    /// Like [`ScriptedLlm::turns`], reporting `usd` as each call's `usage.cost` (as LiteLLM
+    /// does in a stream's final chunk).
+    pub async fn priced(replies: Vec<Reply>, usd: f64) -> Self {
+        let llm = Self::start(Script::Turns(replies)).await;
+        llm.inner.lock().expect("llm lock").cost_per_call = Some(usd);
+        llm
     }
 
     /// Requests get the replies in order, whatever the conversation; then 500.
@@ -182,6 +193,7 @@ async fn chat(
         tokio::time::sleep(d).await;
         reply = *inner;
     }
+    let cost = inner.lock().expect("llm lock").cost_per_call;
     let model = body["model"].as_str().unwrap_or("scripted").to_owned();
     let prompt_tokens = 10 * body["messages"].as_array().map_or(1, Vec::len) as u64;
     let stream = body["stream"].as_bool().unwrap_or(false);
@@ -202,8 +214,8 @@ async fn chat(
             }
             r
         }
-        Reply::Text(text) => respond(&model, stream, Some(text), Vec::new(), prompt_tokens),
-        Reply::Tools(calls) => respond(&model, stream, None, calls, prompt_tokens),
+        Reply::Text(text) => respond(&model, stream, Some(text), Vec::new(), prompt_tokens, cost),
+        Reply::Tools(calls) => respond(&model, stream, None, calls, prompt_tokens, cost),
         Reply::Raw {
             status,
             content_type,
@@ -224,12 +236,16 @@ fn respond(
     text: Option<String>,
     calls: Vec<(String, String)>,
     prompt_tokens: u64,
+    cost: Option<f64>,
 ) -> Response {
     let completion_tokens = 5 + text
         .as_ref()
         .map_or(0, |t| t.split_whitespace().count() as u64);
-    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+    let mut usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                        "total_tokens": prompt_tokens + completion_tokens});
+    if let Some(cost) = cost {
+        usage["cost"] = json!(cost);
+    }
     let tool_calls: Vec<Value> = calls
         .iter()
         .enumerate()

@@ -22,12 +22,13 @@ fn counter(scrape: &str, name: &str) -> u64 {
 async fn a_worker_that_dies_at_start_is_backed_off_and_the_task_says_why_then_fails_at_its_deadline()
  {
     let llm = ScriptedLlm::turns(vec![Reply::text("never asked")]).await;
-    // Langfuse keys without LANGFUSE_HOST: every worker exits 2 at start.
+    // A git token without the hosts it belongs to: every worker exits 2 at start (the bridge
+    // reads neither, so it starts).
     let app = app_with_local_dispatch(
         &llm,
         &[
-            ("LANGFUSE_PUBLIC_KEY", "pk-lf-1"),
-            ("LANGFUSE_SECRET_KEY", "sk-lf-secret-77"),
+            ("GIT_TOKEN", "git-secret-77-token"),
+            ("OPENCLAW_GIT_CREDENTIAL_HOSTS", ""),
             ("OPENCLAW_QUEUE_TIMEOUT_SECS", "9"),
             ("OPENCLAW_DISPATCH_POLL_SECS", "0.1"),
         ],
@@ -56,11 +57,11 @@ async fn a_worker_that_dies_at_start_is_backed_off_and_the_task_says_why_then_fa
     );
     assert!(
         reasons[0].starts_with("workers for doc-writer exit at start: invalid configuration:")
-            && reasons[0].contains("LANGFUSE_HOST"),
+            && reasons[0].contains("OPENCLAW_GIT_CREDENTIAL_HOSTS"),
         "the worker's own words: {}",
         reasons[0]
     );
-    assert!(!reasons[0].contains("sk-lf-secret-77"));
+    assert!(!reasons[0].contains("git-secret-77-token"));
     let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
         panic!("{:?}", kinds(&events))
     };

@@ -29,10 +29,14 @@ fn by_kind<'a>(spans: &'a [ReceivedSpan], kind: &str) -> Vec<&'a ReceivedSpan> {
 async fn a_task_is_one_trace_in_langfuse_v4_shape_and_reaches_any_collector_too() {
     let langfuse = FakeLangfuse::start().await;
     let collector = FakeLangfuse::start().await;
-    let llm = ScriptedLlm::turns(vec![
-        Reply::tool("write_file", json!({"path": "a.md", "content": "a"})),
-        Reply::text("Wrote a.md"),
-    ])
+    // Each call costs $0.0025, as the gateway reports it.
+    let llm = ScriptedLlm::priced(
+        vec![
+            Reply::tool("write_file", json!({"path": "a.md", "content": "a"})),
+            Reply::text("Wrote a.md"),
+        ],
+        0.0025,
+    )
     .await;
     // The bridge traces the submit to the same Langfuse.
     let bridge_env = langfuse_env(&langfuse);
@@ -131,7 +135,12 @@ async fn a_task_is_one_trace_in_langfuse_v4_shape_and_reaches_any_collector_too(
             !g.str("langfuse.observation.completion_start_time")
                 .is_empty()
         );
+        let cost: serde_json::Value =
+            serde_json::from_str(g.str("langfuse.observation.cost_details")).unwrap();
+        assert_eq!(cost["total"], 0.0025);
     }
+    let status = app.status(&id).await;
+    assert_eq!(status["usage"]["cost_usd"], 0.005, "{status}");
     assert!(
         generations[0]
             .str("langfuse.observation.output")
@@ -238,4 +247,37 @@ async fn half_a_langfuse_configuration_is_refused() {
     );
     assert_eq!(worker.wait().await, Some(2));
     assert!(worker.log_text().contains("LANGFUSE_PUBLIC_KEY"));
+}
+
+#[tokio::test]
+async fn a_chat_request_traces_its_session_and_user() {
+    let langfuse = FakeLangfuse::start().await;
+    let llm = ScriptedLlm::turns(vec![Reply::text("Nothing to change.")]).await;
+    let extra = langfuse_env(&langfuse);
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = crate::e2e::app_with_local_dispatch(&llm, &extra).await;
+    let repo = openclaw_tests::git::BareRepo::new();
+    let r = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.base))
+        .header("X-OpenClaw-Session-Key", "conversation-1")
+        .json(
+            &json!({"model": "doc-writer", "user": "alice", "stream": false,
+                      "repo": repo.file_url(),
+                      "messages": [{"role": "user", "content": "Look at the docs"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let root = openclaw_tests::eventually(10, "the attempt's root observation", || async {
+        by_kind(&langfuse.spans(), "agent")
+            .first()
+            .map(|s| (*s).clone())
+    })
+    .await;
+    // The conversation's key as the bridge keeps it (derived from the client's).
+    let key = openclaw_common::session::SessionKey::from_client("conversation-1").unwrap();
+    assert_eq!(root.str("session.id"), key.as_str());
+    assert_eq!(root.str("user.id"), "alice");
 }

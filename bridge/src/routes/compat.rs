@@ -60,6 +60,7 @@ pub async fn message(State(state): State<AppState>, headers: HeaderMap, body: By
         repo: None,
         branch: None,
         model_override: None,
+        user: None,
         session: session_key(&headers, &[]),
     };
     let started = async {

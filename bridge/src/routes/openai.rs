@@ -172,6 +172,7 @@ pub async fn chat_completions(
         repo: req.repo.clone().or_else(|| meta("repo")),
         branch: req.branch.clone().or_else(|| meta("branch")),
         model_override: None,
+        user: req.user.clone(),
         session: session_key(
             &headers,
             &[
