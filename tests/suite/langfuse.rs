@@ -281,3 +281,27 @@ async fn a_chat_request_traces_its_session_and_user() {
     assert_eq!(root.str("session.id"), key.as_str());
     assert_eq!(root.str("user.id"), "alice");
 }
+
+#[tokio::test]
+async fn a_retried_model_call_shows_its_retries() {
+    let langfuse = FakeLangfuse::start().await;
+    let llm = ScriptedLlm::queue(vec![
+        Reply::error(503, "overloaded"),
+        Reply::text("Nothing to change."),
+    ])
+    .await;
+    let (app, _repo, id) = repo_task(&[], "p").await;
+    let extra = langfuse_env(&langfuse);
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
+    assert_eq!(worker.wait().await, Some(0));
+    events_until_end(&app, &id).await;
+    let spans = langfuse.spans();
+    let generations = by_kind(&spans, "generation");
+    assert_eq!(
+        generations.len(),
+        1,
+        "one observation for the call and its retry"
+    );
+    assert_eq!(generations[0].events, ["retry"]);
+}

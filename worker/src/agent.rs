@@ -115,6 +115,7 @@ impl AgentLoop<'_> {
                         0,
                         0,
                         None,
+                        &[],
                         Some(&e.to_string()),
                     );
                     return Err(e);
@@ -144,6 +145,7 @@ impl AgentLoop<'_> {
                 completion.prompt_tokens,
                 completion.completion_tokens,
                 completion.cost_usd,
+                &completion.retries,
                 None,
             );
             self.events

@@ -84,6 +84,8 @@ pub struct Completion {
     pub latency: Duration,
     /// When the first streamed token came, from the request's start.
     pub first_token: Option<Duration>,
+    /// The failures retried before this answer came, in order.
+    pub retries: Vec<String>,
 }
 
 /// The cost LiteLLM puts in a non-streamed answer's headers.
@@ -183,7 +185,8 @@ impl LlmClient {
             .with_max_times(self.config.max_retries)
             .with_jitter();
         let gateway = self.config.base_url.as_str();
-        (|| async {
+        let retried = std::sync::Mutex::new(Vec::new());
+        let result = (|| async {
             self.complete_once(model, messages, tools, deltas)
                 .await
                 .map_err(|e| e.at(gateway))
@@ -199,8 +202,17 @@ impl LlmClient {
             };
             planned.map(|d| hinted.map_or(d, |h| h.min(self.config.max_retry_delay)))
         })
-        .notify(|err, delay| tracing::warn!(error = %err, ?delay, "model call failed; retrying"))
-        .await
+        .notify(|err, delay| {
+            tracing::warn!(error = %err, ?delay, "model call failed; retrying");
+            if let Ok(mut r) = retried.lock() {
+                r.push(err.to_string());
+            }
+        })
+        .await;
+        result.map(|mut completion| {
+            completion.retries = retried.into_inner().unwrap_or_default();
+            completion
+        })
     }
 
     async fn complete_once(
@@ -385,6 +397,7 @@ fn parse_full(value: &Value) -> Result<Completion, LlmError> {
         cost_usd: value["usage"]["cost"].as_f64(),
         latency: Duration::ZERO,
         first_token: None,
+        retries: Vec::new(),
     })
 }
 

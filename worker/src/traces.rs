@@ -136,7 +136,22 @@ impl Tracer {
         kind: &'static str,
         start: SystemTime,
         end: SystemTime,
+        attributes: Vec<KeyValue>,
+        problem: Option<(&'static str, String)>,
+    ) {
+        self.child_with_events(name, kind, start, end, attributes, Vec::new(), problem);
+    }
+
+    /// [`Self::child`] with events (a generation's retries).
+    #[allow(clippy::too_many_arguments)]
+    fn child_with_events(
+        &self,
+        name: String,
+        kind: &'static str,
+        start: SystemTime,
+        end: SystemTime,
         mut attributes: Vec<KeyValue>,
+        events: Vec<(&'static str, Vec<KeyValue>)>,
         problem: Option<(&'static str, String)>,
     ) {
         let Some(inner) = &self.inner else { return };
@@ -151,6 +166,9 @@ impl Tracer {
             .with_start_time(start)
             .with_attributes(attributes);
         let mut span = inner.tracer.build_with_context(builder, &inner.parent);
+        for (name, attributes) in events {
+            span.add_event(name, attributes);
+        }
         if let Some(("ERROR", message)) = problem {
             span.set_status(Status::error(message));
         }
@@ -170,6 +188,7 @@ impl Tracer {
         prompt_tokens: u64,
         completion_tokens: u64,
         cost_usd: Option<f64>,
+        retries: &[String],
         error: Option<&str>,
     ) {
         if self.inner.is_none() {
@@ -201,12 +220,17 @@ impl Tracer {
                 iso(started + first),
             ));
         }
-        self.child(
+        let events = retries
+            .iter()
+            .map(|why| ("retry", vec![kv("reason", cut(why))]))
+            .collect();
+        self.child_with_events(
             format!("chat {model}"),
             "generation",
             started,
             started + latency,
             attributes,
+            events,
             error.map(|e| ("ERROR", e.to_owned())),
         );
     }
