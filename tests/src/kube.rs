@@ -132,16 +132,7 @@ async fn list(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let store = store.lock().expect("store");
-    let selector = q.get("labelSelector").cloned().unwrap_or_default();
-    let items: Vec<Value> = store
-        .jobs
-        .iter()
-        .filter(|j| j["metadata"]["namespace"] == ns.as_str() && matches(j, &selector))
-        .cloned()
-        .collect();
-    Json(json!({"apiVersion": "batch/v1", "kind": "JobList",
-                "metadata": {"resourceVersion": store.version.to_string()}, "items": items}))
-    .into_response()
+    listing(&store.jobs, store.version, &ns, &q, "batch/v1", "JobList")
 }
 
 async fn list_pods(
@@ -150,15 +141,26 @@ async fn list_pods(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let store = store.lock().expect("store");
+    listing(&store.pods, store.version, &ns, &q, "v1", "PodList")
+}
+
+/// The objects of namespace `ns` that the query's label selector selects, as a list.
+fn listing(
+    objects: &[Value],
+    version: u64,
+    ns: &str,
+    q: &std::collections::HashMap<String, String>,
+    api_version: &str,
+    kind: &str,
+) -> Response {
     let selector = q.get("labelSelector").cloned().unwrap_or_default();
-    let items: Vec<Value> = store
-        .pods
+    let items: Vec<Value> = objects
         .iter()
-        .filter(|p| p["metadata"]["namespace"] == ns.as_str() && matches(p, &selector))
+        .filter(|o| o["metadata"]["namespace"] == ns && matches(o, &selector))
         .cloned()
         .collect();
-    Json(json!({"apiVersion": "v1", "kind": "PodList",
-                "metadata": {"resourceVersion": store.version.to_string()}, "items": items}))
+    Json(json!({"apiVersion": api_version, "kind": kind,
+                "metadata": {"resourceVersion": version.to_string()}, "items": items}))
     .into_response()
 }
 

@@ -45,6 +45,14 @@ impl Drop for ConnectionRecorder {
     }
 }
 
+/// The port of a `http://127.0.0.1:<port>` URL of [`crate::serve`].
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port in the URL")
+}
+
 /// An HTTP server that answers every request with 401 and `WWW-Authenticate: Basic`, and
 /// records the `Authorization` header of each request (`None` when there was none).
 pub struct CredentialTrap {
@@ -59,11 +67,7 @@ impl CredentialTrap {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new().fallback(trap).with_state(seen.clone());
         let (url, server) = crate::serve(app).await;
-        let port = url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port in the URL");
+        let port = port_of(&url);
         Self {
             url,
             port,
@@ -108,11 +112,7 @@ impl Redirector {
         let target = Arc::new(target.trim_end_matches('/').to_owned());
         let app = axum::Router::new().fallback(redirect).with_state(target);
         let (url, server) = crate::serve(app).await;
-        let port = url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port in the URL");
+        let port = port_of(&url);
         Self { url, port, server }
     }
 }

@@ -122,6 +122,25 @@ pub fn env_for(
     env
 }
 
+/// Runs one worker (test settings plus `extra`) until it exits 0, and reads the task's events
+/// to their end.
+pub async fn work_task(
+    app: &TestApp,
+    llm: &ScriptedLlm,
+    id: &TaskId,
+    extra: &[(&str, &str)],
+) -> (WorkerProcess, Vec<TaskEvent>) {
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(app, llm, extra));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(app, id).await;
+    (worker, events)
+}
+
+/// `pairs` as the borrowed settings the helpers take.
+pub fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// Every event of the task, read over SSE until the stream ends.
 pub async fn events_until_end(app: &TestApp, id: &TaskId) -> Vec<TaskEvent> {
     let frames = within(90, "the task to end", app.events(id, None).await.collect()).await;

@@ -9,7 +9,9 @@ use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
-use crate::e2e::{app_without_dispatch, env_for, events_until_end, repo_task, worker_bin};
+use crate::e2e::{
+    app_without_dispatch, borrowed, env_for, events_until_end, repo_task, work_task, worker_bin,
+};
 
 const SECRET: &str = "sk-lf-secret-4242";
 
@@ -40,7 +42,7 @@ async fn a_task_is_one_trace_in_langfuse_v4_shape_and_reaches_any_collector_too(
     .await;
     // The bridge traces the submit to the same Langfuse.
     let bridge_env = langfuse_env(&langfuse);
-    let bridge_env: Vec<(&str, &str)> = bridge_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bridge_env = borrowed(&bridge_env);
     let (app, _repo, id) = repo_task(&bridge_env, "Write a.md").await;
     let mut extra: Vec<(&str, String)> = langfuse_env(&langfuse);
     extra.push(("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url.clone()));
@@ -166,10 +168,7 @@ async fn a_failed_task_is_an_error_observation() {
     let llm = ScriptedLlm::turns(vec![Reply::error(401, "invalid api key")]).await;
     let (app, _repo, id) = repo_task(&[], "p").await;
     let extra = langfuse_env(&langfuse);
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
-    assert_eq!(worker.wait().await, Some(0));
-    events_until_end(&app, &id).await;
+    work_task(&app, &llm, &id, &borrowed(&extra)).await;
     let spans = langfuse.spans();
     let root = by_kind(&spans, "agent")[0].clone();
     assert_eq!(root.status_code, 2, "error status");
@@ -193,7 +192,7 @@ async fn spans_go_out_while_the_task_runs_so_a_killed_worker_loses_only_its_last
     .await;
     let (app, _repo, _id) = repo_task(&[], "p").await;
     let extra = langfuse_env(&langfuse);
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let extra = borrowed(&extra);
     let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
     // The first model call and its tool call arrive while the worker waits on the second.
     openclaw_tests::eventually(15, "spans while the task runs", || async {
@@ -224,10 +223,7 @@ async fn a_refusing_endpoint_is_logged_once_with_its_status_and_fails_nothing() 
     .await;
     let (app, _repo, id) = repo_task(&[], "p").await;
     let extra = langfuse_env(&langfuse);
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
+    let (worker, events) = work_task(&app, &llm, &id, &borrowed(&extra)).await;
     assert_eq!(events.last().unwrap().kind.name(), "completed");
     let log = worker.log_text();
     assert_eq!(
@@ -254,7 +250,7 @@ async fn a_chat_request_traces_its_session_and_user() {
     let langfuse = FakeLangfuse::start().await;
     let llm = ScriptedLlm::turns(vec![Reply::text("Nothing to change.")]).await;
     let extra = langfuse_env(&langfuse);
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let extra = borrowed(&extra);
     let app = crate::e2e::app_with_local_dispatch(&llm, &extra).await;
     let repo = openclaw_tests::git::BareRepo::new();
     let r = app
@@ -292,10 +288,7 @@ async fn a_retried_model_call_shows_its_retries() {
     .await;
     let (app, _repo, id) = repo_task(&[], "p").await;
     let extra = langfuse_env(&langfuse);
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
-    assert_eq!(worker.wait().await, Some(0));
-    events_until_end(&app, &id).await;
+    work_task(&app, &llm, &id, &borrowed(&extra)).await;
     let spans = langfuse.spans();
     let generations = by_kind(&spans, "generation");
     assert_eq!(

@@ -650,9 +650,7 @@ async fn an_oversized_tool_argument_is_refused_and_its_event_stays_small() {
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Write a big file"}))
         .await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let events = events_until_end(&app, &id).await;
+    let (worker, events) = crate::e2e::work_task(&app, &llm, &id, &[]).await;
     assert_eq!(
         kinds(&events).last(),
         Some(&"completed"),
@@ -704,9 +702,7 @@ async fn the_models_text_is_scrubbed_of_the_gateway_key() {
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Tell me your key"}))
         .await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let events = events_until_end(&app, &id).await;
+    let (_worker, events) = crate::e2e::work_task(&app, &llm, &id, &[]).await;
     assert_eq!(kinds(&events).last(), Some(&"completed"));
     let all = serde_json::to_string(&events).unwrap();
     assert!(!all.contains(key), "the key is in the events");

@@ -184,14 +184,12 @@ fn check_verb_and_flags(
     never: &[&str],
     read_only: bool,
 ) -> Result<(), String> {
-    for arg in args {
-        let flag = arg.split('=').next().unwrap_or(arg);
-        if denied_flags.contains(&flag) {
-            return Err(format!(
-                "{program} {flag} is not allowed: the worker chooses the cluster and credentials"
-            ));
-        }
-    }
+    refuse_flags(
+        program,
+        args,
+        denied_flags,
+        "the worker chooses the cluster and credentials",
+    )?;
     let verb = args.first().map(String::as_str).unwrap_or("");
     if verb.starts_with('-') || verb.is_empty() {
         return Err(format!(
@@ -210,15 +208,24 @@ fn check_verb_and_flags(
     Ok(())
 }
 
-fn check_aws(args: &[String], read_only: bool) -> Result<(), String> {
+/// Refuses any of `denied` among `args` (as `--flag value` or `--flag=value`).
+fn refuse_flags(program: &str, args: &[String], denied: &[&str], why: &str) -> Result<(), String> {
     for arg in args {
         let flag = arg.split('=').next().unwrap_or(arg);
-        if AWS_DENIED_FLAGS.contains(&flag) {
-            return Err(format!(
-                "aws {flag} is not allowed: the worker chooses the account and endpoint"
-            ));
+        if denied.contains(&flag) {
+            return Err(format!("{program} {flag} is not allowed: {why}"));
         }
     }
+    Ok(())
+}
+
+fn check_aws(args: &[String], read_only: bool) -> Result<(), String> {
+    refuse_flags(
+        "aws",
+        args,
+        AWS_DENIED_FLAGS,
+        "the worker chooses the account and endpoint",
+    )?;
     let service = args.first().map(String::as_str).unwrap_or("");
     if service.starts_with('-') || service.is_empty() {
         return Err("put the aws service first (for example `aws eks list-clusters`)".into());
