@@ -9,6 +9,24 @@ use serde_json::{Value, json};
 
 use crate::e2e::{app_with_local_dispatch, events_until_end, kinds};
 
+/// A bridge with local dispatch and `llm`, and one task on a new repository, run to its end.
+async fn one_task(
+    llm: &ScriptedLlm,
+) -> (
+    openclaw_tests::app::TestApp,
+    openclaw_common::ids::TaskId,
+    Vec<openclaw_common::event::TaskEvent>,
+) {
+    let app = app_with_local_dispatch(llm, &[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Look"}))
+        .await;
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(kinds(&events).last(), Some(&"completed"));
+    (app, id, events)
+}
+
 /// The value of an unlabelled-but-for-agent counter in a scrape, 0 when absent.
 fn counter(scrape: &str, name: &str) -> u64 {
     scrape
@@ -92,13 +110,7 @@ async fn a_worker_that_dies_at_start_is_backed_off_and_the_task_says_why_then_fa
 #[tokio::test]
 async fn a_working_worker_clears_the_reason() {
     let llm = ScriptedLlm::turns(vec![Reply::text("Nothing to change.")]).await;
-    let app = app_with_local_dispatch(&llm, &[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "Look"}))
-        .await;
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(kinds(&events).last(), Some(&"completed"));
+    let (app, id, events) = one_task(&llm).await;
     assert!(!kinds(&events).contains(&"waiting"));
     let status = app.status(&id).await;
     assert!(status.get("waiting_reason").is_none(), "{status}");
@@ -178,13 +190,7 @@ async fn a_repository_or_branch_that_does_not_exist_fails_on_the_first_attempt()
 #[tokio::test]
 async fn task_outcomes_and_times_are_metrics_that_promtool_accepts() {
     let llm = ScriptedLlm::turns(vec![Reply::text("Nothing to change.")]).await;
-    let app = app_with_local_dispatch(&llm, &[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "Look"}))
-        .await;
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(kinds(&events).last(), Some(&"completed"));
+    let (app, _id, _events) = one_task(&llm).await;
     let scrape = openclaw_tests::eventually(10, "the outcome in the metrics", || async {
         let scrape = app.get("/metrics").await.text().await.ok()?;
         scrape

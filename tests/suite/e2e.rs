@@ -136,6 +136,24 @@ pub async fn work_task(
     (worker, events)
 }
 
+/// [`work_task`], asserting the task completed (the worker's log when it did not).
+pub async fn complete_task(
+    app: &TestApp,
+    llm: &ScriptedLlm,
+    id: &TaskId,
+    extra: &[(&str, &str)],
+) -> (WorkerProcess, Vec<TaskEvent>) {
+    let (worker, events) = work_task(app, llm, id, extra).await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{:?}\n{}",
+        kinds(&events),
+        worker.log_text()
+    );
+    (worker, events)
+}
+
 /// `pairs` as the borrowed settings the helpers take.
 pub fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
@@ -300,19 +318,13 @@ async fn push_over_http_with_basic_auth_and_the_token_leaks_nowhere() {
     let id = app
         .submit(&json!({"repo": server.url("origin.git"), "prompt": "Document it"}))
         .await;
-    let mut worker = WorkerProcess::start(
-        worker_bin(),
-        &env_for(&app, &llm, &[("GIT_USERNAME", "bot"), ("GIT_TOKEN", TOKEN)]),
-    );
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}\n{}",
-        kinds(&events),
-        worker.log_text()
-    );
+    let (worker, events) = complete_task(
+        &app,
+        &llm,
+        &id,
+        &[("GIT_USERNAME", "bot"), ("GIT_TOKEN", TOKEN)],
+    )
+    .await;
     let branch = format!("openclaw/{id}");
     assert!(repo.file(&branch, "docs/USAGE.md").is_some());
 
@@ -551,16 +563,7 @@ async fn a_task_may_push_to_the_base_branch_itself() {
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Document it", "push_branch": "main"}))
         .await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}\n{}",
-        kinds(&events),
-        worker.log_text()
-    );
+    complete_task(&app, &llm, &id, &[]).await;
     assert_ne!(repo.tip("main"), before, "main moved");
     assert!(repo.file("main", "docs/USAGE.md").is_some());
 }

@@ -339,15 +339,7 @@ async fn run_agent(
         ("OPENCLAW_AGENT", agent),
     ];
     extra.extend_from_slice(worker_extra);
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &extra));
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{}",
-        worker.log_text()
-    );
+    let (_worker, events) = crate::e2e::complete_task(&app, &llm, &id, &extra).await;
     (crate::e2e::tool_results(&events), llm)
 }
 
@@ -747,15 +739,7 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
         .await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &worker_nats));
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{}",
-        worker.log_text()
-    );
+    crate::e2e::complete_task(&app, &llm, &id, &worker_nats).await;
 
     // With a worker's credentials, publishing a task is refused, and nothing is stored.
     let cfg = nats_config_as(&app.nats, worker_user, WORKER_PASSWORD);
