@@ -11,7 +11,7 @@
 //!   actually talking to (after redirects).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The one text a client sees for a remote that was refused by policy or could not be reached,
 /// whatever the reason: a different text per cause would make the task API a port scanner of
@@ -180,30 +180,21 @@ impl RepoPolicy {
         Ok(url)
     }
 
-    /// The check just before connecting: every address the host resolves to must be allowed.
-    /// `Err` holds the cause, for the log; clients are told [`UNREACHABLE`] only.
+    /// The check just before connecting, of a URL [`RepoUrl::parse`](crate::ids::RepoUrl::parse)
+    /// admitted under this policy (scheme, host list, internal names): every address the host
+    /// resolves to now must be allowed. `Err` holds the cause, for the log; clients are told
+    /// [`UNREACHABLE`] only.
     ///
     /// What this cannot stop: libgit2 resolves the name again when it connects, so a DNS
     /// server that answers differently the second time (rebinding) still wins. In a cluster the
-    /// worker's NetworkPolicy closes that gap (deploy/base/networkpolicy.yaml).
+    /// worker's NetworkPolicy closes that gap (deploy/base/worker-networkpolicy.yaml).
     pub async fn check_resolved(&self, url: &crate::ids::RepoUrl) -> Result<(), String> {
+        // file:// has no host: parse admitted it only where file repos are allowed.
         let Some(remote) = url.remote() else {
-            return if url.is_file() && self.allow_file {
-                Ok(())
-            } else {
-                Err("the URL has no host".into())
-            };
+            return Ok(());
         };
-        if let Some(hosts) = &self.hosts
-            && !hosts.allows(&remote)
-        {
-            return Err(format!("{remote} is not in OPENCLAW_REPO_HOSTS"));
-        }
         if self.allow_private {
             return Ok(());
-        }
-        if let Some(why) = remote.internal_by_name() {
-            return Err(why);
         }
         let addrs = tokio::net::lookup_host((remote.host.as_str(), remote.port))
             .await
@@ -254,10 +245,9 @@ pub fn is_internal(ip: IpAddr) -> bool {
             }
             v6.is_loopback()
                 || v6.is_unspecified()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local
+                || (seg[0] & 0xfe00) == 0xfc00 // unique local, fd00:ec2::254 among them
                 || (seg[0] & 0xffc0) == 0xfe80 // link-local
                 || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
         }
     }
 }

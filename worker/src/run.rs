@@ -168,6 +168,7 @@ pub async fn run_one(
         usage: std::sync::Mutex::new(Usage::default()),
         usage_recorded: std::sync::atomic::AtomicBool::new(false),
         tracer: &tracer,
+        model: &model,
     };
     let result = task.run().instrument(span).await;
     keep_alive.abort();
@@ -177,34 +178,20 @@ pub async fn run_one(
             // Events are bounded, so this means a server with a small max_payload: a retry
             // would hit it again. Record the failure (small) as well as NATS lets us.
             let reason = e.to_string();
-            warn!(task_id = %spec.id, %reason, "task failed: a record was too large for NATS");
             let mut events = stores.events.writer(spec.id, attempt);
-            let failed = EventKind::Failed {
-                reason: reason.clone(),
-                retryable: false,
-            };
-            if let Err(e) = events.publish(failed).await {
-                warn!(task_id = %spec.id, error = %e, "cannot record the failure");
+            match task.fail(&mut events, reason.clone(), false).await {
+                Ok(failed) => failed,
+                Err(e) => {
+                    warn!(task_id = %spec.id, error = %e, "cannot record the failure");
+                    (
+                        Outcome::Failed {
+                            reason,
+                            retry: false,
+                        },
+                        Settle::Term,
+                    )
+                }
             }
-            let r = reason.clone();
-            let recorded = stores
-                .status
-                .update(&spec.id, |s| {
-                    s.status = TaskState::Failed;
-                    s.error = Some(r.clone());
-                    Update::Write(())
-                })
-                .await;
-            if let Err(e) = recorded {
-                warn!(task_id = %spec.id, error = %e, "cannot record the failure");
-            }
-            (
-                Outcome::Failed {
-                    reason,
-                    retry: false,
-                },
-                Settle::Term,
-            )
         }
         Err(e) => {
             // Events or status could not be written: NATS trouble. Hand the task back.
@@ -271,6 +258,8 @@ struct Task<'a> {
     usage_recorded: std::sync::atomic::AtomicBool,
     /// The attempt's trace (clone, commit and push are steps of it).
     tracer: &'a Tracer,
+    /// The model the agent runs with: the task's, else its profile's, else the default.
+    model: &'a str,
 }
 
 impl Task<'_> {
@@ -365,7 +354,6 @@ impl Task<'_> {
             },
         };
 
-        // Commands' HOME, TMPDIR and kubeconfig: outside the checkout, gone with the task.
         // An earlier attempt pushed this task's result and died before recording it: record it
         // now, without running (and paying for) the agent again.
         if let Some((c, summary)) = checkout
@@ -377,7 +365,8 @@ impl Task<'_> {
                 .record_completion(&mut events, Some(c.sha.clone()), true, summary)
                 .await;
         }
-        let toolbox = match self.work_dir().and_then(|scratch| {
+        // Commands' HOME, TMPDIR and kubeconfig: outside the checkout, gone with the task.
+        let (toolbox, _scratch) = match self.work_dir().and_then(|scratch| {
             Toolbox::new(workdir.path(), scratch.path(), profile).map(|t| (t, scratch))
         }) {
             Ok(pair) => pair,
@@ -387,16 +376,10 @@ impl Task<'_> {
                     .await;
             }
         };
-        let (toolbox, _scratch) = toolbox;
         let llm = match LlmClient::new(self.config.llm.clone()) {
             Ok(c) => c,
             Err(e) => return self.fail(&mut events, e.to_string(), false).await,
         };
-        let model = spec
-            .model
-            .clone()
-            .or_else(|| profile.model.clone())
-            .unwrap_or_else(|| self.config.llm.default_model.clone());
         let stop = StopSignals {
             terminate: self.terminate.clone(),
             status: self.stores.status.clone(),
@@ -407,7 +390,7 @@ impl Task<'_> {
             llm: &llm,
             tools: &toolbox,
             events: &mut events,
-            model,
+            model: self.model.to_owned(),
             limits: &profile.limits,
             stop: &stop,
             tracer: self.tracer,
