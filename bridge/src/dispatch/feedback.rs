@@ -140,6 +140,8 @@ pub struct Feedback {
     announced: HashMap<AgentName, (Option<String>, u64)>,
     /// Per agent: when queue deadlines were last checked (a scan of the waiting tasks).
     deadlines_checked: HashMap<AgentName, Instant>,
+    /// Where failed starts are counted (`openclaw_worker_start_failures_total`).
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// How often queue deadlines are checked, at most.
@@ -151,7 +153,18 @@ impl Feedback {
             gate: StartGate::new(state.config.max_starts_per_minute),
             announced: HashMap::new(),
             deadlines_checked: HashMap::new(),
+            metrics: state.metrics.clone(),
         }
+    }
+
+    /// A worker of `agent` did not start, or ended before taking a task: counted under the
+    /// metric label `label`, and `reason` is what its waiting tasks are told while starts
+    /// back off.
+    pub fn start_failed(&mut self, agent: &AgentName, label: &'static str, reason: String) {
+        tracing::warn!(%agent, %reason, "a worker did not start");
+        self.metrics.worker_start_failed(agent.as_str(), label);
+        self.gate
+            .outcome(agent, StartOutcome::Failed(reason), Instant::now());
     }
 
     /// After a reconcile of `agent`, whose consumer holds `backlog` tasks: tells its waiting
@@ -191,6 +204,15 @@ impl Feedback {
         }
         self.announced.insert(agent.clone(), (reason, backlog));
         Ok(())
+    }
+}
+
+/// The reason given for workers of `agent` that end before taking a task: their own words
+/// (the termination message they left), else how they ended.
+pub fn exited_at_start(agent: &AgentName, words: &str, how: &str) -> String {
+    match words.trim() {
+        "" => format!("workers for {agent} exit at start ({how})"),
+        words => format!("workers for {agent} exit at start: {words}"),
     }
 }
 

@@ -14,7 +14,7 @@ use kube::api::{ListParams, PostParams};
 use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
 
-use super::feedback::{Feedback, StartOutcome};
+use super::feedback::{Feedback, StartOutcome, exited_at_start};
 use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::config::KubernetesDispatchConfig;
 use crate::state::AppState;
@@ -405,15 +405,7 @@ impl KubernetesDispatcher {
                     Ok(created) => created,
                     Err(e) => {
                         let reason = format!("the bridge may not create Jobs: {e}");
-                        tracing::warn!(%agent, %reason, "cannot create a worker Job");
-                        state
-                            .metrics
-                            .worker_start_failed(agent.as_str(), "job_refused");
-                        self.feedback.gate.outcome(
-                            agent,
-                            StartOutcome::Failed(reason),
-                            std::time::Instant::now(),
-                        );
+                        self.feedback.start_failed(agent, "job_refused", reason);
                         break;
                     }
                 };
@@ -478,13 +470,8 @@ impl KubernetesDispatcher {
                 }
                 PodReport::Failed(words) => {
                     if self.counted.insert(name) {
-                        self.state
-                            .metrics
-                            .worker_start_failed(agent.as_str(), "exited");
-                        let reason = format!("workers for {agent} exit at start: {words}");
-                        self.feedback
-                            .gate
-                            .outcome(&agent, StartOutcome::Failed(reason), now);
+                        let reason = exited_at_start(&agent, &words, "the pod failed");
+                        self.feedback.start_failed(&agent, "exited", reason);
                     }
                 }
             }

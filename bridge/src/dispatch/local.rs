@@ -10,7 +10,7 @@ use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
 use tokio::task::JoinSet;
 
-use super::feedback::{Feedback, StartOutcome};
+use super::feedback::{Feedback, StartOutcome, exited_at_start};
 use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::state::AppState;
 
@@ -99,33 +99,28 @@ impl LocalDispatcher {
         self.state
             .metrics
             .set_workers_running(self.running.values().sum());
-        let outcome = match code {
+        let now = std::time::Instant::now();
+        match code {
             Some(0) => {
                 self.orphans.reset(&agent);
-                StartOutcome::TookTask
+                self.feedback
+                    .gate
+                    .outcome(&agent, StartOutcome::TookTask, now);
             }
-            Some(NO_TASK_EXIT_CODE) => StartOutcome::NoTask,
+            Some(NO_TASK_EXIT_CODE) => {
+                self.feedback
+                    .gate
+                    .outcome(&agent, StartOutcome::NoTask, now);
+            }
             other => {
                 let how = match other {
                     Some(c) => format!("exit code {c}"),
                     None => "killed by a signal".to_owned(),
                 };
-                let words = words.trim();
-                let reason = if words.is_empty() {
-                    format!("workers for {agent} exit at start ({how})")
-                } else {
-                    format!("workers for {agent} exit at start: {words}")
-                };
-                tracing::warn!(%agent, ?code, %reason, "worker exited abnormally");
-                self.state
-                    .metrics
-                    .worker_start_failed(agent.as_str(), "exited");
-                StartOutcome::Failed(reason)
+                let reason = exited_at_start(&agent, &words, &how);
+                self.feedback.start_failed(&agent, "exited", reason);
             }
-        };
-        self.feedback
-            .gate
-            .outcome(&agent, outcome, std::time::Instant::now());
+        }
     }
 
     /// Starts workers for tasks that wait with nobody working on them.
@@ -222,15 +217,11 @@ impl LocalDispatcher {
                 });
             }
             Err(e) => {
-                let bin = cfg.local.worker_bin.display().to_string();
-                tracing::error!(%bin, error = %e, "cannot start a worker");
-                self.state
-                    .metrics
-                    .worker_start_failed(agent.as_str(), "spawn");
-                self.feedback.gate.outcome(
+                let bin = cfg.local.worker_bin.display();
+                self.feedback.start_failed(
                     agent,
-                    StartOutcome::Failed(format!("cannot start the worker program {bin}: {e}")),
-                    std::time::Instant::now(),
+                    "spawn",
+                    format!("cannot start the worker program {bin}: {e}"),
                 );
             }
         }
