@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use openclaw_common::event::EventKind;
 use openclaw_common::jetstream::{StoreError, Stores, Update};
 use openclaw_common::names;
-use openclaw_common::status::TaskState;
+use openclaw_common::status::{TaskState, TaskStatus};
 use serde::Deserialize;
 
 use crate::state::AppState;
@@ -65,9 +65,11 @@ async fn give_up(
         "gave up after {} deliveries: the worker stopped without reporting",
         advisory.deliveries
     );
-    let changed = stores
+    // A worker that died before writing anything left no record: create it.
+    let base = TaskStatus::queued(&spec, advisory.stream_seq);
+    let (_, changed) = stores
         .status
-        .update(&spec.id, |s| {
+        .update_or_create(&base, |s| {
             if s.status.is_terminal() {
                 return Update::Keep(false);
             }
@@ -75,14 +77,13 @@ async fn give_up(
             s.error = Some(reason.clone());
             Update::Write(true)
         })
-        .await?
-        .is_some_and(|(_, changed)| changed);
+        .await?;
     if changed {
         tracing::warn!(task_id = %spec.id, %reason, "task abandoned");
         state.metrics.abandoned(spec.agent.as_str());
         stores
             .events
-            .writer(spec.id, 0)
+            .writer(spec.queued_event(), 0)
             .publish(EventKind::Failed {
                 reason,
                 retryable: false,

@@ -31,9 +31,9 @@ fn submit_span(
     tracer.build(builder)
 }
 
-/// Stores the task under `msg_id` (a duplicate id returns the original task), then its status
-/// record and `queued` event, and wakes the dispatcher. Both follow-up writes are idempotent,
-/// so a resubmit repairs a submit that failed half-way.
+/// Stores the task under `msg_id` (a duplicate id returns the original task) and wakes the
+/// dispatcher. That one acknowledged write is the whole submit: until a worker (or a cancel)
+/// writes something, the task's status and its `queued` event are read from its message.
 pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<Enqueued, ApiError> {
     let stores = state.stores()?;
     // The task's trace starts here (its id is the task's), and goes on in the worker.
@@ -56,13 +56,6 @@ pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<E
         span.end();
     }
     let enqueued = published?;
-    let record = TaskStatus::queued(&enqueued.spec, enqueued.seq);
-    let (status, queued) = tokio::join!(
-        stores.status.ensure(&record),
-        stores.events.ensure_queued(&enqueued.spec),
-    );
-    status?;
-    queued?;
     if !enqueued.duplicate {
         state.dispatch_wakeup.notify_one();
     }
@@ -78,9 +71,12 @@ pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<E
 /// worker stops at its next step. 404 for an unknown task, 409 for one that already ended.
 pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiError> {
     let stores = state.stores()?;
-    let updated = stores
+    let Some(current) = stores.status_of(id).await? else {
+        return Err(ApiError::NotFound(format!("no task {id}")));
+    };
+    let (status, canceled_now) = stores
         .status
-        .update(id, |s| match s.status {
+        .update_or_create(&current, |s| match s.status {
             TaskState::Queued => {
                 s.status = TaskState::Canceled;
                 s.cancel_requested = true;
@@ -93,9 +89,6 @@ pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiErro
             _ => Update::Keep(false),
         })
         .await?;
-    let Some((status, canceled_now)) = updated else {
-        return Err(ApiError::NotFound(format!("no task {id}")));
-    };
     if status.status.is_terminal() && !canceled_now && status.status != TaskState::Canceled {
         return Err(ApiError::Conflict(format!(
             "task {id} already ended as {}",
@@ -105,7 +98,7 @@ pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiErro
     if canceled_now {
         stores
             .events
-            .writer(*id, 0)
+            .writer(status.queued_event(), 0)
             .publish(EventKind::Canceled {
                 reason: "canceled before a worker started".into(),
             })

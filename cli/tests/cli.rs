@@ -45,16 +45,17 @@ async fn output(app: &TestApp, args: &[&str]) -> (i32, String, String) {
 /// What a worker does for a task that succeeds: started, some text, committed, pushed, completed.
 async fn play_worker(app: &TestApp, id: TaskId, from_step: usize) {
     let stores = app.stores();
+    let queued = stores.status_of(&id).await.unwrap().unwrap();
     stores
         .status
-        .update(&id, |s| {
+        .update_or_create(&queued, |s| {
             s.status = TaskState::Running;
             s.attempts = 1;
             Update::Write(())
         })
         .await
         .unwrap();
-    let mut w = stores.events.writer(id, 1);
+    let mut w = stores.events.writer(queued.queued_event(), 1);
     let steps = [
         EventKind::Started {
             worker_id: "w-1".into(),
@@ -218,7 +219,7 @@ async fn submit_shows_progress_for_people_and_fails_with_the_task() {
     .await;
     app.stores()
         .events
-        .writer(id, 1)
+        .writer(app.queued_event(&id).await, 1)
         .publish(EventKind::Failed {
             reason: "push rejected".into(),
             retryable: false,
@@ -242,7 +243,7 @@ async fn logs_follow_resumes_after_the_bridge_restarts_mid_stream() {
     let id = app
         .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
         .await;
-    let mut w = app.stores().events.writer(id, 1);
+    let mut w = app.stores().events.writer(app.queued_event(&id).await, 1);
     w.publish(EventKind::Started {
         worker_id: "w".into(),
     })
@@ -441,9 +442,10 @@ async fn status_and_list_show_why_a_task_waits_or_failed() {
         ),
         (failed, "git: not found: repository not found"),
     ] {
+        let queued = stores.status_of(&id).await.unwrap().unwrap();
         stores
             .status
-            .update(&id, |s| {
+            .update_or_create(&queued, |s| {
                 if id == waiting {
                     s.waiting_reason = Some(change.to_owned());
                 } else {

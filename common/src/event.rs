@@ -24,6 +24,28 @@ pub struct TaskEvent {
     pub kind: EventKind,
 }
 
+impl TaskEvent {
+    /// A task's first event: the same content whoever writes it (a worker, the bridge's cancel
+    /// or waiting notice) or shows it before anyone has (the status API and the SSE relay
+    /// synthesize it from the task message), so it is never seen twice or renumbered.
+    pub fn queued(
+        task_id: TaskId,
+        agent: &crate::ids::AgentName,
+        created_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            v: crate::SCHEMA_VERSION,
+            task_id,
+            seq: 1,
+            ts: created_at,
+            attempt: 0,
+            kind: EventKind::Queued {
+                agent: agent.to_string(),
+            },
+        }
+    }
+}
+
 /// What happened. Serialized with a `type` tag, which is also the SSE `event:` name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

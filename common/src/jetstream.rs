@@ -186,7 +186,8 @@ pub fn worker_consumer_config(
         .map_err(|e| StoreError::Setup(format!("nats/worker-consumer.json does not parse: {e}")))?;
     config.durable_name = Some(names::worker_consumer(agent));
     config.name = None;
-    config.filter_subject = names::task_subject(agent);
+    config.filter_subject = String::new();
+    config.filter_subjects = names::agent_task_subjects(agent);
     config.description = Some(format!(
         "Workers of the {agent} agent fetch their task here."
     ));
@@ -379,6 +380,38 @@ impl Stores {
     }
 }
 
+impl Stores {
+    /// The status of task `id`: its record, or for a task nothing has been written about since
+    /// its submit (the submit writes only the task message), `queued` as the message says.
+    /// `None` for an unknown id.
+    pub async fn status_of(&self, id: &TaskId) -> Result<Option<TaskStatus>, StoreError> {
+        if let Some(status) = self.status.get(id).await? {
+            return Ok(Some(status));
+        }
+        Ok(self
+            .tasks
+            .find(id)
+            .await?
+            .map(|(spec, seq)| TaskStatus::queued(&spec, seq)))
+    }
+
+    /// The tasks of `agent` that wait for their first worker, oldest first, with their status
+    /// (a record when the bridge wrote a waiting reason, else `queued` from the message).
+    pub async fn waiting(&self, agent: &AgentName) -> Result<Vec<TaskStatus>, StoreError> {
+        let mut out = Vec::new();
+        for (spec, seq) in self.tasks.undelivered(agent).await? {
+            let status = match self.status.get(&spec.id).await? {
+                Some(status) => status,
+                None => TaskStatus::queued(&spec, seq),
+            };
+            if status.status == crate::status::TaskState::Queued && status.attempts == 0 {
+                out.push(status);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Outcome of publishing a task.
 #[derive(Debug)]
 pub struct Enqueued {
@@ -420,7 +453,7 @@ impl TaskQueue {
         }
         let ack = self
             .js
-            .send_publish(names::task_subject(&spec.agent), publish)
+            .send_publish(names::task_subject(&spec.agent, &spec.id), publish)
             .await
             .map_err(publish_error("task"))?
             .await
@@ -439,6 +472,70 @@ impl TaskQueue {
             duplicate: true,
             seq: ack.sequence,
         })
+    }
+
+    /// The task `id` as submitted, with its stream sequence: the first message on its subject
+    /// (a copy republished there later is a replay, not the task). Asked of the stream's
+    /// leader, not with a direct get, so a task is found right after its 202 on any replica
+    /// count. `None` for an unknown id, and for a task of a version before 0.2 (one subject per
+    /// agent), whose status record that version wrote.
+    pub async fn find(&self, id: &TaskId) -> Result<Option<(TaskSpec, u64)>, StoreError> {
+        let subject = names::task_subject_by_id(id);
+        match self
+            .stream
+            .get_first_raw_message_by_subject(&subject, 1)
+            .await
+        {
+            Ok(msg) => {
+                let spec = serde_json::from_slice(&msg.payload)
+                    .map_err(corrupt(format!("task message {}", msg.sequence)))?;
+                Ok(Some((spec, msg.sequence)))
+            }
+            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable("find task")(&e)),
+        }
+    }
+
+    /// The tasks of `agent` no worker has received yet, oldest first: the messages on its
+    /// subjects after the last one its consumer delivered. They have no status record unless
+    /// the bridge wrote one (a waiting reason), so this is how they are found.
+    pub async fn undelivered(&self, agent: &AgentName) -> Result<Vec<(TaskSpec, u64)>, StoreError> {
+        let name = names::worker_consumer(agent);
+        let delivered = match self.stream.consumer_info(&name).await {
+            Ok(info) => info.delivered.stream_sequence,
+            Err(e) => return Err(unavailable("consumer info")(&e)),
+        };
+        let mut out = Vec::new();
+        for subject in names::agent_task_subjects(agent) {
+            let mut next = delivered + 1;
+            loop {
+                let msg = match self
+                    .stream
+                    .get_first_raw_message_by_subject(&subject, next)
+                    .await
+                {
+                    Ok(msg) => msg,
+                    Err(e)
+                        if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) =>
+                    {
+                        break;
+                    }
+                    Err(e) => return Err(unavailable("read queued tasks")(&e)),
+                };
+                next = msg.sequence + 1;
+                match serde_json::from_slice::<TaskSpec>(&msg.payload) {
+                    Ok(spec) => out.push((spec, msg.sequence)),
+                    // The worker terminates an unreadable message when it gets there.
+                    Err(e) => {
+                        tracing::warn!(seq = msg.sequence, error = %e, "unreadable task message")
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|(_, seq)| *seq);
+        Ok(out)
     }
 
     /// The task stored at stream sequence `seq`.
@@ -463,32 +560,17 @@ pub struct EventLog {
 const MAX_SEQ_RACES: usize = 16;
 
 impl EventLog {
-    /// A writer of `task`'s events for one attempt (0 for the bridge).
-    pub fn writer(&self, task: TaskId, attempt: u32) -> EventWriter {
+    /// A writer of a task's events for one attempt (0 for the bridge). `queued` is the task's
+    /// first event ([`TaskEvent::queued`]): the writer stores it first when the task has no
+    /// events yet, so every task's events start with the same `queued` at seq 1 whoever
+    /// writes first.
+    pub fn writer(&self, queued: TaskEvent, attempt: u32) -> EventWriter {
         EventWriter {
             log: self.clone(),
-            task,
+            task: queued.task_id,
+            queued,
             attempt,
             last: None,
-        }
-    }
-
-    /// Publishes `queued` as the task's first event unless it already has events. Both the
-    /// bridge (at submit) and the worker (before `started`) call this, so `queued` is seq 1
-    /// whichever of them gets there first, and a resubmit does not add a second one.
-    pub async fn ensure_queued(&self, spec: &TaskSpec) -> Result<(), StoreError> {
-        let event = TaskEvent {
-            v: crate::SCHEMA_VERSION,
-            task_id: spec.id,
-            seq: 1,
-            ts: spec.created_at,
-            attempt: 0,
-            kind: EventKind::Queued {
-                agent: spec.agent.to_string(),
-            },
-        };
-        match self.append(&event, 0).await? {
-            Appended::Stored(_) | Appended::Raced => Ok(()),
         }
     }
 
@@ -605,6 +687,8 @@ pub struct EventWriter {
     log: EventLog,
     /// Whose events these are.
     task: TaskId,
+    /// The task's first event, stored before any other if the task has none yet.
+    queued: TaskEvent,
     /// Stamped on every event, so readers can tell attempts apart.
     attempt: u32,
     /// (per-task seq, stream seq) of the last event this writer knows of; `None` = ask the
@@ -620,7 +704,10 @@ impl EventWriter {
                 Some(last) => last,
                 None => match self.log.last(&self.task).await? {
                     Some((ev, stream_seq)) => (ev.seq, stream_seq),
-                    None => (0, 0),
+                    None => match self.log.append(&self.queued, 0).await? {
+                        Appended::Stored(stream_seq) => (1, stream_seq),
+                        Appended::Raced => continue,
+                    },
                 },
             };
             let event = TaskEvent {
@@ -716,6 +803,37 @@ impl StatusStore {
             }
         }
         Err(StoreError::Contention(format!("status of {id}")))
+    }
+
+    /// [`StatusStore::update`] of a task that may have no record yet (nothing has been written
+    /// about it since it was submitted): `base` is what its record would say, and `change`
+    /// applies to it; the record is then created, compare-and-set like an update.
+    pub async fn update_or_create<T>(
+        &self,
+        base: &TaskStatus,
+        mut change: impl FnMut(&mut TaskStatus) -> Update<T>,
+    ) -> Result<(TaskStatus, T), StoreError> {
+        for _ in 0..MAX_SEQ_RACES {
+            if let Some(updated) = self.update(&base.id, &mut change).await? {
+                return Ok(updated);
+            }
+            let mut status = base.clone();
+            let out = match change(&mut status) {
+                Update::Keep(out) => return Ok((status, out)),
+                Update::Write(out) => out,
+            };
+            status.updated_at = crate::now();
+            let value: Bytes = serde_json::to_vec(&status)
+                .expect("statuses always serialize")
+                .into();
+            match self.kv.create(base.id.to_string(), value).await {
+                Ok(_) => return Ok((status, out)),
+                // Written meanwhile (by the task's worker): change that record instead.
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(unavailable("create status")(&e)),
+            }
+        }
+        Err(StoreError::Contention(format!("status of {}", base.id)))
     }
 
     /// Every status record written from now on, as it is written (deletions skipped).

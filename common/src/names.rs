@@ -14,9 +14,30 @@ pub const LEASES_BUCKET: &str = "openclaw_leases";
 /// KV bucket mapping a conversation (session key) to the branch its tasks build on.
 pub const SESSIONS_BUCKET: &str = "openclaw_sessions";
 
-/// Subject tasks for `agent` are published on.
-pub fn task_subject(agent: &AgentName) -> String {
+/// Subject a task is published on: one per task, under its agent, so the bridge reads a task
+/// by id without an index ([`task_subject_by_id`]) and an agent's workers filter on
+/// [`agent_task_subjects`].
+pub fn task_subject(agent: &AgentName, task: &TaskId) -> String {
+    format!("openclaw.tasks.{agent}.{task}")
+}
+
+/// Every task subject of one task id, whatever its agent.
+pub fn task_subject_by_id(task: &TaskId) -> String {
+    format!("openclaw.tasks.*.{task}")
+}
+
+/// The subject a version before 0.2 published `agent`'s tasks on (one per agent). Workers
+/// still take tasks from it, so tasks in the stream at an upgrade run.
+pub fn legacy_task_subject(agent: &AgentName) -> String {
     format!("openclaw.tasks.{agent}")
+}
+
+/// The subjects `agent`'s workers take tasks from: its per-task subjects and the legacy one.
+pub fn agent_task_subjects(agent: &AgentName) -> Vec<String> {
+    vec![
+        format!("openclaw.tasks.{agent}.*"),
+        legacy_task_subject(agent),
+    ]
 }
 
 /// Subject the events of `task` are published on.

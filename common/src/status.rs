@@ -158,6 +158,11 @@ pub struct TaskStatus {
 
 impl TaskStatus {
     /// The record of a task that has just been stored at stream sequence `seq`.
+    /// The task's first event ([`TaskEvent::queued`]).
+    pub fn queued_event(&self) -> crate::event::TaskEvent {
+        crate::event::TaskEvent::queued(self.id, &self.agent, self.created_at)
+    }
+
     pub fn queued(spec: &TaskSpec, seq: u64) -> Self {
         Self {
             v: crate::SCHEMA_VERSION,

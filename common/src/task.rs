@@ -54,6 +54,11 @@ pub struct Turn {
 }
 
 impl TaskSpec {
+    /// The task's first event ([`crate::event::TaskEvent::queued`]).
+    pub fn queued_event(&self) -> crate::event::TaskEvent {
+        crate::event::TaskEvent::queued(self.id, &self.agent, self.created_at)
+    }
+
     /// A new task doing the same work again, linked to this one. It pushes to its own
     /// default branch unless this one named a branch of its own.
     pub fn replay(&self) -> TaskSpec {

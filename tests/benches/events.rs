@@ -62,7 +62,7 @@ async fn main() {
     }
     let raw_append = started.elapsed();
     let task = app.submit(&body).await;
-    let mut writer = app.stores().events.writer(task, 1);
+    let mut writer = app.stores().events.writer(app.queued_event(&task).await, 1);
     let started = Instant::now();
     for i in 0..EVENTS {
         writer.publish(delta(i)).await.unwrap();

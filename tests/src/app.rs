@@ -132,6 +132,16 @@ impl TestApp {
             .expect("stores are open once the app is ready")
     }
 
+    /// The task's first event, as its first writer stores it (for tests that play a worker).
+    pub async fn queued_event(&self, id: &TaskId) -> openclaw_common::event::TaskEvent {
+        self.stores()
+            .status_of(id)
+            .await
+            .expect("read the task's status")
+            .expect("the task exists")
+            .queued_event()
+    }
+
     /// JetStream, to look at what the bridge stored.
     pub fn js(&self) -> &async_nats::jetstream::Context {
         &self.stores().js

@@ -36,7 +36,8 @@ async fn nats_definition_files_create_the_streams_and_consumer() {
 
     let consumer: consumer::pull::Config =
         serde_json::from_str(&read("worker-consumer.json")).expect("worker-consumer.json");
-    assert_eq!(consumer.filter_subject, "openclaw.tasks.doc-writer");
+    let agent = openclaw_common::ids::AgentName::parse("doc-writer").expect("agent name");
+    assert_eq!(consumer.filter_subjects, names::agent_task_subjects(&agent));
     let mut c = created
         .create_consumer(consumer)
         .await

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use openclaw_common::event::{EventKind, TaskEvent};
-use openclaw_common::ids::TaskId;
+use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
+use openclaw_common::status::TaskStatus;
+use openclaw_common::task::TaskSpec;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::git::{BareRepo, GitHttpServer};
 use openclaw_tests::llm::{Reply, ScriptedLlm};
@@ -75,7 +77,7 @@ pub async fn republish_newest(
         .await
         .unwrap();
     let stored = stream
-        .get_last_raw_message_by_subject(&format!("openclaw.tasks.{agent}"))
+        .get_last_raw_message_by_subject(&format!("openclaw.tasks.{agent}.*"))
         .await
         .unwrap();
     let nats = app.nats.client().await;
@@ -555,4 +557,73 @@ async fn a_task_may_push_to_the_base_branch_itself() {
     complete_task(&app, &llm, &id, &[]).await;
     assert_ne!(repo.tip("main"), before, "main moved");
     assert!(repo.file("main", "docs/USAGE.md").is_some());
+}
+
+#[tokio::test]
+async fn a_task_left_by_the_previous_version_runs_and_reads_as_before() {
+    // Version 0.1 published a task on its agent's one subject and wrote its status record and
+    // `queued` event at submit. A bridge and a worker of this version, started over that
+    // stream at an upgrade, read it and run it.
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = TaskId::new();
+    let spec = TaskSpec {
+        v: 1,
+        id,
+        agent: AgentName::parse("doc-writer").unwrap(),
+        repo: Some(
+            RepoUrl::parse(
+                &repo.file_url(),
+                &openclaw_common::egress::RepoPolicy::open(),
+            )
+            .unwrap(),
+        ),
+        prompt: "Document it".into(),
+        branch: None,
+        push_branch: BranchName::for_task(&id),
+        model: None,
+        metadata: Default::default(),
+        created_at: openclaw_common::now(),
+        history: Vec::new(),
+        replay_of: None,
+    };
+    let js = app.js();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id.to_string().as_str());
+    let ack = js
+        .publish_with_headers(
+            openclaw_common::names::legacy_task_subject(&spec.agent),
+            headers,
+            spec.to_json(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let record = TaskStatus::queued(&spec, ack.sequence);
+    app.stores().status.ensure(&record).await.unwrap();
+    js.publish(
+        openclaw_common::names::event_subject(&id),
+        serde_json::to_vec(&spec.queued_event()).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+
+    assert_eq!(app.status(&id).await["status"], "queued");
+    let (_, events) = complete_task(&app, &llm, &id, &[]).await;
+    assert_eq!(
+        kinds(&events).iter().filter(|k| **k == "queued").count(),
+        1,
+        "{:?}",
+        kinds(&events)
+    );
+    assert_eq!(events[0].seq, 1);
+    assert_eq!(app.status(&id).await["status"], "completed");
+    assert!(
+        repo.file(&format!("openclaw/{id}"), "docs/USAGE.md")
+            .is_some()
+    );
 }

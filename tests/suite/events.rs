@@ -18,7 +18,7 @@ async fn history_then_live_then_end_and_resume_without_gap_or_repeat() {
         .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
         .await;
     // A worker's first events, before anyone listens.
-    let mut worker = app.stores().events.writer(id, 1);
+    let mut worker = app.stores().events.writer(app.queued_event(&id).await, 1);
     worker
         .publish(EventKind::Started {
             worker_id: "w1".into(),
@@ -104,8 +104,9 @@ async fn two_writers_never_share_a_sequence_number() {
     let id = app
         .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
         .await;
+    let queued = app.queued_event(&id).await;
     let write = |attempt: u32| {
-        let mut w = app.stores().events.writer(id, attempt);
+        let mut w = app.stores().events.writer(queued.clone(), attempt);
         async move {
             for i in 0..15 {
                 w.publish(message(&format!("{attempt}-{i}"))).await.unwrap();

@@ -1,7 +1,7 @@
 //! Submitting tasks, idempotency, status, listing, cancel.
 
 use futures_util::StreamExt;
-use openclaw_common::event::EventKind;
+use openclaw_common::event::{EventKind, TaskEvent};
 use openclaw_common::names;
 use openclaw_common::task::TaskSpec;
 use openclaw_tests::app::TestApp;
@@ -32,7 +32,7 @@ async fn submit_stores_the_task_with_its_headers_then_answers_202() {
 
     let stream = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
     let msg = stream
-        .get_last_raw_message_by_subject("openclaw.tasks.doc-writer")
+        .get_last_raw_message_by_subject(&format!("openclaw.tasks.doc-writer.{id}"))
         .await
         .expect("the task is in the stream");
     assert_eq!(msg.headers.get("Nats-Msg-Id").unwrap().as_str(), id);
@@ -40,14 +40,41 @@ async fn submit_stores_the_task_with_its_headers_then_answers_202() {
     let spec: TaskSpec = serde_json::from_slice(&msg.payload).unwrap();
     assert_eq!(spec.id.to_string(), id);
     assert_eq!(spec.prompt, "Write docs");
-    assert_eq!(spec.branch.unwrap().as_str(), "main");
+    assert_eq!(spec.branch.as_ref().unwrap().as_str(), "main");
     assert_eq!(spec.push_branch.as_str(), format!("openclaw/{id}"));
     assert_eq!(spec.metadata["ticket"], 7);
 
-    let events = app.stores().events.history(&spec.id).await.unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].seq, 1);
-    assert!(matches!(events[0].kind, EventKind::Queued { .. }));
+    // That message is the submit's only write: no event, no status record yet. The API shows
+    // the task queued, with `queued` as event 1, read from the message.
+    assert!(
+        app.stores()
+            .events
+            .history(&spec.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(app.stores().status.get(&spec.id).await.unwrap().is_none());
+    let status = app.status(&spec.id).await;
+    assert_eq!(status["status"], "queued");
+    assert_eq!(status["seq"], msg.sequence);
+    let sse = app
+        .get(&format!("/v1/tasks/{id}/events?follow=false"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(sse.matches("event: queued").count(), 1, "{sse}");
+    assert!(sse.contains("id: 1\n"), "{sse}");
+    assert_eq!(sse.matches("id: ").count(), 1, "{sse}");
+    let queued: TaskEvent = serde_json::from_str(
+        sse.lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("a data line"),
+    )
+    .unwrap();
+    assert_eq!(queued, spec.queued_event());
+    assert!(matches!(queued.kind, EventKind::Queued { .. }));
 }
 
 #[tokio::test]
@@ -78,7 +105,8 @@ async fn the_same_idempotency_key_twice_queues_one_task() {
     );
     let id = openclaw_common::ids::TaskId::parse(a["id"].as_str().unwrap()).unwrap();
     let events = app.stores().events.history(&id).await.unwrap();
-    assert_eq!(events.len(), 1, "one queued event: {events:?}");
+    assert!(events.is_empty(), "a duplicate writes nothing: {events:?}");
+    assert_eq!(app.status(&id).await["status"], "queued");
 
     // A different key is a different task.
     let r = app
@@ -191,16 +219,17 @@ async fn cancel_of_a_running_task_flags_it_and_of_a_finished_one_is_a_conflict()
     use openclaw_common::status::TaskState;
     let app = TestApp::spawn().await;
     let id = app.submit(&task_body()).await;
+    let queued = app.stores().status_of(&id).await.unwrap().unwrap();
     let set = |state: TaskState| {
         let status = &app.stores().status;
+        let queued = &queued;
         async move {
             status
-                .update(&id, |s| {
+                .update_or_create(queued, |s| {
                     s.status = state;
                     Update::Write(())
                 })
                 .await
-                .unwrap()
                 .unwrap();
         }
     };

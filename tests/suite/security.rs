@@ -258,9 +258,12 @@ async fn the_worker_connects_to_no_internal_address_and_says_the_same_for_every_
         format!("http://127.0.0.1:{}/r.git", openclaw_tests::free_port()),
     ] {
         let id = app.submit(&json!({"repo": repo, "prompt": "x"})).await;
-        let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+        // A network failure is retried later: not within this test, so that each worker here
+        // takes the task just submitted rather than an earlier one coming back.
+        let later = [("OPENCLAW_NAK_DELAY_SECS", "300")];
+        let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &later));
         assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-        // A network failure may be retried later: read the first attempt's events.
+        // Read the first attempt's events.
         wait_for_event(&app, &id, "failed").await;
         let events = app.stores().events.history(&id).await.unwrap();
         let failed = events

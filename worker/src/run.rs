@@ -122,7 +122,7 @@ pub async fn run_one(
     };
     // A copy of a stored task republished by hand (say with the nats CLI) runs again as a new
     // task linked to the original; a redelivery of the original message is the same task.
-    let spec = match stores.status.get(&spec.id).await? {
+    let spec = match stores.status_of(&spec.id).await? {
         Some(known) if known.seq.is_some_and(|original| original != msg_seq) => {
             let replay = spec.replay_as(TaskId::for_republished(&spec.id, msg_seq, published));
             info!(original = %spec.id, task_id = %replay.id, "republished task: running it as a replay");
@@ -178,7 +178,7 @@ pub async fn run_one(
             // Events are bounded, so this means a server with a small max_payload: a retry
             // would hit it again. Record the failure (small) as well as NATS lets us.
             let reason = e.to_string();
-            let mut events = stores.events.writer(spec.id, attempt);
+            let mut events = stores.events.writer(spec.queued_event(), attempt);
             match task.fail(&mut events, reason.clone(), false).await {
                 Ok(failed) => failed,
                 Err(e) => {
@@ -266,12 +266,13 @@ impl Task<'_> {
     async fn run(&self) -> Result<(Outcome, Settle), StoreError> {
         let spec = self.spec;
         let id = spec.id;
-        // The bridge normally wrote these; a task published by other means gets them here.
+        // The submit wrote only the task message: the record starts here (the bridge may have
+        // written one already, for a waiting reason). The writer below stores `queued` before
+        // `started`, as the bridge showed it.
         self.stores
             .status
             .ensure(&TaskStatus::queued(spec, self.msg_seq))
             .await?;
-        self.stores.events.ensure_queued(spec).await?;
 
         let worker_id = self.config.worker_id.clone();
         let attempt = self.attempt;
@@ -293,7 +294,7 @@ impl Task<'_> {
             })
             .await?
             .map(|(_, claim)| claim);
-        let mut events = self.stores.events.writer(id, self.attempt);
+        let mut events = self.stores.events.writer(spec.queued_event(), self.attempt);
         match claimed {
             None => return Err(StoreError::Unavailable(format!("status of {id} vanished"))),
             Some(Claim::Ended(TaskState::Canceled)) => {

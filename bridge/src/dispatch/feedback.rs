@@ -226,12 +226,7 @@ pub async fn announce(
     deadline: Option<Duration>,
 ) -> Result<(), StoreError> {
     let now = openclaw_common::now();
-    let waiting = stores
-        .status
-        .recent(usize::MAX, |s| {
-            &s.agent == agent && s.status == TaskState::Queued && s.attempts == 0
-        })
-        .await?;
+    let waiting = stores.waiting(agent).await?;
     for task in waiting {
         let waited = (now - task.created_at).unsigned_abs();
         if let Some(deadline) = deadline.filter(|d| waited > *d) {
@@ -240,9 +235,9 @@ pub async fn announce(
                 deadline.as_secs(),
                 reason.map(|r| format!(": {r}")).unwrap_or_default()
             );
-            let failed = stores
+            let (_, failed) = stores
                 .status
-                .update(&task.id, |s| {
+                .update_or_create(&task, |s| {
                     if s.status != TaskState::Queued || s.attempts > 0 {
                         return Update::Keep(false);
                     }
@@ -251,11 +246,11 @@ pub async fn announce(
                     Update::Write(true)
                 })
                 .await?;
-            if failed.is_some_and(|(_, changed)| changed) {
+            if failed {
                 tracing::warn!(task_id = %task.id, %agent, reason = %why, "task failed at its queue deadline");
                 stores
                     .events
-                    .writer(task.id, 0)
+                    .writer(task.queued_event(), 0)
                     .publish(EventKind::Failed {
                         reason: why,
                         retryable: false,
@@ -267,9 +262,9 @@ pub async fn announce(
         if task.waiting_reason.as_deref() == reason {
             continue;
         }
-        let changed = stores
+        let (_, changed) = stores
             .status
-            .update(&task.id, |s| {
+            .update_or_create(&task, |s| {
                 if s.status != TaskState::Queued || s.attempts > 0 {
                     return Update::Keep(false);
                 }
@@ -277,10 +272,10 @@ pub async fn announce(
                 Update::Write(true)
             })
             .await?;
-        if let (Some(reason), Some((_, true))) = (reason, changed) {
+        if let (Some(reason), true) = (reason, changed) {
             stores
                 .events
-                .writer(task.id, 0)
+                .writer(task.queued_event(), 0)
                 .publish(EventKind::Waiting {
                     reason: reason.to_owned(),
                 })

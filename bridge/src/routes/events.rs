@@ -43,10 +43,14 @@ pub async fn stream(
             })?,
     };
     let stores = state.stores()?;
-    if stores.status.get(&id).await?.is_none() {
+    let Some(status) = stores.status_of(&id).await? else {
         return Err(ApiError::NotFound(format!("no task {id}")));
-    }
-    let last = stores.events.last_event(&id).await?;
+    };
+    let stored = stores.events.last_event(&id).await?;
+    // Nothing written yet: the task's `queued` event is read from its message, the same event
+    // (and seq 1) its first writer will store.
+    let synthesized = stored.is_none().then(|| status.queued_event());
+    let last = stored.or_else(|| synthesized.clone());
     // A task that already ended and whose events the client has all seen: end at once.
     let already_done = last
         .as_ref()
@@ -56,6 +60,12 @@ pub async fn stream(
         Some(false) => Some(last.as_ref().map_or(0, |l| l.seq)),
         _ => None,
     };
+    let already_done = already_done || stop_after.is_some_and(|s| s <= after);
+    let first = synthesized
+        .filter(|q| q.seq > after && !already_done)
+        .map(|q| Ok(frame(&q)));
+    // Stored events the client has (or was just sent, synthesized) are skipped.
+    let after = if first.is_some() { 1 } else { after };
     let already_done = already_done || stop_after.is_some_and(|s| s <= after);
     let events = stores.events.follow(&id).await?;
     let shutdown = state.shutdown.clone();
@@ -82,6 +92,7 @@ pub async fn stream(
         },
     )
     .take_until(shutdown.cancelled_owned());
+    let frames = futures_util::stream::iter(first).chain(frames);
     Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive)))
 }
 

@@ -154,8 +154,7 @@ async fn accepted(state: &AppState, enqueued: &Enqueued) -> Result<Response, Api
     let current = if enqueued.duplicate {
         state
             .stores()?
-            .status
-            .get(&spec.id)
+            .status_of(&spec.id)
             .await?
             .map(|s| s.status)
             .unwrap_or(TaskState::Queued)
@@ -188,8 +187,7 @@ pub async fn replay(
     let id = parse_task_id(&id)?;
     let stores = state.stores()?;
     let status = stores
-        .status
-        .get(&id)
+        .status_of(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))?;
     let seq = status
@@ -217,8 +215,7 @@ pub async fn get(
     let id = parse_task_id(&id)?;
     state
         .stores()?
-        .status
-        .get(&id)
+        .status_of(&id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))
@@ -260,13 +257,27 @@ pub async fn list(
         .agent
         .map(|a| AgentName::parse(&a).map_err(|e| ApiError::field("agent", e.to_string())))
         .transpose()?;
-    let tasks = state
-        .stores()?
-        .status
-        .recent(limit, |t| {
-            status.is_none_or(|s| t.status == s) && agent.as_ref().is_none_or(|a| &t.agent == a)
-        })
-        .await?;
+    let keep = |t: &TaskStatus| {
+        status.is_none_or(|s| t.status == s) && agent.as_ref().is_none_or(|a| &t.agent == a)
+    };
+    let stores = state.stores()?;
+    // Started tasks have records; tasks no worker has received yet are read from the stream.
+    let mut tasks = stores.status.recent(limit, keep).await?;
+    if status.is_none_or(|s| s == TaskState::Queued) {
+        for name in state.config.agents.names() {
+            if agent.as_ref().is_some_and(|a| a != name) {
+                continue;
+            }
+            for waiting in stores.waiting(name).await? {
+                if keep(&waiting) && !tasks.iter().any(|t| t.id == waiting.id) {
+                    tasks.push(waiting);
+                }
+            }
+        }
+        // Task ids are UUID v7: newest first is descending id order.
+        tasks.sort_unstable_by_key(|t| std::cmp::Reverse(t.id));
+        tasks.truncate(limit);
+    }
     Ok(Json(json!({ "tasks": tasks })))
 }
 
