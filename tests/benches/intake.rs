@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
 use openclaw_common::task::TaskSpec;
 use openclaw_tests::app::TestApp;
 use serde_json::json;
@@ -58,23 +57,10 @@ where
 }
 
 fn spec() -> TaskSpec {
-    let id = TaskId::new();
-    TaskSpec {
-        v: 1,
-        id,
-        agent: AgentName::parse("doc-writer").unwrap(),
-        repo: Some(
-            RepoUrl::parse("https://example.com/org/repo.git", &Default::default()).unwrap(),
-        ),
-        prompt: "Document the public API of the storage module".into(),
-        branch: None,
-        push_branch: BranchName::for_task(&id),
-        model: None,
-        metadata: Default::default(),
-        created_at: openclaw_common::now(),
-        history: Vec::new(),
-        replay_of: None,
-    }
+    openclaw_tests::doc_writer_task(
+        "https://example.com/org/repo.git",
+        "Document the public API of the storage module",
+    )
 }
 
 #[tokio::main]

@@ -54,6 +54,30 @@ where
     .await
 }
 
+/// A new `doc-writer` task on `repo` as the bridge would store it, for tests and benches that
+/// publish tasks themselves.
+pub fn doc_writer_task(repo: &str, prompt: &str) -> openclaw_common::task::TaskSpec {
+    use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
+    let id = TaskId::new();
+    openclaw_common::task::TaskSpec {
+        v: openclaw_common::SCHEMA_VERSION,
+        id,
+        agent: AgentName::parse("doc-writer").expect("a valid agent name"),
+        repo: Some(
+            RepoUrl::parse(repo, &openclaw_common::egress::RepoPolicy::open())
+                .expect("a valid repo URL"),
+        ),
+        prompt: prompt.into(),
+        branch: None,
+        push_branch: BranchName::for_task(&id),
+        model: None,
+        metadata: Default::default(),
+        created_at: openclaw_common::now(),
+        history: Vec::new(),
+        replay_of: None,
+    }
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

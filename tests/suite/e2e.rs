@@ -4,9 +4,8 @@
 use std::collections::HashMap;
 
 use openclaw_common::event::{EventKind, TaskEvent};
-use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
+use openclaw_common::ids::TaskId;
 use openclaw_common::status::TaskStatus;
-use openclaw_common::task::TaskSpec;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::git::{BareRepo, GitHttpServer};
 use openclaw_tests::llm::{Reply, ScriptedLlm};
@@ -567,27 +566,8 @@ async fn a_task_left_by_the_previous_version_runs_and_reads_as_before() {
     let llm = ScriptedLlm::turns(doc_script()).await;
     let app = app_without_dispatch(&[]).await;
     let repo = BareRepo::new();
-    let id = TaskId::new();
-    let spec = TaskSpec {
-        v: 1,
-        id,
-        agent: AgentName::parse("doc-writer").unwrap(),
-        repo: Some(
-            RepoUrl::parse(
-                &repo.file_url(),
-                &openclaw_common::egress::RepoPolicy::open(),
-            )
-            .unwrap(),
-        ),
-        prompt: "Document it".into(),
-        branch: None,
-        push_branch: BranchName::for_task(&id),
-        model: None,
-        metadata: Default::default(),
-        created_at: openclaw_common::now(),
-        history: Vec::new(),
-        replay_of: None,
-    };
+    let spec = openclaw_tests::doc_writer_task(&repo.file_url(), "Document it");
+    let id = spec.id;
     let js = app.js();
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", id.to_string().as_str());
