@@ -395,19 +395,23 @@ impl Stores {
             .map(|(spec, seq)| TaskStatus::queued(&spec, seq)))
     }
 
-    /// The tasks of `agent` that wait for their first worker, oldest first, with their status
-    /// (a record when the bridge wrote a waiting reason, else `queued` from the message).
-    pub async fn waiting(&self, agent: &AgentName) -> Result<Vec<TaskStatus>, StoreError> {
+    /// The tasks of `agent` its workers have not finished ([`TaskQueue::unfinished`]), oldest
+    /// first, with their status: the record, or `queued` from the message.
+    pub async fn unfinished(&self, agent: &AgentName) -> Result<Vec<TaskStatus>, StoreError> {
         let mut out = Vec::new();
-        for (spec, seq) in self.tasks.undelivered(agent).await? {
-            let status = match self.status.get(&spec.id).await? {
+        for (spec, seq) in self.tasks.unfinished(agent).await? {
+            out.push(match self.status.get(&spec.id).await? {
                 Some(status) => status,
                 None => TaskStatus::queued(&spec, seq),
-            };
-            if status.status == crate::status::TaskState::Queued && status.attempts == 0 {
-                out.push(status);
-            }
+            });
         }
+        Ok(out)
+    }
+
+    /// The tasks of `agent` that wait for their first worker, oldest first.
+    pub async fn waiting(&self, agent: &AgentName) -> Result<Vec<TaskStatus>, StoreError> {
+        let mut out = self.unfinished(agent).await?;
+        out.retain(|s| s.status == crate::status::TaskState::Queued && s.attempts == 0);
         Ok(out)
     }
 }
@@ -498,18 +502,19 @@ impl TaskQueue {
         }
     }
 
-    /// The tasks of `agent` no worker has received yet, oldest first: the messages on its
-    /// subjects after the last one its consumer delivered. They have no status record unless
-    /// the bridge wrote one (a waiting reason), so this is how they are found.
-    pub async fn undelivered(&self, agent: &AgentName) -> Result<Vec<(TaskSpec, u64)>, StoreError> {
+    /// The tasks of `agent` its workers have not finished, oldest first: the messages on its
+    /// subjects after its consumer's ack floor — those no worker received yet, and those a
+    /// worker received but may not have written about yet. Tasks without a status record are
+    /// among them, so this is how they are found.
+    pub async fn unfinished(&self, agent: &AgentName) -> Result<Vec<(TaskSpec, u64)>, StoreError> {
         let name = names::worker_consumer(agent);
-        let delivered = match self.stream.consumer_info(&name).await {
-            Ok(info) => info.delivered.stream_sequence,
+        let floor = match self.stream.consumer_info(&name).await {
+            Ok(info) => info.ack_floor.stream_sequence,
             Err(e) => return Err(unavailable("consumer info")(&e)),
         };
         let mut out = Vec::new();
         for subject in names::agent_task_subjects(agent) {
-            let mut next = delivered + 1;
+            let mut next = floor + 1;
             loop {
                 let msg = match self
                     .stream

@@ -261,23 +261,28 @@ pub async fn list(
         status.is_none_or(|s| t.status == s) && agent.as_ref().is_none_or(|a| &t.agent == a)
     };
     let stores = state.stores()?;
-    // Started tasks have records; tasks no worker has received yet are read from the stream.
-    let mut tasks = stores.status.recent(limit, keep).await?;
-    if status.is_none_or(|s| s == TaskState::Queued) {
-        for name in state.config.agents.names() {
-            if agent.as_ref().is_some_and(|a| a != name) {
-                continue;
-            }
-            for waiting in stores.waiting(name).await? {
-                if keep(&waiting) && !tasks.iter().any(|t| t.id == waiting.id) {
-                    tasks.push(waiting);
+    // Tasks with records are in the KV; those without are among the unfinished ones, read
+    // from the stream after the KV (fresher: a task may get its record in between).
+    let mut tasks: std::collections::BTreeMap<TaskId, TaskStatus> = stores
+        .status
+        .recent(limit, keep)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    for name in state.config.agents.names() {
+        if agent.as_ref().is_none_or(|a| a == name) {
+            for t in stores.unfinished(name).await? {
+                if keep(&t) {
+                    tasks.insert(t.id, t);
+                } else {
+                    tasks.remove(&t.id);
                 }
             }
         }
-        // Task ids are UUID v7: newest first is descending id order.
-        tasks.sort_unstable_by_key(|t| std::cmp::Reverse(t.id));
-        tasks.truncate(limit);
     }
+    // Task ids are UUID v7: newest first is descending id order.
+    let tasks: Vec<TaskStatus> = tasks.into_values().rev().take(limit).collect();
     Ok(Json(json!({ "tasks": tasks })))
 }
 
