@@ -61,20 +61,7 @@ pub fn podman() -> Command {
     cmd
 }
 
-/// Runs `cmd`, failing with its output unless it exits 0; returns stdout.
-pub fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use crate::run;
 
 /// Loads the archive of `image` for `platform` into podman's storage and names it
 /// `localhost/openclaw-test-<image>:<platform>`, so a test runs exactly what the archive holds

@@ -78,6 +78,22 @@ pub fn doc_writer_task(repo: &str, prompt: &str) -> openclaw_common::task::TaskS
     }
 }
 
+/// Runs `cmd`, failing with its output unless it exits 0 (or with a hint when it cannot start:
+/// a missing program); returns stdout.
+pub fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?} ({e}); is it installed?"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -5,26 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use openclaw_tests::{python, run_python_check, workspace_root};
-
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run ({e}); is it installed?"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use openclaw_tests::{python, run, run_python_check, workspace_root};
 
 fn render(dir: &str, into: &Path) -> PathBuf {
-    let yaml = run(
-        Command::new("kubectl").args(["kustomize", &workspace_root().join(dir).to_string_lossy()]),
-        "kubectl kustomize",
-    );
+    let yaml =
+        run(Command::new("kubectl")
+            .args(["kustomize", &workspace_root().join(dir).to_string_lossy()]));
     let file = into.join(format!("{}.yaml", dir.replace('/', "-")));
     std::fs::write(&file, yaml).unwrap();
     file
@@ -55,14 +41,11 @@ async fn manifests_render_validate_and_keep_their_promises() {
         std::fs::write(&file, job.to_string()).unwrap();
         templates.push(file);
     }
-    let out = run(
-        Command::new(&validate)
-            .args(["--strict", "-k", "1.33.0"])
-            .arg(&base)
-            .arg(&keda)
-            .args(&templates),
-        "kubernetes-validate",
-    );
+    let out = run(Command::new(&validate)
+        .args(["--strict", "-k", "1.33.0"])
+        .arg(&base)
+        .arg(&keda)
+        .args(&templates));
     assert!(
         out.contains("passed for resource deployment/openclaw"),
         "{out}"
@@ -78,10 +61,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
         workspace_root().join("tests/deploy/node_modules").is_dir(),
         "the CRD schemas are not installed: run `bash scripts/tools.sh` (npm ci in tests/deploy)"
     );
-    let out = run(
-        Command::new("node").arg(&script).arg(&keda).arg(&karpenter),
-        "node validate-crds.mjs",
-    );
+    let out = run(Command::new("node").arg(&script).arg(&keda).arg(&karpenter));
     assert_eq!(out.trim(), "custom resources valid: 4");
 
     let deploy = workspace_root().join("deploy");
@@ -140,10 +120,7 @@ async fn the_starter_kit_component_installs_with_the_kits_config() {
     .unwrap();
     std::fs::write(kit.join(".env"), "LITELLM_API_KEY=sk-kit-s3cret\n").unwrap();
     // A kubectl that is the real one for rendering and refuses anything that needs a cluster.
-    let real = run(
-        Command::new("sh").args(["-c", "command -v kubectl"]),
-        "which kubectl",
-    );
+    let real = run(Command::new("sh").args(["-c", "command -v kubectl"]));
     let bin = work.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(
@@ -154,24 +131,18 @@ async fn the_starter_kit_component_installs_with_the_kits_config() {
         ),
     )
     .unwrap();
-    run(
-        Command::new("chmod").arg("+x").arg(bin.join("kubectl")),
-        "chmod",
-    );
+    run(Command::new("chmod").arg("+x").arg(bin.join("kubectl")));
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let out = run(
-        Command::new("node")
-            .arg(workspace_root().join("tests/deploy/check_starter_kit.mjs"))
-            .arg(workspace_root().join("deploy/starter-kit"))
-            .arg(&kit)
-            .env("PATH", path)
-            .env("OPENCLAW_INSTALL_FLAGS", "--dry-run")
-            .env("OPENCLAW_INSTALL_DIR", work.path().join("install"))
-            .env_remove("LITELLM_MODEL_NAME")
-            .env_remove("LITELLM_API_KEY")
-            .env_remove("OPENCLAW_GATEWAY_TOKEN"),
-        "node check_starter_kit.mjs",
-    );
+    let out = run(Command::new("node")
+        .arg(workspace_root().join("tests/deploy/check_starter_kit.mjs"))
+        .arg(workspace_root().join("deploy/starter-kit"))
+        .arg(&kit)
+        .env("PATH", path)
+        .env("OPENCLAW_INSTALL_FLAGS", "--dry-run")
+        .env("OPENCLAW_INSTALL_DIR", work.path().join("install"))
+        .env_remove("LITELLM_MODEL_NAME")
+        .env_remove("LITELLM_API_KEY")
+        .env_remove("OPENCLAW_GATEWAY_TOKEN"));
     assert!(out.contains("starter kit component: ok"), "{out}");
     assert!(
         out.contains("LITELLM_MODEL_NAME: bedrock/claude-4.5-haiku"),
