@@ -4,11 +4,11 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use openclaw_common::jetstream::{self, Stores};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::routes::{compat, events, health, openai, tasks};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 /// How long shutdown waits for in-flight requests and worker processes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -53,7 +53,7 @@ impl Application {
     pub async fn build(config: BridgeConfig, listener: TcpListener) -> Result<Self, BuildError> {
         let client = jetstream::connect(&config.nats, "openclaw-bridge", true).await?;
         let trace_provider = config.tracing.provider("openclaw-bridge");
-        let state = AppState {
+        let state = AppState::new(Shared {
             tracer: trace_provider
                 .as_ref()
                 .map(|p| opentelemetry::trace::TracerProvider::tracer(p, "openclaw-bridge")),
@@ -68,7 +68,7 @@ impl Application {
             started_unix: openclaw_common::now().unix_timestamp(),
             last_activity: Arc::new(std::sync::Mutex::new(openclaw_common::now())),
             dispatch_waiting: Arc::default(),
-        };
+        });
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
         tasks.spawn(crate::advisories::watch(state.clone()));
@@ -207,34 +207,28 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(open)
         .merge(protected)
-        .layer(from_fn_with_state(state.clone(), limits))
+        // Where extractors can read the body limit, to name it in a 413.
+        .layer(Extension(BodyLimit(state.config.body_limit)))
         .layer(from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .with_state(state)
-}
-
-/// Puts the body limit where extractors can report it.
-async fn limits(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    req.extensions_mut()
-        .insert(BodyLimit(state.config.body_limit));
-    next.run(req).await
 }
 
 /// Counts every request by method, matched route (not raw path: ids would explode the
 /// label set) and status, and logs it (probes and scrapes at debug level only).
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
-    let method = req.method().to_string();
-    let route = req
+    let method = req.method().clone();
+    let matched = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+        .cloned();
+    let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    state.metrics.request(&method, &route, status);
+    state.metrics.request(method.as_str(), route, status);
     let ms = started.elapsed().as_millis() as u64;
-    if matches!(route.as_str(), "/health" | "/ready" | "/metrics") {
+    if matches!(route, "/health" | "/ready" | "/metrics") {
         tracing::debug!(%method, %route, status, ms, "request");
     } else {
         tracing::info!(%method, %route, status, ms, "request");

@@ -65,6 +65,11 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        // Answers go out as soon as they are written: a response is one write, and waiting
+        // for the client's ACK of the previous one (Nagle) only adds latency.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
         let service = TowerToHyperService::new(router.clone());
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);

@@ -9,8 +9,25 @@ use tokio_util::sync::CancellationToken;
 use crate::config::BridgeConfig;
 use crate::error::ApiError;
 
+/// What every handler and background task shares. Cloned per request by each middleware
+/// layer and handler, so it is one reference count, not a dozen.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     /// Read-only configuration.
     pub config: Arc<BridgeConfig>,
     /// The NATS connection; its state is checked per request so an outage answers 503 at once
@@ -40,7 +57,7 @@ pub struct AppState {
     pub last_activity: Arc<std::sync::Mutex<time::OffsetDateTime>>,
 }
 
-impl AppState {
+impl Shared {
     /// Records activity now (for `/status`).
     pub fn touch(&self) {
         if let Ok(mut t) = self.last_activity.lock() {

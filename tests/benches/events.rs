@@ -4,6 +4,10 @@
 //! subject straight from the stream. Same process, same real nats-server.
 #![allow(clippy::unwrap_used)]
 
+// The bridge binary's allocator (bridge/src/main.rs): the bridge runs in this process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
