@@ -321,6 +321,17 @@ pub struct NatsConfig {
 }
 
 impl NatsConfig {
+    /// Every server of `url`: the client starts with one of them and also follows the
+    /// servers the cluster advertises.
+    pub fn servers(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn from_env(env: &EnvReader<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             url: env.string_or("NATS_URL", "nats://127.0.0.1:4222"),
@@ -365,6 +376,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("MODE") && err.contains("none, local"), "{err}");
+    }
+
+    #[test]
+    fn nats_url_takes_a_comma_separated_list_of_servers() {
+        let env: HashMap<String, String> = [(
+            "NATS_URL".into(),
+            "nats://nats-0.nats:4222, nats://nats-1.nats:4222,nats://nats-2.nats:4222,".into(),
+        )]
+        .into();
+        let cfg = NatsConfig::from_env(&EnvReader(&env)).unwrap();
+        assert_eq!(
+            cfg.servers(),
+            [
+                "nats://nats-0.nats:4222",
+                "nats://nats-1.nats:4222",
+                "nats://nats-2.nats:4222"
+            ]
+        );
     }
 
     #[test]

@@ -27,6 +27,41 @@ pub const WORKER_CONSUMER_JSON: &str = include_str!("../../nats/worker-consumer.
 /// Deadline for one JetStream request: NATS being down must turn into an error, not a hang.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a store call keeps retrying while JetStream cannot answer it, attempts included.
+/// In a cluster, a stream whose leader died has none until its followers' election timers run
+/// out (nats-server waits 4 to 9 s) and they elect one; a request meanwhile gets no responders
+/// or times out, and a client whose server died reconnects to another. Measured in the
+/// cluster tests: 6 s was not always enough. Bounded so that an HTTP caller gets a 503
+/// instead of a hang, and a worker gives its task back instead of waiting forever.
+pub const RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// Runs `op` until it succeeds, fails for a reason other than [`StoreError::Unavailable`], or
+/// [`RETRY_FOR`] has passed (then the last error). Writes pass the same idempotency key on
+/// every attempt (`Nats-Msg-Id`, an expected sequence or revision), so an attempt that was
+/// stored but whose answer was lost is recognized by the next one, never stored twice.
+pub async fn retrying<T, F, Fut>(what: &str, mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    let mut pause = Duration::from_millis(25);
+    loop {
+        let attempt = tokio::time::timeout_at(deadline, op()).await;
+        let error = match attempt {
+            Ok(Err(StoreError::Unavailable(e))) => e,
+            Ok(done) => return done,
+            Err(_) => format!("{what}: no answer within {RETRY_FOR:?}"),
+        };
+        if tokio::time::Instant::now() + pause >= deadline {
+            return Err(StoreError::Unavailable(error));
+        }
+        tracing::debug!(what, error = %error, "JetStream did not answer; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(800));
+    }
+}
+
 /// What can go wrong talking to JetStream. The variant names double as metric labels.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -123,11 +158,8 @@ pub async fn connect(
     if auth.tls() {
         opts = opts.require_tls(true);
     }
-    let servers: Vec<String> = cfg
-        .url
-        .split(',')
-        .map(|u| crate::config::redact_url(u.trim()))
-        .collect();
+    let urls = cfg.servers();
+    let servers: Vec<String> = urls.iter().map(|u| crate::config::redact_url(u)).collect();
     let servers = servers.join(",");
     // The client's own messages ("IO error") do not say which server: these lines do.
     let named = servers.clone();
@@ -146,7 +178,8 @@ pub async fn connect(
             }
         }
     });
-    opts.connect(cfg.url.as_str()).await.map_err(|e| {
+    // A list, not the comma-separated string: the client parses a string as one URL.
+    opts.connect(urls).await.map_err(|e| {
         StoreError::Unavailable(format!(
             "connect to NATS at {servers}: {e} (check NATS_URL, that the server is up, and the NATS_* credentials)"
         ))
@@ -342,6 +375,10 @@ pub struct Stores {
 impl Stores {
     /// Binds to the (already created) streams and bucket.
     pub async fn open(js: Context) -> Result<Self, StoreError> {
+        retrying("open the stores", || Self::open_once(js.clone())).await
+    }
+
+    async fn open_once(js: Context) -> Result<Self, StoreError> {
         let tasks = js
             .get_stream_no_info(names::TASKS_STREAM)
             .await
@@ -455,13 +492,16 @@ impl TaskQueue {
         if let Some(traceparent) = traceparent {
             publish = publish.header(names::TRACEPARENT_HEADER, traceparent);
         }
-        let ack = self
-            .js
-            .send_publish(names::task_subject(&spec.agent, &spec.id), publish)
-            .await
-            .map_err(publish_error("task"))?
-            .await
-            .map_err(publish_error("task"))?;
+        let subject = names::task_subject(&spec.agent, &spec.id);
+        let ack = retrying("publish task", || async {
+            self.js
+                .send_publish(subject.clone(), publish.clone())
+                .await
+                .map_err(publish_error("task"))?
+                .await
+                .map_err(publish_error("task"))
+        })
+        .await?;
         if !ack.duplicate {
             return Ok(Enqueued {
                 spec,
@@ -469,11 +509,13 @@ impl TaskQueue {
                 seq: ack.sequence,
             });
         }
-        // JetStream answers a duplicate with the sequence of the original message.
+        // JetStream answers a duplicate with the sequence of the original message. The
+        // original is this very task when an earlier attempt above was stored but its ack
+        // was lost: that is not a duplicate submit.
         let original = self.get(ack.sequence).await?;
         Ok(Enqueued {
+            duplicate: original.id != spec.id,
             spec: original,
-            duplicate: true,
             seq: ack.sequence,
         })
     }
@@ -485,21 +527,27 @@ impl TaskQueue {
     /// agent), whose status record that version wrote.
     pub async fn find(&self, id: &TaskId) -> Result<Option<(TaskSpec, u64)>, StoreError> {
         let subject = names::task_subject_by_id(id);
-        match self
-            .stream
-            .get_first_raw_message_by_subject(&subject, 1)
-            .await
-        {
-            Ok(msg) => {
+        let found = retrying("find task", || async {
+            match self
+                .stream
+                .get_first_raw_message_by_subject(&subject, 1)
+                .await
+            {
+                Ok(msg) => Ok(Some(msg)),
+                Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                    Ok(None)
+                }
+                Err(e) => Err(unavailable("find task")(&e)),
+            }
+        })
+        .await?;
+        found
+            .map(|msg| {
                 let spec = serde_json::from_slice(&msg.payload)
                     .map_err(corrupt(format!("task message {}", msg.sequence)))?;
-                Ok(Some((spec, msg.sequence)))
-            }
-            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable("find task")(&e)),
-        }
+                Ok((spec, msg.sequence))
+            })
+            .transpose()
     }
 
     /// The tasks of `agent` its workers have not finished, oldest first: the messages on its
@@ -545,11 +593,13 @@ impl TaskQueue {
 
     /// The task stored at stream sequence `seq`.
     pub async fn get(&self, seq: u64) -> Result<TaskSpec, StoreError> {
-        let msg = self
-            .stream
-            .get_raw_message(seq)
-            .await
-            .map_err(|e| unavailable("get task")(&e))?;
+        let msg = retrying("get task", || async {
+            self.stream
+                .get_raw_message(seq)
+                .await
+                .map_err(|e| unavailable("get task")(&e))
+        })
+        .await?;
         serde_json::from_slice(&msg.payload).map_err(corrupt(format!("task message {seq}")))
     }
 }
@@ -576,6 +626,7 @@ impl EventLog {
             queued,
             attempt,
             last: None,
+            id: uuid::Uuid::now_v7().simple().to_string(),
         }
     }
 
@@ -586,23 +637,42 @@ impl EventLog {
 
     /// The last event of `task` with its stream sequence, if any.
     async fn last(&self, task: &TaskId) -> Result<Option<(TaskEvent, u64)>, StoreError> {
+        let Some(msg) = self.last_message(task).await? else {
+            return Ok(None);
+        };
+        let ev = serde_json::from_slice(&msg.payload)
+            .map_err(corrupt(format!("{} @ {}", msg.subject, msg.sequence)))?;
+        Ok(Some((ev, msg.sequence)))
+    }
+
+    /// The last message on `task`'s subject, as stored (with its headers).
+    async fn last_message(
+        &self,
+        task: &TaskId,
+    ) -> Result<Option<jetstream::message::StreamMessage>, StoreError> {
         let subject = names::event_subject(task);
-        match self.stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(msg) => {
-                let ev = serde_json::from_slice(&msg.payload)
-                    .map_err(corrupt(format!("{subject} @ {}", msg.sequence)))?;
-                Ok(Some((ev, msg.sequence)))
+        retrying("read last event", || async {
+            match self.stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(msg) => Ok(Some(msg)),
+                Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                    Ok(None)
+                }
+                Err(e) => Err(unavailable("read last event")(&e)),
             }
-            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable("read last event")(&e)),
-        }
+        })
+        .await
     }
 
     /// Appends `event` if the task's subject still ends at stream sequence `expected_last`
-    /// (0: no events yet).
-    async fn append(&self, event: &TaskEvent, expected_last: u64) -> Result<Appended, StoreError> {
+    /// (0: no events yet). `writer` tells this writer's appends apart from any other's: with
+    /// the event's sequence it is the message id, so an append retried after its ack was lost
+    /// is stored once (a duplicate, or found as the subject's last message).
+    async fn append(
+        &self,
+        event: &TaskEvent,
+        expected_last: u64,
+        writer: &str,
+    ) -> Result<Appended, StoreError> {
         let payload: Bytes = serde_json::to_vec(event)
             .expect("events always serialize")
             .into();
@@ -611,24 +681,43 @@ impl EventLog {
             names::SCHEMA_HEADER,
             crate::SCHEMA_VERSION.to_string().as_str(),
         );
+        let msg_id = format!("{}.{}.{writer}", event.task_id, event.seq);
         let publish = jetstream::message::PublishMessage::build()
             .payload(payload)
             .headers(headers)
+            .message_id(msg_id.as_str())
             .expected_last_subject_sequence(expected_last);
         let failed = publish_error("event");
-        let ack = self
-            .js
-            .send_publish(names::event_subject(&event.task_id), publish)
-            .await
-            .map_err(&failed)?
-            .await;
-        match ack {
-            Ok(ack) => Ok(Appended::Stored(ack.sequence)),
-            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
-                Ok(Appended::Raced)
+        let subject = names::event_subject(&event.task_id);
+        let appended = retrying("append event", || async {
+            let ack = self
+                .js
+                .send_publish(subject.clone(), publish.clone())
+                .await
+                .map_err(&failed)?
+                .await;
+            match ack {
+                Ok(ack) => Ok(Appended::Stored(ack.sequence)),
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    Ok(Appended::Raced)
+                }
+                Err(e) => Err(failed(e)),
             }
-            Err(e) => Err(failed(e)),
+        })
+        .await?;
+        if let Appended::Raced = appended {
+            // Lost to another writer, or to this very append, stored by an attempt whose ack
+            // was lost: then it is the subject's last message.
+            if let Some(last) = self.last_message(&event.task_id).await?
+                && last
+                    .headers
+                    .get(async_nats::header::NATS_MESSAGE_ID)
+                    .is_some_and(|id| id.as_str() == msg_id)
+            {
+                return Ok(Appended::Stored(last.sequence));
+            }
         }
+        Ok(appended)
     }
 
     /// Every event of `task` from the first, then live ones as they are published. The stream
@@ -699,6 +788,9 @@ pub struct EventWriter {
     /// (per-task seq, stream seq) of the last event this writer knows of; `None` = ask the
     /// server. Saves a read per event while this writer is the only one writing.
     last: Option<(u64, u64)>,
+    /// Unique to this writer: part of each append's message id, so a retried append is
+    /// recognized as this writer's and another writer's is not.
+    id: String,
 }
 
 impl EventWriter {
@@ -709,7 +801,7 @@ impl EventWriter {
                 Some(last) => last,
                 None => match self.log.last(&self.task).await? {
                     Some((ev, stream_seq)) => (ev.seq, stream_seq),
-                    None => match self.log.append(&self.queued, 0).await? {
+                    None => match self.log.append(&self.queued, 0, &self.id).await? {
                         Appended::Stored(stream_seq) => (1, stream_seq),
                         Appended::Raced => continue,
                     },
@@ -723,7 +815,7 @@ impl EventWriter {
                 attempt: self.attempt,
                 kind: kind.clone(),
             };
-            match self.log.append(&event, stream_seq).await? {
+            match self.log.append(&event, stream_seq, &self.id).await? {
                 Appended::Stored(stream_seq) => {
                     self.last = Some((event.seq, stream_seq));
                     return Ok(event);
@@ -733,6 +825,35 @@ impl EventWriter {
         }
         Err(StoreError::Contention(names::event_subject(&self.task)))
     }
+}
+
+/// The value and revision of `key` in bucket `kv` (`None`: never written, deleted or
+/// purged), asked of the bucket's leader. Not the client's `entry`, a direct get: any replica
+/// answers those, and one catching up after a restart does not have the newest record yet (a
+/// worker once found its own status "vanished" that way, and a bridge its own lease
+/// outdated). Like [`TaskQueue::find`].
+async fn leader_entry(
+    kv: &kv::Store,
+    key: &str,
+    what: &'static str,
+) -> Result<Option<(Bytes, u64)>, StoreError> {
+    let subject = format!("{}{key}", kv.prefix);
+    let msg = retrying(what, || async {
+        match kv.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(msg) => Ok(Some(msg)),
+            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable(what)(&e)),
+        }
+    })
+    .await?;
+    // A delete, purge or expiry leaves a marker with one of these headers; a put has none.
+    Ok(msg
+        .filter(|m| {
+            m.headers.get("KV-Operation").is_none() && m.headers.get("Nats-Marker-Reason").is_none()
+        })
+        .map(|m| (m.payload, m.sequence)))
 }
 
 /// The status KV bucket.
@@ -755,30 +876,33 @@ impl StatusStore {
         let value: Bytes = serde_json::to_vec(status)
             .expect("statuses always serialize")
             .into();
-        match self.kv.create(status.id.to_string(), value).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(unavailable("create status")(&e)),
-        }
+        self.create(&status.id, value).await.map(|_| ())
     }
 
     pub async fn get(&self, id: &TaskId) -> Result<Option<TaskStatus>, StoreError> {
         Ok(self.entry(id).await?.map(|(s, _)| s))
     }
 
+    /// Creates `id`'s record; `false` if it exists already.
+    async fn create(&self, id: &TaskId, value: Bytes) -> Result<bool, StoreError> {
+        retrying("create status", || async {
+            match self.kv.create(id.to_string(), value.clone()).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(unavailable("create status")(&e)),
+            }
+        })
+        .await
+    }
+
     async fn entry(&self, id: &TaskId) -> Result<Option<(TaskStatus, u64)>, StoreError> {
         let key = id.to_string();
-        let entry = self
-            .kv
-            .entry(&key)
-            .await
-            .map_err(|e| unavailable("read status")(&e))?;
-        match entry {
-            Some(e) if e.operation == kv::Operation::Put => {
-                let status = serde_json::from_slice(&e.value).map_err(corrupt(key))?;
-                Ok(Some((status, e.revision)))
+        match leader_entry(&self.kv, &key, "read status").await? {
+            Some((value, revision)) => {
+                let status = serde_json::from_slice(&value).map_err(corrupt(key))?;
+                Ok(Some((status, revision)))
             }
-            _ => Ok(None),
+            None => Ok(None),
         }
     }
 
@@ -801,10 +925,22 @@ impl StatusStore {
             let value: Bytes = serde_json::to_vec(&status)
                 .expect("statuses always serialize")
                 .into();
-            match self.kv.update(id.to_string(), value, revision).await {
-                Ok(_) => return Ok(Some((status, out))),
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
-                Err(e) => return Err(unavailable("update status")(&e)),
+            // A retry after a lost answer finds the revision moved (by this very write) and
+            // reads again: `change` then sees its own result and keeps it.
+            let written = retrying("update status", || async {
+                match self
+                    .kv
+                    .update(id.to_string(), value.clone(), revision)
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                    Err(e) => Err(unavailable("update status")(&e)),
+                }
+            })
+            .await?;
+            if written {
+                return Ok(Some((status, out)));
             }
         }
         Err(StoreError::Contention(format!("status of {id}")))
@@ -831,11 +967,10 @@ impl StatusStore {
             let value: Bytes = serde_json::to_vec(&status)
                 .expect("statuses always serialize")
                 .into();
-            match self.kv.create(base.id.to_string(), value).await {
-                Ok(_) => return Ok((status, out)),
-                // Written meanwhile (by the task's worker): change that record instead.
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(unavailable("create status")(&e)),
+            // Not created: written meanwhile (by the task's worker, or by this very create
+            // whose answer was lost): change that record instead.
+            if self.create(&base.id, value).await? {
+                return Ok((status, out));
             }
         }
         Err(StoreError::Contention(format!("status of {}", base.id)))
@@ -951,33 +1086,21 @@ impl LeaseStore {
         let value: Bytes = serde_json::to_vec(&lease)
             .expect("leases always serialize")
             .into();
-        let entry = self
-            .kv
-            .entry(name)
-            .await
-            .map_err(|e| unavailable("read lease")(&e))?;
-        let Some(entry) = entry else {
+        let Some((current, revision)) = leader_entry(&self.kv, name, "read lease").await? else {
             return Ok(self.kv.create(name, value).await.is_ok());
         };
-        let held_by_other = entry.operation == kv::Operation::Put
-            && serde_json::from_slice::<Lease>(&entry.value)
-                .is_ok_and(|l| l.holder != holder && l.expires_at > crate::now());
+        let held_by_other = serde_json::from_slice::<Lease>(&current)
+            .is_ok_and(|l| l.holder != holder && l.expires_at > crate::now());
         if held_by_other {
             return Ok(false);
         }
-        Ok(self.kv.update(name, value, entry.revision).await.is_ok())
+        Ok(self.kv.update(name, value, revision).await.is_ok())
     }
 
     /// Gives lease `name` up if `holder` has it, so another instance can take over at once.
     pub async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        let entry = self
-            .kv
-            .entry(name)
-            .await
-            .map_err(|e| unavailable("read lease")(&e))?;
-        if let Some(entry) = entry {
-            let ours =
-                serde_json::from_slice::<Lease>(&entry.value).is_ok_and(|l| l.holder == holder);
+        if let Some((current, _)) = leader_entry(&self.kv, name, "read lease").await? {
+            let ours = serde_json::from_slice::<Lease>(&current).is_ok_and(|l| l.holder == holder);
             if ours {
                 self.kv
                     .purge(name)

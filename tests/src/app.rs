@@ -8,7 +8,7 @@ use openclaw_common::jetstream::{self, Stores};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::nats::NatsServer;
+use crate::nats::{NatsCluster, NatsServer};
 use crate::sse::SseReader;
 
 /// Configures a [`TestApp`] before it starts.
@@ -16,6 +16,7 @@ pub struct TestAppBuilder {
     env: HashMap<String, String>,
     token: Option<String>,
     nats: Option<NatsServer>,
+    cluster: Option<NatsCluster>,
 }
 
 impl TestAppBuilder {
@@ -56,6 +57,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs over a three-node cluster, with every stream and bucket replicated on all three
+    /// (`OPENCLAW_STREAM_REPLICAS=3`) and `NATS_URL` naming all three.
+    pub fn cluster(mut self, cluster: NatsCluster) -> Self {
+        self.cluster = Some(cluster);
+        self.env("OPENCLAW_STREAM_REPLICAS", "3")
+    }
+
     /// Starts the bridge and waits until it reports ready.
     pub async fn spawn(self) -> TestApp {
         let mut app = self.spawn_unready().await;
@@ -66,8 +74,16 @@ impl TestAppBuilder {
     /// Starts the bridge without waiting for NATS (which may be down).
     pub async fn spawn_unready(mut self) -> TestApp {
         crate::init();
-        let nats = self.nats.take().unwrap_or_else(NatsServer::start);
-        self.env.insert("NATS_URL".into(), nats.url());
+        let cluster = self.cluster.take();
+        let nats = match &cluster {
+            // The test's single-server handles point at node 0; the bridge gets all three.
+            Some(c) => c.nodes[0].alias(),
+            None => self.nats.take().unwrap_or_else(NatsServer::start),
+        };
+        let url = cluster
+            .as_ref()
+            .map_or_else(|| nats.url(), NatsCluster::url);
+        self.env.insert("NATS_URL".into(), url);
         let mut app = TestApp {
             base: String::new(),
             port: 0,
@@ -75,6 +91,7 @@ impl TestAppBuilder {
             http: reqwest::Client::new(),
             stores: None,
             nats,
+            cluster,
             env: self.env,
             stop: None,
             handle: None,
@@ -92,6 +109,8 @@ pub struct TestApp {
     /// Direct access to the stores, to check what the bridge stored; open once ready.
     stores: Option<Stores>,
     pub nats: NatsServer,
+    /// The cluster, for a bridge started with [`TestAppBuilder::cluster`].
+    pub cluster: Option<NatsCluster>,
     /// The bridge's environment, kept to start it again.
     env: HashMap<String, String>,
     /// The bridge's port, kept across restarts (0 before the first start).
@@ -119,6 +138,7 @@ impl TestApp {
             env,
             token: None,
             nats: None,
+            cluster: None,
         }
     }
 
@@ -154,7 +174,11 @@ impl TestApp {
             (r.status() == 200).then_some(())
         })
         .await;
-        let js = jetstream::context(self.nats.client().await);
+        let client = match &self.cluster {
+            Some(c) => c.client().await,
+            None => self.nats.client().await,
+        };
+        let js = jetstream::context(client);
         self.stores = Some(Stores::open(js).await.expect("open stores"));
     }
 

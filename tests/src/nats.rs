@@ -1,4 +1,5 @@
-//! A real `nats-server` with JetStream, on a free port, storing in a temp dir, killed on drop.
+//! A real `nats-server` with JetStream, on a free port, storing in a temp dir, killed on drop;
+//! and [`NatsCluster`], three of them routed into one JetStream cluster.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -35,6 +36,18 @@ pub struct NatsServer {
     dir: tempfile::TempDir,
     /// TLS and users, for a server started with [`NatsServer::start_secured`].
     pub security: Option<Security>,
+    /// Its name and routes, for a member of a [`NatsCluster`].
+    member: Option<Member>,
+}
+
+/// How a cluster member finds the others.
+struct Member {
+    /// `server_name`, as stream infos name their leader.
+    name: String,
+    /// Where this server listens for routes.
+    cluster_port: u16,
+    /// The route ports of the other members.
+    routes: Vec<u16>,
 }
 
 /// What a secured server was started with: a CA the test made, TLS required, and users with
@@ -89,6 +102,7 @@ impl NatsServer {
             port: crate::free_port(),
             dir: tempfile::tempdir().expect("temp dir for nats-server"),
             security: None,
+            member: None,
         }
     }
 
@@ -222,6 +236,18 @@ impl NatsServer {
                 .arg("-sd")
                 .arg(self.dir.path()),
         };
+        if let Some(member) = &self.member {
+            let routes: Vec<String> = member
+                .routes
+                .iter()
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect();
+            cmd.args(["--name", &member.name, "--cluster_name", "openclaw-test"])
+                .arg("--cluster")
+                .arg(format!("nats://127.0.0.1:{}", member.cluster_port))
+                .arg("--routes")
+                .arg(routes.join(","));
+        }
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -246,6 +272,7 @@ impl NatsServer {
             port: self.port,
             dir: tempfile::tempdir().expect("temp dir"),
             security: None,
+            member: None,
         }
     }
 
@@ -309,5 +336,92 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Three nats-servers on loopback, routed into one cluster, JetStream on each with its own
+/// store: what `deploy/nats/values.yaml` runs, at test scale. Streams made on it with
+/// `OPENCLAW_STREAM_REPLICAS=3` have a copy on every node.
+pub struct NatsCluster {
+    /// Node `i` is named `n<i>`.
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts three members and waits until the cluster has a JetStream meta leader.
+    pub async fn start() -> Self {
+        let cluster_ports: Vec<u16> = (0..3).map(|_| crate::free_port()).collect();
+        let nodes = (0..3)
+            .map(|i| {
+                let mut node = NatsServer::stopped();
+                node.member = Some(Member {
+                    name: format!("n{i}"),
+                    cluster_port: cluster_ports[i],
+                    routes: (0..3)
+                        .filter(|j| *j != i)
+                        .map(|j| cluster_ports[j])
+                        .collect(),
+                });
+                node.spawn();
+                node
+            })
+            .collect();
+        let cluster = Self { nodes };
+        cluster.wait_for_jetstream().await;
+        cluster
+    }
+
+    /// Every member, as `NATS_URL` takes them.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A client that may reach any member.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(self.nodes.iter().map(NatsServer::url).collect::<Vec<_>>())
+            .await
+            .expect("connect to the test cluster")
+    }
+
+    /// Waits until JetStream answers (the cluster has elected its meta leader).
+    pub async fn wait_for_jetstream(&self) {
+        let client = self.client().await;
+        crate::eventually(60, "the cluster's JetStream to answer", || async {
+            let r = client
+                .request("$JS.API.INFO", bytes::Bytes::new())
+                .await
+                .ok()?;
+            let info: serde_json::Value = serde_json::from_slice(&r.payload).ok()?;
+            info.get("error").is_none().then_some(())
+        })
+        .await;
+    }
+
+    /// The index of the node leading `stream` now, waiting (bounded) while it has none.
+    pub async fn leader_of(&self, js: &async_nats::jetstream::Context, stream: &str) -> usize {
+        crate::eventually(60, &format!("a leader of {stream}"), || async {
+            let info = js.get_stream(stream).await.ok()?.info().await.ok()?.clone();
+            let leader = info.cluster?.leader?;
+            self.nodes
+                .iter()
+                .position(|n| n.member.as_ref().is_some_and(|m| m.name == leader))
+        })
+        .await
+    }
+
+    /// Kills node `i` at once (SIGKILL: no goodbye to its routes or clients).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].stop();
+    }
+
+    /// Starts node `i` again with its store, as a restarted pod with its volume.
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].restart();
     }
 }

@@ -36,6 +36,14 @@ impl SseReader {
 
     /// The next frame, or `None` when the server ended the stream.
     pub async fn next(&mut self) -> Option<Frame> {
+        self.try_next()
+            .await
+            .unwrap_or_else(|e| panic!("SSE body broke off: {e}"))
+    }
+
+    /// Like [`SseReader::next`], with a broken connection as an error instead of a panic (for
+    /// clients that reconnect).
+    pub async fn try_next(&mut self) -> Result<Option<Frame>, reqwest::Error> {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
@@ -62,14 +70,14 @@ impl SseReader {
                     }
                 }
                 if has_field {
-                    return Some(frame);
+                    return Ok(Some(frame));
                 }
                 continue;
             }
             match self.body.next().await {
                 Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
-                Some(Err(e)) => panic!("SSE body broke off: {e}"),
-                None => return None,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(None),
             }
         }
     }

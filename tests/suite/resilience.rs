@@ -475,6 +475,56 @@ async fn a_republished_task_redelivered_after_a_failure_is_still_one_run() {
 }
 
 #[tokio::test]
+async fn a_task_whose_end_was_stored_but_not_its_status_is_not_run_again() {
+    // What a worker leaves when the store stops answering between its `completed` event and
+    // its status update (a cluster losing the bucket's leader): the events end the task, the
+    // record still says running, and the message is redelivered.
+    let (app, _repo, id) = repo_task(&[], "Document it").await;
+    let stores = app.stores();
+    let base = stores.status_of(&id).await.unwrap().unwrap();
+    stores
+        .status
+        .update_or_create(&base, |s| {
+            s.status = openclaw_common::status::TaskState::Running;
+            s.attempts = 1;
+            openclaw_common::jetstream::Update::Write(())
+        })
+        .await
+        .unwrap();
+    let mut events = stores.events.writer(app.queued_event(&id).await, 1);
+    for kind in [
+        EventKind::Started {
+            worker_id: "lost-worker".into(),
+        },
+        EventKind::Completed {
+            summary: "Add a usage guide".into(),
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            branch: Some(format!("openclaw/{id}")),
+            usage: None,
+        },
+    ] {
+        events.publish(kind).await.unwrap();
+    }
+
+    let llm = ScriptedLlm::turns(vec![Reply::text("must not be asked")]).await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["commit"], "0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(status["summary"], "Add a usage guide");
+    assert!(llm.requests().is_empty(), "the agent ran again");
+    let history = app.stores().events.history(&id).await.unwrap();
+    assert_eq!(
+        kinds(&history),
+        ["queued", "started", "completed"],
+        "nothing written after the end"
+    );
+    // The message was acked: nothing is left to deliver.
+    assert_nothing_to_deliver(&app, &llm).await;
+}
+
+#[tokio::test]
 async fn a_task_whose_result_was_pushed_before_a_crash_completes_without_running_again() {
     // What a worker killed between its push and its `completed` leaves behind: the task
     // still queued, and its branch ahead of main with the task's own final commit.

@@ -74,28 +74,34 @@ pub async fn run_one(
     let client = jetstream::connect(&config.nats, "openclaw-worker", false).await?;
     let js = jetstream::context(client.clone());
     let stores = Stores::open(js.clone()).await?;
-    let tasks = js
-        .get_stream(names::TASKS_STREAM)
-        .await
-        .map_err(|e| RunError::JetStream(format!("stream {}: {e}", names::TASKS_STREAM)))?;
     let consumer_name = names::worker_consumer(&config.agent);
-    let mut consumer = tasks
-        .get_consumer::<pull::Config>(&consumer_name)
-        .await
-        .map_err(|e| RunError::JetStream(format!("consumer {consumer_name}: {e}")))?;
-    let info = consumer
-        .info()
-        .await
-        .map_err(|e| RunError::JetStream(format!("consumer {consumer_name}: {e}")))?;
-    let (ack_wait, max_deliver) = (info.config.ack_wait, info.config.max_deliver);
-
-    let mut batch = consumer
-        .fetch()
-        .max_messages(1)
-        .expires(config.fetch_wait)
-        .messages()
-        .await
-        .map_err(|e| RunError::JetStream(format!("fetch: {e}")))?;
+    // Opening the consumer and asking for a task retry (bounded) through a leader election,
+    // like every store call.
+    let (ack_wait, max_deliver, mut batch) = jetstream::retrying("fetch a task", || async {
+        let unavailable = |e: &dyn std::fmt::Display| StoreError::Unavailable(e.to_string());
+        let tasks = js
+            .get_stream_no_info(names::TASKS_STREAM)
+            .await
+            .map_err(|e| unavailable(&format!("stream {}: {e}", names::TASKS_STREAM)))?;
+        let mut consumer = tasks
+            .get_consumer::<pull::Config>(&consumer_name)
+            .await
+            .map_err(|e| unavailable(&format!("consumer {consumer_name}: {e}")))?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| unavailable(&format!("consumer {consumer_name}: {e}")))?;
+        let (ack_wait, max_deliver) = (info.config.ack_wait, info.config.max_deliver);
+        let batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(config.fetch_wait)
+            .messages()
+            .await
+            .map_err(|e| unavailable(&format!("fetch: {e}")))?;
+        Ok((ack_wait, max_deliver, batch))
+    })
+    .await?;
     let msg = tokio::select! {
         next = batch.next() => match next {
             None => return Ok(Outcome::NoTask),
@@ -217,14 +223,19 @@ pub async fn run_one(
 }
 
 async fn settle(msg: &js_api::Message, how: Settle) -> Result<(), RunError> {
-    let result = match how {
-        // Double ack: wait for the server to confirm, so a lost ack cannot redeliver a task
-        // that is done.
-        Settle::Ack => msg.double_ack().await,
-        Settle::Nak(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
-        Settle::Term => msg.ack_with(AckKind::Term).await,
-    };
-    result.map_err(|e| RunError::JetStream(format!("ack: {e}")))
+    // Retried through a leader election: settling twice is the same as once.
+    jetstream::retrying("settle the task message", || async {
+        let result = match how {
+            // Double ack: wait for the server to confirm, so a lost ack cannot redeliver a
+            // task that is done.
+            Settle::Ack => msg.double_ack().await,
+            Settle::Nak(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
+            Settle::Term => msg.ack_with(AckKind::Term).await,
+        };
+        result.map_err(|e| StoreError::Unavailable(format!("ack: {e}")))
+    })
+    .await?;
+    Ok(())
 }
 
 /// What claiming the task found.
@@ -273,6 +284,48 @@ impl Task<'_> {
             .status
             .ensure(&TaskStatus::queued(spec, self.msg_seq))
             .await?;
+
+        // A worker that stored the task's end but not its status (the store stopped answering
+        // in between, or the worker died) leaves the end in the events only: finish the
+        // record from them instead of running the task again.
+        if let Some(end) = self
+            .stores
+            .events
+            .last_event(&id)
+            .await?
+            .filter(|e| e.kind.is_terminal())
+        {
+            self.stores
+                .status
+                .update(&id, |s| {
+                    if s.status.is_terminal() {
+                        return Update::Keep(());
+                    }
+                    match &end.kind {
+                        EventKind::Completed {
+                            commit,
+                            summary,
+                            usage,
+                            ..
+                        } => {
+                            s.status = TaskState::Completed;
+                            s.commit = commit.clone().or(s.commit.take());
+                            s.summary = Some(summary.clone());
+                            s.usage = usage.clone().or(s.usage.take());
+                            s.error = None;
+                        }
+                        EventKind::Failed { reason, .. } => {
+                            s.status = TaskState::Failed;
+                            s.error = Some(reason.clone());
+                        }
+                        _ => s.status = TaskState::Canceled,
+                    }
+                    Update::Write(())
+                })
+                .await?;
+            info!(task_id = %id, "the task had ended; its status is now recorded");
+            return Ok((Outcome::AlreadyDone, Settle::Ack));
+        }
 
         let worker_id = self.config.worker_id.clone();
         let attempt = self.attempt;

@@ -1,0 +1,394 @@
+//! A three-node JetStream cluster (R3 streams and buckets) losing a node while tasks flow:
+//! submits every few hundred milliseconds, a worker per task, an SSE client following each
+//! task, the status of every task and `/ready` polled throughout. Then, for every submit that
+//! got a 202: it completed once, with one commit; its SSE client saw events 1..n with no gap
+//! and no repeat across its reconnects; its status never went backwards. Every submit got a
+//! 202 or a 503, none hung; `/ready` never hung and is ready again at the end.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use openclaw_common::event::{EventKind, TaskEvent};
+use openclaw_common::ids::TaskId;
+use openclaw_common::names;
+use openclaw_tests::app::TestApp;
+use openclaw_tests::git::BareRepo;
+use openclaw_tests::llm::{Reply, ScriptedLlm};
+use openclaw_tests::nats::NatsCluster;
+use openclaw_tests::sse::SseReader;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::e2e::local_dispatch;
+
+/// What happens to the cluster while tasks flow.
+#[derive(Debug, Clone, Copy)]
+enum Disruption {
+    /// SIGKILL the node leading this stream, wait, start it again.
+    KillLeaderOf(&'static str),
+    /// SIGKILL a node leading neither the tasks nor the events stream.
+    KillFollower,
+    /// Restart every node in turn, each once the cluster has its streams back.
+    RollingRestart,
+}
+
+/// Longest a submit or a `/ready` may take, outage or not: the bridge's retries are bounded
+/// well under this, then it answers 503.
+const NEVER_HANGS: Duration = Duration::from_secs(15);
+
+/// One submit's outcome as the client saw it.
+struct Submitted {
+    status: u16,
+    took: Duration,
+    id: Option<TaskId>,
+}
+
+fn doc_script() -> Vec<Reply> {
+    vec![
+        Reply::tool("list_files", json!({})),
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/USAGE.md", "content": "# Usage\n\nRun `./hello`.\n"}),
+        ),
+        Reply::text("Add a usage guide"),
+    ]
+}
+
+/// Order of states: a status may only move forward in it.
+fn rank(state: &str) -> u8 {
+    match state {
+        "queued" => 0,
+        "running" => 1,
+        _ => 2,
+    }
+}
+
+/// Follows `id`'s events to its end, reconnecting with `Last-Event-ID` whenever the stream
+/// breaks or the bridge answers 503; asserts every event arrives once, in order.
+async fn follow(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    id: TaskId,
+) -> Followed {
+    let mut seen: Vec<TaskEvent> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        assert!(Instant::now() < deadline, "task {id} did not end: {seen:?}");
+        let mut req = http
+            .get(format!("{base}/v1/tasks/{id}/events"))
+            .bearer_auth(&token);
+        if let Some(last) = seen.last() {
+            req = req.header("Last-Event-ID", last.seq.to_string());
+        }
+        let response = match req.send().await {
+            Ok(r) if r.status() == 200 => r,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let mut sse = SseReader::new(response);
+        while let Ok(Some(frame)) = sse.try_next().await {
+            let event: TaskEvent = serde_json::from_str(&frame.data).expect("event JSON");
+            let expected = seen.last().map_or(1, |e| e.seq + 1);
+            assert_eq!(
+                event.seq,
+                expected,
+                "task {id}: event {} after {:?} (a gap or a repeat)",
+                event.seq,
+                seen.iter().map(|e| e.seq).collect::<Vec<_>>()
+            );
+            let end = event.kind.is_terminal();
+            seen.push(event);
+            if end {
+                return (seen, Instant::now());
+            }
+        }
+    }
+}
+
+/// A task's events as its SSE client saw them, and when it saw the end.
+type Followed = (Vec<TaskEvent>, Instant);
+
+/// Everything the clients saw, gathered while the cluster is disrupted.
+struct Observed {
+    submits: Vec<Submitted>,
+    /// Each accepted task's follower: its events, and when it saw the end.
+    followers: Vec<(TaskId, tokio::task::JoinHandle<Followed>)>,
+    /// When submits stopped.
+    stopped_at: Instant,
+    /// Status answers per task, in the order received.
+    statuses: HashMap<TaskId, Vec<String>>,
+    /// `/ready` answers: status and time taken.
+    ready: Vec<(u16, Duration)>,
+}
+
+async fn run(disruption: Disruption) {
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let cluster = NatsCluster::start().await;
+    let mut app = local_dispatch(
+        TestApp::builder().token("cluster-token").cluster(cluster),
+        &llm,
+        &[
+            ("OPENCLAW_MAX_WORKERS", "4"),
+            // Tasks come faster than the default cap of 30 worker starts a minute.
+            ("OPENCLAW_MAX_STARTS_PER_MINUTE", "1000"),
+        ],
+    )
+    .spawn()
+    .await;
+    let repo = BareRepo::new();
+    let (stop, stopped) = watch::channel(false);
+    let http = reqwest::Client::builder()
+        .timeout(NEVER_HANGS + Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let base = app.base.clone();
+    let token = "cluster-token".to_owned();
+
+    // Submits, each followed by its own SSE client.
+    let submitter = {
+        let (http, base, token, repo_url) =
+            (http.clone(), base.clone(), token.clone(), repo.file_url());
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let mut submits = Vec::new();
+            let mut followers = Vec::new();
+            let mut n = 0;
+            while !*stopped.borrow() {
+                n += 1;
+                let started = Instant::now();
+                let r = http
+                    .post(format!("{base}/v1/tasks"))
+                    .bearer_auth(&token)
+                    .json(&json!({"repo": repo_url, "prompt": format!("Document it ({n})")}))
+                    .send()
+                    .await
+                    .expect("a submit is answered");
+                let status = r.status().as_u16();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                let id = body["id"].as_str().map(|s| TaskId::parse(s).unwrap());
+                if let (202, Some(id)) = (status, id) {
+                    let follower =
+                        tokio::spawn(follow(http.clone(), base.clone(), token.clone(), id));
+                    followers.push((id, follower));
+                }
+                submits.push(Submitted {
+                    status,
+                    took: started.elapsed(),
+                    id,
+                });
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            (submits, followers)
+        })
+    };
+    // Polls the status of every task it has heard of, and `/ready`.
+    let poller = {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            let mut statuses: HashMap<TaskId, Vec<String>> = HashMap::new();
+            let mut ready = Vec::new();
+            while !*stopped.borrow() {
+                let started = Instant::now();
+                let r = http.get(format!("{base}/ready")).send().await;
+                ready.push((r.map_or(0, |r| r.status().as_u16()), started.elapsed()));
+                let listed = http
+                    .get(format!("{base}/v1/tasks?limit=500"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                if let Ok(r) = listed
+                    && r.status() == 200
+                    && let Ok(body) = r.json::<serde_json::Value>().await
+                {
+                    for task in body["tasks"].as_array().into_iter().flatten() {
+                        let id = TaskId::parse(task["id"].as_str().unwrap()).unwrap();
+                        let state = task["status"].as_str().unwrap().to_owned();
+                        let history = statuses.entry(id).or_default();
+                        if history.last() != Some(&state) {
+                            history.push(state);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (statuses, ready)
+        })
+    };
+
+    // Tasks flow for a while before and after the disruption.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let js = app.js().clone();
+    let cluster = app.cluster.as_mut().unwrap();
+    match disruption {
+        Disruption::KillLeaderOf(stream) => {
+            let leader = cluster.leader_of(&js, stream).await;
+            cluster.kill(leader);
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            cluster.restart(leader);
+        }
+        Disruption::KillFollower => {
+            let tasks = cluster.leader_of(&js, names::TASKS_STREAM).await;
+            let events = cluster.leader_of(&js, names::EVENTS_STREAM).await;
+            let follower = (0..3).find(|i| *i != tasks && *i != events).unwrap();
+            cluster.kill(follower);
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            cluster.restart(follower);
+        }
+        Disruption::RollingRestart => {
+            for node in 0..3 {
+                cluster.kill(node);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                cluster.restart(node);
+                // As a rollout waits for the pod to be ready: every stream and bucket has a
+                // leader again.
+                cluster.wait_for_jetstream().await;
+                for stream in [names::TASKS_STREAM, names::EVENTS_STREAM]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain(
+                        [
+                            names::STATUS_BUCKET,
+                            names::SESSIONS_BUCKET,
+                            names::LEASES_BUCKET,
+                        ]
+                        .map(|b| format!("KV_{b}")),
+                    )
+                {
+                    cluster.leader_of(&js, &stream).await;
+                }
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.send(true).unwrap();
+    let stopped_at = Instant::now();
+    let (submits, followers) = submitter.await.unwrap();
+    let (statuses, ready) = poller.await.unwrap();
+    check(
+        &app,
+        &repo,
+        Observed {
+            submits,
+            followers,
+            stopped_at,
+            statuses,
+            ready,
+        },
+        disruption,
+    )
+    .await;
+}
+
+async fn check(app: &TestApp, repo: &BareRepo, seen: Observed, disruption: Disruption) {
+    let accepted = seen.submits.iter().filter(|s| s.status == 202).count();
+    let refused = seen.submits.len() - accepted;
+    eprintln!(
+        "{disruption:?}: {} submits, {accepted} accepted, {refused} refused; slowest {:?}; /ready answers {:?}",
+        seen.submits.len(),
+        seen.submits.iter().map(|s| s.took).max(),
+        seen.ready
+            .iter()
+            .fold(BTreeMap::<u16, usize>::new(), |mut m, (s, _)| {
+                *m.entry(*s).or_default() += 1;
+                m
+            }),
+    );
+    assert!(accepted >= 10, "too few tasks got through to test anything");
+    for s in &seen.submits {
+        assert!(
+            s.status == 202 || s.status == 503,
+            "a submit got {} ({:?})",
+            s.status,
+            s.id
+        );
+        assert!(s.took < NEVER_HANGS, "a submit took {:?}", s.took);
+    }
+    for (status, took) in &seen.ready {
+        assert!(
+            *took < NEVER_HANGS,
+            "/ready took {took:?} (answered {status})"
+        );
+    }
+    // Every accepted task ran to completion once, with one commit, seen gaplessly.
+    let mut last_end = seen.stopped_at;
+    let mut took = Vec::new();
+    for (id, follower) in seen.followers {
+        let (events, ended) = follower
+            .await
+            .expect("the follower checks order as it goes");
+        last_end = last_end.max(ended);
+        if let (Some(first), Some(last)) = (events.first(), events.last()) {
+            let started = events
+                .iter()
+                .find(|e| e.kind.name() == "started")
+                .map_or(first.ts, |e| e.ts);
+            took.push((
+                (started - first.ts).as_seconds_f64(),
+                (last.ts - started).as_seconds_f64(),
+            ));
+        }
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(kinds.first(), Some(&"queued"), "{id}: {kinds:?}");
+        assert!(
+            matches!(
+                events.last().map(|e| &e.kind),
+                Some(EventKind::Completed { .. })
+            ),
+            "{id} did not complete: {kinds:?}"
+        );
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "completed").count(),
+            1,
+            "{id}: {kinds:?}"
+        );
+        let commits = repo.new_commits(&format!("openclaw/{id}"));
+        assert_eq!(commits.len(), 1, "{id}: {commits:?}");
+        // The status follows the events: at once, or (when the store stopped answering
+        // between the two) once the task's redelivery records it.
+        openclaw_tests::eventually(60, "the status to say completed", || async {
+            (app.status(&id).await["status"] == "completed").then_some(())
+        })
+        .await;
+    }
+    took.sort_by(|a, b| a.1.total_cmp(&b.1));
+    eprintln!(
+        "{disruption:?}: the last task ended {:?} after submits stopped; (waited, ran) s: {took:?}",
+        last_end - seen.stopped_at
+    );
+    for (id, history) in &seen.statuses {
+        assert!(
+            history.windows(2).all(|w| rank(&w[0]) < rank(&w[1])),
+            "the status of {id} went backwards: {history:?}"
+        );
+    }
+    // Ready again at the end.
+    let r = app.get("/ready").await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_tasks_stream_leader_loses_no_task() {
+    run(Disruption::KillLeaderOf(names::TASKS_STREAM)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_events_stream_leader_loses_no_event() {
+    run(Disruption::KillLeaderOf(names::EVENTS_STREAM)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_follower_changes_nothing() {
+    run(Disruption::KillFollower).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_all_three_loses_nothing() {
+    run(Disruption::RollingRestart).await;
+}
