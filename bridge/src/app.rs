@@ -72,6 +72,15 @@ impl Application {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
         tasks.spawn(crate::advisories::watch(state.clone()));
+        tasks.spawn({
+            let (client, stop) = (state.client.clone(), state.shutdown.clone());
+            async move {
+                tokio::select! {
+                    () = jetstream::log_server_moves(client) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+        });
         match state.config.dispatch {
             DispatchMode::Local => {
                 tasks.spawn(LocalDispatcher::new(state.clone()).run());

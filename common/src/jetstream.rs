@@ -186,6 +186,39 @@ pub async fn connect(
     })
 }
 
+/// The server `client` is connected to now, by name and client port (`None` while it is
+/// reconnecting). In a cluster the client moves between servers as they come and go.
+pub fn connected_server(client: &async_nats::Client) -> Option<String> {
+    if client.connection_state() != async_nats::connection::State::Connected {
+        return None;
+    }
+    let info = client.server_info();
+    Some(format!("{} (port {})", info.server_name, info.port))
+}
+
+/// Logs every move of `client` to another server, naming it: the client's own events do not
+/// say which server it reached. Runs until dropped; spawn it where the client's owner stops
+/// it (holding a client keeps its connection open).
+pub async fn log_server_moves(client: async_nats::Client) {
+    let mut current: Option<String> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let Some(server) = connected_server(&client) else {
+            continue;
+        };
+        if current.as_deref() != Some(server.as_str()) {
+            match &current {
+                Some(from) => {
+                    tracing::warn!(%server, %from, "NATS: now connected to another server")
+                }
+                None => tracing::info!(%server, "NATS: connected to server"),
+            }
+            current = Some(server);
+        }
+    }
+}
+
 /// A JetStream context whose requests time out instead of waiting forever.
 pub fn context(client: async_nats::Client) -> Context {
     let mut js = jetstream::new(client);

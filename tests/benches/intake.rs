@@ -27,6 +27,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use openclaw_common::task::TaskSpec;
 use openclaw_tests::app::TestApp;
+use openclaw_tests::nats::NatsServer;
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
 
@@ -150,7 +151,26 @@ fn spec() -> TaskSpec {
 
 #[tokio::main]
 async fn main() {
-    let app = TestApp::builder().token("bench-token").spawn().await;
+    println!(
+        "intake: {ROUNDS} rounds of {REQUESTS} requests each, nats-server on loopback, release build"
+    );
+    // The server's default fsync (every two minutes) and the deployment's (every write before
+    // its ack; deploy/nats/values.yaml).
+    for (setting, nats) in [
+        ("sync_interval: default (2 min)", NatsServer::start()),
+        ("sync_interval: always", NatsServer::start_syncing_always()),
+    ] {
+        println!("\nnats-server {setting}");
+        let app = TestApp::builder()
+            .token("bench-token")
+            .nats(nats)
+            .spawn()
+            .await;
+        measure_all(&app).await;
+    }
+}
+
+async fn measure_all(app: &TestApp) {
     let js = app.js().clone();
     let body = json!({"repo": "https://example.com/org/repo.git",
                       "prompt": "Document the public API of the storage module"});
@@ -159,17 +179,13 @@ async fn main() {
     for _ in 0..50 {
         app.submit(&body).await;
     }
-
-    println!(
-        "intake: {ROUNDS} rounds of {REQUESTS} requests each, nats-server on loopback, release build\n"
-    );
     println!(
         "{:<40} {:>9} {:>9} {:>9} {:>8}",
         "", "p50", "p99", "req/s", "ratio"
     );
     for concurrency in [1, 16, 64] {
-        let submitter = HttpLoad::connect(&app, concurrency, Some(&body)).await;
-        let health = HttpLoad::connect(&app, concurrency, None).await;
+        let submitter = HttpLoad::connect(app, concurrency, Some(&body)).await;
+        let health = HttpLoad::connect(app, concurrency, None).await;
         let raw_publish = |_| {
             let js = js.clone();
             async move {
@@ -212,7 +228,7 @@ async fn main() {
 
     // Open loop: a submit every millisecond for 3 s, each timed from its own start (which
     // includes any wait for a free connection).
-    let submitter = std::sync::Arc::new(HttpLoad::connect(&app, 64, Some(&body)).await);
+    let submitter = std::sync::Arc::new(HttpLoad::connect(app, 64, Some(&body)).await);
     let started = Instant::now();
     let mut pending = Vec::new();
     let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / PACED_PER_SEC));

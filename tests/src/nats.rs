@@ -38,6 +38,8 @@ pub struct NatsServer {
     pub security: Option<Security>,
     /// Its name and routes, for a member of a [`NatsCluster`].
     member: Option<Member>,
+    /// `jetstream { sync_interval: always }`: every write is on disk before its ack.
+    sync_always: bool,
 }
 
 /// How a cluster member finds the others.
@@ -94,6 +96,15 @@ impl NatsServer {
         server
     }
 
+    /// A server that syncs every JetStream write to disk before acknowledging it
+    /// (`sync_interval: always`), instead of every two minutes.
+    pub fn start_syncing_always() -> Self {
+        let mut server = Self::stopped();
+        server.sync_always = true;
+        server.spawn();
+        server
+    }
+
     /// A server with its port and store chosen, not running yet ([`NatsServer::restart`]
     /// starts it).
     pub fn stopped() -> Self {
@@ -103,6 +114,7 @@ impl NatsServer {
             dir: tempfile::tempdir().expect("temp dir for nats-server"),
             security: None,
             member: None,
+            sync_always: false,
         }
     }
 
@@ -236,6 +248,13 @@ impl NatsServer {
                 .arg("-sd")
                 .arg(self.dir.path()),
         };
+        if self.sync_always {
+            // No flag for it: a configuration file, which the flags above complete.
+            let conf = self.dir.path().join("sync.conf");
+            std::fs::write(&conf, "jetstream { sync_interval: always }\n")
+                .expect("write sync.conf");
+            cmd.arg("-c").arg(conf);
+        }
         if let Some(member) = &self.member {
             let routes: Vec<String> = member
                 .routes
@@ -273,6 +292,7 @@ impl NatsServer {
             dir: tempfile::tempdir().expect("temp dir"),
             security: None,
             member: None,
+            sync_always: false,
         }
     }
 

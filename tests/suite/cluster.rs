@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use openclaw_common::event::{EventKind, TaskEvent};
 use openclaw_common::ids::TaskId;
 use openclaw_common::names;
@@ -65,12 +66,7 @@ fn rank(state: &str) -> u8 {
 
 /// Follows `id`'s events to its end, reconnecting with `Last-Event-ID` whenever the stream
 /// breaks or the bridge answers 503; asserts every event arrives once, in order.
-async fn follow(
-    http: reqwest::Client,
-    base: String,
-    token: String,
-    id: TaskId,
-) -> Followed {
+async fn follow(http: reqwest::Client, base: String, token: String, id: TaskId) -> Followed {
     let mut seen: Vec<TaskEvent> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
@@ -391,4 +387,40 @@ async fn losing_a_follower_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_all_three_loses_nothing() {
     run(Disruption::RollingRestart).await;
+}
+
+#[tokio::test]
+async fn a_client_given_every_server_moves_to_another_when_its_own_dies() {
+    let mut cluster = NatsCluster::start().await;
+    // The configuration path the binaries take: NATS_URL as a comma-separated list.
+    let env: HashMap<String, String> =
+        [("NATS_URL".to_owned(), cluster.url().replace(',', ", "))].into();
+    let config =
+        openclaw_common::config::NatsConfig::from_env(&openclaw_common::config::EnvReader(&env))
+            .unwrap();
+    let client = openclaw_common::jetstream::connect(&config, "cluster-test", false)
+        .await
+        .unwrap();
+    let server_of = |name: &str| name.split(' ').next().unwrap().to_owned();
+    let first = openclaw_tests::eventually(10, "a server", || async {
+        openclaw_common::jetstream::connected_server(&client)
+    })
+    .await;
+    let node: usize = server_of(&first)[1..].parse().unwrap();
+    cluster.kill(node);
+    let second = openclaw_tests::eventually(30, "another server", || async {
+        openclaw_common::jetstream::connected_server(&client).filter(|s| *s != first)
+    })
+    .await;
+    assert_ne!(server_of(&second), server_of(&first), "{first} -> {second}");
+    // Core NATS works through the new server (JetStream may still be electing a leader).
+    let mut echo = client.subscribe("cluster-test.echo").await.unwrap();
+    client
+        .publish("cluster-test.echo", "over the new server".into())
+        .await
+        .unwrap();
+    let got = openclaw_tests::within(10, "the echo", echo.next())
+        .await
+        .unwrap();
+    assert_eq!(&got.payload[..], b"over the new server");
 }

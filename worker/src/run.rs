@@ -72,6 +72,10 @@ pub async fn run_one(
     terminate: CancellationToken,
 ) -> Result<Outcome, RunError> {
     let client = jetstream::connect(&config.nats, "openclaw-worker", false).await?;
+    // Names the server after every move between a cluster's servers; ends with this run
+    // (a JoinSet aborts its tasks when dropped).
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(jetstream::log_server_moves(client.clone()));
     let js = jetstream::context(client.clone());
     let stores = Stores::open(js.clone()).await?;
     let consumer_name = names::worker_consumer(&config.agent);
