@@ -389,12 +389,10 @@ async fn a_rolling_restart_of_all_three_loses_nothing() {
     run(Disruption::RollingRestart).await;
 }
 
-#[tokio::test]
-async fn a_client_given_every_server_moves_to_another_when_its_own_dies() {
-    let mut cluster = NatsCluster::start().await;
-    // The configuration path the binaries take: NATS_URL as a comma-separated list.
-    let env: HashMap<String, String> =
-        [("NATS_URL".to_owned(), cluster.url().replace(',', ", "))].into();
+/// Connects as the binaries do with `NATS_URL = nats_url`, kills the server the client is on,
+/// and checks that it moves to another, names it, and works through it.
+async fn moves_when_its_server_dies(mut cluster: NatsCluster, nats_url: String) {
+    let env: HashMap<String, String> = [("NATS_URL".to_owned(), nats_url)].into();
     let config =
         openclaw_common::config::NatsConfig::from_env(&openclaw_common::config::EnvReader(&env))
             .unwrap();
@@ -423,4 +421,19 @@ async fn a_client_given_every_server_moves_to_another_when_its_own_dies() {
         .await
         .unwrap();
     assert_eq!(&got.payload[..], b"over the new server");
+}
+
+#[tokio::test]
+async fn a_client_given_every_server_moves_to_another_when_its_own_dies() {
+    let cluster = NatsCluster::start().await;
+    // As an operator writes the list: commas and spaces.
+    let url = cluster.url().replace(',', ", ");
+    moves_when_its_server_dies(cluster, url).await;
+}
+
+#[tokio::test]
+async fn a_client_given_one_server_learns_the_others_from_the_cluster() {
+    let cluster = NatsCluster::start().await;
+    let url = cluster.nodes[0].url();
+    moves_when_its_server_dies(cluster, url).await;
 }
