@@ -130,6 +130,10 @@ async fn run(disruption: Disruption) {
             ("OPENCLAW_MAX_WORKERS", "4"),
             // Tasks come faster than the default cap of 30 worker starts a minute.
             ("OPENCLAW_MAX_STARTS_PER_MINUTE", "1000"),
+            // A worker that lost NATS for longer than its retries gives its task back when it
+            // can, else JetStream redelivers it after ack_wait (5 minutes by default): short
+            // here, so such a task shows up within the test.
+            ("OPENCLAW_ACK_WAIT_SECS", "15"),
         ],
     )
     .spawn()

@@ -132,7 +132,16 @@ pub async fn run_one(
     };
     // A copy of a stored task republished by hand (say with the nats CLI) runs again as a new
     // task linked to the original; a redelivery of the original message is the same task.
-    let spec = match stores.status_of(&spec.id).await? {
+    let known = match stores.status_of(&spec.id).await {
+        Ok(known) => known,
+        Err(e) => {
+            // Hand the task back now rather than after ack_wait.
+            warn!(task_id = %spec.id, error = %e, "cannot read the task's status; handing it back");
+            settle(&msg, Settle::Nak(config.nak_delay)).await.ok();
+            return Err(e.into());
+        }
+    };
+    let spec = match known {
         Some(known) if known.seq.is_some_and(|original| original != msg_seq) => {
             let replay = spec.replay_as(TaskId::for_republished(&spec.id, msg_seq, published));
             info!(original = %spec.id, task_id = %replay.id, "republished task: running it as a replay");

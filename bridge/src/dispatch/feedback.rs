@@ -16,6 +16,13 @@ use openclaw_common::status::TaskState;
 /// First pause after a start failure; doubles per consecutive failure up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest pause after workers that could not reach NATS (or got no answer from it): the
+/// workers are fine, NATS is electing a leader or coming back, and the bridge sees it recover
+/// at once; a pause of minutes would only keep tasks waiting after it did.
+pub const NATS_BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+/// The worker's exit code when it could not do its job for NATS trouble (`worker/src/cli.rs`).
+pub const NATS_UNAVAILABLE_EXIT_CODE: i32 = 1;
 
 /// What became of one worker start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +33,8 @@ pub enum StartOutcome {
     NoTask,
     /// It ended before taking a task, or never ran; the reason in the words of whoever knows.
     Failed(String),
+    /// It could not reach NATS or got no answer from it: the same, with a short pause.
+    NatsUnavailable(String),
 }
 
 /// Per agent: consecutive start failures, the pause they earn, why, and recent starts.
@@ -81,6 +90,10 @@ impl StartGate {
     }
 
     pub fn outcome(&mut self, agent: &AgentName, outcome: StartOutcome, now: Instant) {
+        let cap = match outcome {
+            StartOutcome::NatsUnavailable(_) => NATS_BACKOFF_CAP,
+            _ => MAX_BACKOFF,
+        };
         let a = self.agents.entry(agent.clone()).or_default();
         match outcome {
             StartOutcome::TookTask => {
@@ -89,11 +102,11 @@ impl StartGate {
                 a.reason = None;
             }
             StartOutcome::NoTask => {}
-            StartOutcome::Failed(reason) => {
+            StartOutcome::Failed(reason) | StartOutcome::NatsUnavailable(reason) => {
                 a.failures += 1;
                 let pause = FIRST_BACKOFF
                     .saturating_mul(1 << (a.failures - 1).min(16))
-                    .min(MAX_BACKOFF);
+                    .min(cap);
                 a.not_before = Some(now + pause);
                 a.reason = Some(reason);
             }
@@ -165,6 +178,16 @@ impl Feedback {
         self.metrics.worker_start_failed(agent.as_str(), label);
         self.gate
             .outcome(agent, StartOutcome::Failed(reason), Instant::now());
+    }
+
+    /// A worker of `agent` ended with [`NATS_UNAVAILABLE_EXIT_CODE`]: a start failure whose
+    /// backoff stays short ([`NATS_BACKOFF_CAP`]).
+    pub fn nats_unavailable(&mut self, agent: &AgentName, reason: String) {
+        tracing::warn!(%agent, %reason, "a worker could not reach NATS");
+        self.metrics
+            .worker_start_failed(agent.as_str(), "nats_unavailable");
+        self.gate
+            .outcome(agent, StartOutcome::NatsUnavailable(reason), Instant::now());
     }
 
     /// After a reconcile of `agent`, whose consumer holds `backlog` tasks: tells its waiting
@@ -291,6 +314,24 @@ mod tests {
 
     fn agent() -> AgentName {
         AgentName::parse("doc-writer").unwrap()
+    }
+
+    #[test]
+    fn workers_that_cannot_reach_nats_back_off_briefly() {
+        let mut gate = StartGate::new(100);
+        let a = agent();
+        let mut now = Instant::now();
+        let mut pauses = Vec::new();
+        for _ in 0..8 {
+            gate.started(&a, now);
+            let reason = "NATS is unavailable: read status: no answer within 10s";
+            gate.outcome(&a, StartOutcome::NatsUnavailable(reason.into()), now);
+            let pause = gate.pause(&a, now).unwrap();
+            pauses.push(pause.as_secs());
+            now += pause;
+        }
+        assert_eq!(pauses, [1, 2, 4, 5, 5, 5, 5, 5]);
+        assert!(gate.reason(&a).unwrap().starts_with("NATS is unavailable"));
     }
 
     #[test]

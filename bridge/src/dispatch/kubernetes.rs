@@ -14,7 +14,7 @@ use kube::api::{ListParams, PostParams};
 use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
 
-use super::feedback::{Feedback, StartOutcome, exited_at_start};
+use super::feedback::{Feedback, NATS_UNAVAILABLE_EXIT_CODE, StartOutcome, exited_at_start};
 use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::config::KubernetesDispatchConfig;
 use crate::state::AppState;
@@ -157,6 +157,8 @@ pub enum PodReport {
     /// Ended with an error before or while working; the words are the container's
     /// termination message (the worker writes its fatal error there) or its exit code.
     Failed(String),
+    /// Ended with the worker's exit code for NATS trouble (the words as for `Failed`).
+    NatsUnavailable(String),
     /// Cannot start: no node takes it, its image cannot be pulled, its configuration is
     /// missing. `label` names the kind for metrics.
     Blocked { reason: String, label: &'static str },
@@ -190,6 +192,9 @@ pub fn diagnose(pod: &Pod) -> PodReport {
                             .unwrap_or_default()
                     )
                 });
+            if t.exit_code == NATS_UNAVAILABLE_EXIT_CODE {
+                return PodReport::NatsUnavailable(words);
+            }
             return PodReport::Failed(words);
         }
         if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
@@ -474,6 +479,12 @@ impl KubernetesDispatcher {
                         self.feedback.start_failed(&agent, "exited", reason);
                     }
                 }
+                PodReport::NatsUnavailable(words) => {
+                    if self.counted.insert(name) {
+                        let reason = exited_at_start(&agent, &words, "the pod failed");
+                        self.feedback.nats_unavailable(&agent, reason);
+                    }
+                }
             }
         }
         let agents: Vec<AgentName> = self.state.config.agents.names().cloned().collect();
@@ -511,6 +522,29 @@ pub fn own_namespace() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exited(code: i32, message: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "w"},
+            "status": {"phase": "Failed", "containerStatuses": [{"name": "worker", "ready": false,
+                "restartCount": 0, "image": "w", "imageID": "",
+                "state": {"terminated": {"exitCode": code, "message": message}}}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_worker_that_could_not_reach_nats_is_told_apart_from_one_that_failed() {
+        let unreachable = "NATS is unavailable: read status: no answer within 10s";
+        assert_eq!(
+            diagnose(&exited(1, unreachable)),
+            PodReport::NatsUnavailable(unreachable.into())
+        );
+        assert_eq!(
+            diagnose(&exited(2, "invalid configuration: x")),
+            PodReport::Failed("invalid configuration: x".into())
+        );
+    }
 
     #[test]
     fn the_built_in_template_makes_a_spot_arm64_job_for_the_agent() {

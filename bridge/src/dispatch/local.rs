@@ -10,7 +10,7 @@ use openclaw_common::ids::AgentName;
 use openclaw_common::jetstream::Stores;
 use tokio::task::JoinSet;
 
-use super::feedback::{Feedback, StartOutcome, exited_at_start};
+use super::feedback::{Feedback, NATS_UNAVAILABLE_EXIT_CODE, StartOutcome, exited_at_start};
 use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::state::AppState;
 
@@ -118,7 +118,11 @@ impl LocalDispatcher {
                     None => "killed by a signal".to_owned(),
                 };
                 let reason = exited_at_start(&agent, &words, &how);
-                self.feedback.start_failed(&agent, "exited", reason);
+                if other == Some(NATS_UNAVAILABLE_EXIT_CODE) {
+                    self.feedback.nats_unavailable(&agent, reason);
+                } else {
+                    self.feedback.start_failed(&agent, "exited", reason);
+                }
             }
         }
     }
