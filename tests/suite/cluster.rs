@@ -14,13 +14,13 @@ use openclaw_common::ids::TaskId;
 use openclaw_common::names;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::git::BareRepo;
-use openclaw_tests::llm::{Reply, ScriptedLlm};
+use openclaw_tests::llm::ScriptedLlm;
 use openclaw_tests::nats::NatsCluster;
 use openclaw_tests::sse::SseReader;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::e2e::local_dispatch;
+use crate::e2e::{doc_script, local_dispatch};
 
 /// What happens to the cluster while tasks flow.
 #[derive(Debug, Clone, Copy)]
@@ -42,17 +42,6 @@ struct Submitted {
     status: u16,
     took: Duration,
     id: Option<TaskId>,
-}
-
-fn doc_script() -> Vec<Reply> {
-    vec![
-        Reply::tool("list_files", json!({})),
-        Reply::tool(
-            "write_file",
-            json!({"path": "docs/USAGE.md", "content": "# Usage\n\nRun `./hello`.\n"}),
-        ),
-        Reply::text("Add a usage guide"),
-    ]
 }
 
 /// Order of states: a status may only move forward in it.

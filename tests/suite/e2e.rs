@@ -182,7 +182,8 @@ pub async fn wait_for_event(app: &TestApp, id: &TaskId, name: &str) {
     .await;
 }
 
-fn doc_script() -> Vec<Reply> {
+/// The doc-writer's run in three model turns: list, write docs/USAGE.md, summarize.
+pub fn doc_script() -> Vec<Reply> {
     vec![
         Reply::tool("list_files", json!({})),
         Reply::tool(
