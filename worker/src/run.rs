@@ -82,19 +82,18 @@ pub async fn run_one(
     // Opening the consumer and asking for a task retry (bounded) through a leader election,
     // like every store call.
     let (ack_wait, max_deliver, mut batch) = jetstream::retrying("fetch a task", || async {
-        let unavailable = |e: &dyn std::fmt::Display| StoreError::Unavailable(e.to_string());
         let tasks = js
             .get_stream_no_info(names::TASKS_STREAM)
             .await
-            .map_err(|e| unavailable(&format!("stream {}: {e}", names::TASKS_STREAM)))?;
+            .map_err(|e| StoreError::Unavailable(format!("stream {}: {e}", names::TASKS_STREAM)))?;
         let mut consumer = tasks
             .get_consumer::<pull::Config>(&consumer_name)
             .await
-            .map_err(|e| unavailable(&format!("consumer {consumer_name}: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("consumer {consumer_name}: {e}")))?;
         let info = consumer
             .info()
             .await
-            .map_err(|e| unavailable(&format!("consumer {consumer_name}: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("consumer {consumer_name}: {e}")))?;
         let (ack_wait, max_deliver) = (info.config.ack_wait, info.config.max_deliver);
         let batch = consumer
             .fetch()
@@ -102,7 +101,7 @@ pub async fn run_one(
             .expires(config.fetch_wait)
             .messages()
             .await
-            .map_err(|e| unavailable(&format!("fetch: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("fetch: {e}")))?;
         Ok((ack_wait, max_deliver, batch))
     })
     .await?;
