@@ -683,17 +683,7 @@ impl EventLog {
         &self,
         task: &TaskId,
     ) -> Result<Option<jetstream::message::StreamMessage>, StoreError> {
-        let subject = names::event_subject(task);
-        retrying("read last event", || async {
-            match self.stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(msg) => Ok(Some(msg)),
-                Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
-                    Ok(None)
-                }
-                Err(e) => Err(unavailable("read last event")(&e)),
-            }
-        })
-        .await
+        last_on_subject(&self.stream, &names::event_subject(task), "read last event").await
     }
 
     /// Appends `event` if the task's subject still ends at stream sequence `expected_last`
@@ -860,6 +850,25 @@ impl EventWriter {
     }
 }
 
+/// The last message on `subject` in `stream` (`None`: none), asked of the stream's leader and
+/// retried through an election.
+async fn last_on_subject<I>(
+    stream: &stream::Stream<I>,
+    subject: &str,
+    what: &'static str,
+) -> Result<Option<jetstream::message::StreamMessage>, StoreError> {
+    retrying(what, || async {
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(msg) => Ok(Some(msg)),
+            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable(what)(&e)),
+        }
+    })
+    .await
+}
+
 /// The value and revision of `key` in bucket `kv` (`None`: never written, deleted or
 /// purged), asked of the bucket's leader. Not the client's `entry`, a direct get: any replica
 /// answers those, and one catching up after a restart does not have the newest record yet (a
@@ -870,17 +879,7 @@ async fn leader_entry(
     key: &str,
     what: &'static str,
 ) -> Result<Option<(Bytes, u64)>, StoreError> {
-    let subject = format!("{}{key}", kv.prefix);
-    let msg = retrying(what, || async {
-        match kv.stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(msg) => Ok(Some(msg)),
-            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable(what)(&e)),
-        }
-    })
-    .await?;
+    let msg = last_on_subject(&kv.stream, &format!("{}{key}", kv.prefix), what).await?;
     // A delete, purge or expiry leaves a marker with one of these headers; a put has none.
     Ok(msg
         .filter(|m| {
