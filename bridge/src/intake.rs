@@ -74,6 +74,13 @@ pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiErro
     let Some(current) = stores.status_of(id).await? else {
         return Err(ApiError::NotFound(format!("no task {id}")));
     };
+    let ended = |state: TaskState| {
+        ApiError::Conflict(format!("task {id} already ended as {}", state.as_str()))
+    };
+    // An end already in the events but not yet in the record (status_of reads it) counts too.
+    if current.status.is_terminal() && current.status != TaskState::Canceled {
+        return Err(ended(current.status));
+    }
     let (status, canceled_now) = stores
         .status
         .update_or_create(&current, |s| match s.status {
@@ -90,10 +97,7 @@ pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiErro
         })
         .await?;
     if status.status.is_terminal() && !canceled_now && status.status != TaskState::Canceled {
-        return Err(ApiError::Conflict(format!(
-            "task {id} already ended as {}",
-            status.status.as_str()
-        )));
+        return Err(ended(status.status));
     }
     if canceled_now {
         stores

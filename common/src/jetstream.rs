@@ -453,9 +453,16 @@ impl Stores {
 impl Stores {
     /// The status of task `id`: its record, or for a task nothing has been written about since
     /// its submit (the submit writes only the task message), `queued` as the message says.
+    /// A record that has not yet caught up with a terminal event ([`TaskStatus::record_end`])
+    /// is read with that end, so whoever saw the end in the event stream never reads less here.
     /// `None` for an unknown id.
     pub async fn status_of(&self, id: &TaskId) -> Result<Option<TaskStatus>, StoreError> {
-        if let Some(status) = self.status.get(id).await? {
+        if let Some(mut status) = self.status.get(id).await? {
+            if !status.status.is_terminal()
+                && let Some(end) = self.events.last_event(id).await?
+            {
+                status.record_end(&end);
+            }
             return Ok(Some(status));
         }
         Ok(self

@@ -163,6 +163,38 @@ impl TaskStatus {
         crate::event::TaskEvent::queued(self.id, &self.agent, self.created_at)
     }
 
+    /// Records the task's end from its terminal event `end`; false (and no change) when `end`
+    /// is not terminal or the record already says the task ended. The end is stored first in
+    /// the events and then here, so an event is the truth for the instant between the two
+    /// writes, and for good when a worker is lost in between.
+    pub fn record_end(&mut self, end: &crate::event::TaskEvent) -> bool {
+        use crate::event::EventKind;
+        if self.status.is_terminal() || !end.kind.is_terminal() {
+            return false;
+        }
+        match &end.kind {
+            EventKind::Completed {
+                commit,
+                summary,
+                usage,
+                ..
+            } => {
+                self.status = TaskState::Completed;
+                self.commit = commit.clone().or(self.commit.take());
+                self.summary = Some(summary.clone());
+                self.usage = usage.clone().or(self.usage.take());
+                self.error = None;
+            }
+            EventKind::Failed { reason, .. } => {
+                self.status = TaskState::Failed;
+                self.error = Some(reason.clone());
+            }
+            _ => self.status = TaskState::Canceled,
+        }
+        self.updated_at = end.ts;
+        true
+    }
+
     pub fn queued(spec: &TaskSpec, seq: u64) -> Self {
         Self {
             v: crate::SCHEMA_VERSION,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use openclaw_common::event::EventKind;
+use openclaw_common::status::TaskState;
 use openclaw_tests::git::BareRepo;
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
@@ -485,7 +486,7 @@ async fn a_task_whose_end_was_stored_but_not_its_status_is_not_run_again() {
     stores
         .status
         .update_or_create(&base, |s| {
-            s.status = openclaw_common::status::TaskState::Running;
+            s.status = TaskState::Running;
             s.attempts = 1;
             openclaw_common::jetstream::Update::Write(())
         })
@@ -505,14 +506,30 @@ async fn a_task_whose_end_was_stored_but_not_its_status_is_not_run_again() {
     ] {
         events.publish(kind).await.unwrap();
     }
+    // A client that saw `completed` on the event stream reads it in the status too, though the
+    // record still says running (the instant between a worker's two last writes).
+    let record = || async { stores.status.get(&id).await.unwrap().unwrap() };
+    assert_eq!(record().await.status, TaskState::Running);
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["commit"], "0123456789abcdef0123456789abcdef01234567");
+    let r = app
+        .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 409, "a cancel of an ended task");
+    assert!(!record().await.cancel_requested);
 
     let llm = ScriptedLlm::turns(vec![Reply::text("must not be asked")]).await;
     let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let status = app.status(&id).await;
-    assert_eq!(status["status"], "completed", "{status}");
-    assert_eq!(status["commit"], "0123456789abcdef0123456789abcdef01234567");
-    assert_eq!(status["summary"], "Add a usage guide");
+    // The worker wrote the end into the record itself.
+    let stored = record().await;
+    assert_eq!(stored.status, TaskState::Completed, "{stored:?}");
+    assert_eq!(
+        stored.commit.as_deref(),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
+    assert_eq!(stored.summary.as_deref(), Some("Add a usage guide"));
     assert!(llm.requests().is_empty(), "the agent ran again");
     let history = app.stores().events.history(&id).await.unwrap();
     assert_eq!(

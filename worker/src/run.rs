@@ -310,29 +310,11 @@ impl Task<'_> {
             self.stores
                 .status
                 .update(&id, |s| {
-                    if s.status.is_terminal() {
-                        return Update::Keep(());
+                    if s.record_end(&end) {
+                        Update::Write(())
+                    } else {
+                        Update::Keep(())
                     }
-                    match &end.kind {
-                        EventKind::Completed {
-                            commit,
-                            summary,
-                            usage,
-                            ..
-                        } => {
-                            s.status = TaskState::Completed;
-                            s.commit = commit.clone().or(s.commit.take());
-                            s.summary = Some(summary.clone());
-                            s.usage = usage.clone().or(s.usage.take());
-                            s.error = None;
-                        }
-                        EventKind::Failed { reason, .. } => {
-                            s.status = TaskState::Failed;
-                            s.error = Some(reason.clone());
-                        }
-                        _ => s.status = TaskState::Canceled,
-                    }
-                    Update::Write(())
                 })
                 .await?;
             info!(task_id = %id, "the task had ended; its status is now recorded");
