@@ -5,9 +5,9 @@
 //! of the machine falls on both); then submits paced at 1,000/s.
 //!
 //! Requests are sent the way wrk sends them: kept-alive HTTP/1 connections, one request at a
-//! time on each, the body serialized once. The load generator shares the machine with the
-//! bridge and nats-server, so a heavy client would understate the bridge; a raw publish needs
-//! no generator beyond its own client.
+//! time on each, the request's bytes built once and the response read straight off the
+//! socket. The load generator shares the machine with the bridge and nats-server, so a heavy
+//! client would understate the bridge; a raw publish needs no generator beyond its own client.
 //!
 //! `GET /health` on the same connections is the bridge's HTTP alone (no NATS): the ceiling of
 //! any request on this machine, shown beside the submit.
@@ -21,15 +21,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use openclaw_common::task::TaskSpec;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::nats::NatsServer;
 use serde_json::json;
-use tokio::sync::{Mutex, mpsc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 const REQUESTS: usize = 2000;
 /// Rounds of (raw, bridge) per concurrency; the figures are over all rounds.
@@ -81,64 +80,114 @@ where
     }
 }
 
-/// One request, sent over and over on a fixed set of kept-alive connections; a request takes
-/// a free connection (waiting for one when all are busy) and gives it back when answered.
+/// One kept-alive HTTP/1 connection of the load generator.
+struct Connection {
+    stream: TcpStream,
+    /// The response being read; reused, so a request allocates nothing.
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(addr: &str) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Connection {
+            stream,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Writes `request` and reads its whole response (head, then `Content-Length` bytes of
+    /// body); returns the status code. One request at a time, so nothing follows the body.
+    async fn exchange(&mut self, request: &[u8]) -> u16 {
+        self.stream.write_all(request).await.unwrap();
+        self.buf.clear();
+        let (head_len, body_len) = loop {
+            assert!(
+                self.stream.read_buf(&mut self.buf).await.unwrap() > 0,
+                "the bridge closed a kept-alive connection"
+            );
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).unwrap();
+                let length = head
+                    .lines()
+                    .filter_map(|line| line.split_once(':'))
+                    .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, value)| value.trim().parse::<usize>().unwrap())
+                    .expect("a response with Content-Length");
+                break (end + 4, length);
+            }
+        };
+        while self.buf.len() < head_len + body_len {
+            assert!(self.stream.read_buf(&mut self.buf).await.unwrap() > 0);
+        }
+        assert_eq!(
+            self.buf.len(),
+            head_len + body_len,
+            "bytes after the response"
+        );
+        // "HTTP/1.1 202 Accepted"
+        std::str::from_utf8(&self.buf[9..12])
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+/// One request, sent over and over on a fixed set of kept-alive connections, the way wrk
+/// drives a server: the request's bytes built once, one write per request, the response read
+/// straight off the socket. The generator shares the two cores with the bridge and
+/// nats-server, so it is kept as lean as wrk rather than a full HTTP client.
 struct HttpLoad {
-    free: Mutex<mpsc::Receiver<SendRequest<Full<Bytes>>>>,
-    give_back: mpsc::Sender<SendRequest<Full<Bytes>>>,
-    addr: String,
-    token: String,
-    /// `POST /v1/tasks` with this body (expecting 202), or `GET /health` when `None`
-    /// (expecting 200): the bridge's HTTP alone, with no NATS behind it.
-    body: Option<Bytes>,
+    /// Idle connections. A request holds a permit of `slots` while it uses one, so there is
+    /// always one to take.
+    idle: std::sync::Mutex<Vec<Connection>>,
+    slots: Semaphore,
+    /// `POST /v1/tasks` (expecting 202), or `GET /health` (expecting 200): the bridge's HTTP
+    /// alone, with no NATS behind it.
+    request: Vec<u8>,
+    expected: u16,
 }
 
 impl HttpLoad {
     async fn connect(app: &TestApp, connections: usize, body: Option<&serde_json::Value>) -> Self {
-        let addr = app.base.trim_start_matches("http://").to_owned();
-        let (give_back, free) = mpsc::channel(connections);
+        let addr = app.base.trim_start_matches("http://");
+        let mut idle = Vec::with_capacity(connections);
         for _ in 0..connections {
-            let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            tokio::spawn(connection);
-            give_back.send(sender).await.unwrap();
+            idle.push(Connection::open(addr).await);
         }
+        let (request, expected) = match body {
+            Some(body) => {
+                let body = serde_json::to_vec(body).unwrap();
+                let mut request = format!(
+                    "POST /v1/tasks HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+                     content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    app.token.as_deref().unwrap(),
+                    body.len()
+                )
+                .into_bytes();
+                request.extend_from_slice(&body);
+                (request, 202)
+            }
+            None => (
+                format!("GET /health HTTP/1.1\r\nhost: {addr}\r\n\r\n").into_bytes(),
+                200,
+            ),
+        };
         HttpLoad {
-            free: Mutex::new(free),
-            give_back,
-            addr,
-            token: format!("Bearer {}", app.token.as_deref().unwrap()),
-            body: body.map(|b| Bytes::from(serde_json::to_vec(b).unwrap())),
+            idle: std::sync::Mutex::new(idle),
+            slots: Semaphore::new(connections),
+            request,
+            expected,
         }
     }
 
-    /// One request; panics unless it succeeds.
+    /// One request; panics unless it gets the expected status.
     async fn send(&self) {
-        let mut sender = self.free.lock().await.recv().await.unwrap();
-        // Ready once the connection has finished the previous exchange.
-        sender.ready().await.unwrap();
-        let (request, expected) = match &self.body {
-            Some(body) => (
-                hyper::Request::post("/v1/tasks")
-                    .header("authorization", &self.token)
-                    .header("content-type", "application/json")
-                    .body(Full::new(body.clone())),
-                202,
-            ),
-            None => (hyper::Request::get("/health").body(Full::default()), 200),
-        };
-        let mut request = request.unwrap();
-        request
-            .headers_mut()
-            .insert("host", self.addr.parse().unwrap());
-        let response = sender.send_request(request).await.unwrap();
-        assert_eq!(response.status(), expected);
-        response.into_body().collect().await.unwrap();
-        self.give_back.send(sender).await.unwrap();
+        let _slot = self.slots.acquire().await.unwrap();
+        let mut connection = self.idle.lock().unwrap().pop().unwrap();
+        assert_eq!(connection.exchange(&self.request).await, self.expected);
+        self.idle.lock().unwrap().push(connection);
     }
 }
 
