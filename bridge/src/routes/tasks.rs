@@ -8,7 +8,7 @@ use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
 use openclaw_common::jetstream::Enqueued;
 use openclaw_common::status::{TaskState, TaskStatus};
 use openclaw_common::task::{MAX_PROMPT_CHARS, TaskSpec};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -148,6 +148,17 @@ pub async fn submit(
     accepted(&state, &enqueued).await
 }
 
+/// The body of a 202: the task and where to follow it.
+#[derive(Serialize)]
+struct Accepted<'a> {
+    id: TaskId,
+    status: TaskState,
+    status_url: &'a str,
+    events_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay_of: Option<TaskId>,
+}
+
 /// The 202 of an accepted task: where to follow it. For a duplicate, its current status.
 async fn accepted(state: &AppState, enqueued: &Enqueued) -> Result<Response, ApiError> {
     let spec = &enqueued.spec;
@@ -162,21 +173,15 @@ async fn accepted(state: &AppState, enqueued: &Enqueued) -> Result<Response, Api
         TaskState::Queued
     };
     let location = format!("/v1/tasks/{}", spec.id);
-    let mut body = json!({
-        "id": spec.id,
-        "status": current,
-        "status_url": location,
-        "events_url": format!("{location}/events"),
-    });
-    if let Some(of) = spec.replay_of {
-        body["replay_of"] = json!(of);
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(body),
-    )
-        .into_response())
+    let body = Json(Accepted {
+        id: spec.id,
+        status: current,
+        status_url: &location,
+        events_url: format!("{location}/events"),
+        replay_of: spec.replay_of,
+    })
+    .into_response();
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], body).into_response())
 }
 
 /// `POST /v1/tasks/{id}/replay`: a new task from the stored spec of `id`, linked to it.
