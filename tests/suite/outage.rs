@@ -91,3 +91,42 @@ async fn a_nats_server_that_lost_its_data_gets_the_streams_back() {
         "consumers are recreated too"
     );
 }
+
+#[tokio::test]
+async fn a_nats_that_stops_answering_is_a_504_at_the_request_timeout_and_nothing_is_lost() {
+    // A frozen server keeps its connections open: the client still counts as connected, so
+    // only the request timeout bounds the wait.
+    let app = TestApp::builder()
+        .env("OPENCLAW_REQUEST_TIMEOUT_SECS", "1")
+        .spawn()
+        .await;
+    let body = json!({"repo": "https://example.com/o/r.git", "prompt": "p"});
+    let r = app.post_json("/v1/tasks", &body).await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    app.nats.freeze();
+    let started = Instant::now();
+    let r = within(10, "an answer", app.get(&format!("/v1/tasks/{id}"))).await;
+    let waited = started.elapsed();
+    assert_eq!(r.status(), 504);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "timeout", "{err}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "answered at the request timeout, not before and not at the store's: {waited:?}"
+    );
+    assert_eq!(app.get("/health").await.status(), 200, "HTTP alone answers");
+
+    app.nats.thaw();
+    let status = eventually(15, "the task to be read again", || async {
+        let r = app.get(&format!("/v1/tasks/{id}")).await;
+        (r.status() == 200).then_some(r)
+    })
+    .await;
+    let status: Value = status.json().await.unwrap();
+    assert_eq!(status["status"], "queued", "{status}");
+}
