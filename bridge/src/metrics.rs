@@ -14,13 +14,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 struct Family(Mutex<BTreeMap<Vec<(&'static str, String)>, f64>>);
 
 impl Family {
-    fn inc(&self, labels: Vec<(&'static str, String)>) {
+    fn inc(&self, labels: &[(&'static str, &str)]) {
         self.add(labels, 1.0);
     }
 
-    fn add(&self, labels: Vec<(&'static str, String)>, value: f64) {
-        if let Ok(mut m) = self.0.lock() {
-            *m.entry(labels).or_default() += value;
+    fn add(&self, labels: &[(&'static str, &str)], value: f64) {
+        if let Ok(mut m) = self.0.lock()
+            && let Some(series) = series(&mut m, labels)
+        {
+            *series += value;
         }
     }
 
@@ -40,6 +42,29 @@ impl Family {
 
 /// The labels of one series, in order.
 type Labels = Vec<(&'static str, String)>;
+
+/// The value of the series `labels` in `m`, created at its default when new. Found by a scan
+/// rather than a keyed lookup (the key owns its strings), so that counting a request allocates
+/// nothing once its series exists; a family has tens of series.
+fn series<'m, V: Default>(
+    m: &'m mut BTreeMap<Labels, V>,
+    labels: &[(&'static str, &str)],
+) -> Option<&'m mut V> {
+    let same = |key: &Labels| {
+        key.len() == labels.len()
+            && key
+                .iter()
+                .zip(labels)
+                .all(|((k, v), (l, w))| k == l && v == w)
+    };
+    match m.keys().position(same) {
+        Some(i) => m.values_mut().nth(i),
+        None => Some(
+            m.entry(labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect())
+                .or_default(),
+        ),
+    }
+}
 
 /// One histogram series: counts per bucket (each observation counted in every bucket whose
 /// bound it is under), sum and count.
@@ -65,12 +90,13 @@ impl Histograms {
         }
     }
 
-    fn observe(&self, labels: Labels, value: f64) {
-        if let Ok(mut m) = self.series.lock() {
-            let series = m.entry(labels).or_insert_with(|| Series {
-                buckets: vec![0; self.bounds.len()],
-                ..Series::default()
-            });
+    fn observe(&self, labels: &[(&'static str, &str)], value: f64) {
+        if let Ok(mut m) = self.series.lock()
+            && let Some(series) = series(&mut m, labels)
+        {
+            if series.buckets.is_empty() {
+                series.buckets = vec![0; self.bounds.len()];
+            }
             for (bucket, bound) in series.buckets.iter_mut().zip(self.bounds) {
                 if value <= *bound {
                     *bucket += 1;
@@ -180,60 +206,52 @@ impl Default for Metrics {
 impl Metrics {
     /// A task of `agent` ended as `outcome` after `seconds` since its submit.
     pub fn task_finished(&self, agent: &str, outcome: &str, seconds: f64) {
-        let labels = vec![("agent", agent.to_owned()), ("outcome", outcome.to_owned())];
-        self.finished.inc(labels.clone());
-        self.durations.observe(labels, seconds);
+        let labels = [("agent", agent), ("outcome", outcome)];
+        self.finished.inc(&labels);
+        self.durations.observe(&labels, seconds);
     }
 
     /// What an ended task of `agent` used, over its attempts.
     pub fn task_usage(&self, agent: &str, usage: &openclaw_common::status::Usage) {
-        let model = usage.model.clone().unwrap_or_else(|| "unknown".into());
+        let model = usage.model.as_deref().unwrap_or("unknown");
         for (kind, n) in [
             ("input", usage.input_tokens),
             ("output", usage.output_tokens),
         ] {
             self.llm_tokens.add(
-                vec![
-                    ("agent", agent.to_owned()),
-                    ("model", model.clone()),
-                    ("kind", kind.to_owned()),
-                ],
+                &[("agent", agent), ("model", model), ("kind", kind)],
                 n as f64,
             );
         }
         if let Some(cost) = usage.cost_usd {
-            self.llm_cost.add(
-                vec![("agent", agent.to_owned()), ("model", model.clone())],
-                cost,
-            );
+            self.llm_cost
+                .add(&[("agent", agent), ("model", model)], cost);
         }
         self.worker_seconds
-            .add(vec![("agent", agent.to_owned())], usage.worker_seconds);
+            .add(&[("agent", agent)], usage.worker_seconds);
     }
 
     /// A task of `agent` was first claimed by a worker `seconds` after its submit.
     pub fn task_started(&self, agent: &str, seconds: f64) {
-        self.queue_times
-            .observe(vec![("agent", agent.to_owned())], seconds);
+        self.queue_times.observe(&[("agent", agent)], seconds);
     }
 
     pub fn request(&self, method: &str, route: &str, status: u16) {
-        self.requests.inc(vec![
-            ("method", method.to_owned()),
-            ("route", route.to_owned()),
-            ("status", status.to_string()),
-        ]);
+        // HTTP statuses have three digits (100-999); written without allocating.
+        let digits = [100, 10, 1].map(|d| b'0' + (status / d % 10) as u8);
+        let status = std::str::from_utf8(&digits).unwrap_or("???");
+        self.requests
+            .inc(&[("method", method), ("route", route), ("status", status)]);
     }
 
     pub fn submitted(&self, agent: &str, duplicate: bool) {
-        self.submitted.inc(vec![
-            ("agent", agent.to_owned()),
-            ("duplicate", duplicate.to_string()),
-        ]);
+        let duplicate = if duplicate { "true" } else { "false" };
+        self.submitted
+            .inc(&[("agent", agent), ("duplicate", duplicate)]);
     }
 
     pub fn worker_started(&self, agent: &str) {
-        self.workers_started.inc(vec![("agent", agent.to_owned())]);
+        self.workers_started.inc(&[("agent", agent)]);
     }
 
     /// The dispatcher's latest count of running workers.
@@ -245,14 +263,12 @@ impl Metrics {
     /// A worker of `agent` failed to start; `reason` is one of a few fixed labels
     /// (`exited`, `spawn`, `unschedulable`, `image`, `pod_config`, `job_refused`).
     pub fn worker_start_failed(&self, agent: &str, reason: &'static str) {
-        self.start_failures.inc(vec![
-            ("agent", agent.to_owned()),
-            ("reason", reason.to_owned()),
-        ]);
+        self.start_failures
+            .inc(&[("agent", agent), ("reason", reason)]);
     }
 
     pub fn abandoned(&self, agent: &str) {
-        self.abandoned.inc(vec![("agent", agent.to_owned())]);
+        self.abandoned.inc(&[("agent", agent)]);
     }
 
     pub fn render(&self, nats_connected: bool) -> String {
