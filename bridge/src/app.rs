@@ -1,5 +1,6 @@
 //! Start-up, the router, and graceful shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -250,7 +251,9 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 /// every request's profile.
 #[derive(Clone)]
 struct RequestTimeout<S> {
+    /// The route it bounds.
     inner: S,
+    /// `OPENCLAW_REQUEST_TIMEOUT_SECS`.
     after: Duration,
 }
 
@@ -265,21 +268,21 @@ impl RequestTimeout<()> {
     }
 }
 
-type TimedOut = Result<Result<Response, std::convert::Infallible>, tokio::time::error::Elapsed>;
+type TimedOut = Result<Result<Response, Infallible>, tokio::time::error::Elapsed>;
 
-fn answer_timed_out(result: TimedOut) -> Result<Response, std::convert::Infallible> {
+fn answer_timed_out(result: TimedOut) -> Result<Response, Infallible> {
     result.unwrap_or_else(|_| Ok(ApiError::Timeout.into_response()))
 }
 
 impl<S> tower_service::Service<Request> for RequestTimeout<S>
 where
-    S: tower_service::Service<Request, Response = Response, Error = std::convert::Infallible>,
+    S: tower_service::Service<Request, Response = Response, Error = Infallible>,
 {
     type Response = Response;
-    type Error = std::convert::Infallible;
+    type Error = Infallible;
     type Future = futures_util::future::Map<
         tokio::time::Timeout<S::Future>,
-        fn(TimedOut) -> Result<Response, std::convert::Infallible>,
+        fn(TimedOut) -> Result<Response, Infallible>,
     >;
 
     fn poll_ready(
