@@ -455,16 +455,32 @@ impl Stores {
     /// its submit (the submit writes only the task message), `queued` as the message says.
     /// A record that has not yet caught up with a terminal event ([`TaskStatus::record_end`])
     /// is read with that end, so whoever saw the end in the event stream never reads less here.
-    /// `None` for an unknown id.
+    /// (Without a record nothing has ended: a worker writes the record before any event, and
+    /// the bridge's cancel writes it before its `canceled`.) `None` for an unknown id.
     pub async fn status_of(&self, id: &TaskId) -> Result<Option<TaskStatus>, StoreError> {
-        if let Some(mut status) = self.status.get(id).await? {
-            if !status.status.is_terminal()
-                && let Some(end) = self.events.last_event(id).await?
-            {
-                status.record_end(&end);
-            }
-            return Ok(Some(status));
+        let Some(mut status) = self.status.get(id).await? else {
+            return self.queued_from_message(id).await;
+        };
+        if !status.status.is_terminal()
+            && let Some(end) = self.events.last_event(id).await?
+        {
+            status.record_end(&end);
         }
+        Ok(Some(status))
+    }
+
+    /// Task `id` as its record says, or `queued` from its message when it has none; unlike
+    /// [`Self::status_of`] it does not read the events, for callers that want the task itself
+    /// (its agent, its stream sequence) rather than where it is.
+    pub async fn record_of(&self, id: &TaskId) -> Result<Option<TaskStatus>, StoreError> {
+        match self.status.get(id).await? {
+            Some(status) => Ok(Some(status)),
+            None => self.queued_from_message(id).await,
+        }
+    }
+
+    /// The `queued` status of a task that has no record, from its message.
+    async fn queued_from_message(&self, id: &TaskId) -> Result<Option<TaskStatus>, StoreError> {
         Ok(self
             .tasks
             .find(id)

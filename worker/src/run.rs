@@ -131,7 +131,7 @@ pub async fn run_one(
     };
     // A copy of a stored task republished by hand (say with the nats CLI) runs again as a new
     // task linked to the original; a redelivery of the original message is the same task.
-    let known = match stores.status_of(&spec.id).await {
+    let known = match stores.record_of(&spec.id).await {
         Ok(known) => known,
         Err(e) => {
             // Hand the task back now rather than after ack_wait.

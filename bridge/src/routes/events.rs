@@ -43,13 +43,14 @@ pub async fn stream(
             })?,
     };
     let stores = state.stores()?;
-    let Some(status) = stores.status_of(&id).await? else {
+    // The task itself (its `queued` event); where it is comes from its events below.
+    let Some(task) = stores.record_of(&id).await? else {
         return Err(ApiError::NotFound(format!("no task {id}")));
     };
     let stored = stores.events.last_event(&id).await?;
     // Nothing written yet: the task's `queued` event is read from its message, the same event
     // (and seq 1) its first writer will store.
-    let synthesized = stored.is_none().then(|| status.queued_event());
+    let synthesized = stored.is_none().then(|| task.queued_event());
     let last = stored.or_else(|| synthesized.clone());
     // A task that already ended and whose events the client has all seen: end at once.
     let already_done = last
