@@ -45,17 +45,13 @@ async fn output(app: &TestApp, args: &[&str]) -> (i32, String, String) {
 /// What a worker does for a task that succeeds: started, some text, committed, pushed, completed.
 async fn play_worker(app: &TestApp, id: TaskId, from_step: usize) {
     let stores = app.stores();
-    let queued = stores.status_of(&id).await.unwrap().unwrap();
-    stores
-        .status
-        .update_or_create(&queued, |s| {
+    let running = app
+        .set_record(&id, |s| {
             s.status = TaskState::Running;
             s.attempts = 1;
-            Update::Write(())
         })
-        .await
-        .unwrap();
-    let mut w = stores.events.writer(queued.queued_event(), 1);
+        .await;
+    let mut w = stores.events.writer(running.queued_event(), 1);
     let steps = [
         EventKind::Started {
             worker_id: "w-1".into(),
@@ -434,7 +430,6 @@ async fn status_and_list_show_why_a_task_waits_or_failed() {
         .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
         .await;
     // What a dispatcher and a worker record.
-    let stores = app.stores();
     for (id, change) in [
         (
             waiting,
@@ -442,20 +437,15 @@ async fn status_and_list_show_why_a_task_waits_or_failed() {
         ),
         (failed, "git: not found: repository not found"),
     ] {
-        let queued = stores.status_of(&id).await.unwrap().unwrap();
-        stores
-            .status
-            .update_or_create(&queued, |s| {
-                if id == waiting {
-                    s.waiting_reason = Some(change.to_owned());
-                } else {
-                    s.status = openclaw_common::status::TaskState::Failed;
-                    s.error = Some(change.to_owned());
-                }
-                openclaw_common::jetstream::Update::Write(())
-            })
-            .await
-            .unwrap();
+        app.set_record(&id, |s| {
+            if id == waiting {
+                s.waiting_reason = Some(change.to_owned());
+            } else {
+                s.status = TaskState::Failed;
+                s.error = Some(change.to_owned());
+            }
+        })
+        .await;
     }
     let (code, out, _) = output(&app, &["list"]).await;
     assert_eq!(code, 0);

@@ -162,6 +162,30 @@ impl TestApp {
             .queued_event()
     }
 
+    /// Writes task `id`'s status record as `change` leaves it (created from the task's message
+    /// when it has none), as a worker or the bridge would: for tests that play one of them.
+    pub async fn set_record(
+        &self,
+        id: &TaskId,
+        mut change: impl FnMut(&mut openclaw_common::status::TaskStatus),
+    ) -> openclaw_common::status::TaskStatus {
+        let stores = self.stores();
+        let current = stores
+            .record_of(id)
+            .await
+            .expect("read the task's record")
+            .expect("the task exists");
+        stores
+            .status
+            .update_or_create(&current, |s| {
+                change(s);
+                openclaw_common::jetstream::Update::Write(())
+            })
+            .await
+            .expect("write the task's record")
+            .0
+    }
+
     /// JetStream, to look at what the bridge stored.
     pub fn js(&self) -> &async_nats::jetstream::Context {
         &self.stores().js

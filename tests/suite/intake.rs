@@ -215,24 +215,10 @@ async fn cancel_before_start_ends_the_task_and_its_stream() {
 
 #[tokio::test]
 async fn cancel_of_a_running_task_flags_it_and_of_a_finished_one_is_a_conflict() {
-    use openclaw_common::jetstream::Update;
     use openclaw_common::status::TaskState;
     let app = TestApp::spawn().await;
     let id = app.submit(&task_body()).await;
-    let queued = app.stores().status_of(&id).await.unwrap().unwrap();
-    let set = |state: TaskState| {
-        let status = &app.stores().status;
-        let queued = &queued;
-        async move {
-            status
-                .update_or_create(queued, |s| {
-                    s.status = state;
-                    Update::Write(())
-                })
-                .await
-                .unwrap();
-        }
-    };
+    let set = |state: TaskState| app.set_record(&id, move |s| s.status = state);
     set(TaskState::Running).await;
     let r = app
         .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))

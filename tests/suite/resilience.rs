@@ -482,16 +482,11 @@ async fn a_task_whose_end_was_stored_but_not_its_status_is_not_run_again() {
     // record still says running, and the message is redelivered.
     let (app, _repo, id) = repo_task(&[], "Document it").await;
     let stores = app.stores();
-    let base = stores.status_of(&id).await.unwrap().unwrap();
-    stores
-        .status
-        .update_or_create(&base, |s| {
-            s.status = TaskState::Running;
-            s.attempts = 1;
-            openclaw_common::jetstream::Update::Write(())
-        })
-        .await
-        .unwrap();
+    app.set_record(&id, |s| {
+        s.status = TaskState::Running;
+        s.attempts = 1;
+    })
+    .await;
     let mut events = stores.events.writer(app.queued_event(&id).await, 1);
     for kind in [
         EventKind::Started {
