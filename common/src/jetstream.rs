@@ -520,6 +520,27 @@ pub struct Enqueued {
     pub seq: u64,
 }
 
+/// The message that stores task `spec` under message id `msg_id`, and its subject: what a
+/// submit writes (the intake bench publishes the same as its baseline).
+pub fn task_message(
+    spec: &TaskSpec,
+    msg_id: &str,
+    traceparent: Option<&str>,
+) -> (String, jetstream::message::PublishMessage) {
+    let mut publish = jetstream::message::PublishMessage::build()
+        .payload(spec.to_json())
+        .message_id(msg_id)
+        .header(names::TASK_ID_HEADER, spec.id.to_string().as_str())
+        .header(
+            names::SCHEMA_HEADER,
+            crate::SCHEMA_VERSION.to_string().as_str(),
+        );
+    if let Some(traceparent) = traceparent {
+        publish = publish.header(names::TRACEPARENT_HEADER, traceparent);
+    }
+    (names::task_subject(&spec.agent, &spec.id), publish)
+}
+
 /// The tasks stream.
 #[derive(Clone)]
 pub struct TaskQueue {
@@ -537,18 +558,7 @@ impl TaskQueue {
         msg_id: &str,
         traceparent: Option<&str>,
     ) -> Result<Enqueued, StoreError> {
-        let mut publish = jetstream::message::PublishMessage::build()
-            .payload(spec.to_json())
-            .message_id(msg_id)
-            .header(names::TASK_ID_HEADER, spec.id.to_string().as_str())
-            .header(
-                names::SCHEMA_HEADER,
-                crate::SCHEMA_VERSION.to_string().as_str(),
-            );
-        if let Some(traceparent) = traceparent {
-            publish = publish.header(names::TRACEPARENT_HEADER, traceparent);
-        }
-        let subject = names::task_subject(&spec.agent, &spec.id);
+        let (subject, publish) = task_message(&spec, msg_id, traceparent);
         let ack = retrying("publish task", || async {
             self.js
                 .send_publish(subject.clone(), publish.clone())

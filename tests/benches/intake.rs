@@ -238,18 +238,10 @@ async fn measure_all(app: &TestApp) {
         let raw_publish = |_| {
             let js = js.clone();
             async move {
-                // The message a submit stores: the task and the same headers.
+                // The message a submit stores, headers and all.
                 let spec = spec();
-                let id = spec.id.to_string();
-                let msg = async_nats::jetstream::message::PublishMessage::build()
-                    .payload(spec.to_json())
-                    .message_id(id.as_str())
-                    .header(openclaw_common::names::TASK_ID_HEADER, id.as_str())
-                    .header(
-                        openclaw_common::names::SCHEMA_HEADER,
-                        openclaw_common::SCHEMA_VERSION.to_string().as_str(),
-                    );
-                let subject = openclaw_common::names::task_subject(&spec.agent, &spec.id);
+                let (subject, msg) =
+                    openclaw_common::jetstream::task_message(&spec, &spec.id.to_string(), None);
                 js.send_publish(subject, msg).await.unwrap().await.unwrap();
             }
         };

@@ -155,9 +155,9 @@ impl TestApp {
     /// The task's first event, as its first writer stores it (for tests that play a worker).
     pub async fn queued_event(&self, id: &TaskId) -> openclaw_common::event::TaskEvent {
         self.stores()
-            .status_of(id)
+            .record_of(id)
             .await
-            .expect("read the task's status")
+            .expect("read the task's record")
             .expect("the task exists")
             .queued_event()
     }
