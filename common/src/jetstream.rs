@@ -80,6 +80,10 @@ pub enum StoreError {
     /// A record larger than the server accepts (its `max_payload`); retrying cannot help.
     #[error("{0}: the record is larger than the NATS server accepts (max_payload)")]
     TooLarge(String),
+    /// A later attempt of the task holds it now (this one lost its lease, JetStream
+    /// redelivered the task), or the task ended: this attempt may write nothing more.
+    #[error("task {0}: a later attempt holds it, or it ended; this attempt stops")]
+    Superseded(TaskId),
 }
 
 impl StoreError {
@@ -90,6 +94,7 @@ impl StoreError {
             Self::Corrupt { .. } => "corrupt",
             Self::Contention(_) => "contention",
             Self::TooLarge(_) => "too_large",
+            Self::Superseded(_) => "superseded",
         }
     }
 }
@@ -691,8 +696,21 @@ impl EventLog {
             task: queued.task_id,
             queued,
             attempt,
+            fenced: true,
             last: None,
             id: uuid::Uuid::now_v7().simple().to_string(),
+        }
+    }
+
+    /// A worker attempt's writer: like [`EventLog::writer`], but it fails with
+    /// [`StoreError::Superseded`] instead of writing once it finds the task's last event
+    /// written by a later attempt, or the task's end. Two attempts can hold one task at once
+    /// (a worker that stopped answering for longer than `ack_wait` and came back); the
+    /// later one's first event fences the earlier one off.
+    pub fn fenced_writer(&self, queued: TaskEvent, attempt: u32) -> EventWriter {
+        EventWriter {
+            fenced: true,
+            ..self.writer(queued, attempt)
         }
     }
 
@@ -841,6 +859,9 @@ pub struct EventWriter {
     queued: TaskEvent,
     /// Stamped on every event, so readers can tell attempts apart.
     attempt: u32,
+    /// Whether a later attempt's event or the task's end stops this writer
+    /// ([`EventLog::fenced_writer`]).
+    fenced: bool,
     /// (per-task seq, stream seq) of the last event this writer knows of; `None` = ask the
     /// server. Saves a read per event while this writer is the only one writing.
     last: Option<(u64, u64)>,
@@ -856,6 +877,9 @@ impl EventWriter {
             let (seq, stream_seq) = match self.last {
                 Some(last) => last,
                 None => match self.log.last(&self.task).await? {
+                    Some((ev, _)) if self.fenced && self.superseded_by(&ev) => {
+                        return Err(StoreError::Superseded(self.task));
+                    }
                     Some((ev, stream_seq)) => (ev.seq, stream_seq),
                     None => match self.log.append(&self.queued, 0, &self.id).await? {
                         Appended::Stored(stream_seq) => (1, stream_seq),
@@ -880,6 +904,13 @@ impl EventWriter {
             }
         }
         Err(StoreError::Contention(names::event_subject(&self.task)))
+    }
+
+    /// Whether `last`, the task's newest event, says that this writer's attempt no longer
+    /// holds the task: a later attempt has written (its claim is followed by `started`), or
+    /// the task ended (cancel, a deadline, another attempt's end).
+    fn superseded_by(&self, last: &TaskEvent) -> bool {
+        last.attempt > self.attempt || last.kind.is_terminal()
     }
 }
 

@@ -117,6 +117,37 @@ impl BareRepo {
     pub fn tip(&self, branch: &str) -> String {
         git(&self.path(), &["rev-parse", branch])
     }
+
+    /// Pushes one commit writing `file` with `message` onto `branch` (from `main` when the
+    /// branch is new), as another client of the remote would; returns its sha.
+    pub fn push_commit(&self, branch: &str, file: &str, message: &str) -> String {
+        let work = tempfile::tempdir().expect("temp dir");
+        let co = work.path().join("co");
+        let origin = self.path();
+        git(
+            work.path(),
+            &[
+                "clone",
+                "-q",
+                origin.to_str().expect("utf-8"),
+                co.to_str().expect("utf-8"),
+            ],
+        );
+        if self.has_branch(branch) {
+            git(&co, &["checkout", "-q", branch]);
+        } else {
+            git(&co, &["checkout", "-q", "-b", branch]);
+        }
+        let path = co.join(file);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("dir");
+        }
+        std::fs::write(&path, format!("{message}\n")).expect("write");
+        git(&co, &["add", "."]);
+        git(&co, &["commit", "-q", "-m", message]);
+        git(&co, &["push", "-q", "origin", branch]);
+        self.tip(branch)
+    }
 }
 
 impl Default for BareRepo {

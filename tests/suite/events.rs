@@ -1,6 +1,7 @@
 //! The SSE relay: history, then live, then the end; `Last-Event-ID` resume; two writers.
 
 use openclaw_common::event::EventKind;
+use openclaw_common::jetstream::StoreError;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::within;
 use serde_json::json;
@@ -117,6 +118,56 @@ async fn two_writers_never_share_a_sequence_number() {
     let events = app.stores().events.history(&id).await.unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=31).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_attempts_writer_stops_once_a_later_attempt_has_written_or_the_task_ended() {
+    let app = TestApp::spawn().await;
+    let events = &app.stores().events;
+    for end in [
+        None,
+        Some(EventKind::Canceled {
+            reason: "canceled before the work started".into(),
+        }),
+    ] {
+        let id = app
+            .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+            .await;
+        let queued = app.queued_event(&id).await;
+        let mut first = events.fenced_writer(queued.clone(), 1);
+        first.publish(message("attempt 1")).await.unwrap();
+        match &end {
+            // Attempt 2 took the task over and wrote.
+            None => {
+                let mut second = events.fenced_writer(queued.clone(), 2);
+                second.publish(message("attempt 2")).await.unwrap();
+            }
+            // The bridge ended it.
+            Some(kind) => {
+                events
+                    .writer(queued.clone(), 0)
+                    .publish(kind.clone())
+                    .await
+                    .unwrap();
+            }
+        }
+        let before = events.history(&id).await.unwrap();
+        let refused = first.publish(message("attempt 1 again")).await;
+        assert!(
+            matches!(refused, Err(StoreError::Superseded(t)) if t == id),
+            "{refused:?}"
+        );
+        // A new writer of attempt 1 is refused too, before writing.
+        let refused = events
+            .fenced_writer(queued, 1)
+            .publish(message("late"))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Superseded(_))),
+            "{refused:?}"
+        );
+        assert_eq!(events.history(&id).await.unwrap(), before);
+    }
 }
 
 #[tokio::test]

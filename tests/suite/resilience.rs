@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use openclaw_common::event::EventKind;
+use openclaw_common::event::{EventKind, TaskEvent};
+use openclaw_common::ids::TaskId;
 use openclaw_common::status::TaskState;
 use openclaw_tests::git::BareRepo;
 use openclaw_tests::llm::{Reply, ScriptedLlm};
@@ -224,6 +225,159 @@ async fn a_worker_killed_mid_task_is_replaced_and_the_branch_gets_one_commit() {
         Some("second try")
     );
     assert_eq!(app.status(&id).await["attempts"], 2);
+}
+
+#[tokio::test]
+async fn a_worker_silent_past_ack_wait_is_fenced_off_by_the_attempt_that_took_over() {
+    // A worker that stops answering (a frozen VM, a partition) for longer than ack_wait loses
+    // its task to another; when it comes back it must not write, push or settle anything.
+    let llm = ScriptedLlm::queue(vec![
+        // Attempt 1 writes a file, and is frozen while its next model call is answered.
+        write("docs/a.md", "first try"),
+        Reply::text("Attempt 1's summary").delayed(Duration::from_millis(500)),
+        // Attempt 2 does the task; attempt 1 wakes while attempt 2's last call is in flight.
+        write("docs/a.md", "second try"),
+        Reply::text("Write docs/a.md").delayed(Duration::from_secs(3)),
+    ])
+    .await;
+    let (app, repo, id) = repo_task(&[("OPENCLAW_ACK_WAIT_SECS", "2")], "p").await;
+    let mut first = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    second_call_in_flight(&llm).await;
+    first.signal("STOP");
+    let mut second = WorkerProcess::start(
+        worker_bin(),
+        &env_for(&app, &llm, &[("OPENCLAW_FETCH_WAIT_SECS", "15")]),
+    );
+    openclaw_tests::eventually(30, "attempt 2's last model call", || async {
+        (llm.requests().len() >= 4).then_some(())
+    })
+    .await;
+    first.signal("CONT");
+    assert_eq!(first.wait().await, Some(0), "{}", first.log_text());
+    assert!(
+        first.log_text().contains("a later attempt holds the task"),
+        "{}",
+        first.log_text()
+    );
+    assert_eq!(second.wait().await, Some(0), "{}", second.log_text());
+
+    let events = events_until_end(&app, &id).await;
+    let k = kinds(&events);
+    assert_eq!(k.last(), Some(&"completed"), "{k:?}");
+    assert_eq!(k.iter().filter(|k| **k == "completed").count(), 1, "{k:?}");
+    let taken_over = events
+        .iter()
+        .position(|e| matches!(e.kind, EventKind::Started { .. }) && e.attempt == 2)
+        .expect("attempt 2 started");
+    let late: Vec<_> = events[taken_over..]
+        .iter()
+        .filter(|e| e.attempt != 2)
+        .map(|e| (e.seq, e.attempt, e.kind.name()))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "attempt 1 wrote after attempt 2 took over: {late:?}"
+    );
+    let branch = format!("openclaw/{id}");
+    assert_eq!(repo.new_commits(&branch).len(), 1);
+    assert_eq!(
+        repo.file(&branch, "docs/a.md").as_deref(),
+        Some("second try")
+    );
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["attempts"], 2, "{status}");
+    // Settled once, by attempt 2.
+    assert_nothing_to_deliver(&app, &llm).await;
+}
+
+#[tokio::test]
+async fn a_worker_that_finds_a_later_attempts_claim_does_nothing() {
+    // What a worker finds that took its task and then stopped answering before its claim
+    // while the task went to another: a record claimed by a later delivery.
+    let (app, _repo, id) = repo_task(&[], "p").await;
+    app.set_record(&id, |s| {
+        s.status = TaskState::Running;
+        s.attempts = 3;
+        s.worker_id = Some("the-later-attempt".into());
+    })
+    .await;
+    let llm = ScriptedLlm::turns(vec![Reply::text("must not be asked")]).await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    assert!(
+        worker.log_text().contains("a later attempt holds the task"),
+        "{}",
+        worker.log_text()
+    );
+    assert!(llm.requests().is_empty());
+    assert!(app.stores().events.history(&id).await.unwrap().is_empty());
+    let record = app.stores().status.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.attempts, record.worker_id.as_deref()),
+        (3, Some("the-later-attempt"))
+    );
+}
+
+/// Runs a task whose branch gets `pushed_meanwhile` (a commit message) from elsewhere while
+/// the worker's agent is busy, so that the worker's own push is refused; returns the task's
+/// events, the repo and the sha pushed meanwhile.
+async fn push_refused_by(
+    pushed_meanwhile: &dyn Fn(&TaskId) -> String,
+) -> (Vec<TaskEvent>, BareRepo, TaskId, String) {
+    let llm = ScriptedLlm::queue(vec![
+        write("docs/a.md", "mine"),
+        Reply::text("Write docs/a.md").delayed(Duration::from_secs(2)),
+    ])
+    .await;
+    let (app, repo, id) = repo_task(&[], "Document it").await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    second_call_in_flight(&llm).await;
+    let theirs = repo.push_commit(
+        &format!("openclaw/{id}"),
+        "USAGE.md",
+        &pushed_meanwhile(&id),
+    );
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    (events_until_end(&app, &id).await, repo, id, theirs)
+}
+
+#[tokio::test]
+async fn a_result_pushed_by_an_attempt_that_lost_the_task_is_the_tasks_result() {
+    // An earlier attempt that lost the task (silent past ack_wait) but pushed its final
+    // commit after this attempt cloned: this attempt's push is refused, and the earlier
+    // attempt's commit, on the branch, is the result (it cannot record that itself).
+    let (events, repo, id, theirs) = push_refused_by(&|id| {
+        format!("Add a usage guide\n\nHow to run it.\n\nOpenClaw-Task: {id}\n")
+    })
+    .await;
+    let EventKind::Completed {
+        summary, commit, ..
+    } = &events.last().unwrap().kind
+    else {
+        panic!("{:?}", kinds(&events))
+    };
+    assert_eq!(commit.as_deref(), Some(theirs.as_str()));
+    assert_eq!(summary, "Add a usage guide\n\nHow to run it.");
+    let branch = format!("openclaw/{id}");
+    assert_eq!(repo.new_commits(&branch).len(), 1);
+    assert_eq!(repo.tip(&branch), theirs);
+
+    // Anyone else's commit on the branch (or this task's checkpoint) is no result: the
+    // push's refusal fails the task, for good.
+    for message in [
+        "A commit of someone else".to_owned(),
+        format!(
+            "OpenClaw checkpoint (attempt 1)\n\nOpenClaw-Task: {id}\nOpenClaw-Checkpoint: true\n"
+        ),
+    ] {
+        let (events, _repo, _id, _) = push_refused_by(&|_| message.clone()).await;
+        let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
+            panic!("{:?}", kinds(&events))
+        };
+        assert!(!retryable);
+        assert!(reason.contains("push rejected"), "{reason}");
+    }
 }
 
 #[tokio::test]
@@ -542,31 +696,11 @@ async fn a_task_whose_result_was_pushed_before_a_crash_completes_without_running
     // still queued, and its branch ahead of main with the task's own final commit.
     let (app, repo, id) = repo_task(&[], "Document it").await;
     let branch = format!("openclaw/{id}");
-    let work = tempfile::tempdir().unwrap();
-    let co = work.path().join("co");
-    openclaw_tests::git::git(
-        work.path(),
-        &[
-            "clone",
-            "-q",
-            repo.path().to_str().unwrap(),
-            co.to_str().unwrap(),
-        ],
+    let pushed = repo.push_commit(
+        &branch,
+        "USAGE.md",
+        &format!("Add a usage guide\n\nHow to run it.\n\nOpenClaw-Task: {id}\n"),
     );
-    openclaw_tests::git::git(&co, &["checkout", "-q", "-b", &branch]);
-    std::fs::write(co.join("USAGE.md"), "# Usage\n").unwrap();
-    openclaw_tests::git::git(&co, &["add", "."]);
-    openclaw_tests::git::git(
-        &co,
-        &[
-            "commit",
-            "-q",
-            "-m",
-            &format!("Add a usage guide\n\nHow to run it.\n\nOpenClaw-Task: {id}\n"),
-        ],
-    );
-    openclaw_tests::git::git(&co, &["push", "-q", "origin", &branch]);
-    let pushed = repo.tip(&branch);
 
     let llm = ScriptedLlm::turns(vec![Reply::text("must not be asked")]).await;
     let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));

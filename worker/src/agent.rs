@@ -44,9 +44,11 @@ pub enum AgentError {
 pub struct StopSignals {
     /// Cancelled by the SIGTERM handler.
     pub terminate: CancellationToken,
-    /// Holds the cancel flag set by the bridge.
+    /// Holds the cancel flag set by the bridge, and which attempt holds the task.
     pub status: StatusStore,
     pub task: TaskId,
+    /// This attempt: a record claimed by a later one means stop, writing nothing more.
+    pub attempt: u32,
 }
 
 impl StopSignals {
@@ -54,11 +56,11 @@ impl StopSignals {
         if self.terminate.is_cancelled() {
             return Ok(Some(Stop::Terminated));
         }
-        let canceled = self
-            .status
-            .get(&self.task)
-            .await?
-            .is_some_and(|s| s.cancel_requested);
+        let record = self.status.get(&self.task).await?;
+        if record.as_ref().is_some_and(|s| s.attempts > self.attempt) {
+            return Err(StoreError::Superseded(self.task));
+        }
+        let canceled = record.is_some_and(|s| s.cancel_requested);
         Ok(canceled.then_some(Stop::Canceled))
     }
 }

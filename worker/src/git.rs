@@ -109,21 +109,29 @@ impl Checkout {
     /// When the branch already ends with task `task`'s final commit (an attempt that pushed
     /// and died before recording it), that commit's summary: the work is done.
     pub fn finished_by(&self, task: &openclaw_common::ids::TaskId) -> Option<String> {
-        let trailer = format!("OpenClaw-Task: {task}");
-        let lines: Vec<&str> = self.message.lines().collect();
-        let ours = lines.iter().any(|l| l.trim() == trailer);
-        let checkpoint = lines
-            .iter()
-            .any(|l| l.trim() == "OpenClaw-Checkpoint: true");
-        if !self.resumed || !ours || checkpoint {
-            return None;
-        }
-        let summary: Vec<&str> = lines
-            .into_iter()
-            .filter(|l| !l.starts_with("OpenClaw-"))
-            .collect();
-        Some(summary.join("\n").trim().to_owned())
+        self.resumed
+            .then(|| final_commit_summary(&self.message, task))
+            .flatten()
     }
+}
+
+/// When `message` is task `task`'s final commit (its trailer, and no checkpoint mark), the
+/// summary it carries.
+pub fn final_commit_summary(message: &str, task: &openclaw_common::ids::TaskId) -> Option<String> {
+    let trailer = format!("OpenClaw-Task: {task}");
+    let lines: Vec<&str> = message.lines().collect();
+    let ours = lines.iter().any(|l| l.trim() == trailer);
+    let checkpoint = lines
+        .iter()
+        .any(|l| l.trim() == "OpenClaw-Checkpoint: true");
+    if !ours || checkpoint {
+        return None;
+    }
+    let summary: Vec<&str> = lines
+        .into_iter()
+        .filter(|l| !l.starts_with("OpenClaw-"))
+        .collect();
+    Some(summary.join("\n").trim().to_owned())
 }
 
 /// The result of committing.
@@ -403,6 +411,32 @@ pub fn push(dir: &Path, branch: &BranchName, config: &GitConfig) -> Result<(), G
         Some(reason) => Err(GitError::Rejected(reason)),
         None => Ok(()),
     }
+}
+
+/// The commit `branch` points at on `origin` now (sha and message), fetched into the clone
+/// in `dir`; `None` when the remote has no such branch. Reads what pushed a push aside.
+pub fn remote_tip(
+    dir: &Path,
+    branch: &BranchName,
+    config: &GitConfig,
+) -> Result<Option<(String, String)>, GitError> {
+    let repo = Repository::open(dir).map_err(GitError::classify)?;
+    let mut remote = repo.find_remote("origin").map_err(GitError::classify)?;
+    let mut fetch = FetchOptions::new();
+    fetch.remote_callbacks(callbacks(config));
+    let tracking = format!("refs/remotes/origin/{branch}");
+    let spec = format!("+refs/heads/{branch}:{tracking}");
+    remote
+        .fetch(&[spec.as_str()], Some(&mut fetch), None)
+        .map_err(GitError::classify)?;
+    let Ok(reference) = repo.find_reference(&tracking) else {
+        return Ok(None);
+    };
+    let commit = reference.peel_to_commit().map_err(GitError::classify)?;
+    Ok(Some((
+        commit.id().to_string(),
+        commit.message().unwrap_or_default().to_owned(),
+    )))
 }
 
 #[cfg(test)]

@@ -48,6 +48,10 @@ pub enum Outcome {
     Interrupted,
     /// The task had already ended (a redelivery after a crash between completing and acking).
     AlreadyDone,
+    /// A later attempt holds the task (this worker stopped answering for longer than
+    /// `ack_wait`, and JetStream gave the task to another): this one stopped without writing
+    /// or settling anything more.
+    Superseded,
 }
 
 /// Infrastructure trouble that keeps the worker from doing its job at all.
@@ -148,19 +152,7 @@ pub async fn run_one(
         }
         _ => spec,
     };
-    // Tell JetStream we are still working, well inside ack_wait, until the task is settled.
-    let keep_alive = {
-        let msg = msg.clone();
-        let every = (ack_wait / 3).max(Duration::from_millis(200));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                    warn!(error = %e, "in-progress ack failed");
-                }
-            }
-        })
-    };
+    let keep_alive = tokio::spawn(keep_alive(msg.clone(), ack_wait));
     let span = tracing::info_span!("task", task_id = %spec.id, agent = %spec.agent, attempt);
     let model = spec
         .model
@@ -192,11 +184,19 @@ pub async fn run_one(
     keep_alive.abort();
     let (outcome, how) = match result {
         Ok(done) => done,
+        Err(StoreError::Superseded(_)) => {
+            // Not settled: the message is the later attempt's now. An ack would end its task
+            // under it, a nak would hand it to a third worker.
+            info!(task_id = %spec.id, "a later attempt holds the task; stopping");
+            tracer.finish(Err("superseded by a later attempt")).await;
+            client.flush().await.ok();
+            return Ok(Outcome::Superseded);
+        }
         Err(e @ StoreError::TooLarge(_)) => {
             // Events are bounded, so this means a server with a small max_payload: a retry
             // would hit it again. Record the failure (small) as well as NATS lets us.
             let reason = e.to_string();
-            let mut events = stores.events.writer(spec.queued_event(), attempt);
+            let mut events = stores.events.fenced_writer(spec.queued_event(), attempt);
             match task.fail(&mut events, reason.clone(), false).await {
                 Ok(failed) => failed,
                 Err(e) => {
@@ -234,6 +234,31 @@ pub async fn run_one(
     Ok(outcome)
 }
 
+/// Tells JetStream the task is still being worked on, well inside `ack_wait`, until aborted.
+/// Each progress ack waits for the server's answer, and one that gets none is sent again
+/// soon: in a cluster a consumer's leader election swallows acks, and a task whose acks all
+/// go missing for `ack_wait` is given to another worker (which the fencing survives, at the
+/// cost of a second run).
+async fn keep_alive(msg: Arc<js_api::Message>, ack_wait: Duration) {
+    let every = (ack_wait / 3).max(Duration::from_millis(200));
+    let again = (every / 5).max(Duration::from_millis(100));
+    let mut wait = every;
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = match tokio::time::timeout(every, msg.double_ack_with(AckKind::Progress)).await {
+            Ok(Ok(())) => every,
+            Ok(Err(e)) => {
+                warn!(error = %e, "in-progress ack failed; sending it again");
+                again
+            }
+            Err(_) => {
+                warn!(within = ?every, "in-progress ack not answered; sending it again");
+                again
+            }
+        };
+    }
+}
+
 async fn settle(msg: &js_api::Message, how: Settle) -> Result<(), RunError> {
     // Retried through a leader election: settling twice is the same as once.
     jetstream::retrying("settle the task message", || async {
@@ -258,6 +283,9 @@ enum Claim {
     Ended(TaskState),
     /// Cancel was requested before it started.
     CancelRequested,
+    /// A later delivery of the task has claimed it (this worker was silent past `ack_wait`
+    /// before claiming).
+    Superseded,
 }
 
 /// One delivery of one task.
@@ -330,6 +358,9 @@ impl Task<'_> {
                 if s.status.is_terminal() {
                     return Update::Keep(Claim::Ended(s.status));
                 }
+                if s.attempts > attempt {
+                    return Update::Keep(Claim::Superseded);
+                }
                 if s.cancel_requested {
                     return Update::Keep(Claim::CancelRequested);
                 }
@@ -341,13 +372,17 @@ impl Task<'_> {
             })
             .await?
             .map(|(_, claim)| claim);
-        let mut events = self.stores.events.writer(spec.queued_event(), self.attempt);
+        let mut events = self
+            .stores
+            .events
+            .fenced_writer(spec.queued_event(), self.attempt);
         match claimed {
             None => return Err(StoreError::Unavailable(format!("status of {id} vanished"))),
             Some(Claim::Ended(TaskState::Canceled)) => {
                 return Ok((Outcome::Canceled, Settle::Term));
             }
             Some(Claim::Ended(_)) => return Ok((Outcome::AlreadyDone, Settle::Ack)),
+            Some(Claim::Superseded) => return Err(StoreError::Superseded(id)),
             Some(Claim::CancelRequested) => {
                 return self
                     .canceled(&mut events, "canceled before the work started")
@@ -432,6 +467,7 @@ impl Task<'_> {
             terminate: self.terminate.clone(),
             status: self.stores.status.clone(),
             task: id,
+            attempt: self.attempt,
         };
         let messages = self.first_messages(profile, checkout.as_ref());
         let end = AgentLoop {
@@ -587,6 +623,15 @@ impl Task<'_> {
                 .await?
             {
                 Ok(sha) => commit_sha = sha,
+                Err(e @ GitError::Rejected(_)) => {
+                    if let Some((sha, summary)) = self.pushed_by_another_attempt(dir).await {
+                        info!(task_id = %self.spec.id, commit = %sha, "another attempt of this task pushed its result first; recording that");
+                        return self
+                            .record_completion(events, Some(sha), true, summary)
+                            .await;
+                    }
+                    return self.fail(events, e.to_string(), false).await;
+                }
                 Err(e) => {
                     let transient = e.is_transient();
                     return self.fail(events, e.to_string(), transient).await;
@@ -595,6 +640,31 @@ impl Task<'_> {
         }
         self.record_completion(events, commit_sha, has_repo, summary)
             .await
+    }
+
+    /// After a rejected push: when the task branch now ends with this task's final commit, its
+    /// sha and summary. An earlier attempt that lost the task to this one while it was still
+    /// working pushed after this one cloned; its commit is the task's result, and it cannot
+    /// record that itself (this attempt's events fence it off).
+    async fn pushed_by_another_attempt(&self, dir: &Path) -> Option<(String, String)> {
+        let (d, b, g) = (
+            dir.to_path_buf(),
+            self.spec.push_branch.clone(),
+            self.config.git.clone(),
+        );
+        let tip = tokio::task::spawn_blocking(move || git::remote_tip(&d, &b, &g))
+            .await
+            .unwrap_or_else(|e| Err(GitError::Other(format!("fetch panicked: {e}"))));
+        match tip {
+            Ok(Some((sha, message))) => {
+                git::final_commit_summary(&message, &self.spec.id).map(|summary| (sha, summary))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warn!(task_id = %self.spec.id, cause = %self.config.redact(&e.detail()), "cannot read the task branch after a rejected push");
+                None
+            }
+        }
     }
 
     /// `completed`, then the status: the last two steps before the ack.
@@ -805,24 +875,35 @@ impl Task<'_> {
         usage
     }
 
-    /// Changes the status record; the first call of an attempt also adds its usage to the
-    /// task's totals.
+    /// Changes the status record, unless a later attempt has claimed the task; the first
+    /// call of an attempt also adds its usage to the task's totals.
     async fn set_status(&self, mut change: impl FnMut(&mut TaskStatus)) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
         let add = !self.usage_recorded.load(Ordering::SeqCst);
-        let attempt = self.attempt_usage();
-        self.stores
+        let usage = self.attempt_usage();
+        let written = self
+            .stores
             .status
             .update(&self.spec.id, |s| {
+                if s.attempts > self.attempt {
+                    return Update::Keep(false);
+                }
                 change(s);
                 if add {
-                    s.usage = Some(s.usage.take().unwrap_or_default().plus(&attempt));
+                    s.usage = Some(s.usage.take().unwrap_or_default().plus(&usage));
                 }
-                Update::Write(())
+                Update::Write(true)
             })
             .await?;
-        self.usage_recorded.store(true, Ordering::SeqCst);
-        Ok(())
+        match written {
+            Some((_, true)) => {
+                self.usage_recorded.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+            Some((_, false)) => Err(StoreError::Superseded(self.spec.id)),
+            // Removed by hand (a purge): nothing left to update.
+            None => Ok(()),
+        }
     }
 }
 
