@@ -696,7 +696,7 @@ impl EventLog {
             task: queued.task_id,
             queued,
             attempt,
-            fenced: true,
+            fenced: false,
             last: None,
             id: uuid::Uuid::now_v7().simple().to_string(),
         }
