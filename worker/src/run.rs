@@ -283,9 +283,9 @@ enum Claim {
     Ended(TaskState),
     /// Cancel was requested before it started.
     CancelRequested,
-    /// A later delivery of the task holds it (this worker was silent past `ack_wait` before
-    /// claiming). One that handed it back (`queued`) holds nothing: this attempt may claim it,
-    /// and the next delivery's claim fences it off in turn.
+    /// A later delivery of the task has claimed it (this worker was silent past `ack_wait`
+    /// before claiming). Even if that one handed the task back since, JetStream delivers it
+    /// again: this delivery is out of date either way.
     Superseded,
 }
 
@@ -359,7 +359,7 @@ impl Task<'_> {
                 if s.status.is_terminal() {
                     return Update::Keep(Claim::Ended(s.status));
                 }
-                if s.status == TaskState::Running && s.attempts > attempt {
+                if s.attempts > attempt {
                     return Update::Keep(Claim::Superseded);
                 }
                 if s.cancel_requested {
