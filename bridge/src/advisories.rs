@@ -65,13 +65,27 @@ async fn give_up(
         "gave up after {} deliveries: the worker stopped without reporting",
         advisory.deliveries
     );
+    // A worker that stored its end in the events and died before its record ended the task
+    // all the same: record that end, not a failure.
+    let ended = stores
+        .events
+        .last_event(&spec.id)
+        .await?
+        .filter(|e| e.kind.is_terminal());
     // A worker that died before writing anything left no record: create it.
     let base = TaskStatus::queued(&spec, advisory.stream_seq);
-    let (_, changed) = stores
+    let (status, changed) = stores
         .status
         .update_or_create(&base, |s| {
             if s.status.is_terminal() {
                 return Update::Keep(false);
+            }
+            if let Some(end) = &ended {
+                return if s.record_end(end) {
+                    Update::Write(false)
+                } else {
+                    Update::Keep(false)
+                };
             }
             s.status = TaskState::Failed;
             s.error = Some(reason.clone());
@@ -81,11 +95,15 @@ async fn give_up(
     if changed {
         tracing::warn!(task_id = %spec.id, %reason, "task abandoned");
         state.metrics.abandoned(spec.agent.as_str());
+    }
+    // Also when the record was failed by an earlier try whose answer was lost; a no-op when
+    // the events ended already (its worker's end).
+    if status.status == TaskState::Failed {
         stores
             .events
             .writer(spec.queued_event(), 0)
-            .publish(EventKind::Failed {
-                reason,
+            .publish_end(EventKind::Failed {
+                reason: status.error.unwrap_or(reason),
                 retryable: false,
             })
             .await?;

@@ -81,29 +81,31 @@ pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiErro
     if current.status.is_terminal() && current.status != TaskState::Canceled {
         return Err(ended(current.status));
     }
-    let (status, canceled_now) = stores
+    let (status, ()) = stores
         .status
         .update_or_create(&current, |s| match s.status {
             TaskState::Queued => {
                 s.status = TaskState::Canceled;
                 s.cancel_requested = true;
-                Update::Write(true)
+                Update::Write(())
             }
             TaskState::Running if !s.cancel_requested => {
                 s.cancel_requested = true;
-                Update::Write(false)
+                Update::Write(())
             }
-            _ => Update::Keep(false),
+            _ => Update::Keep(()),
         })
         .await?;
-    if status.status.is_terminal() && !canceled_now && status.status != TaskState::Canceled {
+    if status.status.is_terminal() && status.status != TaskState::Canceled {
         return Err(ended(status.status));
     }
-    if canceled_now {
+    // Also when an earlier try stored the cancel and lost its answer (a retry finds it made):
+    // the stream ends once either way. A worker that canceled the task has ended it already.
+    if status.status == TaskState::Canceled {
         stores
             .events
             .writer(status.queued_event(), 0)
-            .publish(EventKind::Canceled {
+            .publish_end(EventKind::Canceled {
                 reason: "canceled before a worker started".into(),
             })
             .await?;

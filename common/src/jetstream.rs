@@ -872,11 +872,33 @@ pub struct EventWriter {
 
 impl EventWriter {
     pub async fn publish(&mut self, kind: EventKind) -> Result<TaskEvent, StoreError> {
+        self.append_next(kind, false)
+            .await?
+            .ok_or_else(|| StoreError::Contention(names::event_subject(&self.task)))
+    }
+
+    /// Stores `end`, a terminal event, unless the task's events have ended already (whoever
+    /// ended them); `None` then. An end the bridge decides in the status record first (cancel
+    /// before start, a queue deadline, max deliveries) is written this way every time the
+    /// decision is found made, so a retry after a lost answer completes it, and exactly once
+    /// however many try at the same time.
+    pub async fn publish_end(&mut self, end: EventKind) -> Result<Option<TaskEvent>, StoreError> {
+        self.append_next(end, true).await
+    }
+
+    /// Appends `kind` as the task's next event, rereading the last one whenever another writer
+    /// got there first; with `unless_ended`, nothing (`None`) once the events have ended.
+    async fn append_next(
+        &mut self,
+        kind: EventKind,
+        unless_ended: bool,
+    ) -> Result<Option<TaskEvent>, StoreError> {
         let kind = kind.bounded();
         for _ in 0..MAX_SEQ_RACES {
             let (seq, stream_seq) = match self.last {
                 Some(last) => last,
                 None => match self.log.last(&self.task).await? {
+                    Some((ev, _)) if unless_ended && ev.kind.is_terminal() => return Ok(None),
                     Some((ev, _)) if self.fenced && self.superseded_by(&ev) => {
                         return Err(StoreError::Superseded(self.task));
                     }
@@ -898,7 +920,7 @@ impl EventWriter {
             match self.log.append(&event, stream_seq, &self.id).await? {
                 Appended::Stored(stream_seq) => {
                     self.last = Some((event.seq, stream_seq));
-                    return Ok(event);
+                    return Ok(Some(event));
                 }
                 Appended::Raced => self.last = None,
             }

@@ -214,6 +214,38 @@ async fn cancel_before_start_ends_the_task_and_its_stream() {
 }
 
 #[tokio::test]
+async fn a_cancel_whose_answer_was_lost_ends_the_stream_when_retried_and_only_once() {
+    use openclaw_common::status::TaskState;
+    let app = TestApp::spawn().await;
+    // What a cancel leaves when its status write is stored and its answer lost (a NATS leader
+    // change): the record says canceled, the events do not end.
+    let id = app.submit(&task_body()).await;
+    app.set_record(&id, |s| {
+        s.status = TaskState::Canceled;
+        s.cancel_requested = true;
+    })
+    .await;
+    assert!(app.stores().events.history(&id).await.unwrap().is_empty());
+    // The client retries, several at once.
+    let (path, empty) = (format!("/v1/tasks/{id}/cancel"), json!({}));
+    let cancel = || app.post_json(&path, &empty);
+    let answers = futures_util::future::join_all((0..6).map(|_| cancel())).await;
+    for r in answers {
+        assert_eq!(r.status(), 202);
+    }
+    let frames = openclaw_tests::within(
+        10,
+        "the canceled stream to end",
+        app.events(&id, None).await.collect(),
+    )
+    .await;
+    let names: Vec<_> = frames.iter().map(|f| f.event.clone().unwrap()).collect();
+    assert_eq!(names, ["queued", "canceled"]);
+    assert_eq!(cancel().await.status(), 202);
+    assert_eq!(app.stores().events.history(&id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn cancel_of_a_running_task_flags_it_and_of_a_finished_one_is_a_conflict() {
     use openclaw_common::status::TaskState;
     let app = TestApp::spawn().await;

@@ -562,6 +562,74 @@ async fn the_devops_agent_runs_allowlisted_commands_without_a_repo() {
 }
 
 #[tokio::test]
+async fn a_worker_that_finds_its_task_canceled_ends_the_stream_the_cancel_left_open() {
+    // A cancel whose status write was stored and whose answer was lost, never retried: the
+    // record says canceled, the events do not end. The task's worker ends them.
+    let llm = ScriptedLlm::turns(vec![Reply::text("unused")]).await;
+    let (app, _repo, id) = repo_task(&[], "p").await;
+    app.set_record(&id, |s| {
+        s.status = TaskState::Canceled;
+        s.cancel_requested = true;
+    })
+    .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    assert!(llm.requests().is_empty());
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(kinds(&events), ["queued", "canceled"]);
+    assert_nothing_to_deliver(&app, &llm).await;
+}
+
+#[tokio::test]
+async fn a_task_whose_last_worker_stored_its_end_but_not_its_status_is_not_given_up() {
+    // The last allowed delivery's worker stored `completed` and died before its record and its
+    // ack: JetStream gives up on the message, and the bridge records the end the events hold
+    // instead of failing the task.
+    let llm = ScriptedLlm::queue(vec![
+        write("a.md", "a"),
+        Reply::text("never delivered").delayed(Duration::from_secs(60)),
+    ])
+    .await;
+    let app = app_without_dispatch(&[
+        ("OPENCLAW_ACK_WAIT_SECS", "3"),
+        ("OPENCLAW_MAX_DELIVER", "1"),
+    ])
+    .await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
+        .await;
+    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
+    wait_for_event(&app, &id, "tool_result").await;
+    worker.signal("KILL");
+    worker.wait().await;
+    let mut events = app
+        .stores()
+        .events
+        .fenced_writer(app.queued_event(&id).await, 1);
+    events
+        .publish(EventKind::Completed {
+            summary: "Wrote a.md".into(),
+            commit: None,
+            branch: None,
+            usage: None,
+        })
+        .await
+        .unwrap();
+    let status = openclaw_tests::eventually(30, "the record to end", || async {
+        let status = app.status(&id).await;
+        let record = app.stores().status.get(&id).await.ok()??;
+        record.status.is_terminal().then_some(status)
+    })
+    .await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["summary"], "Wrote a.md", "{status}");
+    let k = kinds(&events_until_end(&app, &id).await);
+    assert_eq!(k.last(), Some(&"completed"), "{k:?}");
+    assert!(!k.contains(&"failed"), "{k:?}");
+}
+
+#[tokio::test]
 async fn a_worker_lost_on_the_last_delivery_leaves_a_failed_task_not_a_running_one() {
     let llm = ScriptedLlm::queue(vec![
         write("a.md", "a"),

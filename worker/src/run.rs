@@ -380,6 +380,13 @@ impl Task<'_> {
         match claimed {
             None => return Err(StoreError::Unavailable(format!("status of {id} vanished"))),
             Some(Claim::Ended(TaskState::Canceled)) => {
+                // Canceled before it started: the bridge ends the events too, unless its answer
+                // was lost; then this ends them (once, whoever is first).
+                events
+                    .publish_end(EventKind::Canceled {
+                        reason: "canceled before a worker started".into(),
+                    })
+                    .await?;
                 return Ok((Outcome::Canceled, Settle::Term));
             }
             Some(Claim::Ended(_)) => return Ok((Outcome::AlreadyDone, Settle::Ack)),

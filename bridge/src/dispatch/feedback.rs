@@ -258,7 +258,7 @@ pub async fn announce(
                 deadline.as_secs(),
                 reason.map(|r| format!(": {r}")).unwrap_or_default()
             );
-            let (_, failed) = stores
+            let (status, failed) = stores
                 .status
                 .update_or_create(&task, |s| {
                     if s.status != TaskState::Queued || s.attempts > 0 {
@@ -271,11 +271,15 @@ pub async fn announce(
                 .await?;
             if failed {
                 tracing::warn!(task_id = %task.id, %agent, reason = %why, "task failed at its queue deadline");
+            }
+            // Also when an earlier try failed it and lost its answer; a no-op once the events
+            // have ended.
+            if status.status == TaskState::Failed {
                 stores
                     .events
                     .writer(task.queued_event(), 0)
-                    .publish(EventKind::Failed {
-                        reason: why,
+                    .publish_end(EventKind::Failed {
+                        reason: status.error.unwrap_or(why),
                         retryable: false,
                     })
                     .await?;
