@@ -195,6 +195,29 @@ impl TaskStatus {
         true
     }
 
+    /// The terminal event that says what this record says, when the record says the task
+    /// ended; [`TaskStatus::record_end`] the other way round. For an end decided in the record
+    /// whose event was never written (its writer died between the two).
+    pub fn end_event(&self) -> Option<crate::event::EventKind> {
+        use crate::event::EventKind;
+        Some(match self.status {
+            TaskState::Queued | TaskState::Running => return None,
+            TaskState::Completed => EventKind::Completed {
+                summary: self.summary.clone().unwrap_or_default(),
+                commit: self.commit.clone(),
+                branch: self.repo.as_ref().map(|_| self.push_branch.to_string()),
+                usage: self.usage.clone(),
+            },
+            TaskState::Failed => EventKind::Failed {
+                reason: self.error.clone().unwrap_or_else(|| "failed".into()),
+                retryable: false,
+            },
+            TaskState::Canceled => EventKind::Canceled {
+                reason: "canceled".into(),
+            },
+        })
+    }
+
     pub fn queued(spec: &TaskSpec, seq: u64) -> Self {
         Self {
             v: crate::SCHEMA_VERSION,

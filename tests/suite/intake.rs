@@ -214,7 +214,7 @@ async fn cancel_before_start_ends_the_task_and_its_stream() {
 }
 
 #[tokio::test]
-async fn a_cancel_whose_answer_was_lost_ends_the_stream_when_retried_and_only_once() {
+async fn an_end_in_the_record_whose_event_was_lost_reaches_the_stream_once() {
     use openclaw_common::status::TaskState;
     let app = TestApp::spawn().await;
     // What a cancel leaves when its status write is stored and its answer lost (a NATS leader
@@ -242,6 +242,33 @@ async fn a_cancel_whose_answer_was_lost_ends_the_stream_when_retried_and_only_on
     let names: Vec<_> = frames.iter().map(|f| f.event.clone().unwrap()).collect();
     assert_eq!(names, ["queued", "canceled"]);
     assert_eq!(cancel().await.status(), 202);
+    assert_eq!(app.stores().events.history(&id).await.unwrap().len(), 2);
+
+    // A bridge that failed a task at its queue deadline and died before writing the event:
+    // the first clients to open the task's stream write it, once, from the record.
+    let id = app.submit(&task_body()).await;
+    app.set_record(&id, |s| {
+        s.status = TaskState::Failed;
+        s.error = Some("not started within 60s".into());
+    })
+    .await;
+    let readers = (0..4).map(|_| async {
+        openclaw_tests::within(
+            10,
+            "the stream to end",
+            app.events(&id, None).await.collect(),
+        )
+        .await
+    });
+    for frames in futures_util::future::join_all(readers).await {
+        let names: Vec<_> = frames.iter().map(|f| f.event.clone().unwrap()).collect();
+        assert_eq!(names, ["queued", "failed"]);
+        assert!(
+            frames[1].data.contains("not started within 60s"),
+            "{}",
+            frames[1].data
+        );
+    }
     assert_eq!(app.stores().events.history(&id).await.unwrap().len(), 2);
 }
 
