@@ -259,6 +259,53 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
     }
+
+    #[test]
+    fn an_ended_record_and_its_end_event_say_the_same() {
+        let id = TaskId::new();
+        let spec = TaskSpec {
+            v: crate::SCHEMA_VERSION,
+            id,
+            agent: AgentName::parse("doc-writer").unwrap(),
+            repo: None,
+            prompt: "p".into(),
+            branch: None,
+            push_branch: BranchName::for_task(&id),
+            model: None,
+            metadata: serde_json::Map::new(),
+            created_at: crate::now(),
+            history: Vec::new(),
+            replay_of: None,
+        };
+        let queued = TaskStatus::queued(&spec, 1);
+        assert!(queued.end_event().is_none());
+        for (state, error, summary) in [
+            (TaskState::Completed, None, Some("Wrote the docs")),
+            (TaskState::Failed, Some("not started within 60s"), None),
+            (TaskState::Canceled, None, None),
+        ] {
+            let mut ended = queued.clone();
+            ended.status = state;
+            ended.error = error.map(str::to_owned);
+            ended.summary = summary.map(str::to_owned);
+            ended.commit = summary.map(|_| "0123abcd".to_owned());
+            let kind = ended.end_event().expect("an end");
+            assert!(kind.is_terminal(), "{kind:?}");
+            let mut event = queued.queued_event();
+            event.kind = kind;
+            let mut recorded = queued.clone();
+            assert!(recorded.record_end(&event));
+            assert_eq!(
+                (
+                    recorded.status,
+                    recorded.error,
+                    recorded.summary,
+                    recorded.commit
+                ),
+                (ended.status, ended.error, ended.summary, ended.commit)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
