@@ -5,6 +5,8 @@ use openclaw_common::event::{EventKind, TaskEvent};
 use openclaw_common::names;
 use openclaw_common::task::TaskSpec;
 use openclaw_tests::app::TestApp;
+
+use crate::e2e::{events_until_end, kinds};
 use serde_json::{Value, json};
 
 fn task_body() -> Value {
@@ -196,14 +198,10 @@ async fn cancel_before_start_ends_the_task_and_its_stream() {
     assert_eq!(r.status(), 202);
     assert_eq!(app.status(&id).await["status"], "canceled");
 
-    let frames = openclaw_tests::within(
-        10,
-        "the canceled stream to end",
-        app.events(&id, None).await.collect(),
-    )
-    .await;
-    let names: Vec<_> = frames.iter().map(|f| f.event.clone().unwrap()).collect();
-    assert_eq!(names, ["queued", "canceled"]);
+    assert_eq!(
+        kinds(&events_until_end(&app, &id).await),
+        ["queued", "canceled"]
+    );
 
     // Canceling twice changes nothing more.
     let r = app
@@ -233,14 +231,10 @@ async fn an_end_in_the_record_whose_event_was_lost_reaches_the_stream_once() {
     for r in answers {
         assert_eq!(r.status(), 202);
     }
-    let frames = openclaw_tests::within(
-        10,
-        "the canceled stream to end",
-        app.events(&id, None).await.collect(),
-    )
-    .await;
-    let names: Vec<_> = frames.iter().map(|f| f.event.clone().unwrap()).collect();
-    assert_eq!(names, ["queued", "canceled"]);
+    assert_eq!(
+        kinds(&events_until_end(&app, &id).await),
+        ["queued", "canceled"]
+    );
     assert_eq!(cancel().await.status(), 202);
     assert_eq!(app.stores().events.history(&id).await.unwrap().len(), 2);
 
@@ -252,22 +246,13 @@ async fn an_end_in_the_record_whose_event_was_lost_reaches_the_stream_once() {
         s.error = Some("not started within 60s".into());
     })
     .await;
-    let readers = (0..4).map(|_| async {
-        openclaw_tests::within(
-            10,
-            "the stream to end",
-            app.events(&id, None).await.collect(),
-        )
-        .await
-    });
-    for frames in futures_util::future::join_all(readers).await {
-        let names: Vec<_> = frames.iter().map(|f| f.event.clone().unwrap()).collect();
-        assert_eq!(names, ["queued", "failed"]);
-        assert!(
-            frames[1].data.contains("not started within 60s"),
-            "{}",
-            frames[1].data
-        );
+    let readers = (0..4).map(|_| events_until_end(&app, &id));
+    for events in futures_util::future::join_all(readers).await {
+        assert_eq!(kinds(&events), ["queued", "failed"]);
+        let EventKind::Failed { reason, .. } = &events[1].kind else {
+            panic!("{:?}", events[1].kind)
+        };
+        assert_eq!(reason, "not started within 60s");
     }
     assert_eq!(app.stores().events.history(&id).await.unwrap().len(), 2);
 }

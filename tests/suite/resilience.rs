@@ -6,6 +6,7 @@ use std::time::Duration;
 use openclaw_common::event::{EventKind, TaskEvent};
 use openclaw_common::ids::TaskId;
 use openclaw_common::status::TaskState;
+use openclaw_tests::app::TestApp;
 use openclaw_tests::git::BareRepo;
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
@@ -580,18 +581,18 @@ async fn a_worker_that_finds_its_task_canceled_ends_the_stream_the_cancel_left_o
     assert_nothing_to_deliver(&app, &llm).await;
 }
 
-#[tokio::test]
-async fn a_task_whose_last_worker_stored_its_end_but_not_its_status_is_not_given_up() {
-    // The last allowed delivery's worker stored `completed` and died before its record and its
-    // ack: JetStream gives up on the message, and the bridge records the end the events hold
-    // instead of failing the task.
+/// A task allowed one delivery, whose worker is killed mid-task (after a tool call), on a
+/// bridge whose consumer waits `ack_wait_secs` for an ack: JetStream then gives up on it.
+async fn killed_on_its_only_delivery(
+    ack_wait_secs: &str,
+) -> (TestApp, ScriptedLlm, BareRepo, TaskId) {
     let llm = ScriptedLlm::queue(vec![
         write("a.md", "a"),
         Reply::text("never delivered").delayed(Duration::from_secs(60)),
     ])
     .await;
     let app = app_without_dispatch(&[
-        ("OPENCLAW_ACK_WAIT_SECS", "3"),
+        ("OPENCLAW_ACK_WAIT_SECS", ack_wait_secs),
         ("OPENCLAW_MAX_DELIVER", "1"),
     ])
     .await;
@@ -603,6 +604,15 @@ async fn a_task_whose_last_worker_stored_its_end_but_not_its_status_is_not_given
     wait_for_event(&app, &id, "tool_result").await;
     worker.signal("KILL");
     worker.wait().await;
+    (app, llm, repo, id)
+}
+
+#[tokio::test]
+async fn a_task_whose_last_worker_stored_its_end_but_not_its_status_is_not_given_up() {
+    // The last allowed delivery's worker stored `completed` and died before its record and its
+    // ack: JetStream gives up on the message, and the bridge records the end the events hold
+    // instead of failing the task.
+    let (app, _llm, _repo, id) = killed_on_its_only_delivery("3").await;
     let mut events = app
         .stores()
         .events
@@ -631,24 +641,7 @@ async fn a_task_whose_last_worker_stored_its_end_but_not_its_status_is_not_given
 
 #[tokio::test]
 async fn a_worker_lost_on_the_last_delivery_leaves_a_failed_task_not_a_running_one() {
-    let llm = ScriptedLlm::queue(vec![
-        write("a.md", "a"),
-        Reply::text("never delivered").delayed(Duration::from_secs(60)),
-    ])
-    .await;
-    let app = app_without_dispatch(&[
-        ("OPENCLAW_ACK_WAIT_SECS", "1"),
-        ("OPENCLAW_MAX_DELIVER", "1"),
-    ])
-    .await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    wait_for_event(&app, &id, "tool_result").await;
-    worker.signal("KILL");
-    worker.wait().await;
+    let (app, _llm, _repo, id) = killed_on_its_only_delivery("1").await;
     let events = events_until_end(&app, &id).await;
     let (reason, retryable) = last_failed(&events);
     assert!(!retryable);
