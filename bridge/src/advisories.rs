@@ -2,12 +2,19 @@
 //! report anything; JetStream then publishes a max-deliveries advisory, and the bridge marks
 //! the task failed so that its status and event stream end instead of staying `running`.
 //!
-//! Advisories are core NATS messages: while no bridge is connected they are missed, and such a
-//! task keeps its last status (noted in ARCHITECTURE.md).
+//! Advisories are core NATS messages, published whether anyone listens or not: the
+//! `OPENCLAW_ADVISORIES` stream keeps them (`nats/advisories.json`), and the bridges take
+//! them from one durable consumer. So an advisory published while no bridge was connected is
+//! handled by the next one to start, each advisory by one bridge of many, and one is acked
+//! only once its task's record and events say how it ended.
 
+use std::time::Duration;
+
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::StreamExt;
 use openclaw_common::event::EventKind;
-use openclaw_common::jetstream::{StoreError, Stores, Update};
+use openclaw_common::jetstream::{self, StoreError, Stores, Update};
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus};
 use serde::Deserialize;
@@ -21,38 +28,88 @@ struct MaxDeliveries {
     deliveries: u64,
 }
 
-/// Listens for max-deliveries advisories of the tasks stream until shutdown.
+/// How long an advisory whose task could not be updated (NATS unavailable) waits before it is
+/// delivered again.
+const RETRY_ADVISORY: Duration = Duration::from_secs(5);
+
+/// Takes stored max-deliveries advisories until shutdown. Waits for the bridge's JetStream
+/// setup (which creates the stream and consumer); reconnects with backoff when the consumer
+/// cannot be read.
 pub async fn watch(state: AppState) {
-    let subject = format!(
-        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.>",
-        names::TASKS_STREAM
-    );
-    let mut sub = match state.client.subscribe(subject).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot subscribe to max-deliveries advisories");
-            return;
-        }
-    };
+    let js = jetstream::context(state.client.clone());
+    let mut delay = Duration::from_millis(100);
     loop {
-        let msg = tokio::select! {
+        let wait = match state.stores.get() {
+            // Not set up yet: the setup loop reports its own failures.
+            None => Duration::from_millis(100),
+            Some(stores) => {
+                let taken = tokio::select! {
+                    () = state.shutdown.cancelled() => return,
+                    taken = take_advisories(&state, stores, &js) => taken,
+                };
+                match taken {
+                    Ok(()) => {
+                        delay = Duration::from_millis(100);
+                        delay
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?delay, "cannot read max-deliveries advisories");
+                        let d = delay;
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                        d
+                    }
+                }
+            }
+        };
+        tokio::select! {
             () = state.shutdown.cancelled() => return,
-            next = sub.next() => match next {
-                Some(m) => m,
-                None => return,
-            },
-        };
-        let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&msg.payload) else {
-            tracing::warn!("unreadable max-deliveries advisory");
-            continue;
-        };
-        let Some(stores) = state.stores.get() else {
-            continue;
-        };
-        if let Err(e) = give_up(&state, stores, &advisory).await {
-            tracing::warn!(error = %e, seq = advisory.stream_seq, "cannot mark an abandoned task failed");
+            () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Handles advisories from the bridges' consumer until its message stream ends or fails.
+async fn take_advisories(
+    state: &AppState,
+    stores: &Stores,
+    js: &async_nats::jetstream::Context,
+) -> Result<(), StoreError> {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        StoreError::Unavailable(format!(
+            "consumer {} on {}: {e}",
+            names::ADVISORIES_CONSUMER,
+            names::ADVISORIES_STREAM
+        ))
+    };
+    let consumer: PullConsumer = js
+        .get_stream_no_info(names::ADVISORIES_STREAM)
+        .await
+        .map_err(|e| unavailable(&e))?
+        .get_consumer(names::ADVISORIES_CONSUMER)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
+    while let Some(msg) = messages.next().await {
+        let msg = msg.map_err(|e| unavailable(&e))?;
+        let settle = match serde_json::from_slice::<MaxDeliveries>(&msg.payload) {
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable max-deliveries advisory; dropping it");
+                AckKind::Term
+            }
+            Ok(advisory) => match give_up(state, stores, &advisory).await {
+                Ok(()) => AckKind::Ack,
+                Err(e) => {
+                    tracing::warn!(error = %e, seq = advisory.stream_seq, retry_in = ?RETRY_ADVISORY, "cannot mark an abandoned task failed");
+                    AckKind::Nak(Some(RETRY_ADVISORY))
+                }
+            },
+        };
+        // A lost ack delivers the advisory again after ack_wait: giving up is idempotent.
+        if let Err(e) = msg.ack_with(settle).await {
+            tracing::debug!(error = %e, "cannot settle a max-deliveries advisory");
+        }
+    }
+    Ok(())
 }
 
 async fn give_up(

@@ -23,6 +23,9 @@ pub const TASKS_STREAM_JSON: &str = include_str!("../../nats/tasks.json");
 pub const EVENTS_STREAM_JSON: &str = include_str!("../../nats/events.json");
 /// The worker consumer definition (for `doc-writer`; other agents differ in name and filter).
 pub const WORKER_CONSUMER_JSON: &str = include_str!("../../nats/worker-consumer.json");
+/// The stream keeping max-deliveries advisories, and the bridges' consumer of it.
+pub const ADVISORIES_STREAM_JSON: &str = include_str!("../../nats/advisories.json");
+pub const ADVISORIES_CONSUMER_JSON: &str = include_str!("../../nats/advisories-consumer.json");
 
 /// Deadline for one JetStream request: NATS being down must turn into an error, not a hang.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -241,6 +244,21 @@ pub fn events_stream_config(cfg: &NatsConfig) -> Result<stream::Config, StoreErr
     stream_config(EVENTS_STREAM_JSON, "nats/events.json", cfg)
 }
 
+/// The advisories stream definition with this deployment's replicas.
+pub fn advisories_stream_config(cfg: &NatsConfig) -> Result<stream::Config, StoreError> {
+    stream_config(ADVISORIES_STREAM_JSON, "nats/advisories.json", cfg)
+}
+
+/// The bridges' consumer of the advisories stream.
+pub fn advisories_consumer_config(cfg: &NatsConfig) -> Result<consumer::pull::Config, StoreError> {
+    let mut config: consumer::pull::Config = serde_json::from_str(ADVISORIES_CONSUMER_JSON)
+        .map_err(|e| {
+            StoreError::Setup(format!("nats/advisories-consumer.json does not parse: {e}"))
+        })?;
+    config.num_replicas = cfg.replicas;
+    Ok(config)
+}
+
 fn stream_config(json: &str, file: &str, cfg: &NatsConfig) -> Result<stream::Config, StoreError> {
     let mut config: stream::Config = serde_json::from_str(json)
         .map_err(|e| StoreError::Setup(format!("{file} does not parse: {e}")))?;
@@ -301,6 +319,17 @@ pub async fn ensure_all(
             ))
         })?;
     }
+    let advisories = ensure_stream(js, advisories_stream_config(cfg)?).await?;
+    advisories
+        .create_consumer(advisories_consumer_config(cfg)?)
+        .await
+        .map_err(|e| {
+            StoreError::Setup(format!(
+                "consumer {} on {}: {e}",
+                names::ADVISORIES_CONSUMER,
+                names::ADVISORIES_STREAM
+            ))
+        })?;
     ensure_bucket(js, status_bucket_config(cfg)).await?;
     ensure_bucket(js, sessions_bucket_config(cfg)).await?;
     ensure_bucket(js, leases_bucket_config(cfg)).await?;

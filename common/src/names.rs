@@ -7,6 +7,11 @@ use crate::ids::{AgentName, TaskId};
 pub const TASKS_STREAM: &str = "OPENCLAW_TASKS";
 /// Stream holding the progress events of every task, one subject per task.
 pub const EVENTS_STREAM: &str = "OPENCLAW_EVENTS";
+/// Stream keeping JetStream's max-deliveries advisories for [`TASKS_STREAM`], so none is lost
+/// while no bridge is connected.
+pub const ADVISORIES_STREAM: &str = "OPENCLAW_ADVISORIES";
+/// Durable consumer the bridges take those advisories from (each handled by one bridge).
+pub const ADVISORIES_CONSUMER: &str = "bridge-advisories";
 /// KV bucket holding the latest status record of every task.
 pub const STATUS_BUCKET: &str = "openclaw_tasks";
 /// KV bucket of leases: which bridge instance dispatches workers now.

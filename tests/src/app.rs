@@ -274,11 +274,19 @@ impl TestApp {
     /// Stops the bridge gracefully and starts a new one on the same port and NATS server.
     pub async fn restart_bridge(&mut self) {
         self.stop_bridge().await;
+        self.start_bridge_again().await;
+    }
+
+    /// Starts a new bridge after [`TestApp::stop_bridge`], on the same port and NATS server,
+    /// and waits until it is ready.
+    pub async fn start_bridge_again(&mut self) {
         self.start_bridge().await;
         self.wait_ready().await;
     }
 
-    async fn stop_bridge(&mut self) {
+    /// Stops the bridge gracefully; NATS and the test's own stores stay.
+    /// [`TestApp::start_bridge_again`] starts a new one.
+    pub async fn stop_bridge(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -48,6 +48,31 @@ async fn nats_definition_files_create_the_streams_and_consumer() {
         Some("worker-doc-writer")
     );
     assert_eq!(info.config.ack_policy, consumer::AckPolicy::Explicit);
+
+    let advisories: stream::Config =
+        serde_json::from_str(&read("advisories.json")).expect("advisories.json");
+    assert_eq!(advisories.name, names::ADVISORIES_STREAM);
+    assert_eq!(
+        advisories.subjects,
+        [format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.>",
+            names::TASKS_STREAM
+        )]
+    );
+    let advisories = js
+        .create_stream(advisories)
+        .await
+        .expect("server accepts advisories.json");
+    let consumer: consumer::pull::Config =
+        serde_json::from_str(&read("advisories-consumer.json")).expect("advisories-consumer.json");
+    assert_eq!(
+        consumer.durable_name.as_deref(),
+        Some(names::ADVISORIES_CONSUMER)
+    );
+    advisories
+        .create_consumer(consumer)
+        .await
+        .expect("server accepts advisories-consumer.json");
 }
 
 #[tokio::test]

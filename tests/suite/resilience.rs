@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use openclaw_common::event::{EventKind, TaskEvent};
 use openclaw_common::ids::TaskId;
+use openclaw_common::names;
 use openclaw_common::status::TaskState;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::git::BareRepo;
@@ -586,12 +587,21 @@ async fn a_worker_that_finds_its_task_canceled_ends_the_stream_the_cancel_left_o
 async fn killed_on_its_only_delivery(
     ack_wait_secs: &str,
 ) -> (TestApp, ScriptedLlm, BareRepo, TaskId) {
+    killed_on_its_only_delivery_with(ack_wait_secs, false).await
+}
+
+/// [`killed_on_its_only_delivery`], with the bridge stopped before the kill when
+/// `no_bridge` (so no bridge is connected when JetStream gives up).
+async fn killed_on_its_only_delivery_with(
+    ack_wait_secs: &str,
+    no_bridge: bool,
+) -> (TestApp, ScriptedLlm, BareRepo, TaskId) {
     let llm = ScriptedLlm::queue(vec![
         write("a.md", "a"),
         Reply::text("never delivered").delayed(Duration::from_secs(60)),
     ])
     .await;
-    let app = app_without_dispatch(&[
+    let mut app = app_without_dispatch(&[
         ("OPENCLAW_ACK_WAIT_SECS", ack_wait_secs),
         ("OPENCLAW_MAX_DELIVER", "1"),
     ])
@@ -602,6 +612,9 @@ async fn killed_on_its_only_delivery(
         .await;
     let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
     wait_for_event(&app, &id, "tool_result").await;
+    if no_bridge {
+        app.stop_bridge().await;
+    }
     worker.signal("KILL");
     worker.wait().await;
     (app, llm, repo, id)
@@ -648,6 +661,50 @@ async fn a_worker_lost_on_the_last_delivery_leaves_a_failed_task_not_a_running_o
     assert!(reason.contains("gave up after 1 deliveries"), "{reason}");
     let status = app.status(&id).await;
     assert_eq!(status["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_task_given_up_while_no_bridge_ran_is_failed_by_the_next_bridge() {
+    // JetStream's advisory is a core NATS message published to nobody: the advisories stream
+    // keeps it, and the next bridge to start takes it.
+    let (mut app, _llm, _repo, id) = killed_on_its_only_delivery_with("1", true).await;
+    let advisories = app
+        .js()
+        .get_stream(names::ADVISORIES_STREAM)
+        .await
+        .expect("the advisories stream");
+    openclaw_tests::eventually(30, "JetStream to give up on the task", || {
+        let mut advisories = advisories.clone();
+        async move {
+            let kept = advisories.info().await.ok()?.state.messages;
+            (kept == 1).then_some(())
+        }
+    })
+    .await;
+    let record = app.stores().status.get(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskState::Running, "nobody marked it yet");
+
+    app.start_bridge_again().await;
+    let events = events_until_end(&app, &id).await;
+    let (reason, retryable) = last_failed(&events);
+    assert!(!retryable);
+    assert!(reason.contains("gave up after 1 deliveries"), "{reason}");
+    assert_eq!(app.status(&id).await["status"], "failed");
+    // Handled and acked: a bridge started later finds nothing left to do.
+    let consumer = advisories
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(names::ADVISORIES_CONSUMER)
+        .await
+        .unwrap();
+    openclaw_tests::eventually(30, "the advisory to be acked", || {
+        let mut consumer = consumer.clone();
+        async move {
+            let info = consumer.info().await.ok()?;
+            (info.num_ack_pending == 0 && info.num_pending == 0).then_some(())
+        }
+    })
+    .await;
+    let k = kinds(&events_until_end(&app, &id).await);
+    assert_eq!(k.iter().filter(|k| **k == "failed").count(), 1, "{k:?}");
 }
 
 #[tokio::test]

@@ -744,6 +744,45 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
         .await;
     crate::e2e::complete_task(&app, &llm, &id, &worker_nats).await;
 
+    // The bridge may take and ack a max-deliveries advisory (here one published by hand, as
+    // JetStream would for a task whose workers all died) and fail that task.
+    let abandoned = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Never taken"}))
+        .await;
+    let (_, seq) = app.stores().tasks.find(&abandoned).await.unwrap().unwrap();
+    let advisory = json!({"type": "io.nats.jetstream.advisory.v1.max_deliver",
+                          "stream": "OPENCLAW_TASKS", "consumer": "worker-doc-writer",
+                          "stream_seq": seq, "deliveries": 5});
+    app.js()
+        .publish(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.OPENCLAW_TASKS.worker-doc-writer",
+            advisory.to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .expect("the advisories stream stores it");
+    let events = events_until_end(&app, &abandoned).await;
+    assert_eq!(kinds(&events), ["queued", "failed"]);
+    let consumer = app
+        .js()
+        .get_stream(openclaw_common::names::ADVISORIES_STREAM)
+        .await
+        .unwrap()
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+            openclaw_common::names::ADVISORIES_CONSUMER,
+        )
+        .await
+        .unwrap();
+    openclaw_tests::eventually(30, "the bridge to ack the advisory", || {
+        let mut consumer = consumer.clone();
+        async move {
+            let info = consumer.info().await.ok()?;
+            (info.num_ack_pending == 0 && info.num_pending == 0).then_some(())
+        }
+    })
+    .await;
+
     // With a worker's credentials, publishing a task is refused, and nothing is stored.
     let cfg = nats_config_as(&app.nats, worker_user, WORKER_PASSWORD);
     let client = openclaw_common::jetstream::connect(&cfg, "hostile-worker", false)
