@@ -708,6 +708,53 @@ async fn a_task_given_up_while_no_bridge_ran_is_failed_by_the_next_bridge() {
 }
 
 #[tokio::test]
+async fn a_worker_whose_wait_for_a_task_is_ended_by_the_server_asks_again() {
+    // The server ends a waiting fetch with a status (409) when the consumer's leader changes or
+    // the consumer is deleted and made again (an operator with the nats CLI): the worker asks
+    // again for the rest of its wait instead of failing.
+    let llm = ScriptedLlm::turns(crate::e2e::doc_script()).await;
+    let app = app_without_dispatch(&[]).await;
+    let mut worker = WorkerProcess::start(
+        worker_bin(),
+        &env_for(&app, &llm, &[("OPENCLAW_FETCH_WAIT_SECS", "20")]),
+    );
+    let tasks = app.js().get_stream(names::TASKS_STREAM).await.unwrap();
+    let name = "worker-doc-writer";
+    let config = openclaw_tests::eventually(30, "the worker to wait for a task", || {
+        let tasks = tasks.clone();
+        async move {
+            let mut consumer = tasks
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(name)
+                .await
+                .ok()?;
+            let info = consumer.info().await.ok()?;
+            (info.num_waiting == 1).then(|| info.config.clone())
+        }
+    })
+    .await;
+    tasks.delete_consumer(name).await.unwrap();
+    tasks.create_consumer(config).await.unwrap();
+
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
+        .await;
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(&app, &id).await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{}",
+        worker.log_text()
+    );
+    assert!(
+        worker.log_text().contains("asking again"),
+        "{}",
+        worker.log_text()
+    );
+}
+
+#[tokio::test]
 async fn a_republished_task_redelivered_after_a_failure_is_still_one_run() {
     let llm = ScriptedLlm::queue(vec![
         // The original run.

@@ -70,6 +70,45 @@ enum Settle {
     Term,
 }
 
+/// The shortest wait for a task the worker asks the server for.
+const MIN_FETCH_WAIT: Duration = Duration::from_millis(100);
+/// The pause before asking again when the server ended a wait (so a consumer that keeps
+/// refusing costs a few requests, not a busy loop).
+const REFETCH_PAUSE: Duration = Duration::from_millis(250);
+
+/// Opens the agent's consumer and asks for one task, waiting up to `wait`; retried (bounded)
+/// while JetStream cannot answer. Returns the consumer's `ack_wait` and `max_deliver` too.
+async fn fetch_one(
+    js: &async_nats::jetstream::Context,
+    consumer_name: &str,
+    wait: Duration,
+) -> Result<(Duration, i64, pull::Batch), StoreError> {
+    jetstream::retrying("fetch a task", || async {
+        let tasks = js
+            .get_stream_no_info(names::TASKS_STREAM)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("stream {}: {e}", names::TASKS_STREAM)))?;
+        let mut consumer = tasks
+            .get_consumer::<pull::Config>(consumer_name)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("consumer {consumer_name}: {e}")))?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("consumer {consumer_name}: {e}")))?;
+        let (ack_wait, max_deliver) = (info.config.ack_wait, info.config.max_deliver);
+        let batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(wait)
+            .messages()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("fetch: {e}")))?;
+        Ok((ack_wait, max_deliver, batch))
+    })
+    .await
+}
+
 /// Fetches one task of the configured agent and carries it through.
 pub async fn run_one(
     config: &WorkerConfig,
@@ -84,38 +123,27 @@ pub async fn run_one(
     let stores = Stores::open(js.clone()).await?;
     let consumer_name = names::worker_consumer(&config.agent);
     // Opening the consumer and asking for a task retry (bounded) through a leader election,
-    // like every store call.
-    let (ack_wait, max_deliver, mut batch) = jetstream::retrying("fetch a task", || async {
-        let tasks = js
-            .get_stream_no_info(names::TASKS_STREAM)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("stream {}: {e}", names::TASKS_STREAM)))?;
-        let mut consumer = tasks
-            .get_consumer::<pull::Config>(&consumer_name)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("consumer {consumer_name}: {e}")))?;
-        let info = consumer
-            .info()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("consumer {consumer_name}: {e}")))?;
-        let (ack_wait, max_deliver) = (info.config.ack_wait, info.config.max_deliver);
-        let batch = consumer
-            .fetch()
-            .max_messages(1)
-            .expires(config.fetch_wait)
-            .messages()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("fetch: {e}")))?;
-        Ok((ack_wait, max_deliver, batch))
-    })
-    .await?;
-    let msg = tokio::select! {
-        next = batch.next() => match next {
+    // like every store call. The server ends a waiting request with a status when the
+    // consumer's leader changes or the consumer is made again: ask again for the rest of the
+    // wait, a moment later.
+    let deadline = tokio::time::Instant::now() + config.fetch_wait;
+    let (ack_wait, max_deliver, msg) = loop {
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (ack_wait, max_deliver, mut batch) =
+            fetch_one(&js, &consumer_name, wait.max(MIN_FETCH_WAIT)).await?;
+        let next = tokio::select! {
+            next = batch.next() => next,
+            () = terminate.cancelled() => return Ok(Outcome::NoTask),
+        };
+        match next {
             None => return Ok(Outcome::NoTask),
+            Some(Ok(m)) => break (ack_wait, max_deliver, Arc::new(m)),
+            Some(Err(e)) if deadline > tokio::time::Instant::now() + REFETCH_PAUSE => {
+                warn!(error = %e, "the server ended the wait for a task; asking again");
+                tokio::time::sleep(REFETCH_PAUSE).await;
+            }
             Some(Err(e)) => return Err(RunError::JetStream(format!("fetch: {e}"))),
-            Some(Ok(m)) => Arc::new(m),
-        },
-        () = terminate.cancelled() => return Ok(Outcome::NoTask),
+        }
     };
     let (attempt, msg_seq, published) = msg
         .info()
