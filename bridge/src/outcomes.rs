@@ -1,6 +1,10 @@
 //! Task outcome metrics, from the status records as workers write them: a task's first claim
 //! (queue time) and its end (outcome and duration). Watched, not polled: every status write
 //! arrives once. Each bridge replica counts what it sees; scrape one, or take the max.
+//!
+//! The same watch completes ends the bridge decided in a record whose event was never written
+//! (the bridge that decided it died between the two writes): every stream open on any
+//! replica then ends without waiting for a new reader to find it.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -10,6 +14,10 @@ use openclaw_common::jetstream::StoreError;
 use openclaw_common::status::{TaskState, TaskStatus};
 
 use crate::state::AppState;
+
+/// How long after an ended record its end event is looked for: the bridge that decided the end
+/// writes it within milliseconds, so the others only step in when it did not.
+const END_EVENT_GRACE: Duration = Duration::from_secs(5);
 
 /// Most task ids remembered to count each start and end once; cleared beyond (a record seen
 /// again after that is not counted twice unless it changes state again).
@@ -55,6 +63,7 @@ pub async fn watch(
                     if let Some(usage) = &status.usage {
                         state.metrics.task_usage(status.agent.as_str(), usage);
                     }
+                    tokio::spawn(write_end_event_later(state.clone(), status.clone()));
                 }
                 if started.len() > REMEMBERED || ended.len() > REMEMBERED {
                     started.clear();
@@ -66,5 +75,21 @@ pub async fn watch(
             () = state.shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+    }
+}
+
+/// After [`END_EVENT_GRACE`], writes the end `record` holds to the task's events if they have
+/// not ended (a no-op read for ends that came from the events, as every worker's does).
+async fn write_end_event_later(state: AppState, record: TaskStatus) {
+    tokio::select! {
+        () = state.shutdown.cancelled() => return,
+        () = tokio::time::sleep(END_EVENT_GRACE) => {}
+    }
+    let Some(stores) = state.stores.get() else {
+        return;
+    };
+    if let Err(e) = stores.last_event_with_recorded_end(&record).await {
+        // The first reader of the task's events writes it then.
+        tracing::warn!(task_id = %record.id, error = %e, "cannot write a recorded end to the events");
     }
 }

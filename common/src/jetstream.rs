@@ -513,6 +513,32 @@ impl Stores {
         }
     }
 
+    /// The task's last event, after writing the end its record holds when its events have not
+    /// ended: an end the bridge decides goes to the record first, and a bridge that died
+    /// before the event left the events open. Whoever finds that first writes it, once
+    /// ([`EventWriter::publish_end`]).
+    pub async fn last_event_with_recorded_end(
+        &self,
+        record: &TaskStatus,
+    ) -> Result<Option<TaskEvent>, StoreError> {
+        let last = self.events.last_event(&record.id).await?;
+        let Some(end) = record
+            .end_event()
+            .filter(|_| !last.as_ref().is_some_and(|e| e.kind.is_terminal()))
+        else {
+            return Ok(last);
+        };
+        match self
+            .events
+            .writer(record.queued_event(), 0)
+            .publish_end(end)
+            .await?
+        {
+            Some(written) => Ok(Some(written)),
+            None => self.events.last_event(&record.id).await,
+        }
+    }
+
     /// The `queued` status of a task that has no record, from its message.
     async fn queued_from_message(&self, id: &TaskId) -> Result<Option<TaskStatus>, StoreError> {
         Ok(self

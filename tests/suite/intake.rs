@@ -258,6 +258,31 @@ async fn an_end_in_the_record_whose_event_was_lost_reaches_the_stream_once() {
 }
 
 #[tokio::test]
+async fn a_stream_open_when_an_end_is_recorded_without_its_event_still_ends() {
+    // A client follows a queued task; the bridge that then decides its end (here: a cancel)
+    // writes the record and dies before the event. No new reader comes: the bridges watching
+    // the records write the end, and the open stream ends with it.
+    use openclaw_common::status::TaskState;
+    let app = TestApp::spawn().await;
+    let id = app.submit(&task_body()).await;
+    let mut stream = app.events(&id, None).await;
+    let first = stream.next().await.expect("the queued event");
+    assert_eq!(first.event.as_deref(), Some("queued"));
+    app.set_record(&id, |s| {
+        s.status = TaskState::Canceled;
+        s.cancel_requested = true;
+    })
+    .await;
+    let end = openclaw_tests::within(30, "the open stream to end", stream.next())
+        .await
+        .expect("the end event");
+    assert_eq!(end.event.as_deref(), Some("canceled"), "{end:?}");
+    assert_eq!(end.id.as_deref(), Some("2"));
+    assert!(stream.next().await.is_none(), "the stream ends after it");
+    assert_eq!(app.stores().events.history(&id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn cancel_of_a_running_task_flags_it_and_of_a_finished_one_is_a_conflict() {
     use openclaw_common::status::TaskState;
     let app = TestApp::spawn().await;

@@ -47,19 +47,9 @@ pub async fn stream(
     let Some(task) = stores.record_of(&id).await? else {
         return Err(ApiError::NotFound(format!("no task {id}")));
     };
-    let mut stored = stores.events.last_event(&id).await?;
     // An end decided in the record whose event was never written (the bridge that decided it
-    // died between the two): the first reader writes it, once.
-    if let Some(end) = task
-        .end_event()
-        .filter(|_| !stored.as_ref().is_some_and(|e| e.kind.is_terminal()))
-    {
-        let mut writer = stores.events.writer(task.queued_event(), 0);
-        stored = match writer.publish_end(end).await? {
-            Some(written) => Some(written),
-            None => stores.events.last_event(&id).await?,
-        };
-    }
+    // died between the two) is written now: a reader must not wait for it forever.
+    let stored = stores.last_event_with_recorded_end(&task).await?;
     // Nothing written yet: the task's `queued` event is read from its message, the same event
     // (and seq 1) its first writer will store.
     let synthesized = stored.is_none().then(|| task.queued_event());
