@@ -14,7 +14,7 @@ use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::StreamExt;
 use openclaw_common::event::EventKind;
-use openclaw_common::jetstream::{self, StoreError, Stores, Update};
+use openclaw_common::jetstream::{StoreError, Stores, Update};
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus};
 use serde::Deserialize;
@@ -36,7 +36,6 @@ const RETRY_ADVISORY: Duration = Duration::from_secs(5);
 /// setup (which creates the stream and consumer); reconnects with backoff when the consumer
 /// cannot be read.
 pub async fn watch(state: AppState) {
-    let js = jetstream::context(state.client.clone());
     let mut delay = Duration::from_millis(100);
     loop {
         let wait = match state.stores.get() {
@@ -45,7 +44,7 @@ pub async fn watch(state: AppState) {
             Some(stores) => {
                 let taken = tokio::select! {
                     () = state.shutdown.cancelled() => return,
-                    taken = take_advisories(&state, stores, &js) => taken,
+                    taken = take_advisories(&state, stores) => taken,
                 };
                 match taken {
                     Ok(()) => {
@@ -69,11 +68,7 @@ pub async fn watch(state: AppState) {
 }
 
 /// Handles advisories from the bridges' consumer until its message stream ends or fails.
-async fn take_advisories(
-    state: &AppState,
-    stores: &Stores,
-    js: &async_nats::jetstream::Context,
-) -> Result<(), StoreError> {
+async fn take_advisories(state: &AppState, stores: &Stores) -> Result<(), StoreError> {
     let unavailable = |e: &dyn std::fmt::Display| {
         StoreError::Unavailable(format!(
             "consumer {} on {}: {e}",
@@ -81,7 +76,8 @@ async fn take_advisories(
             names::ADVISORIES_STREAM
         ))
     };
-    let consumer: PullConsumer = js
+    let consumer: PullConsumer = stores
+        .js
         .get_stream_no_info(names::ADVISORIES_STREAM)
         .await
         .map_err(|e| unavailable(&e))?

@@ -310,29 +310,29 @@ pub async fn ensure_all(
     let tasks = ensure_stream(js, tasks_stream_config(cfg)?).await?;
     ensure_stream(js, events_stream_config(cfg)?).await?;
     for agent in agents.names() {
-        let config = worker_consumer_config(agent, cfg)?;
-        tasks.create_consumer(config).await.map_err(|e| {
-            StoreError::Setup(format!(
-                "consumer {} on {}: {e}",
-                names::worker_consumer(agent),
-                names::TASKS_STREAM
-            ))
-        })?;
+        ensure_consumer(&tasks, worker_consumer_config(agent, cfg)?).await?;
     }
     let advisories = ensure_stream(js, advisories_stream_config(cfg)?).await?;
-    advisories
-        .create_consumer(advisories_consumer_config(cfg)?)
-        .await
-        .map_err(|e| {
-            StoreError::Setup(format!(
-                "consumer {} on {}: {e}",
-                names::ADVISORIES_CONSUMER,
-                names::ADVISORIES_STREAM
-            ))
-        })?;
+    ensure_consumer(&advisories, advisories_consumer_config(cfg)?).await?;
     ensure_bucket(js, status_bucket_config(cfg)).await?;
     ensure_bucket(js, sessions_bucket_config(cfg)).await?;
     ensure_bucket(js, leases_bucket_config(cfg)).await?;
+    Ok(())
+}
+
+/// Creates the durable consumer `config` names on `stream`, or updates it in place (its
+/// delivery counts kept).
+async fn ensure_consumer(
+    stream: &stream::Stream,
+    config: consumer::pull::Config,
+) -> Result<(), StoreError> {
+    let name = config.durable_name.clone().unwrap_or_default();
+    stream.create_consumer(config).await.map_err(|e| {
+        StoreError::Setup(format!(
+            "consumer {name} on {}: {e}",
+            stream.cached_info().config.name
+        ))
+    })?;
     Ok(())
 }
 
