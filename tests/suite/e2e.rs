@@ -99,6 +99,28 @@ pub async fn repo_task(bridge_env: &[(&str, &str)], prompt: &str) -> (TestApp, B
     (app, repo, id)
 }
 
+/// Waits until the bridges have handled and acked every stored max-deliveries advisory.
+pub async fn advisories_all_acked(app: &TestApp) {
+    let consumer = app
+        .js()
+        .get_stream(openclaw_common::names::ADVISORIES_STREAM)
+        .await
+        .expect("the advisories stream")
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+            openclaw_common::names::ADVISORIES_CONSUMER,
+        )
+        .await
+        .expect("the bridges' advisories consumer");
+    openclaw_tests::eventually(30, "the advisories to be acked", || {
+        let mut consumer = consumer.clone();
+        async move {
+            let info = consumer.info().await.ok()?;
+            (info.num_ack_pending == 0 && info.num_pending == 0).then_some(())
+        }
+    })
+    .await;
+}
+
 /// The environment for a worker the test starts itself.
 pub fn env_for(
     app: &TestApp,

@@ -691,18 +691,7 @@ async fn a_task_given_up_while_no_bridge_ran_is_failed_by_the_next_bridge() {
     assert!(reason.contains("gave up after 1 deliveries"), "{reason}");
     assert_eq!(app.status(&id).await["status"], "failed");
     // Handled and acked: a bridge started later finds nothing left to do.
-    let consumer = advisories
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(names::ADVISORIES_CONSUMER)
-        .await
-        .unwrap();
-    openclaw_tests::eventually(30, "the advisory to be acked", || {
-        let mut consumer = consumer.clone();
-        async move {
-            let info = consumer.info().await.ok()?;
-            (info.num_ack_pending == 0 && info.num_pending == 0).then_some(())
-        }
-    })
-    .await;
+    crate::e2e::advisories_all_acked(&app).await;
     let k = kinds(&events_until_end(&app, &id).await);
     assert_eq!(k.iter().filter(|k| **k == "failed").count(), 1, "{k:?}");
 }

@@ -764,24 +764,7 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
         .expect("the advisories stream stores it");
     let events = events_until_end(&app, &abandoned).await;
     assert_eq!(kinds(&events), ["queued", "failed"]);
-    let consumer = app
-        .js()
-        .get_stream(openclaw_common::names::ADVISORIES_STREAM)
-        .await
-        .unwrap()
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
-            openclaw_common::names::ADVISORIES_CONSUMER,
-        )
-        .await
-        .unwrap();
-    openclaw_tests::eventually(30, "the bridge to ack the advisory", || {
-        let mut consumer = consumer.clone();
-        async move {
-            let info = consumer.info().await.ok()?;
-            (info.num_ack_pending == 0 && info.num_pending == 0).then_some(())
-        }
-    })
-    .await;
+    crate::e2e::advisories_all_acked(&app).await;
 
     // With a worker's credentials, publishing a task is refused, and nothing is stored.
     let cfg = nats_config_as(&app.nats, worker_user, WORKER_PASSWORD);
