@@ -155,7 +155,19 @@ pub async fn complete_task(
     id: &TaskId,
     extra: &[(&str, &str)],
 ) -> (WorkerProcess, Vec<TaskEvent>) {
-    let (worker, events) = work_task(app, llm, id, extra).await;
+    let worker = WorkerProcess::start(worker_bin(), &env_for(app, llm, extra));
+    completed_by(app, worker, id).await
+}
+
+/// Waits for a running `worker` to exit 0 and asserts that task `id` completed (the worker's
+/// log when it did not); its events to their end.
+pub async fn completed_by(
+    app: &TestApp,
+    mut worker: WorkerProcess,
+    id: &TaskId,
+) -> (WorkerProcess, Vec<TaskEvent>) {
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(app, id).await;
     assert_eq!(
         kinds(&events).last(),
         Some(&"completed"),

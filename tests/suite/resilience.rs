@@ -703,7 +703,7 @@ async fn a_worker_whose_wait_for_a_task_is_ended_by_the_server_asks_again() {
     // again for the rest of its wait instead of failing.
     let llm = ScriptedLlm::turns(crate::e2e::doc_script()).await;
     let app = app_without_dispatch(&[]).await;
-    let mut worker = WorkerProcess::start(
+    let worker = WorkerProcess::start(
         worker_bin(),
         &env_for(&app, &llm, &[("OPENCLAW_FETCH_WAIT_SECS", "20")]),
     );
@@ -728,14 +728,7 @@ async fn a_worker_whose_wait_for_a_task_is_ended_by_the_server_asks_again() {
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
         .await;
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{}",
-        worker.log_text()
-    );
+    let (worker, _) = crate::e2e::completed_by(&app, worker, &id).await;
     assert!(
         worker.log_text().contains("asking again"),
         "{}",

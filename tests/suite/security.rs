@@ -73,15 +73,8 @@ async fn the_git_token_goes_only_to_the_hosts_it_is_bound_to() {
     let id = app
         .submit(&json!({"repo": forge.url("origin.git"), "prompt": "Document it"}))
         .await;
-    let mut worker = WorkerProcess::start(worker_bin(), &worker_env);
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{}",
-        worker.log_text()
-    );
+    let worker = WorkerProcess::start(worker_bin(), &worker_env);
+    crate::e2e::completed_by(&app, worker, &id).await;
     assert!(
         repo.file(&format!("openclaw/{id}"), "docs/USAGE.md")
             .is_some()
