@@ -121,6 +121,32 @@ impl BareRepo {
     /// Pushes one commit writing `file` with `message` onto `branch` (from `main` when the
     /// branch is new), as another client of the remote would; returns its sha.
     pub fn push_commit(&self, branch: &str, file: &str, message: &str) -> String {
+        self.push_change(branch, message, |co| {
+            let path = co.join(file);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).expect("dir");
+            }
+            std::fs::write(&path, format!("{message}\n")).expect("write");
+        })
+    }
+
+    /// Pushes one commit adding the symlinks `(link, target)` onto `branch`, as a hostile
+    /// repository carries them (the target is stored as it is, not checked); returns its sha.
+    pub fn push_symlinks(&self, branch: &str, links: &[(&str, &str)]) -> String {
+        self.push_change(branch, "Add links", |co| {
+            for (link, target) in links {
+                let path = co.join(link);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).expect("dir");
+                }
+                std::os::unix::fs::symlink(target, &path).expect("symlink");
+            }
+        })
+    }
+
+    /// Clones, checks out `branch` (new from `main` when missing), lets `change` edit the
+    /// work tree, commits everything with `message` and pushes; the new tip.
+    fn push_change(&self, branch: &str, message: &str, change: impl FnOnce(&Path)) -> String {
         let work = tempfile::tempdir().expect("temp dir");
         let co = work.path().join("co");
         let origin = self.path();
@@ -138,12 +164,8 @@ impl BareRepo {
         } else {
             git(&co, &["checkout", "-q", "-b", branch]);
         }
-        let path = co.join(file);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).expect("dir");
-        }
-        std::fs::write(&path, format!("{message}\n")).expect("write");
-        git(&co, &["add", "."]);
+        change(&co);
+        git(&co, &["add", "-A"]);
         git(&co, &["commit", "-q", "-m", message]);
         git(&co, &["push", "-q", "origin", branch]);
         self.tip(branch)

@@ -405,17 +405,19 @@ async fn a_clone_over_http_keeps_credentials_out_of_git_config() {
     .unwrap();
     let branch = openclaw_common::ids::BranchName::parse("openclaw/t").unwrap();
     let checkout = tokio::task::spawn_blocking({
-        let dest = dest.path().join("co");
-        move || openclaw_worker::git::clone(&url, &dest, None, &branch, &git)
+        let repo = openclaw_worker::git::TaskRepo::under(dest.path());
+        move || openclaw_worker::git::clone(&url, &repo, None, &branch, &git)
     })
     .await
     .unwrap()
     .expect("shallow clone over HTTP");
     assert!(!checkout.resumed);
-    let config = std::fs::read_to_string(dest.path().join("co/.git/config")).unwrap();
+    // The git directory sits beside the work tree (TaskRepo's layout), not in it.
+    let config = std::fs::read_to_string(dest.path().join("git/config")).unwrap();
     assert!(!config.contains(TOKEN), "{config}");
+    assert!(!dest.path().join("work/.git").exists());
     assert!(
-        std::fs::read_to_string(dest.path().join("co/.git/shallow")).is_ok(),
+        std::fs::read_to_string(dest.path().join("git/shallow")).is_ok(),
         "clone is shallow"
     );
     let server_log = std::fs::read_to_string(&server.log).unwrap();

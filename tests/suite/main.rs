@@ -11,6 +11,7 @@ mod deploy;
 mod dispatch;
 mod e2e;
 mod events;
+mod hostile;
 mod intake;
 mod invalid_input;
 mod kubernetes;

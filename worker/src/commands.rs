@@ -7,9 +7,10 @@
 //!   (`command_env`). Nothing else of the worker's: not its secrets, not `NATS_URL`.
 //! - **Arguments: checked per program.** For every program, no argument may name a path
 //!   outside the checkout (absolute, `~`, `..`, or an existing path that resolves elsewhere,
-//!   also after `=` and in `file://`). For kubectl, helm and aws, the flags that choose other
-//!   credentials, servers, identities or helper programs are refused, and with
-//!   `commands_read_only` (the default) only read-only verbs run.
+//!   also after `=` and in `file://`, or that leads into a git directory). For kubectl, helm
+//!   and aws, [`command_policy`](crate::command_policy) parses the arguments as the program
+//!   does and allows only the listed verbs and flags (with `commands_read_only`, the default,
+//!   only verbs that read), no URL, and no verb that mints or reveals a credential.
 //!
 //! The kernel confines nothing here (the worker may run under gVisor or without Landlock);
 //! the pod's securityContext (non-root, read-only root filesystem, no privilege escalation,
@@ -17,137 +18,27 @@
 
 use std::path::{Component, Path};
 
-/// Flags of kubectl that pick other credentials, clusters, identities or files to execute.
-const KUBECTL_DENIED_FLAGS: &[&str] = &[
-    "--kubeconfig",
-    "--context",
-    "--cluster",
-    "--user",
-    "--server",
-    "-s",
-    "--token",
-    "--as",
-    "--as-group",
-    "--as-uid",
-    "--username",
-    "--password",
-    "--client-certificate",
-    "--client-key",
-    "--certificate-authority",
-    "--insecure-skip-tls-verify",
-    "--tls-server-name",
-    "--cache-dir",
-    "--profile",
-    "--profile-output",
-];
-
-/// kubectl verbs that only read.
-const KUBECTL_READ_VERBS: &[&str] = &[
-    "get",
-    "describe",
-    "logs",
-    "top",
-    "explain",
-    "api-resources",
-    "api-versions",
-    "version",
-    "cluster-info",
-    "events",
-    "auth",
-];
-
-/// kubectl verbs refused even when writes are allowed: they run code in pods or on this
-/// machine, open tunnels, or edit the configuration.
-const KUBECTL_NEVER_VERBS: &[&str] = &[
-    "exec",
-    "attach",
-    "port-forward",
-    "proxy",
-    "cp",
-    "debug",
-    "run",
-    "plugin",
-    "config",
-    "edit",
-    "alpha",
-];
-
-const HELM_DENIED_FLAGS: &[&str] = &[
-    "--kubeconfig",
-    "--kube-context",
-    "--kube-apiserver",
-    "--kube-token",
-    "--kube-as-user",
-    "--kube-as-group",
-    "--kube-ca-file",
-    "--kube-insecure-skip-tls-verify",
-    "--kube-tls-server-name",
-    "--post-renderer",
-    "--post-renderer-args",
-    "--repository-config",
-    "--registry-config",
-    "--repository-cache",
-    "--plugins",
-];
-
-const HELM_READ_VERBS: &[&str] = &[
-    "list", "ls", "status", "history", "get", "show", "search", "version", "lint", "template",
-];
-
-const HELM_NEVER_VERBS: &[&str] = &["plugin", "env", "registry", "repo"];
-
-const AWS_DENIED_FLAGS: &[&str] = &[
-    "--profile",
-    "--endpoint-url",
-    "--ca-bundle",
-    "--no-verify-ssl",
-];
-
 /// Refuses `args` for `program`, or says why. `root` is the checkout (relative paths are
-/// taken from there); `read_only` limits kubectl, helm and aws to verbs that only read.
+/// taken from there); `read_only` limits kubectl, helm and aws to verbs that only read. For
+/// every program no argument may name a path outside the checkout or in a git directory; for
+/// kubectl, helm and aws [`command_policy`](crate::command_policy) parses the arguments as
+/// the program does and allows only listed verbs and flags.
 pub fn check_arguments(
     program: &str,
     args: &[String],
     root: &Path,
     read_only: bool,
 ) -> Result<(), String> {
-    for arg in args {
-        check_paths(arg, root)?;
-    }
-    match program {
-        "kubectl" => check_verb_and_flags(
-            program,
-            args,
-            KUBECTL_DENIED_FLAGS,
-            KUBECTL_READ_VERBS,
-            KUBECTL_NEVER_VERBS,
-            read_only,
-        )
-        .and_then(|()| match (args.first().map(String::as_str), args.get(1)) {
-            (Some("auth"), Some(sub)) if sub != "can-i" && sub != "whoami" => Err(format!(
-                "kubectl auth {sub} is not allowed; use auth can-i or auth whoami"
-            )),
-            _ => Ok(()),
-        }),
-        "helm" => check_verb_and_flags(
-            program,
-            args,
-            HELM_DENIED_FLAGS,
-            HELM_READ_VERBS,
-            HELM_NEVER_VERBS,
-            read_only,
-        ),
-        "aws" => check_aws(args, read_only),
-        _ => Ok(()),
-    }
+    crate::command_policy::check(program, args, root, read_only)
 }
 
 /// No argument may name a path outside the checkout: the whole argument, every part between
-/// `=` signs, and the path of a `file://`/`fileb://` value are each checked.
-fn check_paths(arg: &str, root: &Path) -> Result<(), String> {
-    let refuse = || {
+/// `=` signs, and the path of a `file://`/`fileb://` value are each checked; a part that exists
+/// is judged on its real path (links resolved), as the file tools judge theirs.
+pub(crate) fn check_paths(arg: &str, root: &Path) -> Result<(), String> {
+    let refuse = |why: &str| {
         Err(format!(
-            "argument {arg:?} names a path outside the working directory; use paths relative to it"
+            "argument {arg:?} names a path outside the working directory{why}; use paths relative to it"
         ))
     };
     for piece in arg.split('=') {
@@ -156,92 +47,25 @@ fn check_paths(arg: &str, root: &Path) -> Result<(), String> {
             .or_else(|| piece.strip_prefix("file://"))
             .unwrap_or(piece);
         if piece.starts_with('/') || piece.starts_with('~') {
-            return refuse();
+            return refuse("");
         }
         let path = Path::new(piece);
         if path.components().any(|c| matches!(c, Component::ParentDir)) {
-            return refuse();
+            return refuse("");
+        }
+        if path
+            .components()
+            .any(|c| c.as_os_str().eq_ignore_ascii_case(".git"))
+        {
+            return refuse(" (a git directory)");
         }
         // An existing relative path (a committed symlink, say) must stay inside.
-        let joined = root.join(path);
         if !piece.is_empty()
-            && joined.symlink_metadata().is_ok()
-            && !joined.canonicalize().is_ok_and(|p| p.starts_with(root))
+            && root.join(path).symlink_metadata().is_ok()
+            && crate::tools::confine(root, piece).is_err()
         {
-            return refuse();
+            return refuse(" (through a link)");
         }
-    }
-    Ok(())
-}
-
-/// The verb must come first (so no flag before it can hide what it is), be a read verb when
-/// `read_only`, and never be one of `never`; no denied flag may appear anywhere.
-fn check_verb_and_flags(
-    program: &str,
-    args: &[String],
-    denied_flags: &[&str],
-    read_verbs: &[&str],
-    never: &[&str],
-    read_only: bool,
-) -> Result<(), String> {
-    refuse_flags(
-        program,
-        args,
-        denied_flags,
-        "the worker chooses the cluster and credentials",
-    )?;
-    let verb = args.first().map(String::as_str).unwrap_or("");
-    if verb.starts_with('-') || verb.is_empty() {
-        return Err(format!(
-            "put the {program} command first (for example `{program} get …`), flags after it"
-        ));
-    }
-    if never.contains(&verb) {
-        return Err(format!("{program} {verb} is not allowed here"));
-    }
-    if read_only && !read_verbs.contains(&verb) {
-        return Err(format!(
-            "{program} {verb} is not allowed: this agent may only read ({})",
-            read_verbs.join(", ")
-        ));
-    }
-    Ok(())
-}
-
-/// Refuses any of `denied` among `args` (as `--flag value` or `--flag=value`).
-fn refuse_flags(program: &str, args: &[String], denied: &[&str], why: &str) -> Result<(), String> {
-    for arg in args {
-        let flag = arg.split('=').next().unwrap_or(arg);
-        if denied.contains(&flag) {
-            return Err(format!("{program} {flag} is not allowed: {why}"));
-        }
-    }
-    Ok(())
-}
-
-fn check_aws(args: &[String], read_only: bool) -> Result<(), String> {
-    refuse_flags(
-        "aws",
-        args,
-        AWS_DENIED_FLAGS,
-        "the worker chooses the account and endpoint",
-    )?;
-    let service = args.first().map(String::as_str).unwrap_or("");
-    if service.starts_with('-') || service.is_empty() {
-        return Err("put the aws service first (for example `aws eks list-clusters`)".into());
-    }
-    if service == "configure" {
-        return Err("aws configure is not allowed".into());
-    }
-    let operation = args.get(1).map(String::as_str).unwrap_or("");
-    let reads = operation.starts_with("describe-")
-        || operation.starts_with("list-")
-        || operation.starts_with("get-")
-        || (service == "s3" && operation == "ls");
-    if read_only && !reads {
-        return Err(format!(
-            "aws {service} {operation} is not allowed: this agent may only read (describe-*, list-*, get-*, s3 ls)"
-        ));
     }
     Ok(())
 }

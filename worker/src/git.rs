@@ -1,12 +1,20 @@
 //! Git with libgit2 (git2): clone, choose the branch, commit, push. Blocking: call from
 //! `spawn_blocking`. Credentials are given to libgit2 only through its credentials callback,
-//! so they never land in a URL, `.git/config`, a log line or an event.
+//! so they never land in a URL, a git config, a log line or an event.
+//!
+//! **Architecture Invariant:** nothing in the checkout steers git. The git directory is not in
+//! the work tree the tools see ([`TaskRepo`]: `work/` and `git/` side by side), so there is no
+//! `.git` for a tool, a committed symlink or a command to reach; the repository is always
+//! opened by its git directory (no discovery, no `core.worktree`, no gitlink file), and every
+//! fetch and push goes to the task's URL through an anonymous remote, never to a remote read
+//! from a config.
 
 use std::cell::Cell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::{
-    Cred, CredentialType, FetchOptions, PushOptions, RemoteCallbacks, Repository, Signature,
+    Cred, CredentialType, FetchOptions, PushOptions, RemoteCallbacks, Repository,
+    RepositoryInitOptions, Signature,
 };
 use openclaw_common::ids::{BranchName, RepoUrl};
 
@@ -268,48 +276,124 @@ fn callbacks(config: &GitConfig) -> RemoteCallbacks<'_> {
     cb
 }
 
-/// Clones `url` into `dest` and checks out `push_branch`: from the remote when it exists there
+/// A task's repository on disk: the work tree (the tools' root) and, beside it rather than
+/// inside it, the git directory. Both live under one parent the caller owns and removes.
+#[derive(Debug, Clone)]
+pub struct TaskRepo {
+    work_tree: PathBuf,
+    git_dir: PathBuf,
+}
+
+impl TaskRepo {
+    /// `parent/work` and `parent/git`; neither is created yet.
+    pub fn under(parent: &Path) -> Self {
+        Self {
+            work_tree: parent.join("work"),
+            git_dir: parent.join("git"),
+        }
+    }
+
+    /// The checkout: the only directory the agent's tools and commands work in.
+    pub fn work_tree(&self) -> &Path {
+        &self.work_tree
+    }
+
+    /// Opens the repository by its git directory, with the work tree set in memory: no
+    /// discovery from the work tree and no `core.worktree` from any config.
+    fn open(&self) -> Result<Repository, GitError> {
+        let repo = Repository::open_bare(&self.git_dir).map_err(GitError::classify)?;
+        repo.set_workdir(&self.work_tree, false)
+            .map_err(GitError::classify)?;
+        Ok(repo)
+    }
+}
+
+/// Where the task's remote's branches are kept in the git directory (as a clone names them).
+fn tracking_ref(branch: &str) -> String {
+    format!("refs/remotes/origin/{branch}")
+}
+
+/// Clones `url` into `repo` and checks out `push_branch`: from the remote when it exists there
 /// already (resume), else new at the tip of `base` (or the remote's default branch).
 pub fn clone(
     url: &RepoUrl,
-    dest: &Path,
+    repo: &TaskRepo,
     base: Option<&BranchName>,
     push_branch: &BranchName,
     config: &GitConfig,
 ) -> Result<Checkout, GitError> {
+    std::fs::create_dir_all(&repo.work_tree)
+        .map_err(|e| GitError::Other(format!("cannot create the work tree: {e}")))?;
+    let git = Repository::init_opts(
+        &repo.git_dir,
+        RepositoryInitOptions::new()
+            .bare(true)
+            .no_reinit(true)
+            .mkpath(true),
+    )
+    .map_err(GitError::classify)?;
+    git.set_workdir(&repo.work_tree, false)
+        .map_err(GitError::classify)?;
     let mut fetch = FetchOptions::new();
     fetch.remote_callbacks(callbacks(config));
     // libgit2's local transport cannot do shallow fetches; smart transports can.
     if !url.is_file() {
         fetch.depth(1);
     }
-    let mut builder = git2::build::RepoBuilder::new();
-    builder.fetch_options(fetch);
-    if let Some(b) = base {
-        builder.branch(b.as_str());
-    }
-    let repo = builder
-        .clone(url.as_str(), dest)
+    let mut remote = git
+        .remote_anonymous(url.as_str())
         .map_err(GitError::classify)?;
-
-    let remote_ref = format!("refs/remotes/origin/{push_branch}");
-    let (start, resumed) = match repo.find_reference(&remote_ref) {
-        Ok(r) => (r.peel_to_commit().map_err(GitError::classify)?, true),
-        Err(_) => (
-            repo.head().and_then(|h| h.peel_to_commit()).map_err(|e| {
+    // One connection for both: the remote's HEAD (its default branch) is known only while
+    // connected, and the fetch reuses the connection.
+    let mut connection = remote
+        .connect_auth(git2::Direction::Fetch, Some(callbacks(config)), None)
+        .map_err(GitError::classify)?;
+    let base_branch = match base {
+        Some(b) => b.to_string(),
+        None => {
+            let head = connection.default_branch().map_err(|e| {
                 GitError::Other(format!(
-                    "the repository has no commit to start from: {}",
+                    "the repository has no default branch to start from: {}",
                     e.message()
                 ))
-            })?,
-            false,
-        ),
+            })?;
+            let head = head.as_str().unwrap_or_default();
+            head.strip_prefix("refs/heads/").unwrap_or(head).to_owned()
+        }
     };
-    // Detached first: the push branch may be the one checked out (a task that pushes to the
-    // base branch itself), which libgit2 will not move while it is HEAD.
-    repo.set_head_detached(start.id())
+    connection
+        .remote()
+        .fetch(
+            &["+refs/heads/*:refs/remotes/origin/*"],
+            Some(&mut fetch),
+            None,
+        )
         .map_err(GitError::classify)?;
-    let branch = repo
+    drop(connection);
+    drop(remote);
+
+    let (start, resumed) = match git.find_reference(&tracking_ref(push_branch.as_str())) {
+        Ok(r) => (r.peel_to_commit().map_err(GitError::classify)?, true),
+        Err(_) => match git.find_reference(&tracking_ref(&base_branch)) {
+            Ok(r) => (r.peel_to_commit().map_err(GitError::classify)?, false),
+            Err(_) if base.is_some() => {
+                return Err(GitError::NotFound(format!(
+                    "remote branch '{base_branch}' not found"
+                )));
+            }
+            Err(e) => {
+                return Err(GitError::Other(format!(
+                    "the repository has no commit to start from: {}",
+                    e.message()
+                )));
+            }
+        },
+    };
+    // Detached first: HEAD of the new git directory names a branch libgit2 will not replace
+    // while it is checked out.
+    git.set_head_detached(start.id())
+        .map_err(GitError::classify)?;
+    let branch = git
         .branch(push_branch.as_str(), &start, true)
         .map_err(GitError::classify)?;
     let refname = branch
@@ -317,12 +401,12 @@ pub fn clone(
         .name()
         .map_err(|_| GitError::Other("branch name is not UTF-8".into()))?
         .to_owned();
-    repo.checkout_tree(
+    git.checkout_tree(
         start.as_object(),
         Some(git2::build::CheckoutBuilder::new().force()),
     )
     .map_err(GitError::classify)?;
-    repo.set_head(&refname).map_err(GitError::classify)?;
+    git.set_head(&refname).map_err(GitError::classify)?;
     Ok(Checkout {
         sha: start.id().to_string(),
         branch: push_branch.to_string(),
@@ -333,11 +417,11 @@ pub fn clone(
 
 /// Commits every change of the work tree on the current branch. `None` when nothing changed.
 pub fn commit_all(
-    dir: &Path,
+    repo: &TaskRepo,
     message: &str,
     config: &GitConfig,
 ) -> Result<Option<Commit>, GitError> {
-    let repo = Repository::open(dir).map_err(GitError::classify)?;
+    let repo = repo.open()?;
     let mut index = repo.index().map_err(GitError::classify)?;
     index
         .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
@@ -380,11 +464,19 @@ pub fn commit_all(
     }))
 }
 
-/// Pushes `branch` to `origin`. A ref the server refuses (non-fast-forward, hook) is
-/// [`GitError::Rejected`] with the server's reason.
-pub fn push(dir: &Path, branch: &BranchName, config: &GitConfig) -> Result<(), GitError> {
-    let repo = Repository::open(dir).map_err(GitError::classify)?;
-    let mut remote = repo.find_remote("origin").map_err(GitError::classify)?;
+/// Pushes `branch` to `url` (the task's remote, checked by the caller's egress policy). A ref
+/// the server refuses (non-fast-forward, hook) is [`GitError::Rejected`] with the server's
+/// reason.
+pub fn push(
+    repo: &TaskRepo,
+    url: &RepoUrl,
+    branch: &BranchName,
+    config: &GitConfig,
+) -> Result<(), GitError> {
+    let repo = repo.open()?;
+    let mut remote = repo
+        .remote_anonymous(url.as_str())
+        .map_err(GitError::classify)?;
     let rejection: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
     {
         let mut cb = callbacks(config);
@@ -413,18 +505,21 @@ pub fn push(dir: &Path, branch: &BranchName, config: &GitConfig) -> Result<(), G
     }
 }
 
-/// The commit `branch` points at on `origin` now (sha and message), fetched into the clone
-/// in `dir`; `None` when the remote has no such branch. Reads what pushed a push aside.
+/// The commit `branch` points at on `url` now (sha and message), fetched into `repo`; `None`
+/// when the remote has no such branch. Reads what pushed a push aside.
 pub fn remote_tip(
-    dir: &Path,
+    repo: &TaskRepo,
+    url: &RepoUrl,
     branch: &BranchName,
     config: &GitConfig,
 ) -> Result<Option<(String, String)>, GitError> {
-    let repo = Repository::open(dir).map_err(GitError::classify)?;
-    let mut remote = repo.find_remote("origin").map_err(GitError::classify)?;
+    let repo = repo.open()?;
+    let mut remote = repo
+        .remote_anonymous(url.as_str())
+        .map_err(GitError::classify)?;
     let mut fetch = FetchOptions::new();
     fetch.remote_callbacks(callbacks(config));
-    let tracking = format!("refs/remotes/origin/{branch}");
+    let tracking = tracking_ref(branch.as_str());
     let spec = format!("+refs/heads/{branch}:{tracking}");
     remote
         .fetch(&[spec.as_str()], Some(&mut fetch), None)
@@ -442,6 +537,157 @@ pub fn remote_tip(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir)
+            .output()
+            .expect("git must be installed for these tests");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A bare repository at `dir` with one commit on `main` (a file and a committed symlink
+    /// `gitcfg -> .git/config`, as a hostile repository would carry).
+    fn bare_with_commit(dir: &Path) {
+        let seed = dir.with_extension("seed");
+        std::fs::create_dir_all(&seed).unwrap();
+        run_git(&seed, &["init", "-q", "-b", "main"]);
+        std::fs::write(seed.join("README.md"), "hello\n").unwrap();
+        std::os::unix::fs::symlink(".git/config", seed.join("gitcfg")).unwrap();
+        run_git(&seed, &["add", "-A"]);
+        run_git(
+            &seed,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "seed",
+            ],
+        );
+        run_git(
+            dir.parent().unwrap(),
+            &["init", "-q", "--bare", "-b", "main", dir.to_str().unwrap()],
+        );
+        run_git(&seed, &["push", "-q", dir.to_str().unwrap(), "main"]);
+    }
+
+    fn git_config() -> GitConfig {
+        GitConfig {
+            token: None,
+            username: None,
+            ssh_key: None,
+            ssh_key_path: None,
+            ssh_passphrase: None,
+            ssh_known_hosts: None,
+            credential_hosts: Default::default(),
+            author_name: "OpenClaw".into(),
+            author_email: "openclaw@example.invalid".into(),
+        }
+    }
+
+    /// The checkout holds no git directory; one planted there by any means, with every config
+    /// trick, steers neither the commit nor the push.
+    #[test]
+    fn a_git_directory_planted_in_the_checkout_steers_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let (task_remote, evil) = (base.join("task.git"), base.join("evil.git"));
+        bare_with_commit(&task_remote);
+        run_git(&base, &["init", "-q", "--bare", "evil.git"]);
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("stolen.txt"), "service account token\n").unwrap();
+        std::fs::write(outside.join("included"), "[user]\n\temail = evil@evil\n").unwrap();
+        let marker = base.join("fsmonitor-ran");
+
+        let url = RepoUrl::parse(
+            &format!("file://{}", task_remote.display()),
+            &openclaw_common::egress::RepoPolicy::open(),
+        )
+        .unwrap();
+        let evil_url = format!("file://{}", evil.display());
+        let repo = TaskRepo::under(&base.join("task"));
+        let branch = BranchName::parse("openclaw/t1").unwrap();
+        let checkout = clone(&url, &repo, None, &branch, &git_config()).unwrap();
+        assert!(!checkout.resumed);
+        let work = repo.work_tree();
+        assert!(
+            !work.join(".git").exists(),
+            "the checkout has no git directory or gitlink"
+        );
+        assert_eq!(
+            std::fs::read_to_string(work.join("README.md")).unwrap(),
+            "hello\n"
+        );
+
+        // Every trick, in a `.git` planted in the work tree.
+        std::fs::create_dir_all(work.join(".git/hooks")).unwrap();
+        std::fs::write(work.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(
+            work.join(".git/config"),
+            format!(
+                "[core]\n\tworktree = {o}\n\thooksPath = {o}\n\tfsmonitor = touch {m}\n\
+                 [remote \"origin\"]\n\turl = {e}\n\tpushurl = {e}\n\
+                 [url \"{e}\"]\n\tinsteadOf = {u}\n\
+                 [include]\n\tpath = {o}/included\n",
+                o = outside.display(),
+                m = marker.display(),
+                e = evil_url,
+                u = url.as_str(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            outside.join("pre-commit"),
+            format!("#!/bin/sh\ntouch {}\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::write(work.join("NOTES.md"), "work\n").unwrap();
+
+        let commit = commit_all(&repo, "change\n\nOpenClaw-Task: t1\n", &git_config())
+            .unwrap()
+            .expect("a change to commit");
+        assert_eq!(commit.files, ["NOTES.md"], "only the work tree's change");
+        push(&repo, &url, &branch, &git_config()).unwrap();
+
+        assert_eq!(
+            run_git(&task_remote, &["rev-parse", "refs/heads/openclaw/t1"]),
+            commit.sha,
+            "pushed to the task's remote"
+        );
+        let tree = run_git(
+            &task_remote,
+            &["ls-tree", "-r", "--name-only", "openclaw/t1"],
+        );
+        assert_eq!(
+            tree, "NOTES.md\nREADME.md\ngitcfg",
+            "nothing from outside or .git"
+        );
+        let email = run_git(&task_remote, &["log", "-1", "--format=%ae", "openclaw/t1"]);
+        assert_eq!(email, "openclaw@example.invalid", "no included config");
+        assert_eq!(
+            run_git(&evil, &["for-each-ref"]),
+            "",
+            "nothing reached the other remote"
+        );
+        assert!(!marker.exists(), "no fsmonitor or hook ran");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("stolen.txt")).unwrap(),
+            "service account token\n"
+        );
+        // And the tip reads back from the task's URL.
+        let (sha, _) = remote_tip(&repo, &url, &branch, &git_config())
+            .unwrap()
+            .unwrap();
+        assert_eq!(sha, commit.sha);
+    }
 
     #[test]
     fn known_hosts_lines() {

@@ -8,11 +8,14 @@
 //! - [`llm`]: the OpenAI-compatible chat-completions client (streaming, tools, retries).
 //! - [`tools`]: the tools the model can call, confined to the checkout.
 //! - [`commands`]: what a `run_command` child may be: built environment, checked arguments.
+//! - [`command_policy`]: kubectl, helm and aws arguments parsed as those programs parse them,
+//!   judged against an allowlist per verb.
 //! - [`traces`]: OpenTelemetry traces of task attempts, to Langfuse (v4) and/or an OTLP collector.
 //! - [`git`]: clone, branch, commit and push with git2; credentials only via callbacks.
 
 pub mod agent;
 pub mod cli;
+pub mod command_policy;
 pub mod commands;
 pub mod config;
 pub mod git;

@@ -5,7 +5,6 @@
 //! delay (a later attempt retries) until `max_deliver`; permanent failure → `failed` + term;
 //! cancel → `canceled` + term; SIGTERM → checkpoint commit pushed to the task branch + nak.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::agent::{AgentError, AgentLoop, LoopEnd, Stop, StopSignals};
 use crate::config::WorkerConfig;
-use crate::git::{self, Checkout, GitError};
+use crate::git::{self, Checkout, GitError, TaskRepo};
 use crate::llm::{ChatMessage, LlmClient};
 use crate::tools::Toolbox;
 use crate::traces::{Tracer, parse_traceparent};
@@ -453,6 +452,8 @@ impl Task<'_> {
                     .await;
             }
         };
+        // The work tree the tools see, and the git directory beside it where they cannot reach.
+        let task_repo = TaskRepo::under(workdir.path());
         let checkout = match &spec.repo {
             None if profile.repo_required => {
                 return self
@@ -464,7 +465,7 @@ impl Task<'_> {
                     .await;
             }
             None => None,
-            Some(repo) => match self.clone_repo(repo, workdir.path(), &mut events).await? {
+            Some(_) => match self.clone_repo(&task_repo, &mut events).await? {
                 Ok(c) => Some(c),
                 Err(e) => {
                     let transient = e.is_transient();
@@ -486,7 +487,8 @@ impl Task<'_> {
         }
         // Commands' HOME, TMPDIR and kubeconfig: outside the checkout, gone with the task.
         let (toolbox, _scratch) = match self.work_dir().and_then(|scratch| {
-            Toolbox::new(workdir.path(), scratch.path(), profile).map(|t| (t, scratch))
+            std::fs::create_dir_all(task_repo.work_tree())?;
+            Toolbox::new(task_repo.work_tree(), scratch.path(), profile).map(|t| (t, scratch))
         }) {
             Ok(pair) => pair,
             Err(e) => {
@@ -531,11 +533,11 @@ impl Task<'_> {
                 self.canceled(&mut events, "canceled while running").await
             }
             Ok(LoopEnd::Stopped(Stop::Terminated)) => {
-                self.interrupted(&mut events, workdir.path(), checkout.is_some())
+                self.interrupted(&mut events, &task_repo, checkout.is_some())
                     .await
             }
             Ok(LoopEnd::Answered(summary)) => {
-                self.finish(&mut events, workdir.path(), checkout.is_some(), summary)
+                self.finish(&mut events, &task_repo, checkout.is_some(), summary)
                     .await
             }
         }
@@ -553,48 +555,49 @@ impl Task<'_> {
         }
     }
 
-    /// Clones (blocking, off the runtime) and publishes `cloned`.
-    async fn clone_repo(
-        &self,
-        repo: &RepoUrl,
-        dir: &Path,
-        events: &mut EventWriter,
-    ) -> Result<Result<Checkout, GitError>, StoreError> {
-        // Tasks are checked at intake, but one published by other means is checked here too,
-        // and again on the addresses the host resolves to now, just before connecting.
+    /// The task's repository URL as the egress policy allows it now: parsed again (a task
+    /// published by other means than the bridge is checked here too) and its host's addresses
+    /// resolved again just before connecting. Checked before every clone, fetch and push.
+    async fn reachable_repo(&self) -> Result<RepoUrl, GitError> {
+        let Some(repo) = &self.spec.repo else {
+            return Err(GitError::Other("the task names no repository".into()));
+        };
         let policy = &self.config.repo_policy;
         let checked = match RepoUrl::parse(repo.as_str(), policy) {
             Ok(r) => policy.check_resolved(&r).await.map(|()| r),
             Err(e) => Err(e.to_string()),
         };
-        let repo = match checked {
-            Ok(r) => r,
-            Err(cause) => {
-                warn!(task_id = %self.spec.id, repo = %openclaw_common::config::redact_url(repo.as_str()), %cause, "repo refused by the egress policy");
-                return Ok(Err(GitError::Unreachable {
-                    detail: cause,
-                    transient: false,
-                }));
+        checked.map_err(|cause| {
+            warn!(task_id = %self.spec.id, repo = %openclaw_common::config::redact_url(repo.as_str()), %cause, "repo refused by the egress policy");
+            GitError::Unreachable {
+                detail: cause,
+                transient: false,
             }
+        })
+    }
+
+    /// Clones (blocking, off the runtime) and publishes `cloned`.
+    async fn clone_repo(
+        &self,
+        task_repo: &TaskRepo,
+        events: &mut EventWriter,
+    ) -> Result<Result<Checkout, GitError>, StoreError> {
+        let repo = match self.reachable_repo().await {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
         };
         let started = Instant::now();
         let (dir, base, push, git) = (
-            dir.to_path_buf(),
+            task_repo.clone(),
             self.spec.branch.clone(),
             self.spec.push_branch.clone(),
             self.config.git.clone(),
         );
-        let step = std::time::SystemTime::now();
-        let cloned = tokio::task::spawn_blocking(move || {
-            git::clone(&repo, &dir, base.as_ref(), &push, &git)
-        })
-        .await
-        .unwrap_or_else(|e| Err(GitError::Other(format!("clone panicked: {e}"))));
-        self.tracer.step(
-            "git clone",
-            step,
-            cloned.as_ref().err().map(|e| e.to_string()).as_deref(),
-        );
+        let cloned = self
+            .git_step("git clone", move || {
+                git::clone(&repo, &dir, base.as_ref(), &push, &git)
+            })
+            .await;
         if let Err(e) = &cloned {
             warn!(task_id = %self.spec.id, cause = %self.config.redact(&e.detail()), "clone failed");
         }
@@ -644,23 +647,41 @@ impl Task<'_> {
         messages
     }
 
+    /// Runs the blocking git step `run` off the runtime, traced as `name`.
+    async fn git_step<T: Send + 'static>(
+        &self,
+        name: &str,
+        run: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+    ) -> Result<T, GitError> {
+        let started = std::time::SystemTime::now();
+        let result = tokio::task::spawn_blocking(run)
+            .await
+            .unwrap_or_else(|e| Err(GitError::Other(format!("{name} panicked: {e}"))));
+        self.tracer.step(
+            name,
+            started,
+            result.as_ref().err().map(|e| e.to_string()).as_deref(),
+        );
+        result
+    }
+
     /// Commit, push, `completed`, status — and only then ack.
     async fn finish(
         &self,
         events: &mut EventWriter,
-        dir: &Path,
+        repo: &TaskRepo,
         has_repo: bool,
         summary: String,
     ) -> Result<(Outcome, Settle), StoreError> {
         let mut commit_sha = None;
         if has_repo {
             match self
-                .commit_and_push(events, dir, &commit_message(&summary, self.spec), false)
+                .commit_and_push(events, repo, &commit_message(&summary, self.spec), false)
                 .await?
             {
                 Ok(sha) => commit_sha = sha,
                 Err(e @ GitError::Rejected(_)) => {
-                    if let Some((sha, summary)) = self.pushed_by_another_attempt(dir).await {
+                    if let Some((sha, summary)) = self.pushed_by_another_attempt(repo).await {
                         info!(task_id = %self.spec.id, commit = %sha, "another attempt of this task pushed its result first; recording that");
                         return self
                             .record_completion(events, Some(sha), true, summary)
@@ -682,15 +703,19 @@ impl Task<'_> {
     /// sha and summary. An earlier attempt that lost the task to this one while it was still
     /// working pushed after this one cloned; its commit is the task's result, and it cannot
     /// record that itself (this attempt's events fence it off).
-    async fn pushed_by_another_attempt(&self, dir: &Path) -> Option<(String, String)> {
-        let (d, b, g) = (
-            dir.to_path_buf(),
-            self.spec.push_branch.clone(),
-            self.config.git.clone(),
-        );
-        let tip = tokio::task::spawn_blocking(move || git::remote_tip(&d, &b, &g))
-            .await
-            .unwrap_or_else(|e| Err(GitError::Other(format!("fetch panicked: {e}"))));
+    async fn pushed_by_another_attempt(&self, repo: &TaskRepo) -> Option<(String, String)> {
+        let tip = match self.reachable_repo().await {
+            Ok(url) => {
+                let (r, b, g) = (
+                    repo.clone(),
+                    self.spec.push_branch.clone(),
+                    self.config.git.clone(),
+                );
+                self.git_step("git fetch", move || git::remote_tip(&r, &url, &b, &g))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         match tip {
             Ok(Some((sha, message))) => {
                 git::final_commit_summary(&message, &self.spec.id).map(|summary| (sha, summary))
@@ -750,24 +775,14 @@ impl Task<'_> {
     async fn commit_and_push(
         &self,
         events: &mut EventWriter,
-        dir: &Path,
+        repo: &TaskRepo,
         message: &str,
         checkpoint: bool,
     ) -> Result<Result<Option<String>, GitError>, StoreError> {
-        let (d, m, g) = (
-            dir.to_path_buf(),
-            message.to_owned(),
-            self.config.git.clone(),
-        );
-        let step = std::time::SystemTime::now();
-        let committed = tokio::task::spawn_blocking(move || git::commit_all(&d, &m, &g))
-            .await
-            .unwrap_or_else(|e| Err(GitError::Other(format!("commit panicked: {e}"))));
-        self.tracer.step(
-            "git commit",
-            step,
-            committed.as_ref().err().map(|e| e.to_string()).as_deref(),
-        );
+        let (r, m, g) = (repo.clone(), message.to_owned(), self.config.git.clone());
+        let committed = self
+            .git_step("git commit", move || git::commit_all(&r, &m, &g))
+            .await;
         let commit = match committed {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(Ok(None)),
@@ -780,31 +795,26 @@ impl Task<'_> {
                 checkpoint,
             })
             .await?;
-        let (d, b, g) = (
-            dir.to_path_buf(),
+        // The push goes to the URL checked here, now, and the event names that URL.
+        let url = match self.reachable_repo().await {
+            Ok(url) => url,
+            Err(e) => return Ok(Err(e)),
+        };
+        let remote = openclaw_common::config::redact_url(url.as_str());
+        let (r, b, g) = (
+            repo.clone(),
             self.spec.push_branch.clone(),
             self.config.git.clone(),
         );
-        let step = std::time::SystemTime::now();
-        let pushed = tokio::task::spawn_blocking(move || git::push(&d, &b, &g))
-            .await
-            .unwrap_or_else(|e| Err(GitError::Other(format!("push panicked: {e}"))));
-        self.tracer.step(
-            "git push",
-            step,
-            pushed.as_ref().err().map(|e| e.to_string()).as_deref(),
-        );
+        let pushed = self
+            .git_step("git push", move || git::push(&r, &url, &b, &g))
+            .await;
         if let Err(e) = pushed {
             return Ok(Err(e));
         }
         events
             .publish(EventKind::Pushed {
-                remote: self
-                    .spec
-                    .repo
-                    .as_ref()
-                    .map(|r| openclaw_common::config::redact_url(r.as_str()))
-                    .unwrap_or_default(),
+                remote,
                 branch: self.spec.push_branch.to_string(),
                 sha: commit.sha.clone(),
             })
@@ -816,7 +826,7 @@ impl Task<'_> {
     async fn interrupted(
         &self,
         events: &mut EventWriter,
-        dir: &Path,
+        repo: &TaskRepo,
         has_repo: bool,
     ) -> Result<(Outcome, Settle), StoreError> {
         let mut note = "interrupted (SIGTERM)".to_owned();
@@ -825,7 +835,7 @@ impl Task<'_> {
                 "OpenClaw checkpoint (attempt {})\n\nOpenClaw-Task: {}\nOpenClaw-Checkpoint: true\n",
                 self.attempt, self.spec.id
             );
-            match self.commit_and_push(events, dir, &message, true).await? {
+            match self.commit_and_push(events, repo, &message, true).await? {
                 Ok(Some(sha)) => note.push_str(&format!(
                     "; checkpoint {sha} pushed to {}",
                     self.spec.push_branch

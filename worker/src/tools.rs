@@ -141,42 +141,9 @@ impl Toolbox {
         }
     }
 
-    /// Resolves a model-given relative path inside the root, or says why not.
+    /// Resolves a model-given relative path inside the root, or says why not ([`confine`]).
     pub fn resolve(&self, rel: &str) -> Result<PathBuf, String> {
-        let path = Path::new(rel);
-        if path.is_absolute() {
-            return Err(format!(
-                "{rel:?}: absolute paths are not allowed; use a path relative to the repository root"
-            ));
-        }
-        for component in path.components() {
-            match component {
-                Component::Normal(c) if c == ".git" => {
-                    return Err(format!("{rel:?}: the .git directory is off limits"));
-                }
-                Component::Normal(_) | Component::CurDir => {}
-                _ => {
-                    return Err(format!(
-                        "{rel:?}: '..' is not allowed; stay inside the repository"
-                    ));
-                }
-            }
-        }
-        let joined = self.root.join(path);
-        // The deepest part that exists (a dangling symlink counts) must resolve inside root.
-        let mut existing = joined.clone();
-        while existing.symlink_metadata().is_err() {
-            if !existing.pop() {
-                break;
-            }
-        }
-        let resolved = existing
-            .canonicalize()
-            .map_err(|_| format!("{rel:?}: cannot be resolved (a broken link?)"))?;
-        if !resolved.starts_with(&self.root) {
-            return Err(format!("{rel:?}: leads outside the repository (symlink)"));
-        }
-        Ok(joined)
+        confine(&self.root, rel)
     }
 
     fn relative(&self, path: &Path) -> String {
@@ -392,6 +359,61 @@ impl Toolbox {
     }
 }
 
+/// Resolves a model-given relative path inside `root` (canonical), or says why not. Judged on the
+/// real path: the deepest part that exists with its links resolved, plus the rest. That
+/// real path must be under the root and not in any `.git` (the worker keeps its git
+/// directory outside the checkout, so this is a second wall: a nested repository's `.git`,
+/// or a checkout laid out by other means). The real path is what the tool then uses.
+pub fn confine(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    let path = Path::new(rel);
+    if path.is_absolute() {
+        return Err(format!(
+            "{rel:?}: absolute paths are not allowed; use a path relative to the repository root"
+        ));
+    }
+    for component in path.components() {
+        match component {
+            Component::Normal(c) if c.eq_ignore_ascii_case(".git") => {
+                return Err(format!("{rel:?}: the .git directory is off limits"));
+            }
+            Component::Normal(_) | Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "{rel:?}: '..' is not allowed; stay inside the repository"
+                ));
+            }
+        }
+    }
+    let joined = root.join(path);
+    // The deepest part that exists (a dangling symlink counts) must resolve inside root.
+    let mut existing = joined.clone();
+    while existing.symlink_metadata().is_err() {
+        if !existing.pop() {
+            break;
+        }
+    }
+    let resolved = existing
+        .canonicalize()
+        .map_err(|_| format!("{rel:?}: cannot be resolved (a broken link?)"))?;
+    // (Joining an empty rest would add a trailing '/', which a file's path must not have.)
+    let real = match joined.strip_prefix(&existing) {
+        Ok(rest) if !rest.as_os_str().is_empty() => resolved.join(rest),
+        _ => resolved,
+    };
+    let Ok(inside) = real.strip_prefix(root) else {
+        return Err(format!("{rel:?}: leads outside the repository (symlink)"));
+    };
+    if inside
+        .components()
+        .any(|c| c.as_os_str().eq_ignore_ascii_case(".git"))
+    {
+        return Err(format!(
+            "{rel:?}: leads into a .git directory (symlink), which is off limits"
+        ));
+    }
+    Ok(real)
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(args: Value) -> Result<T, String> {
     serde_json::from_value(args).map_err(|e| format!("invalid arguments: {e}"))
 }
@@ -517,6 +539,98 @@ mod tests {
             std::fs::read_to_string(outside.path().join("secret.txt")).unwrap(),
             "top secret"
         );
+    }
+
+    /// A hostile checkout's links into git directories: the checkout's own (had the worker laid
+    /// it out the usual way), a nested repository's, and one named by an absolute path.
+    #[tokio::test]
+    async fn no_tool_reaches_a_git_directory_through_a_link() {
+        let repo = tempfile::tempdir().unwrap();
+        let root = repo.path();
+        std::fs::create_dir_all(root.join(".git/hooks")).unwrap();
+        std::fs::write(root.join(".git/config"), "[core]\n\tbare = false\n").unwrap();
+        std::fs::create_dir_all(root.join("vendor/lib/.git")).unwrap();
+        std::fs::write(root.join("vendor/lib/.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::create_dir_all(root.join("docs")).unwrap();
+        let link = |target: &Path, name: &str| {
+            std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        };
+        link(Path::new(".git/config"), "gitcfg");
+        link(Path::new(".git"), "gitdir");
+        link(Path::new("../.git"), "docs/up");
+        link(Path::new("vendor/lib/.git"), "nested");
+        link(&root.canonicalize().unwrap().join(".git"), "absolute");
+        link(Path::new(".git/hooks/post-checkout"), "hook");
+        link(Path::new(".git/info"), "info");
+        let before = git_files(root);
+        let tools = toolbox(root, "doc-writer");
+
+        for (tool, args) in [
+            ("read_file", r#"{"path":"gitcfg"}"#),
+            ("read_file", r#"{"path":"gitdir/config"}"#),
+            ("read_file", r#"{"path":"docs/up/config"}"#),
+            ("read_file", r#"{"path":"absolute/config"}"#),
+            ("read_file", r#"{"path":"nested/HEAD"}"#),
+            ("read_file", r#"{"path":".GIT/config"}"#),
+            ("read_file", r#"{"path":"./.git/config"}"#),
+            (
+                "write_file",
+                r#"{"path":"gitcfg","content":"[core]\n\tworktree = /\n"}"#,
+            ),
+            (
+                "write_file",
+                r#"{"path":"gitdir/config","content":"[remote \"origin\"]\n\turl = file:///tmp/evil\n"}"#,
+            ),
+            (
+                "write_file",
+                r##"{"path":"gitdir/hooks/pre-push","content":"#!/bin/sh\n"}"##,
+            ),
+            ("write_file", r##"{"path":"hook","content":"#!/bin/sh\n"}"##),
+            ("write_file", r#"{"path":"info/exclude","content":"*\n"}"#),
+            ("write_file", r#"{"path":"docs/up/config","content":"x"}"#),
+            ("write_file", r#"{"path":"absolute/config","content":"x"}"#),
+            ("write_file", r#"{"path":"nested/config","content":"x"}"#),
+            (
+                "write_file",
+                r#"{"path":"vendor/lib/.git/config","content":"x"}"#,
+            ),
+            (
+                "edit_file",
+                r#"{"path":"gitcfg","old_text":"bare","new_text":"worktree"}"#,
+            ),
+            ("list_files", r#"{"path":"gitdir"}"#),
+            ("list_files", r#"{"path":"nested"}"#),
+            ("search", r#"{"pattern":"core","path":"gitdir"}"#),
+            ("search", r#"{"pattern":"core","path":"gitcfg"}"#),
+        ] {
+            let out = tools.call(tool, args).await;
+            assert!(out.is_err(), "{tool} {args} must be refused, got {out:?}");
+        }
+        assert_eq!(git_files(root), before, "no git directory changed");
+        // Walking the whole checkout lists no git directory's files either.
+        let all = tools.call("list_files", "{}").await.unwrap();
+        assert!(!all.contains("config") && !all.contains("HEAD"), "{all}");
+        let found = tools.call("search", r#"{"pattern":"bare"}"#).await.unwrap();
+        assert!(found.starts_with("no matches"), "{found}");
+    }
+
+    /// Every file under a `.git` of `root`, with its content.
+    fn git_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let kind = entry.file_type().unwrap();
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                } else if kind.is_file() && entry.path().to_string_lossy().contains(".git/") {
+                    out.push((entry.path(), std::fs::read(entry.path()).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     #[tokio::test]
