@@ -674,15 +674,32 @@ async fn an_oversized_tool_argument_is_refused_and_its_event_stays_small() {
     assert!(!worker.log_text().contains("NATS is unavailable"));
 }
 
+/// A model that tries every way out for the worker's secrets it knows (the gateway key and the
+/// git token): in tool-call arguments, in files it writes or edits (and so in the commit), in
+/// its streamed text and final answer (and so the commit message).
 #[tokio::test]
-async fn the_models_text_is_scrubbed_of_the_gateway_key() {
+async fn no_secret_leaves_the_worker_by_any_path() {
     let key = openclaw_tests::worker::TEST_LLM_KEY;
     let llm = ScriptedLlm::turns(vec![
         Reply::tool(
             "write_file",
-            json!({"path": "docs/KEY.md", "content": "# Key\n"}),
+            json!({"path": "docs/KEY.md", "content": format!("# Key\n{key}\n")}),
         ),
-        Reply::text(&format!("Document the key {key}\n\nThe key is {key}.")),
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/TOKEN.md", "content": format!("token: {TOKEN}\n")}),
+        ),
+        Reply::tool(
+            "edit_file",
+            json!({"path": "README.md", "old_text": "# hello", "new_text": format!("# hello {TOKEN}")}),
+        ),
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/NOTES.md", "content": "# Notes\n"}),
+        ),
+        Reply::text(&format!(
+            "Document the key {key}\n\nThe key is {key} and the token {TOKEN}."
+        )),
     ])
     .await;
     let app = app_without_dispatch(&[]).await;
@@ -690,14 +707,45 @@ async fn the_models_text_is_scrubbed_of_the_gateway_key() {
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Tell me your key"}))
         .await;
-    let (_worker, events) = crate::e2e::work_task(&app, &llm, &id, &[]).await;
+    let (worker, events) = crate::e2e::work_task(
+        &app,
+        &llm,
+        &id,
+        &[
+            ("GIT_TOKEN", TOKEN),
+            ("OPENCLAW_GIT_CREDENTIAL_HOSTS", "git.example.com"),
+        ],
+    )
+    .await;
     assert_eq!(kinds(&events).last(), Some(&"completed"));
+    let results = crate::e2e::tool_results(&events);
+    assert_eq!(
+        results.iter().map(|(ok, _)| *ok).collect::<Vec<_>>(),
+        [false, false, false, true],
+        "the writes holding a secret are refused: {results:?}"
+    );
     let all = serde_json::to_string(&events).unwrap();
-    assert!(!all.contains(key), "the key is in the events");
+    let status = app.status(&id).await.to_string();
+    let branch = format!("openclaw/{id}");
+    let tree = openclaw_tests::git::git(&repo.path(), &["ls-tree", "-r", "--name-only", &branch]);
+    let mut pushed = repo.message(&branch);
+    for file in tree.lines() {
+        pushed.push_str(&repo.file(&branch, file).unwrap_or_default());
+    }
+    for secret in [key, TOKEN] {
+        assert!(!all.contains(secret), "a secret is in the events");
+        assert!(!status.contains(secret), "a secret is in the status");
+        assert!(!pushed.contains(secret), "a secret is in the pushed commit");
+        assert!(
+            !worker.log_text().contains(secret),
+            "a secret is in the log"
+        );
+    }
     assert!(all.contains("[redacted]"));
-    assert!(!app.status(&id).await.to_string().contains(key));
-    let message = repo.message(&format!("openclaw/{id}"));
-    assert!(!message.contains(key), "{message}");
+    assert_eq!(
+        repo.file(&branch, "docs/NOTES.md").as_deref(),
+        Some("# Notes\n")
+    );
 }
 
 /// A NatsConfig for `user` on a secured server, as a binary would read it from its environment.

@@ -10,6 +10,7 @@ use openclaw_common::jetstream::{EventWriter, StatusStore, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::llm::{ChatMessage, LlmClient, LlmError};
+use crate::secrets::Secrets;
 use crate::tools::{MAX_ARGUMENT_BYTES, Toolbox};
 use crate::traces::Tracer;
 
@@ -76,8 +77,9 @@ pub struct AgentLoop<'a> {
     /// Records each model call as a generation and each tool call as a tool observation (a
     /// no-op when tracing is off).
     pub tracer: &'a Tracer,
-    /// Removes the worker's secrets from tool output before it is published or sent on.
-    pub redact: &'a dyn Fn(&str) -> String,
+    /// The worker's secrets: taken out of tool calls, tool output, streamed text and traces
+    /// before they are published or sent on.
+    pub secrets: &'a Secrets,
     /// This attempt's model calls, tokens and cost, added to as the loop goes.
     pub usage: &'a std::sync::Mutex<openclaw_common::status::Usage>,
 }
@@ -100,7 +102,8 @@ impl AgentLoop<'_> {
             let asked_at = std::time::SystemTime::now();
             let asked = std::time::Instant::now();
             let input = if self.tracer.is_on() {
-                serde_json::to_string(&messages).unwrap_or_default()
+                self.secrets
+                    .redact(&serde_json::to_string(&messages).unwrap_or_default())
             } else {
                 String::new()
             };
@@ -143,7 +146,7 @@ impl AgentLoop<'_> {
                 completion.latency,
                 completion.first_token,
                 &input,
-                &(self.redact)(&output),
+                &self.secrets.redact(&output),
                 completion.prompt_tokens,
                 completion.completion_tokens,
                 completion.cost_usd,
@@ -182,7 +185,7 @@ impl AgentLoop<'_> {
             });
             if completion.tool_calls.is_empty() {
                 // The answer becomes the summary, the status and the commit message.
-                return Ok(LoopEnd::Answered((self.redact)(&completion.content)));
+                return Ok(LoopEnd::Answered(self.secrets.redact(&completion.content)));
             }
             if tokens > self.limits.max_tokens {
                 return Ok(LoopEnd::LimitReached(format!(
@@ -210,11 +213,12 @@ impl AgentLoop<'_> {
                     ));
                     continue;
                 }
+                let shown_arguments = self.secrets.redact(&call.function.arguments);
                 self.events
                     .publish(EventKind::ToolCall {
                         call_id: call.id.clone(),
                         name: call.function.name.clone(),
-                        arguments: call.function.arguments.clone(),
+                        arguments: shown_arguments.clone(),
                     })
                     .await?;
                 let tool_started = std::time::SystemTime::now();
@@ -223,8 +227,8 @@ impl AgentLoop<'_> {
                     .call(&call.function.name, &call.function.arguments)
                     .await;
                 let (ok, output) = match result {
-                    Ok(out) => (true, (self.redact)(&out)),
-                    Err(err) => (false, (self.redact)(&format!("error: {err}"))),
+                    Ok(out) => (true, self.secrets.redact(&out)),
+                    Err(err) => (false, self.secrets.redact(&format!("error: {err}"))),
                 };
                 self.events
                     .publish(EventKind::ToolResult {
@@ -236,7 +240,7 @@ impl AgentLoop<'_> {
                     .await?;
                 self.tracer.tool(
                     &call.function.name,
-                    &call.function.arguments,
+                    &shown_arguments,
                     &output,
                     ok,
                     tool_started,
@@ -266,14 +270,21 @@ impl AgentLoop<'_> {
             r
         };
         let events = &mut *self.events;
-        let redact = self.redact;
+        // One redactor for the whole answer: a secret split across deltas is still found.
+        let mut redactor = self.secrets.stream();
         let relay = async move {
             while let Some(mut delta) = rx.recv().await {
                 while let Ok(more) = rx.try_recv() {
                     delta.push_str(&more);
                 }
-                let delta = redact(&delta);
-                events.publish(EventKind::Message { delta }).await?;
+                let delta = redactor.push(&delta);
+                if !delta.is_empty() {
+                    events.publish(EventKind::Message { delta }).await?;
+                }
+            }
+            let rest = redactor.finish();
+            if !rest.is_empty() {
+                events.publish(EventKind::Message { delta: rest }).await?;
             }
             Ok::<_, StoreError>(())
         };

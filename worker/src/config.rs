@@ -178,27 +178,32 @@ impl WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// `text` with every configured secret (LLM key, git token, ssh key and passphrase,
-    /// Langfuse secret) replaced by `[redacted]`. Applied to everything the worker publishes
-    /// that came from outside (gateway and git error messages, tool output), since a gateway
-    /// may echo the key it refused.
+    /// Every configured secret value (LLM key, git token, ssh key and passphrase, NATS
+    /// password and token, Langfuse secret): what the worker takes out of everything it
+    /// publishes that came from outside (gateway and git error messages, tool calls and
+    /// output, streamed text), since a gateway may echo the key it refused and a model may
+    /// repeat what it found.
+    pub fn secrets(&self) -> crate::secrets::Secrets {
+        let auth = &self.nats.auth;
+        crate::secrets::Secrets::new(
+            [
+                self.llm.api_key.as_ref(),
+                self.git.token.as_ref(),
+                self.git.ssh_key.as_ref(),
+                self.git.ssh_passphrase.as_ref(),
+                self.langfuse_secret.as_ref(),
+                auth.user_password.as_ref().map(|(_, p)| p),
+                auth.token.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|s| s.expose().to_owned()),
+        )
+    }
+
+    /// `text` with every secret of [`WorkerConfig::secrets`] replaced by `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
-        let secrets = [
-            self.llm.api_key.as_ref(),
-            self.git.token.as_ref(),
-            self.git.ssh_key.as_ref(),
-            self.git.ssh_passphrase.as_ref(),
-            self.langfuse_secret.as_ref(),
-        ];
-        let mut out = text.to_owned();
-        for secret in secrets.into_iter().flatten() {
-            let value = secret.expose();
-            // Very short values would redact ordinary words; they are not real secrets anyway.
-            if value.len() >= 6 && out.contains(value) {
-                out = out.replace(value, "[redacted]");
-            }
-        }
-        out
+        self.secrets().redact(text)
     }
 }
 

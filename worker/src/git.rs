@@ -59,6 +59,23 @@ impl GitError {
         }
     }
 
+    /// OS errors of the local file system (as libgit2 words them, from strerror), which are
+    /// not the network's: ENAMETOOLONG, ELOOP, ENOSPC, EDQUOT, EACCES, EPERM, EROFS.
+    fn local_os_error(lower: &str) -> bool {
+        [
+            "name too long",
+            "too many levels of symbolic links",
+            "no space left",
+            "disk quota exceeded",
+            "permission denied",
+            "operation not permitted",
+            "read-only file system",
+            "path too long",
+        ]
+        .iter()
+        .any(|m| lower.contains(m))
+    }
+
     fn classify(e: git2::Error) -> Self {
         let msg = e.message().to_owned();
         let lower = msg.to_ascii_lowercase();
@@ -82,6 +99,10 @@ impl GitError {
             || lower.contains("remote branch")
         {
             Self::NotFound(msg)
+        } else if e.class() == git2::ErrorClass::Os && Self::local_os_error(&lower) {
+            // The worker's own file system refused (a path too long or looping, a full disk,
+            // no permission): retrying elsewhere gives the same answer for the same repository.
+            Self::Other(msg)
         } else if matches!(
             e.class(),
             git2::ErrorClass::Net
@@ -687,6 +708,27 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(sha, commit.sha);
+    }
+
+    #[test]
+    fn local_file_system_errors_are_permanent_and_the_networks_transient() {
+        let os = |msg: &str| {
+            GitError::classify(git2::Error::new(
+                git2::ErrorCode::GenericError,
+                git2::ErrorClass::Os,
+                msg,
+            ))
+        };
+        for permanent in [
+            "could not open 'x/y': File name too long",
+            "failed to stat 'a': Too many levels of symbolic links",
+            "could not write 'b': No space left on device",
+            "failed to make directory 'c': Permission denied",
+        ] {
+            assert!(!os(permanent).is_transient(), "{permanent}");
+        }
+        assert!(os("failed to connect to 10.0.0.1: Connection refused").is_transient());
+        assert!(os("recv: Connection reset by peer").is_transient());
     }
 
     #[test]

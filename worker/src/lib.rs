@@ -11,6 +11,7 @@
 //! - [`command_policy`]: kubectl, helm and aws arguments parsed as those programs parse them,
 //!   judged against an allowlist per verb.
 //! - [`traces`]: OpenTelemetry traces of task attempts, to Langfuse (v4) and/or an OTLP collector.
+//! - [`secrets`]: the worker's secret values, redacted from all it publishes (streams too).
 //! - [`git`]: clone, branch, commit and push with git2; credentials only via callbacks.
 
 pub mod agent;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod git;
 pub mod llm;
 pub mod run;
+pub mod secrets;
 pub mod tools;
 pub mod traces;
 

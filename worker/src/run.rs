@@ -485,10 +485,17 @@ impl Task<'_> {
                 .record_completion(&mut events, Some(c.sha.clone()), true, summary)
                 .await;
         }
+        let secrets = self.config.secrets();
         // Commands' HOME, TMPDIR and kubeconfig: outside the checkout, gone with the task.
         let (toolbox, _scratch) = match self.work_dir().and_then(|scratch| {
             std::fs::create_dir_all(task_repo.work_tree())?;
-            Toolbox::new(task_repo.work_tree(), scratch.path(), profile).map(|t| (t, scratch))
+            Toolbox::new(
+                task_repo.work_tree(),
+                scratch.path(),
+                profile,
+                secrets.clone(),
+            )
+            .map(|t| (t, scratch))
         }) {
             Ok(pair) => pair,
             Err(e) => {
@@ -516,7 +523,7 @@ impl Task<'_> {
             limits: &profile.limits,
             stop: &stop,
             tracer: self.tracer,
-            redact: &|text: &str| self.config.redact(text),
+            secrets: &secrets,
             usage: &self.usage,
         }
         .run(messages)

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use crate::commands::{CommandEnv, check_arguments};
+use crate::secrets::Secrets;
 
 /// Largest file `read_file` returns.
 const MAX_READ_BYTES: u64 = 256 * 1024;
@@ -24,6 +25,10 @@ const MAX_SEARCH_MATCHES: usize = 100;
 /// Largest arguments of one tool call (raw JSON); above, the call is refused unread. Room for
 /// a `write_file` of [`MAX_WRITE_BYTES`] with JSON escaping.
 pub const MAX_ARGUMENT_BYTES: usize = 2 * MAX_WRITE_BYTES;
+/// Largest file `search` reads.
+const MAX_SEARCH_FILE_BYTES: u64 = 1024 * 1024;
+/// Most bytes of a matching line `search` shows, around the match.
+const MAX_SEARCH_LINE_BYTES: usize = 240;
 /// Most output bytes `run_command` returns (stdout and stderr together).
 const MAX_COMMAND_OUTPUT: usize = 64 * 1024;
 
@@ -40,6 +45,9 @@ pub struct Toolbox {
     /// The whole environment of a `run_command` child (built, never inherited).
     command_env: CommandEnv,
     command_timeout: Duration,
+    /// The worker's secrets: a write that would put one in the checkout (and so in a commit)
+    /// is refused.
+    secrets: Secrets,
 }
 
 /// A tool's answer: `Ok` output or an error text, both shown to the model.
@@ -48,7 +56,12 @@ pub type ToolOutput = Result<String, String>;
 impl Toolbox {
     /// `scratch` is a directory outside `root` for the commands' `HOME`, `TMPDIR` and
     /// kubeconfig: nothing there is committed, and the model's file tools cannot reach it.
-    pub fn new(root: &Path, scratch: &Path, profile: &AgentProfile) -> std::io::Result<Self> {
+    pub fn new(
+        root: &Path,
+        scratch: &Path,
+        profile: &AgentProfile,
+        secrets: Secrets,
+    ) -> std::io::Result<Self> {
         let command_env =
             CommandEnv::build(scratch, &profile.command_env, |k| std::env::var(k).ok())?;
         Ok(Self {
@@ -58,6 +71,7 @@ impl Toolbox {
             commands_read_only: profile.commands_read_only,
             command_env,
             command_timeout: Duration::from_secs(profile.command_timeout_secs),
+            secrets,
         })
     }
 
@@ -194,6 +208,12 @@ impl Toolbox {
         if args.content.len() > MAX_WRITE_BYTES {
             return Err(format!("content is larger than {MAX_WRITE_BYTES} bytes"));
         }
+        if self.secrets.found_in(&args.content) {
+            return Err(format!(
+                "{}: not written: the content holds a credential of this worker, which must never be committed; leave it out",
+                args.path
+            ));
+        }
         let path = self.resolve(&args.path)?;
         if path == self.root {
             return Err("path must name a file".into());
@@ -260,23 +280,38 @@ impl Toolbox {
         let pattern = args.pattern.clone();
         let matches = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
             let mut out = Vec::new();
+            let mut skipped = 0usize;
             for file in walk(&root, &start)? {
+                // Whole files are read: a generated or vendored giant is left out, and said so.
+                if std::fs::metadata(&file).map_or(true, |m| m.len() > MAX_SEARCH_FILE_BYTES) {
+                    skipped += 1;
+                    continue;
+                }
                 let Ok(text) = std::fs::read_to_string(&file) else {
                     continue;
                 };
                 for (n, line) in text.lines().enumerate() {
-                    if line.contains(&pattern) {
+                    if let Some(at) = line.find(&pattern) {
                         let rel = file
                             .strip_prefix(&root)
                             .unwrap_or(&file)
                             .to_string_lossy()
                             .into_owned();
-                        out.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                        out.push(format!(
+                            "{rel}:{}: {}",
+                            n + 1,
+                            around(line, at, pattern.len())
+                        ));
                         if out.len() >= MAX_SEARCH_MATCHES {
                             return Ok(out);
                         }
                     }
                 }
+            }
+            if skipped > 0 {
+                out.push(format!(
+                    "({skipped} files larger than {MAX_SEARCH_FILE_BYTES} bytes were not searched)"
+                ));
             }
             Ok(out)
         })
@@ -454,6 +489,27 @@ struct CommandArgs {
     args: Vec<String>,
 }
 
+/// The part of `line` around the match at `at` (of `len` bytes), at most
+/// [`MAX_SEARCH_LINE_BYTES`] and trimmed, with `…` where it was cut: one match in a minified
+/// file is a line, not the file.
+fn around(line: &str, at: usize, len: usize) -> String {
+    if line.len() <= MAX_SEARCH_LINE_BYTES {
+        return line.trim().to_owned();
+    }
+    let room = MAX_SEARCH_LINE_BYTES.saturating_sub(len) / 2;
+    let mut start = at.saturating_sub(room);
+    while !line.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (at + len + room).min(line.len());
+    while !line.is_char_boundary(end) {
+        end += 1;
+    }
+    let head = if start > 0 { "…" } else { "" };
+    let tail = if end < line.len() { "…" } else { "" };
+    format!("{head}{}{tail}", &line[start..end])
+}
+
 /// Regular files under `start` (sorted), leaving out `.git` and not following symlinks.
 fn walk(root: &Path, start: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
@@ -504,7 +560,8 @@ mod tests {
         let catalog = AgentCatalog::built_in();
         let profile = catalog.get(&AgentName::parse(agent).unwrap()).unwrap();
         let scratch = tempfile::tempdir().unwrap().keep();
-        Toolbox::new(dir, &scratch, profile).unwrap()
+        let secrets = Secrets::new(["sk-test-secret-value".to_owned()]);
+        Toolbox::new(dir, &scratch, profile, secrets).unwrap()
     }
 
     #[tokio::test]
@@ -631,6 +688,32 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    #[tokio::test]
+    async fn search_shows_lines_not_files_and_leaves_giants_out() {
+        let repo = tempfile::tempdir().unwrap();
+        let minified = format!("{}NEEDLE{}", "a".repeat(100_000), "é".repeat(50_000));
+        std::fs::write(repo.path().join("app.min.js"), &minified).unwrap();
+        std::fs::write(
+            repo.path().join("huge.txt"),
+            "NEEDLE\n".repeat(MAX_SEARCH_FILE_BYTES as usize / 7 + 1),
+        )
+        .unwrap();
+        let tools = toolbox(repo.path(), "doc-writer");
+        let out = tools
+            .call("search", r#"{"pattern":"NEEDLE"}"#)
+            .await
+            .unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out:.300}");
+        assert!(lines[0].starts_with("app.min.js:1: …") && lines[0].contains("NEEDLE"));
+        assert!(
+            lines[0].len() < MAX_SEARCH_LINE_BYTES + 40,
+            "{}",
+            lines[0].len()
+        );
+        assert!(lines[1].contains("1 files larger than"), "{}", lines[1]);
     }
 
     #[tokio::test]
