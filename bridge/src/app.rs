@@ -52,7 +52,13 @@ impl Application {
     ///
     /// [`run_until`]: Application::run_until
     pub async fn build(config: BridgeConfig, listener: TcpListener) -> Result<Self, BuildError> {
-        let client = jetstream::connect(&config.nats, "openclaw-bridge", true).await?;
+        let client = jetstream::connect(
+            &config.nats,
+            "openclaw-bridge",
+            openclaw_common::names::BRIDGE_USER,
+            true,
+        )
+        .await?;
         let trace_provider = config.tracing.provider("openclaw-bridge");
         let state = AppState::new(Shared {
             tracer: trace_provider

@@ -49,10 +49,25 @@ pub struct Limits {
     /// answer cannot start thousands of commands under one step.
     #[serde(default = "default_tool_calls_per_answer")]
     pub max_tool_calls_per_answer: u32,
+    /// Bytes a clone may download; a larger repository fails the task (not retried) before
+    /// it fills the worker's disk.
+    #[serde(default = "default_max_repo_bytes")]
+    pub max_repo_bytes: u64,
+    /// Files a checkout may hold; more fail the task (not retried).
+    #[serde(default = "default_max_repo_files")]
+    pub max_repo_files: u64,
 }
 
 fn default_tool_calls_per_answer() -> u32 {
     16
+}
+
+fn default_max_repo_bytes() -> u64 {
+    2 * 1024 * 1024 * 1024
+}
+
+fn default_max_repo_files() -> u64 {
+    250_000
 }
 
 impl Default for Limits {
@@ -62,6 +77,8 @@ impl Default for Limits {
             max_tokens: 400_000,
             max_wall_secs: 1800,
             max_tool_calls_per_answer: default_tool_calls_per_answer(),
+            max_repo_bytes: default_max_repo_bytes(),
+            max_repo_files: default_max_repo_files(),
         }
     }
 }

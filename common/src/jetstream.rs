@@ -124,16 +124,19 @@ fn corrupt(key: impl Into<String>) -> impl FnOnce(serde_json::Error) -> StoreErr
     }
 }
 
-/// Connects to NATS. With `retry_initial`, returns at once and keeps connecting in the
-/// background (the bridge starts and reports not-ready instead of crashing); without, fails
-/// when the server cannot be reached (the worker has nothing to do without it).
+/// Connects to NATS as `user` (the inbox owner: [`names::inbox_prefix`]). With
+/// `retry_initial`, returns at once and keeps connecting in the background (the bridge starts
+/// and reports not-ready instead of crashing); without, fails when the server cannot be
+/// reached (the worker has nothing to do without it).
 pub async fn connect(
     cfg: &NatsConfig,
     name: &str,
+    user: &str,
     retry_initial: bool,
 ) -> Result<async_nats::Client, StoreError> {
     let mut opts = async_nats::ConnectOptions::new()
         .name(name)
+        .custom_inbox_prefix(names::inbox_prefix(user))
         .request_timeout(Some(REQUEST_TIMEOUT))
         .connection_timeout(REQUEST_TIMEOUT);
     if retry_initial {

@@ -57,6 +57,16 @@ pub fn worker_consumer(agent: &AgentName) -> String {
 
 /// W3C trace context of the bridge's submit span on task messages, so the worker's spans join
 /// the task's trace under it.
+/// The inbox prefix of a NATS client acting as `user` (`bridge`, or `worker-<agent>` as
+/// [`worker_consumer`] names it): the replies to its requests arrive there, and the shipped
+/// permissions let only that user subscribe there, so no client reads another's replies.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
+}
+
+/// The bridge's NATS user, and so its inbox owner.
+pub const BRIDGE_USER: &str = "bridge";
+
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// Header carrying the task id on task messages, so `nats stream view` shows it.

@@ -389,7 +389,7 @@ async fn moves_when_its_server_dies(mut cluster: NatsCluster, nats_url: String) 
     let config =
         openclaw_common::config::NatsConfig::from_env(&openclaw_common::config::EnvReader(&env))
             .unwrap();
-    let client = openclaw_common::jetstream::connect(&config, "cluster-test", false)
+    let client = openclaw_common::jetstream::connect(&config, "cluster-test", "test", false)
         .await
         .unwrap();
     let server_of = |name: &str| name.split(' ').next().unwrap().to_owned();

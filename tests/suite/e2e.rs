@@ -406,7 +406,11 @@ async fn a_clone_over_http_keeps_credentials_out_of_git_config() {
     let branch = openclaw_common::ids::BranchName::parse("openclaw/t").unwrap();
     let checkout = tokio::task::spawn_blocking({
         let repo = openclaw_worker::git::TaskRepo::under(dest.path());
-        move || openclaw_worker::git::clone(&url, &repo, None, &branch, &git)
+        let limits = openclaw_worker::git::RepoLimits {
+            max_bytes: 1 << 30,
+            max_files: 1000,
+        };
+        move || openclaw_worker::git::clone(&url, &repo, None, &branch, &git, &limits)
     })
     .await
     .unwrap()

@@ -809,7 +809,7 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
 
     // With a worker's credentials, publishing a task is refused, and nothing is stored.
     let cfg = nats_config_as(&app.nats, worker_user, WORKER_PASSWORD);
-    let client = openclaw_common::jetstream::connect(&cfg, "hostile-worker", false)
+    let client = openclaw_common::jetstream::connect(&cfg, "hostile-worker", worker_user, false)
         .await
         .expect("the worker user connects");
     let js = openclaw_common::jetstream::context(client.clone());
@@ -841,18 +841,72 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
         "a doc-writer worker reached the devops consumer"
     );
 
+    // Nor may it read anyone's replies but its own: the inboxes of all clients, or the
+    // bridge's, are refused (the server says so on the connection), its own are not.
+    let (errors_tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+    let (user, password) = cfg.auth.user_password.clone().unwrap();
+    let spy = async_nats::ConnectOptions::with_user_and_password(user, password.expose().into())
+        .add_root_certificates(cfg.auth.ca.clone().unwrap())
+        .require_tls(true)
+        .custom_inbox_prefix(openclaw_common::names::inbox_prefix(worker_user))
+        .event_callback(move |event| {
+            let tx = errors_tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e.to_string());
+                }
+            }
+        })
+        .connect(cfg.url.as_str())
+        .await
+        .unwrap();
+    for subject in ["_INBOX.>", "_INBOX_bridge.>", "_INBOX_worker-devops.>"] {
+        let _subscription = spy.subscribe(subject).await.unwrap();
+        spy.flush().await.unwrap();
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(10), errors.recv())
+            .await
+            .expect("the server refuses the subscription")
+            .unwrap();
+        assert!(
+            refused.to_lowercase().contains("permissions violation") && refused.contains(subject),
+            "{refused}"
+        );
+    }
+    let own = format!("{}.>", openclaw_common::names::inbox_prefix(worker_user));
+    let mut mine = spy.subscribe(own.clone()).await.unwrap();
+    // The server has the subscription before anyone publishes to it.
+    spy.flush().await.unwrap();
+    let reply = format!(
+        "{}.probe",
+        openclaw_common::names::inbox_prefix(worker_user)
+    );
+    app.js()
+        .client()
+        .publish(reply, "pong".into())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures_util::StreamExt::next(&mut mine),
+    )
+    .await
+    .expect("its own inbox receives")
+    .unwrap();
+    assert_eq!(&got.payload[..], b"pong");
+    assert!(errors.try_recv().is_err(), "its own inbox was not refused");
+
     // Without credentials, or without TLS, no connection at all.
     let mut anonymous = cfg.clone();
     anonymous.auth.user_password = None;
     assert!(
-        openclaw_common::jetstream::connect(&anonymous, "anonymous", false)
+        openclaw_common::jetstream::connect(&anonymous, "anonymous", worker_user, false)
             .await
             .is_err()
     );
     let mut plain = cfg.clone();
     plain.url = plain.url.replace("tls://", "nats://");
     plain.auth.ca = None;
-    let err = openclaw_common::jetstream::connect(&plain, "plain", false)
+    let err = openclaw_common::jetstream::connect(&plain, "plain", worker_user, false)
         .await
         .expect_err("plain text refused");
     assert!(!err.to_string().contains(WORKER_PASSWORD), "{err}");

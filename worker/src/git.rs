@@ -31,6 +31,9 @@ pub enum GitError {
     NotFound(String),
     #[error("push rejected: {0}")]
     Rejected(String),
+    /// Larger than the agent profile allows (`max_repo_bytes`, `max_repo_files`).
+    #[error("the repository is too large for this agent: {0}")]
+    TooLarge(String),
     /// The remote refused by policy, or not reachable (connection, TLS, DNS, transport): one
     /// text for every cause, so that the task API cannot be used to scan the worker's network.
     /// `detail` is for the worker's log.
@@ -329,6 +332,29 @@ impl TaskRepo {
     }
 }
 
+/// What a clone may cost, from the agent profile's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct RepoLimits {
+    pub max_bytes: u64,
+    pub max_files: u64,
+}
+
+/// Files (blobs and links) of `tree`, counted up to `stop`.
+fn count_files(tree: &git2::Tree<'_>, stop: u64) -> u64 {
+    let mut files = 0u64;
+    let _ = tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob) {
+            files += 1;
+        }
+        if files >= stop {
+            git2::TreeWalkResult::Abort
+        } else {
+            git2::TreeWalkResult::Ok
+        }
+    });
+    files
+}
+
 /// Where the task's remote's branches are kept in the git directory (as a clone names them).
 fn tracking_ref(branch: &str) -> String {
     format!("refs/remotes/origin/{branch}")
@@ -342,6 +368,7 @@ pub fn clone(
     base: Option<&BranchName>,
     push_branch: &BranchName,
     config: &GitConfig,
+    limits: &RepoLimits,
 ) -> Result<Checkout, GitError> {
     std::fs::create_dir_all(&repo.work_tree)
         .map_err(|e| GitError::Other(format!("cannot create the work tree: {e}")))?;
@@ -355,8 +382,16 @@ pub fn clone(
     .map_err(GitError::classify)?;
     git.set_workdir(&repo.work_tree, false)
         .map_err(GitError::classify)?;
+    let too_large = Cell::new(false);
+    let mut fetch_callbacks = callbacks(config);
+    fetch_callbacks.transfer_progress(|progress| {
+        // Returning false makes libgit2 stop the download.
+        let within = progress.received_bytes() as u64 <= limits.max_bytes;
+        too_large.set(!within);
+        within
+    });
     let mut fetch = FetchOptions::new();
-    fetch.remote_callbacks(callbacks(config));
+    fetch.remote_callbacks(fetch_callbacks);
     // libgit2's local transport cannot do shallow fetches; smart transports can.
     if !url.is_file() {
         fetch.depth(1);
@@ -389,9 +424,19 @@ pub fn clone(
             Some(&mut fetch),
             None,
         )
-        .map_err(GitError::classify)?;
+        .map_err(|e| {
+            if too_large.get() {
+                GitError::TooLarge(format!(
+                    "the clone passed {} bytes (max_repo_bytes)",
+                    limits.max_bytes
+                ))
+            } else {
+                GitError::classify(e)
+            }
+        })?;
     drop(connection);
     drop(remote);
+    drop(fetch);
 
     let (start, resumed) = match git.find_reference(&tracking_ref(push_branch.as_str())) {
         Ok(r) => (r.peel_to_commit().map_err(GitError::classify)?, true),
@@ -410,6 +455,16 @@ pub fn clone(
             }
         },
     };
+    let files = count_files(
+        &start.tree().map_err(GitError::classify)?,
+        limits.max_files + 1,
+    );
+    if files > limits.max_files {
+        return Err(GitError::TooLarge(format!(
+            "more than {} files (max_repo_files)",
+            limits.max_files
+        )));
+    }
     // Detached first: HEAD of the new git directory names a branch libgit2 will not replace
     // while it is checked out.
     git.set_head_detached(start.id())
@@ -613,6 +668,45 @@ mod tests {
         }
     }
 
+    fn roomy() -> RepoLimits {
+        RepoLimits {
+            max_bytes: 1 << 30,
+            max_files: 1000,
+        }
+    }
+
+    #[test]
+    fn a_repository_over_the_profiles_limits_is_refused_for_good() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let remote = base.join("big.git");
+        bare_with_commit(&remote);
+        let url = RepoUrl::parse(
+            &format!("file://{}", remote.display()),
+            &openclaw_common::egress::RepoPolicy::open(),
+        )
+        .unwrap();
+        let branch = BranchName::parse("openclaw/t2").unwrap();
+        for (n, limits) in [
+            RepoLimits {
+                max_bytes: 10,
+                max_files: 1000,
+            },
+            RepoLimits {
+                max_bytes: 1 << 30,
+                max_files: 1,
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let repo = TaskRepo::under(&base.join(format!("t{n}")));
+            let err = clone(&url, &repo, None, &branch, &git_config(), &limits).unwrap_err();
+            assert!(matches!(err, GitError::TooLarge(_)), "{err:?}");
+            assert!(!err.is_transient());
+        }
+    }
+
     /// The checkout holds no git directory; one planted there by any means, with every config
     /// trick, steers neither the commit nor the push.
     #[test]
@@ -636,7 +730,7 @@ mod tests {
         let evil_url = format!("file://{}", evil.display());
         let repo = TaskRepo::under(&base.join("task"));
         let branch = BranchName::parse("openclaw/t1").unwrap();
-        let checkout = clone(&url, &repo, None, &branch, &git_config()).unwrap();
+        let checkout = clone(&url, &repo, None, &branch, &git_config(), &roomy()).unwrap();
         assert!(!checkout.resumed);
         let work = repo.work_tree();
         assert!(

@@ -113,7 +113,13 @@ pub async fn run_one(
     config: &WorkerConfig,
     terminate: CancellationToken,
 ) -> Result<Outcome, RunError> {
-    let client = jetstream::connect(&config.nats, "openclaw-worker", false).await?;
+    let client = jetstream::connect(
+        &config.nats,
+        "openclaw-worker",
+        &openclaw_common::names::worker_consumer(&config.agent),
+        false,
+    )
+    .await?;
     // Names the server after every move between a cluster's servers; ends with this run
     // (a JoinSet aborts its tasks when dropped).
     let mut background = tokio::task::JoinSet::new();
@@ -465,7 +471,10 @@ impl Task<'_> {
                     .await;
             }
             None => None,
-            Some(_) => match self.clone_repo(&task_repo, &mut events).await? {
+            Some(_) => match self
+                .clone_repo(&task_repo, &profile.limits, &mut events)
+                .await?
+            {
                 Ok(c) => Some(c),
                 Err(e) => {
                     let transient = e.is_transient();
@@ -587,8 +596,13 @@ impl Task<'_> {
     async fn clone_repo(
         &self,
         task_repo: &TaskRepo,
+        limits: &openclaw_common::agents::Limits,
         events: &mut EventWriter,
     ) -> Result<Result<Checkout, GitError>, StoreError> {
+        let limits = git::RepoLimits {
+            max_bytes: limits.max_repo_bytes,
+            max_files: limits.max_repo_files,
+        };
         let repo = match self.reachable_repo().await {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
@@ -602,7 +616,7 @@ impl Task<'_> {
         );
         let cloned = self
             .git_step("git clone", move || {
-                git::clone(&repo, &dir, base.as_ref(), &push, &git)
+                git::clone(&repo, &dir, base.as_ref(), &push, &git, &limits)
             })
             .await;
         if let Err(e) = &cloned {
