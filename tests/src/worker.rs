@@ -47,9 +47,19 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn start(bin: &str, env: &HashMap<String, String>) -> Self {
+        Self::start_as(bin, env, None)
+    }
+
+    /// [`WorkerProcess::start`] under the user and group id `uid` (a non-root worker, as in a
+    /// pod), when given; the log file stays the test's.
+    pub fn start_as(bin: &str, env: &HashMap<String, String>, uid: Option<u32>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("worker.log");
-        let child = tokio::process::Command::new(bin)
+        let mut command = tokio::process::Command::new(bin);
+        if let Some(id) = uid {
+            command.uid(id).gid(id);
+        }
+        let child = command
             .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -7,10 +7,37 @@ use openclaw_tests::git::BareRepo;
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use serde_json::json;
 
-use crate::e2e::{complete_task, tool_results};
+use openclaw_tests::worker::WorkerProcess;
+
+use crate::e2e::{complete_task, completed_by, tool_results};
 
 #[tokio::test]
 async fn a_hostile_repository_reaches_no_git_directory_and_pushes_only_to_its_task_remote() {
+    hostile_repository_run(None).await;
+}
+
+/// The same as an unprivileged user (nobody), as the worker runs in a pod.
+#[tokio::test]
+async fn a_hostile_repository_run_by_a_non_root_worker_changes_nothing_either() {
+    hostile_repository_run(Some(NOBODY)).await;
+}
+
+/// The user and group id of `nobody` on Debian.
+const NOBODY: u32 = 65534;
+
+/// Gives `dir` and all under it to `uid` (the remotes a non-root worker pushes to: libgit2,
+/// like git, opens only repositories its user owns). The other remote too, so that a push
+/// there would be possible and its absence means something.
+fn give_to(dir: &std::path::Path, uid: u32) {
+    let status = std::process::Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(dir)
+        .status()
+        .expect("chown");
+    assert!(status.success());
+}
+
+async fn hostile_repository_run(uid: Option<u32>) {
     let repo = BareRepo::new();
     // The worker lays a task out as <dir>/work (the checkout) and <dir>/git beside it: links
     // for both the usual `.git` and that sibling.
@@ -69,7 +96,23 @@ async fn a_hostile_repository_reaches_no_git_directory_and_pushes_only_to_its_ta
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Write notes"}))
         .await;
-    let (_worker, events) = complete_task(&app, &llm, &id, &[]).await;
+    let (_worker, events) = match uid {
+        None => complete_task(&app, &llm, &id, &[]).await,
+        Some(uid) => {
+            give_to(repo.root(), uid);
+            give_to(evil.root(), uid);
+            let worker = WorkerProcess::start_as(
+                crate::e2e::worker_bin(),
+                &crate::e2e::env_for(&app, &llm, &[("HOME", "/nonexistent")]),
+                Some(uid),
+            );
+            let done = completed_by(&app, worker, &id).await;
+            // Back to the test's user, whose git reads them below.
+            give_to(repo.root(), 0);
+            give_to(evil.root(), 0);
+            done
+        }
+    };
 
     let results = tool_results(&events);
     assert_eq!(results.len(), 11, "{results:?}");
