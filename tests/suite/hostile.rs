@@ -444,3 +444,53 @@ fn the_argument_layer_refuses_every_hostile_invocation_and_allows_the_legitimate
     assert!(check("kubectl", &["get", "-f", "passwd"]).is_err());
     assert!(check("kubectl", &["get", "-fpasswd"]).is_err());
 }
+
+/// The joined and URL spellings that reached a fake API server before, through the real
+/// worker and Debian's kubectl: refused, and the server sees no connection. The control at
+/// the end shows that kubectl given the flag directly does reach it.
+#[tokio::test]
+async fn kubectl_pointed_at_another_server_in_any_spelling_connects_nowhere() {
+    let api = openclaw_tests::trap::ConnectionRecorder::start().await;
+    let server = format!("http://127.0.0.1:{}", api.port);
+    let spellings: Vec<Vec<String>> = [
+        vec!["get".into(), "pods".into(), format!("-s{server}")],
+        vec!["get".into(), "pods".into(), "-s".into(), server.clone()],
+        vec!["get".into(), "pods".into(), format!("-s={server}")],
+        vec!["get".into(), "pods".into(), format!("-As{server}")],
+        vec!["get".into(), "pods".into(), format!("--server={server}")],
+        vec!["get".into(), "-f".into(), format!("{server}/creds.json")],
+        vec!["get".into(), format!("-f{server}/creds.json")],
+        vec!["get".into(), "--raw".into(), format!("{server}/api")],
+    ]
+    .into_iter()
+    .collect();
+    let mut replies: Vec<Reply> = spellings
+        .iter()
+        .map(|args| Reply::tool("run_command", json!({"command": "kubectl", "args": args})))
+        .collect();
+    replies.push(Reply::text("done"));
+    let (results, _llm) = crate::security::run_agent("ops", replies, &[]).await;
+    assert_eq!(results.len(), spellings.len(), "{results:?}");
+    for ((ok, output), args) in results.iter().zip(&spellings) {
+        assert!(!ok, "{args:?} ran: {output}");
+        assert!(
+            output.contains("not allowed") || output.contains("URL"),
+            "{args:?}: {output}"
+        );
+    }
+    assert_eq!(api.connections(), 0, "kubectl reached the other server");
+
+    // Control: the same flag given to kubectl by hand connects (so the zero above means it).
+    let _direct = tokio::process::Command::new("kubectl")
+        .args(["get", "pods", &format!("-s{server}")])
+        .env("KUBECONFIG", "/dev/null")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl is installed");
+    openclaw_tests::eventually(10, "kubectl's connection", || async {
+        (api.connections() > 0).then_some(())
+    })
+    .await;
+}

@@ -319,7 +319,7 @@ fn agents_file() -> (tempfile::TempDir, String) {
 
 /// Runs one task of `agent` with the scripted `replies` in a worker the test starts with
 /// `worker_extra`; returns the tool results, in order.
-async fn run_agent(
+pub(crate) async fn run_agent(
     agent: &str,
     replies: Vec<Reply>,
     worker_extra: &[(&str, &str)],

@@ -823,7 +823,7 @@ fn check_value(
                 Ok(())
             } else {
                 Err(format!(
-                    "{program} --raw {value:?}: only an API path such as /api/v1/namespaces, with get"
+                    "{program} --raw {value:?} is not allowed: only an API path such as /api/v1/namespaces, with get"
                 ))
             }
         }
