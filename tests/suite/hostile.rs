@@ -400,6 +400,15 @@ const LEGITIMATE_COMMANDS: &[(&str, &[&str])] = &[
     ),
     ("aws", &["eks", "list-clusters", "--output", "json"]),
     ("aws", &["sts", "get-caller-identity"]),
+    (
+        "aws",
+        &[
+            "rds",
+            "describe-db-parameters",
+            "--db-parameter-group-name",
+            "default",
+        ],
+    ),
     ("aws", &["s3", "ls", "s3://bucket/prefix/"]),
     (
         "aws",

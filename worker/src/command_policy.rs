@@ -581,10 +581,9 @@ const AWS_CREDENTIAL_WORDS: &[&str] = &[
     "assume-role",
     "login",
     "data-key",
-    "parameter",
+    "get-parameter",
     "federation",
     "session",
-    "auth",
     "sign",
 ];
 
