@@ -607,7 +607,7 @@ pub fn check(program: &str, args: &[String], root: &Path, read_only: bool) -> Re
         "aws" => check_aws(args, root, read_only),
         _ => args
             .iter()
-            .try_for_each(|arg| crate::commands::check_paths(arg, root)),
+            .try_for_each(|arg| crate::paths::check_argument(arg, root)),
     }
 }
 
@@ -806,7 +806,7 @@ fn check_value(
                     "{program} --{name} {value:?}: only files of the working directory, not URLs or stdin"
                 ));
             }
-            crate::tools::confine(root, value)
+            crate::paths::confine(root, value)
                 .map(|_| ())
                 .map_err(|e| format!("{program} --{name}: {e}"))
         }
@@ -866,7 +866,7 @@ fn check_text(program: &str, text: &str, root: &Path) -> Result<(), String> {
             "{program}: argument {text:?} is a URL; URLs are not allowed in arguments"
         ));
     }
-    crate::commands::check_paths(text, root)
+    crate::paths::check_argument(text, root)
 }
 
 fn check_aws(args: &[String], root: &Path, read_only: bool) -> Result<(), String> {
@@ -943,5 +943,5 @@ fn check_aws_value(value: &str, root: &Path) -> Result<(), String> {
             "aws: the value {value:?} is a URL or file reference; give the value itself"
         ));
     }
-    crate::commands::check_paths(value, root)
+    crate::paths::check_argument(value, root)
 }

@@ -16,7 +16,7 @@
 //! the pod's securityContext (non-root, read-only root filesystem, no privilege escalation,
 //! all capabilities dropped) and its service account's RBAC are the outer walls.
 
-use std::path::{Component, Path};
+use std::path::Path;
 
 /// Refuses `args` for `program`, or says why. `root` is the checkout (relative paths are
 /// taken from there); `read_only` limits kubectl, helm and aws to verbs that only read. For
@@ -30,44 +30,6 @@ pub fn check_arguments(
     read_only: bool,
 ) -> Result<(), String> {
     crate::command_policy::check(program, args, root, read_only)
-}
-
-/// No argument may name a path outside the checkout: the whole argument, every part between
-/// `=` signs, and the path of a `file://`/`fileb://` value are each checked; a part that exists
-/// is judged on its real path (links resolved), as the file tools judge theirs.
-pub(crate) fn check_paths(arg: &str, root: &Path) -> Result<(), String> {
-    let refuse = |why: &str| {
-        Err(format!(
-            "argument {arg:?} names a path outside the working directory{why}; use paths relative to it"
-        ))
-    };
-    for piece in arg.split('=') {
-        let piece = piece
-            .strip_prefix("fileb://")
-            .or_else(|| piece.strip_prefix("file://"))
-            .unwrap_or(piece);
-        if piece.starts_with('/') || piece.starts_with('~') {
-            return refuse("");
-        }
-        let path = Path::new(piece);
-        if path.components().any(|c| matches!(c, Component::ParentDir)) {
-            return refuse("");
-        }
-        if path
-            .components()
-            .any(|c| c.as_os_str().eq_ignore_ascii_case(".git"))
-        {
-            return refuse(" (a git directory)");
-        }
-        // An existing relative path (a committed symlink, say) must stay inside.
-        if !piece.is_empty()
-            && root.join(path).symlink_metadata().is_ok()
-            && crate::tools::confine(root, piece).is_err()
-        {
-            return refuse(" (through a link)");
-        }
-    }
-    Ok(())
 }
 
 /// The environment of every `run_command` child, built once per task.

@@ -7,6 +7,7 @@
 //! - [`agent`]: the agent loop: model calls, tool calls, limits, stop requests.
 //! - [`llm`]: the OpenAI-compatible chat-completions client (streaming, tools, retries).
 //! - [`tools`]: the tools the model can call, confined to the checkout.
+//! - [`paths`]: the path rules of tools and command arguments (real path, no `.git`).
 //! - [`commands`]: what a `run_command` child may be: built environment, checked arguments.
 //! - [`command_policy`]: kubectl, helm and aws arguments parsed as those programs parse them,
 //!   judged against an allowlist per verb.
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod git;
 pub mod llm;
+pub mod paths;
 pub mod run;
 pub mod secrets;
 pub mod tools;

@@ -2,7 +2,7 @@
 //! paths, no `..`, nothing under `.git`, and no symlink that leads out. A refused call is a
 //! tool error the model sees and can correct, never a crash of the task.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use crate::commands::{CommandEnv, check_arguments};
+use crate::paths;
 use crate::secrets::Secrets;
 
 /// Largest file `read_file` returns.
@@ -155,9 +156,10 @@ impl Toolbox {
         }
     }
 
-    /// Resolves a model-given relative path inside the root, or says why not ([`confine`]).
+    /// Resolves a model-given relative path inside the root, or says why not
+    /// ([`paths::confine`]).
     pub fn resolve(&self, rel: &str) -> Result<PathBuf, String> {
-        confine(&self.root, rel)
+        paths::confine(&self.root, rel)
     }
 
     fn relative(&self, path: &Path) -> String {
@@ -392,61 +394,6 @@ impl Toolbox {
             code => Err(format!("exit status {code:?}\n{text}")),
         }
     }
-}
-
-/// Resolves a model-given relative path inside `root` (canonical), or says why not. Judged on the
-/// real path: the deepest part that exists with its links resolved, plus the rest. That
-/// real path must be under the root and not in any `.git` (the worker keeps its git
-/// directory outside the checkout, so this is a second wall: a nested repository's `.git`,
-/// or a checkout laid out by other means). The real path is what the tool then uses.
-pub fn confine(root: &Path, rel: &str) -> Result<PathBuf, String> {
-    let path = Path::new(rel);
-    if path.is_absolute() {
-        return Err(format!(
-            "{rel:?}: absolute paths are not allowed; use a path relative to the repository root"
-        ));
-    }
-    for component in path.components() {
-        match component {
-            Component::Normal(c) if c.eq_ignore_ascii_case(".git") => {
-                return Err(format!("{rel:?}: the .git directory is off limits"));
-            }
-            Component::Normal(_) | Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "{rel:?}: '..' is not allowed; stay inside the repository"
-                ));
-            }
-        }
-    }
-    let joined = root.join(path);
-    // The deepest part that exists (a dangling symlink counts) must resolve inside root.
-    let mut existing = joined.clone();
-    while existing.symlink_metadata().is_err() {
-        if !existing.pop() {
-            break;
-        }
-    }
-    let resolved = existing
-        .canonicalize()
-        .map_err(|_| format!("{rel:?}: cannot be resolved (a broken link?)"))?;
-    // (Joining an empty rest would add a trailing '/', which a file's path must not have.)
-    let real = match joined.strip_prefix(&existing) {
-        Ok(rest) if !rest.as_os_str().is_empty() => resolved.join(rest),
-        _ => resolved,
-    };
-    let Ok(inside) = real.strip_prefix(root) else {
-        return Err(format!("{rel:?}: leads outside the repository (symlink)"));
-    };
-    if inside
-        .components()
-        .any(|c| c.as_os_str().eq_ignore_ascii_case(".git"))
-    {
-        return Err(format!(
-            "{rel:?}: leads into a .git directory (symlink), which is off limits"
-        ));
-    }
-    Ok(real)
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(args: Value) -> Result<T, String> {
