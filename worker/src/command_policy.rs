@@ -285,23 +285,13 @@ const KUBECTL_VERBS: &[Verb] = &[
         name: "label",
         writes: true,
         positionals: Positionals::Any,
-        flags: &[
-            Flag("overwrite", None, Switch),
-            Flag("selector", Some('l'), Text),
-            Flag("all", None, Switch),
-            Flag("dry-run", None, DRY_RUN),
-        ],
+        flags: KUBECTL_METADATA_FLAGS,
     },
     Verb {
         name: "annotate",
         writes: true,
         positionals: Positionals::Any,
-        flags: &[
-            Flag("overwrite", None, Switch),
-            Flag("selector", Some('l'), Text),
-            Flag("all", None, Switch),
-            Flag("dry-run", None, DRY_RUN),
-        ],
+        flags: KUBECTL_METADATA_FLAGS,
     },
     Verb {
         name: "patch",
@@ -343,6 +333,14 @@ const KUBECTL_VERBS: &[Verb] = &[
             Flag("output", Some('o'), KubectlOutput),
         ],
     },
+];
+
+/// The flags of `kubectl label` and `kubectl annotate`.
+const KUBECTL_METADATA_FLAGS: &[Flag] = &[
+    Flag("overwrite", None, Switch),
+    Flag("selector", Some('l'), Text),
+    Flag("all", None, Switch),
+    Flag("dry-run", None, DRY_RUN),
 ];
 
 const HELM_OUTPUT: Value = OneOf(&["table", "json", "yaml"]);
