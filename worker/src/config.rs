@@ -71,8 +71,8 @@ pub struct WorkerConfig {
     /// Where traces go: Langfuse (all three `LANGFUSE_*` variables), an OTLP collector
     /// (`OTEL_EXPORTER_OTLP_ENDPOINT`), both, or nowhere.
     pub tracing: crate::traces::TracingConfig,
-    /// Langfuse's secret key, kept to redact it from what the worker publishes.
-    langfuse_secret: Option<Secret>,
+    /// Every secret value of this configuration, gathered once ([`WorkerConfig::secrets`]).
+    secrets: crate::secrets::Secrets,
 }
 
 impl WorkerConfig {
@@ -158,7 +158,7 @@ impl WorkerConfig {
                 request_timeout: env.seconds("LITELLM_TIMEOUT_SECS", Duration::from_secs(300))?,
             },
             tracing,
-            langfuse_secret,
+            secrets: crate::secrets::Secrets::default(),
             worker_cost_per_hour: match env.string("OPENCLAW_WORKER_COST_PER_HOUR") {
                 None => None,
                 Some(raw) => Some(
@@ -173,7 +173,8 @@ impl WorkerConfig {
                 ),
             },
             git,
-        })
+        }
+        .with_secrets(langfuse_secret.as_ref()))
     }
 }
 
@@ -183,27 +184,34 @@ impl WorkerConfig {
     /// publishes that came from outside (gateway and git error messages, tool calls and
     /// output, streamed text), since a gateway may echo the key it refused and a model may
     /// repeat what it found.
-    pub fn secrets(&self) -> crate::secrets::Secrets {
+    pub fn secrets(&self) -> &crate::secrets::Secrets {
+        &self.secrets
+    }
+
+    /// `text` with every secret of [`WorkerConfig::secrets`] replaced by `[redacted]`.
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets.redact(text)
+    }
+
+    /// This configuration with its secrets gathered (Langfuse's secret key is kept only
+    /// for this, not as a setting).
+    fn with_secrets(mut self, langfuse_secret: Option<&Secret>) -> Self {
         let auth = &self.nats.auth;
-        crate::secrets::Secrets::new(
+        self.secrets = crate::secrets::Secrets::new(
             [
                 self.llm.api_key.as_ref(),
                 self.git.token.as_ref(),
                 self.git.ssh_key.as_ref(),
                 self.git.ssh_passphrase.as_ref(),
-                self.langfuse_secret.as_ref(),
+                langfuse_secret,
                 auth.user_password.as_ref().map(|(_, p)| p),
                 auth.token.as_ref(),
             ]
             .into_iter()
             .flatten()
             .map(|s| s.expose().to_owned()),
-        )
-    }
-
-    /// `text` with every secret of [`WorkerConfig::secrets`] replaced by `[redacted]`.
-    pub fn redact(&self, text: &str) -> String {
-        self.secrets().redact(text)
+        );
+        self
     }
 }
 

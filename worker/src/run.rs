@@ -532,7 +532,7 @@ impl Task<'_> {
             limits: &profile.limits,
             stop: &stop,
             tracer: self.tracer,
-            secrets: &secrets,
+            secrets,
             usage: &self.usage,
         }
         .run(messages)
