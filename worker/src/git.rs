@@ -434,9 +434,8 @@ pub fn clone(
                 GitError::classify(e)
             }
         })?;
+    // Closed now, not held open through the checkout.
     drop(connection);
-    drop(remote);
-    drop(fetch);
 
     let (start, resumed) = match git.find_reference(&tracking_ref(push_branch.as_str())) {
         Ok(r) => (r.peel_to_commit().map_err(GitError::classify)?, true),
