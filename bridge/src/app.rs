@@ -79,6 +79,9 @@ impl Application {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
         tasks.spawn(crate::advisories::watch(state.clone()));
+        if let Some(callout) = state.config.callout.clone() {
+            tasks.spawn(crate::callout::serve(state.clone(), callout));
+        }
         tasks.spawn({
             let (client, stop) = (state.client.clone(), state.shutdown.clone());
             async move {

@@ -103,6 +103,11 @@ pub struct BridgeConfig {
     pub host_agents: Vec<(String, AgentName)>,
     /// Quiet time after which `/message` streams a "still working" line.
     pub still_working_after: Duration,
+    /// The issuer of per-task NATS users when this bridge answers the server's auth callout
+    /// (`OPENCLAW_NATS_CALLOUT_SEED`: a file holding the account seed whose public key the
+    /// server's `auth_callout { issuer }` names). Then every task it publishes carries a
+    /// ticket. `None`: no callout, and workers write with their own users.
+    pub callout: Option<crate::callout::CalloutConfig>,
 }
 
 impl BridgeConfig {
@@ -243,7 +248,14 @@ impl BridgeConfig {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "bridge".into());
             format!("{host}-{}", std::process::id())
         });
+        let callout = env
+            .string("OPENCLAW_NATS_CALLOUT_SEED")
+            .map(|path| {
+                crate::callout::CalloutConfig::from_seed_file("OPENCLAW_NATS_CALLOUT_SEED", &path)
+            })
+            .transpose()?;
         Ok(Self {
+            callout,
             instance_id,
             listen,
             nats: NatsConfig::from_env(&env)?,

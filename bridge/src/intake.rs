@@ -44,9 +44,14 @@ pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<E
     let traceparent = span
         .as_ref()
         .map(|s| openclaw_common::otel::traceparent(s.span_context()));
+    let ticket = state
+        .config
+        .callout
+        .as_ref()
+        .map(|_| crate::callout::new_ticket());
     let published = stores
         .tasks
-        .publish(spec, msg_id, traceparent.as_deref())
+        .publish(spec, msg_id, traceparent.as_deref(), ticket.as_deref())
         .await;
     if let Some(span) = span.as_mut() {
         match &published {

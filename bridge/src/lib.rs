@@ -14,11 +14,13 @@
 //! - [`error`]: [`ApiError`], the one JSON error shape every handler returns.
 //! - [`auth`]: the bearer-token middleware.
 //! - [`advisories`]: marks tasks failed that JetStream gave up on.
+//! - [`callout`]: answers the NATS server's auth callout with a user for one task.
 //! - [`dispatch`]: who starts workers (`local` child processes, or `none` for KEDA).
 
 pub mod advisories;
 pub mod app;
 pub mod auth;
+pub mod callout;
 pub mod config;
 pub mod conversation;
 pub mod dispatch;

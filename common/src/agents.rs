@@ -56,6 +56,14 @@ pub struct Limits {
     /// Files a checkout may hold; more fail the task (not retried).
     #[serde(default = "default_max_repo_files")]
     pub max_repo_files: u64,
+    /// Free disk the agent must still have once the repository is checked out; less fails
+    /// the task (not retried) before the model is called.
+    #[serde(default = "default_min_free_disk_bytes")]
+    pub min_free_disk_bytes: u64,
+}
+
+fn default_min_free_disk_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 
 fn default_tool_calls_per_answer() -> u32 {
@@ -79,6 +87,7 @@ impl Default for Limits {
             max_tool_calls_per_answer: default_tool_calls_per_answer(),
             max_repo_bytes: default_max_repo_bytes(),
             max_repo_files: default_max_repo_files(),
+            min_free_disk_bytes: default_min_free_disk_bytes(),
         }
     }
 }

@@ -453,12 +453,7 @@ impl Stores {
             .get_stream_no_info(names::TASKS_STREAM)
             .await
             .map_err(|e| StoreError::Unavailable(format!("stream {}: {e}", names::TASKS_STREAM)))?;
-        let events = js
-            .get_stream_no_info(names::EVENTS_STREAM)
-            .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!("stream {}: {e}", names::EVENTS_STREAM))
-            })?;
+        let TaskStores { events, status } = TaskStores::bind(&js, Reads::Leader).await?;
         let bucket = |name: &'static str| {
             let js = js.clone();
             async move {
@@ -467,7 +462,6 @@ impl Stores {
                     .map_err(|e| StoreError::Unavailable(format!("KV bucket {name}: {e}")))
             }
         };
-        let kv = bucket(names::STATUS_BUCKET).await?;
         let sessions = bucket(names::SESSIONS_BUCKET).await?;
         let leases = bucket(names::LEASES_BUCKET).await?;
         Ok(Self {
@@ -475,11 +469,8 @@ impl Stores {
                 js: js.clone(),
                 stream: tasks,
             },
-            events: EventLog {
-                js: js.clone(),
-                stream: events,
-            },
-            status: StatusStore { kv },
+            events,
+            status,
             sessions: SessionStore { kv: sessions },
             leases: LeaseStore { kv: leases },
             js,
@@ -487,7 +478,52 @@ impl Stores {
     }
 }
 
+/// What a worker reads and writes of the one task it holds: its events and its record.
+#[derive(Clone)]
+pub struct TaskStores {
+    pub events: EventLog,
+    pub status: StatusStore,
+}
+
+impl TaskStores {
+    /// Binds as a per-task NATS user, whose permissions name that task's subjects: reads are
+    /// direct gets by subject ([`Reads::Direct`]), and nothing but the status bucket's info
+    /// is asked of the server.
+    pub async fn open(js: Context) -> Result<Self, StoreError> {
+        retrying("open the task's stores", || Self::bind(&js, Reads::Direct)).await
+    }
+
+    /// The events stream (no info asked) and the status bucket, read `reads`'s way.
+    async fn bind(js: &Context, reads: Reads) -> Result<Self, StoreError> {
+        let events = js
+            .get_stream_no_info(names::EVENTS_STREAM)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("stream {}: {e}", names::EVENTS_STREAM))
+            })?;
+        let kv = js.get_key_value(names::STATUS_BUCKET).await.map_err(|e| {
+            StoreError::Unavailable(format!("KV bucket {}: {e}", names::STATUS_BUCKET))
+        })?;
+        Ok(Self {
+            events: EventLog {
+                js: js.clone(),
+                stream: events,
+                reads,
+            },
+            status: StatusStore { kv, reads },
+        })
+    }
+}
+
 impl Stores {
+    /// The task stores of a client that may read everything (leader reads).
+    pub fn task_stores(&self) -> TaskStores {
+        TaskStores {
+            events: self.events.clone(),
+            status: self.status.clone(),
+        }
+    }
+
     /// The status of task `id`: its record, or for a task nothing has been written about since
     /// its submit (the submit writes only the task message), `queued` as the message says.
     /// A record that has not yet caught up with a terminal event ([`TaskStatus::record_end`])
@@ -589,6 +625,7 @@ pub fn task_message(
     spec: &TaskSpec,
     msg_id: &str,
     traceparent: Option<&str>,
+    ticket: Option<&str>,
 ) -> (String, jetstream::message::PublishMessage) {
     let mut publish = jetstream::message::PublishMessage::build()
         .payload(spec.to_json())
@@ -600,6 +637,9 @@ pub fn task_message(
         );
     if let Some(traceparent) = traceparent {
         publish = publish.header(names::TRACEPARENT_HEADER, traceparent);
+    }
+    if let Some(ticket) = ticket {
+        publish = publish.header(names::TASK_TICKET_HEADER, ticket);
     }
     (names::task_subject(&spec.agent, &spec.id), publish)
 }
@@ -614,14 +654,16 @@ pub struct TaskQueue {
 impl TaskQueue {
     /// Publishes `spec` with `Nats-Msg-Id = msg_id` and waits for JetStream's ack. A duplicate
     /// (same id within the window) stores nothing and returns the original task.
-    /// `traceparent` (W3C) links the worker's spans to the submit span that sent it.
+    /// `traceparent` (W3C) links the worker's spans to the submit span that sent it; `ticket`
+    /// ([`names::TASK_TICKET_HEADER`]) lets the worker that takes it sign in for it.
     pub async fn publish(
         &self,
         spec: TaskSpec,
         msg_id: &str,
         traceparent: Option<&str>,
+        ticket: Option<&str>,
     ) -> Result<Enqueued, StoreError> {
-        let (subject, publish) = task_message(&spec, msg_id, traceparent);
+        let (subject, publish) = task_message(&spec, msg_id, traceparent, ticket);
         let ack = retrying("publish task", || async {
             self.js
                 .send_publish(subject.clone(), publish.clone())
@@ -731,6 +773,24 @@ impl TaskQueue {
         .await?;
         serde_json::from_slice(&msg.payload).map_err(corrupt(format!("task message {seq}")))
     }
+
+    /// The message stored at stream sequence `seq`, as stored (subject, headers, time);
+    /// `None` when there is none (never stored, or removed).
+    pub async fn message(
+        &self,
+        seq: u64,
+    ) -> Result<Option<jetstream::message::StreamMessage>, StoreError> {
+        retrying("get task message", || async {
+            match self.stream.get_raw_message(seq).await {
+                Ok(msg) => Ok(Some(msg)),
+                Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => {
+                    Ok(None)
+                }
+                Err(e) => Err(unavailable("get task message")(&e)),
+            }
+        })
+        .await
+    }
 }
 
 /// The events stream.
@@ -738,6 +798,7 @@ impl TaskQueue {
 pub struct EventLog {
     js: Context,
     stream: stream::Stream<()>,
+    reads: Reads,
 }
 
 /// How many times a writer retries after losing the race for the next sequence number.
@@ -792,7 +853,13 @@ impl EventLog {
         &self,
         task: &TaskId,
     ) -> Result<Option<jetstream::message::StreamMessage>, StoreError> {
-        last_on_subject(&self.stream, &names::event_subject(task), "read last event").await
+        last_on_subject(
+            &self.stream,
+            &names::event_subject(task),
+            "read last event",
+            self.reads,
+        )
+        .await
     }
 
     /// Appends `event` if the task's subject still ends at stream sequence `expected_last`
@@ -1000,17 +1067,39 @@ async fn last_on_subject<I>(
     stream: &stream::Stream<I>,
     subject: &str,
     what: &'static str,
+    reads: Reads,
 ) -> Result<Option<jetstream::message::StreamMessage>, StoreError> {
     retrying(what, || async {
-        match stream.get_last_raw_message_by_subject(subject).await {
-            Ok(msg) => Ok(Some(msg)),
-            Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable(what)(&e)),
+        match reads {
+            Reads::Leader => match stream.get_last_raw_message_by_subject(subject).await {
+                Ok(msg) => Ok(Some(msg)),
+                Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => {
+                    Ok(None)
+                }
+                Err(e) => Err(unavailable(what)(&e)),
+            },
+            Reads::Direct => match stream.direct_get_last_for_subject(subject).await {
+                Ok(msg) => Ok(Some(msg)),
+                Err(e) if matches!(e.kind(), stream::DirectGetErrorKind::NotFound) => Ok(None),
+                Err(e) => Err(unavailable(what)(&e)),
+            },
         }
     })
     .await
+}
+
+/// How a store reads the last message on a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// `STREAM.MSG.GET`, answered by the stream's leader: always the newest (a replica catching
+    /// up after a restart may not have it yet). Its API subject does not name the subject
+    /// read, so only a user that may read the whole stream can use it: the bridge.
+    Leader,
+    /// `DIRECT.GET.<stream>.<subject>`, whose API subject names the subject read, so a
+    /// permission can allow one task's subjects and no other's: a worker's per-task user.
+    /// On a replicated stream any replica answers; a stale answer costs a retry, never a lost
+    /// write, because every write is compare-and-set and the leader checks it.
+    Direct,
 }
 
 /// The value and revision of `key` in bucket `kv` (`None`: never written, deleted or
@@ -1022,8 +1111,9 @@ async fn leader_entry(
     kv: &kv::Store,
     key: &str,
     what: &'static str,
+    reads: Reads,
 ) -> Result<Option<(Bytes, u64)>, StoreError> {
-    let msg = last_on_subject(&kv.stream, &format!("{}{key}", kv.prefix), what).await?;
+    let msg = last_on_subject(&kv.stream, &format!("{}{key}", kv.prefix), what, reads).await?;
     // A delete, purge or expiry leaves a marker with one of these headers; a put has none.
     Ok(msg
         .filter(|m| {
@@ -1036,6 +1126,7 @@ async fn leader_entry(
 #[derive(Clone)]
 pub struct StatusStore {
     kv: kv::Store,
+    reads: Reads,
 }
 
 /// What an [`StatusStore::update`] closure decided.
@@ -1073,7 +1164,7 @@ impl StatusStore {
 
     async fn entry(&self, id: &TaskId) -> Result<Option<(TaskStatus, u64)>, StoreError> {
         let key = id.to_string();
-        match leader_entry(&self.kv, &key, "read status").await? {
+        match leader_entry(&self.kv, &key, "read status", self.reads).await? {
             Some((value, revision)) => {
                 let status = serde_json::from_slice(&value).map_err(corrupt(key))?;
                 Ok(Some((status, revision)))
@@ -1262,7 +1353,9 @@ impl LeaseStore {
         let value: Bytes = serde_json::to_vec(&lease)
             .expect("leases always serialize")
             .into();
-        let Some((current, revision)) = leader_entry(&self.kv, name, "read lease").await? else {
+        let Some((current, revision)) =
+            leader_entry(&self.kv, name, "read lease", Reads::Leader).await?
+        else {
             return Ok(self.kv.create(name, value).await.is_ok());
         };
         let held_by_other = serde_json::from_slice::<Lease>(&current)
@@ -1275,7 +1368,9 @@ impl LeaseStore {
 
     /// Gives lease `name` up if `holder` has it, so another instance can take over at once.
     pub async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        if let Some((current, _)) = leader_entry(&self.kv, name, "read lease").await? {
+        if let Some((current, _)) =
+            leader_entry(&self.kv, name, "read lease", Reads::Leader).await?
+        {
             let ours = serde_json::from_slice::<Lease>(&current).is_ok_and(|l| l.holder == holder);
             if ours {
                 self.kv

@@ -55,8 +55,6 @@ pub fn worker_consumer(agent: &AgentName) -> String {
     format!("worker-{agent}")
 }
 
-/// W3C trace context of the bridge's submit span on task messages, so the worker's spans join
-/// the task's trace under it.
 /// The inbox prefix of a NATS client acting as `user` (`bridge`, or `worker-<agent>` as
 /// [`worker_consumer`] names it): the replies to its requests arrive there, and the shipped
 /// permissions let only that user subscribe there, so no client reads another's replies.
@@ -67,9 +65,49 @@ pub fn inbox_prefix(user: &str) -> String {
 /// The bridge's NATS user, and so its inbox owner.
 pub const BRIDGE_USER: &str = "bridge";
 
+/// W3C trace context of the bridge's submit span on task messages, so the worker's spans join
+/// the task's trace under it.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// Header carrying a task message's ticket: a random secret the bridge stamps on each task it
+/// publishes when it answers the server's auth callout. Only the worker the consumer hands
+/// the message to sees it, and presenting it (as [`task_user`]'s password) is how that worker
+/// gets a NATS user for that one task's events and record (ARCHITECTURE.md, "NATS").
+pub const TASK_TICKET_HEADER: &str = "Openclaw-Task-Ticket";
+
+/// The NATS user name a worker presents with a ticket: the stream sequence of the task message
+/// it holds, which the callout reads to check the ticket.
+pub fn task_user(msg_seq: u64) -> String {
+    format!("task-{msg_seq}")
+}
+
+/// The stream sequence a [`task_user`] name claims, if it is one.
+pub fn task_user_seq(user: &str) -> Option<u64> {
+    let digits = user.strip_prefix("task-")?;
+    // Digits only: `u64::from_str` would also take a leading `+`.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
 
 /// Header carrying the task id on task messages, so `nats stream view` shows it.
 pub const TASK_ID_HEADER: &str = "Openclaw-Task-Id";
 /// Header carrying the schema version on task and event messages.
 pub const SCHEMA_HEADER: &str = "Openclaw-Schema";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_user_names_one_stream_sequence_and_nothing_else_parses_as_one() {
+        assert_eq!(task_user_seq(&task_user(42)), Some(42));
+        for other in [
+            "task-", "task-+1", "task--1", "task-1x", "task-1.2", "bridge", "Task-1", " task-1",
+        ] {
+            assert_eq!(task_user_seq(other), None, "{other}");
+        }
+        assert_eq!(task_user_seq("task-18446744073709551616"), None);
+    }
+}

@@ -156,6 +156,26 @@ pub struct TaskStatus {
     pub usage: Option<Usage>,
 }
 
+/// The task a worker runs for the message at stream sequence `msg_seq` (stored at `stored`)
+/// carrying `spec`: the task itself, or, when the task's record names another message — a copy
+/// republished by hand — a replay of it under a new id ([`TaskId::for_republished`]).
+/// `known` is the task's record, or its `queued` status from its first message. The worker
+/// decides with it which task it runs, and the bridge's auth callout which task's subjects
+/// that worker may write: one rule, so the two agree.
+pub fn task_for_message(
+    spec: TaskSpec,
+    known: Option<&TaskStatus>,
+    msg_seq: u64,
+    stored: OffsetDateTime,
+) -> TaskSpec {
+    match known.and_then(|k| k.seq) {
+        Some(original) if original != msg_seq => {
+            spec.replay_as(TaskId::for_republished(&spec.id, msg_seq, stored))
+        }
+        _ => spec,
+    }
+}
+
 impl TaskStatus {
     /// The record of a task that has just been stored at stream sequence `seq`.
     /// The task's first event ([`TaskEvent::queued`]).

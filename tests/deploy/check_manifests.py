@@ -150,6 +150,19 @@ assert users["bridge"]["permissions"] == permissions["bridge"], "deploy/nats/val
 for agent in ("doc-writer", "devops"):
     want = json.loads(json.dumps(permissions["worker"]).replace("AGENT", agent))
     assert users[f"worker-{agent}"]["permissions"] == want, f"deploy/nats/values.yaml drifted ({agent})"
+# Every static user bypasses the auth callout; any other name is asked of the bridge, which
+# reads its seed from the Secret the Deployment mounts where OPENCLAW_NATS_CALLOUT_SEED points.
+callout = values["config"]["merge"]["authorization"]["auth_callout"]
+assert sorted(callout["auth_users"]) == sorted(users), callout
+assert callout["issuer"] == "<< $OPENCLAW_NATS_CALLOUT_ISSUER >>", callout
+issuer_ref = values["container"]["env"]["OPENCLAW_NATS_CALLOUT_ISSUER"]["valueFrom"]["secretKeyRef"]
+assert issuer_ref == {"name": "openclaw-nats-users", "key": "callout_issuer"}, issuer_ref
+seed_env = [e for e in bc["env"] if e["name"] == "OPENCLAW_NATS_CALLOUT_SEED"][0]
+assert seed_env["valueFrom"]["secretKeyRef"]["optional"] is True, seed_env
+bridge_pod = one(base, "Deployment", "openclaw")["spec"]["template"]["spec"]
+seed_volume = [v for v in bridge_pod["volumes"] if v["name"] == "nats-callout"][0]
+assert seed_volume["secret"]["secretName"] == "openclaw-nats-callout" and seed_volume["secret"]["optional"], seed_volume
+assert [m["mountPath"] for m in bc["volumeMounts"] if m["name"] == "nats-callout"] == ["/var/run/openclaw/nats-callout"]
 
 # KEDA ScaledJobs run the same pods as the bridge's Jobs, one per agent and consumer.
 for agent, t in (("doc-writer", default), ("devops", devops_t)):

@@ -73,6 +73,11 @@ for expected in ["LITELLM_MODEL_NAME: bedrock/claude-4.5-haiku",
                  "value: https://github.com/org/docs.git",
                  "role: KarpenterNodeRole-kit-cluster",
                  '"LITELLM_API_KEY": "[redacted]"',
+                 # The auth callout: the bridge's seed in its own Secret, the issuer beside the
+                 # NATS users, both redacted.
+                 '"name": "openclaw-nats-callout"',
+                 '"OPENCLAW_NATS_CALLOUT_SEED": "[redacted]"',
+                 '"callout_issuer": "[redacted]"',
                  "name: openclaw\n"]:
     assert expected in out.stdout, f"missing {expected!r}"
 # Langfuse reachable from the workers, the kit's Open WebUI namespace admitted.

@@ -67,6 +67,12 @@ impl Security {
     pub fn worker_seed(&self, agent: &str) -> PathBuf {
         self.dir.path().join(format!("worker-{agent}.nk"))
     }
+
+    /// The file holding the account seed the server's `auth_callout` trusts
+    /// (`OPENCLAW_NATS_CALLOUT_SEED` of the bridge).
+    pub fn callout_seed(&self) -> PathBuf {
+        self.dir.path().join("callout.nk")
+    }
 }
 
 /// Users of a secured server: `(user, password)`. `admin` may do anything (the test's own
@@ -119,7 +125,9 @@ impl NatsServer {
     }
 
     /// A server that requires TLS (certificates from a CA made here) and a user: [`ADMIN`],
-    /// [`BRIDGE`], and `worker-<agent>` (password [`WORKER_PASSWORD`]) for each of `agents`.
+    /// [`BRIDGE`], and `worker-<agent>` (password [`WORKER_PASSWORD`]) for each of `agents`;
+    /// any other user is asked of the auth callout, whose issuer seed is
+    /// [`Security::callout_seed`] (the shipped model, nats/permissions.json).
     pub fn start_secured(agents: &[&str]) -> Self {
         let mut server = Self::stopped();
         let dir = tempfile::tempdir().expect("temp dir");
@@ -195,6 +203,7 @@ impl NatsServer {
                 .expect("nats/permissions.json"),
         )
         .expect("nats/permissions.json is JSON");
+        let mut auth_users = vec![ADMIN.0.to_owned(), BRIDGE.0.to_owned()];
         let mut users = vec![
             format!("{{user: \"{}\", password: \"{}\"}}", ADMIN.0, ADMIN.1),
             format!(
@@ -215,16 +224,27 @@ impl NatsServer {
                 "{{nkey: \"{}\", permissions: {worker}}}",
                 key.public_key()
             ));
+            auth_users.push(format!("worker-{agent}"));
+            auth_users.push(key.public_key());
         }
+        let issuer = nkeys::KeyPair::new_account();
+        std::fs::write(
+            d.join("callout.nk"),
+            issuer.seed().expect("a new key pair has a seed"),
+        )
+        .expect("write the callout seed");
         let conf = format!(
             "host: 127.0.0.1\nport: {}\njetstream {{ store_dir: \"{}\" }}\n\
              tls {{ cert_file: \"{}\", key_file: \"{}\", timeout: 5 }}\n\
-             authorization {{ users: [\n{}\n] }}\n",
+             authorization {{ users: [\n{}\n]\n\
+             auth_callout {{ issuer: \"{}\", auth_users: {} }} }}\n",
             server.port,
             server.dir.path().display(),
             d.join("server.pem").display(),
             d.join("server.key").display(),
             users.join("\n"),
+            issuer.public_key(),
+            serde_json::to_string(&auth_users).expect("names serialize"),
         );
         let conf_path = d.join("nats.conf");
         std::fs::write(&conf_path, conf).expect("write nats.conf");

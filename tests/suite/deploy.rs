@@ -154,3 +154,29 @@ async fn the_starter_kit_component_installs_with_the_kits_config() {
     );
     assert!(!out.contains("s3cret"), "{out}");
 }
+
+/// The installer makes the auth callout's key pair with the Python standard library alone
+/// (deploy/install.py): the seed it gives the bridge and the issuer it gives the NATS server
+/// must be one NKey account pair, as the NATS libraries read them.
+#[test]
+fn the_installers_callout_key_pair_is_an_nkey_account_pair() {
+    let script = "import os, sys\nsys.path.insert(0, sys.argv[1])\nimport install\n\
+                  for _ in range(8):\n    print(*install.nkey_account_from_seed(os.urandom(32)))\n\
+                  seed, issuer = install.nkey_account_from_seed(bytes(32))\n\
+                  print(*install.nkey_account_from_seed(install.nkey_seed_bytes(seed)))\n";
+    let deploy = workspace_root().join("deploy");
+    let out = run(Command::new(python()).args(["-c", script, deploy.to_str().unwrap()]));
+    let pairs: Vec<(&str, &str)> = out
+        .lines()
+        .map(|l| l.split_once(' ').expect("seed and issuer"))
+        .collect();
+    assert_eq!(pairs.len(), 9, "{out}");
+    for (seed, issuer) in pairs {
+        let key = nkeys::KeyPair::from_seed(seed).expect("an NKey seed");
+        assert_eq!(key.public_key(), issuer, "seed {seed}");
+        assert!(
+            seed.starts_with("SA") && issuer.starts_with('A'),
+            "{seed} {issuer}"
+        );
+    }
+}

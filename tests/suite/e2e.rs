@@ -409,6 +409,7 @@ async fn a_clone_over_http_keeps_credentials_out_of_git_config() {
         let limits = openclaw_worker::git::RepoLimits {
             max_bytes: 1 << 30,
             max_files: 1000,
+            min_free_bytes: 0,
         };
         move || openclaw_worker::git::clone(&url, &repo, None, &branch, &git, &limits)
     })

@@ -5,6 +5,7 @@
 
 mod auth;
 mod cluster;
+mod confinement;
 mod conformance;
 mod definitions;
 mod deploy;

@@ -17,7 +17,7 @@ use crate::e2e::{
 const TOKEN: &str = "ghp_teamTOKEN_0123456789abcdef";
 
 /// A script that would document the repository, if the task got that far.
-fn doc_script() -> Vec<Reply> {
+pub(crate) fn doc_script() -> Vec<Reply> {
     vec![
         Reply::tool(
             "write_file",
@@ -765,7 +765,15 @@ fn nats_config_as(
 async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publish_tasks() {
     use openclaw_tests::nats::{BRIDGE, NatsServer, WORKER_PASSWORD};
     let nats = NatsServer::start_secured(&["doc-writer"]);
-    let mut builder = openclaw_tests::app::TestApp::builder();
+    let mut builder = openclaw_tests::app::TestApp::builder().env(
+        "OPENCLAW_NATS_CALLOUT_SEED",
+        nats.security
+            .as_ref()
+            .unwrap()
+            .callout_seed()
+            .display()
+            .to_string(),
+    );
     for (k, v) in nats.client_env(BRIDGE.0, BRIDGE.1) {
         builder = builder.env(&k, v);
     }
@@ -831,7 +839,7 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
     assert_eq!(tasks.info().await.unwrap().state.messages, before);
     // Nor may it take another agent's tasks.
     let other = js
-        .get_stream(openclaw_common::names::TASKS_STREAM)
+        .get_stream_no_info(openclaw_common::names::TASKS_STREAM)
         .await
         .unwrap()
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>("worker-devops")

@@ -337,6 +337,14 @@ impl TaskRepo {
 pub struct RepoLimits {
     pub max_bytes: u64,
     pub max_files: u64,
+    /// Free disk the agent must still have after the checkout (`min_free_disk_bytes`).
+    pub min_free_bytes: u64,
+}
+
+/// Bytes an unprivileged writer may still use on the file system holding `path`.
+fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let stat = rustix::fs::statvfs(path)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// Files (blobs and links) of `tree`, counted up to `stop`.
@@ -482,6 +490,16 @@ pub fn clone(
     )
     .map_err(GitError::classify)?;
     git.set_head(&refname).map_err(GitError::classify)?;
+    // The agent writes, builds and runs tests in the checkout: a disk the clone nearly filled
+    // fails the task now, with the reason, not an hour later with ENOSPC in some command.
+    let free = free_bytes(&repo.work_tree)
+        .map_err(|e| GitError::Other(format!("cannot read the free disk space: {e}")))?;
+    if free < limits.min_free_bytes {
+        return Err(GitError::TooLarge(format!(
+            "{free} bytes of disk left after the clone; the agent needs {} (min_free_disk_bytes)",
+            limits.min_free_bytes
+        )));
+    }
     Ok(Checkout {
         sha: start.id().to_string(),
         branch: push_branch.to_string(),
@@ -671,6 +689,7 @@ mod tests {
         RepoLimits {
             max_bytes: 1 << 30,
             max_files: 1000,
+            min_free_bytes: 0,
         }
     }
 
@@ -690,10 +709,17 @@ mod tests {
             RepoLimits {
                 max_bytes: 10,
                 max_files: 1000,
+                min_free_bytes: 0,
             },
             RepoLimits {
                 max_bytes: 1 << 30,
                 max_files: 1,
+                min_free_bytes: 0,
+            },
+            // No disk has this much room left.
+            RepoLimits {
+                min_free_bytes: u64::MAX,
+                ..roomy()
             },
         ]
         .into_iter()

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use openclaw_common::agents::AgentProfile;
 use openclaw_common::event::EventKind;
 use openclaw_common::ids::{RepoUrl, TaskId};
-use openclaw_common::jetstream::{self, EventWriter, StoreError, Stores, Update};
+use openclaw_common::jetstream::{self, EventWriter, StoreError, Stores, TaskStores, Update};
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus, Usage};
 use openclaw_common::task::{TaskSpec, TurnRole};
@@ -125,7 +125,6 @@ pub async fn run_one(
     let mut background = tokio::task::JoinSet::new();
     background.spawn(jetstream::log_server_moves(client.clone()));
     let js = jetstream::context(client.clone());
-    let stores = Stores::open(js.clone()).await?;
     let consumer_name = names::worker_consumer(&config.agent);
     // Opening the consumer and asking for a task retry (bounded) through a leader election,
     // like every store call. The server ends a waiting request with a status when the
@@ -166,10 +165,21 @@ pub async fn run_one(
             });
         }
     };
+    // A message with a ticket is written about as its own NATS user, which may touch this
+    // task's events and record and nothing else; without one, with the worker's user.
+    let ticket = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(names::TASK_TICKET_HEADER))
+        .map(|t| t.as_str().to_owned());
     // A copy of a stored task republished by hand (say with the nats CLI) runs again as a new
     // task linked to the original; a redelivery of the original message is the same task.
-    let known = match stores.record_of(&spec.id).await {
-        Ok(known) => known,
+    let bound = match &ticket {
+        Some(ticket) => open_task_stores(config, msg_seq, ticket, &spec.id).await,
+        None => open_worker_stores(&js, &spec.id).await,
+    };
+    let (stores, task_client, known) = match bound {
+        Ok(bound) => bound,
         Err(e) => {
             // Hand the task back now rather than after ack_wait.
             warn!(task_id = %spec.id, error = %e, "cannot read the task's status; handing it back");
@@ -177,14 +187,11 @@ pub async fn run_one(
             return Err(e.into());
         }
     };
-    let spec = match known {
-        Some(known) if known.seq.is_some_and(|original| original != msg_seq) => {
-            let replay = spec.replay_as(TaskId::for_republished(&spec.id, msg_seq, published));
-            info!(original = %spec.id, task_id = %replay.id, "republished task: running it as a replay");
-            replay
-        }
-        _ => spec,
-    };
+    let original = spec.id;
+    let spec = openclaw_common::status::task_for_message(spec, known.as_ref(), msg_seq, published);
+    if spec.id != original {
+        info!(%original, task_id = %spec.id, "republished task: running it as a replay");
+    }
     let keep_alive = tokio::spawn(keep_alive(msg.clone(), ack_wait));
     let span = tracing::info_span!("task", task_id = %spec.id, agent = %spec.agent, attempt);
     let model = spec
@@ -263,8 +270,46 @@ pub async fn run_one(
         Outcome::Failed { reason, .. } => tracer.finish(Err(reason)).await,
         other => tracer.finish(Ok(&format!("{other:?}"))).await,
     }
+    if let Some(task_client) = &task_client {
+        task_client.flush().await.ok();
+    }
     client.flush().await.ok();
     Ok(outcome)
+}
+
+/// The task's stores as the per-task user the ticket gets from the bridge's auth callout
+/// (`task-<seq>`, ARCHITECTURE.md "NATS"), its connection, and the record of `id`: the
+/// callout made sure there is one when the task has a message.
+async fn open_task_stores(
+    config: &WorkerConfig,
+    msg_seq: u64,
+    ticket: &str,
+    id: &TaskId,
+) -> Result<(TaskStores, Option<async_nats::Client>, Option<TaskStatus>), StoreError> {
+    let user = names::task_user(msg_seq);
+    let mut nats = config.nats.clone();
+    nats.auth = openclaw_common::config::NatsAuth {
+        user_password: Some((user.clone(), openclaw_common::config::Secret::new(ticket))),
+        creds: None,
+        nkey_seed: None,
+        token: None,
+        ..nats.auth
+    };
+    let client = jetstream::connect(&nats, "openclaw-worker-task", &user, false).await?;
+    let stores = TaskStores::open(jetstream::context(client.clone())).await?;
+    let known = stores.status.get(id).await?;
+    Ok((stores, Some(client), known))
+}
+
+/// The task's stores as the worker's own user, which may read every task (a deployment
+/// without the callout), and what is known of task `id`: its record, or its first message.
+async fn open_worker_stores(
+    js: &async_nats::jetstream::Context,
+    id: &TaskId,
+) -> Result<(TaskStores, Option<async_nats::Client>, Option<TaskStatus>), StoreError> {
+    let stores = Stores::open(js.clone()).await?;
+    let known = stores.record_of(id).await?;
+    Ok((stores.task_stores(), None, known))
 }
 
 /// Tells JetStream the task is still being worked on, well inside `ack_wait`, until aborted.
@@ -325,7 +370,7 @@ enum Claim {
 /// One delivery of one task.
 struct Task<'a> {
     config: &'a WorkerConfig,
-    stores: &'a Stores,
+    stores: &'a TaskStores,
     spec: &'a TaskSpec,
     /// Stream sequence of the task's message.
     msg_seq: u64,
@@ -602,6 +647,7 @@ impl Task<'_> {
         let limits = git::RepoLimits {
             max_bytes: limits.max_repo_bytes,
             max_files: limits.max_repo_files,
+            min_free_bytes: limits.min_free_disk_bytes,
         };
         let repo = match self.reachable_repo().await {
             Ok(r) => r,
