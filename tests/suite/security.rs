@@ -888,11 +888,9 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
         "{}.probe",
         openclaw_common::names::inbox_prefix(worker_user)
     );
-    app.js()
-        .client()
-        .publish(reply, "pong".into())
-        .await
-        .unwrap();
+    let admin = app.js().client();
+    admin.publish(reply, "pong".into()).await.unwrap();
+    admin.flush().await.unwrap();
     let got = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         futures_util::StreamExt::next(&mut mine),

@@ -15,8 +15,16 @@ use crate::commands::{CommandEnv, check_arguments};
 use crate::paths;
 use crate::secrets::Secrets;
 
-/// Largest file `read_file` returns.
-const MAX_READ_BYTES: u64 = 256 * 1024;
+/// Lines `read_file` shows when the model names no `limit`, and the most it may ask for.
+const DEFAULT_READ_LINES: u64 = 400;
+const MAX_READ_LINES: u64 = 2000;
+/// Most bytes of one line `read_file` shows; the rest is replaced by a marker.
+const MAX_READ_LINE_BYTES: usize = 500;
+/// Most bytes one `read_file` answer holds: a window stops early past it, and says where to
+/// go on.
+const MAX_READ_OUTPUT: usize = 64 * 1024;
+/// Largest file `edit_file` rewrites (it holds the whole file): the size `write_file` takes.
+const MAX_EDIT_BYTES: u64 = MAX_WRITE_BYTES as u64;
 /// Largest content `write_file` accepts.
 const MAX_WRITE_BYTES: usize = 1024 * 1024;
 /// Most entries `list_files` returns.
@@ -90,8 +98,8 @@ impl Toolbox {
             ),
             ToolName::ReadFile => (
                 "read_file",
-                "Read a UTF-8 text file of the repository.",
-                json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}),
+                "Read a text file of the repository as numbered lines (`N: text`), 400 lines from line `offset` (1-based, default 1) unless `limit` asks for another number (at most 2000). The first line says which lines these are of how many; long lines are cut with a marker. Read further windows with a larger offset.",
+                json!({"type":"object","properties":{"path":{"type":"string"},"offset":{"type":"integer","minimum":1},"limit":{"type":"integer","minimum":1,"maximum":MAX_READ_LINES}},"required":["path"]}),
             ),
             ToolName::WriteFile => (
                 "write_file",
@@ -189,21 +197,47 @@ impl Toolbox {
         Ok(out.join("\n"))
     }
 
-    async fn read_file(&self, args: RequiredPath) -> ToolOutput {
-        let path = self.resolve(&args.path)?;
+    async fn read_file(&self, args: ReadArgs) -> ToolOutput {
+        let path = self.regular_file(&args.path).await?;
+        let first = args.offset.unwrap_or(1).max(1);
+        let limit = args
+            .limit
+            .unwrap_or(DEFAULT_READ_LINES)
+            .clamp(1, MAX_READ_LINES);
+        let shown = args.path.clone();
+        tokio::task::spawn_blocking(move || read_window(&path, &shown, first, limit))
+            .await
+            .map_err(|e| format!("{}: {e}", args.path))?
+    }
+
+    /// `rel` resolved in the checkout, if it is a regular file.
+    async fn regular_file(&self, rel: &str) -> Result<PathBuf, String> {
+        let path = self.resolve(rel)?;
         let meta = tokio::fs::metadata(&path)
             .await
-            .map_err(|_| format!("{}: no such file", args.path))?;
+            .map_err(|_| format!("{rel}: no such file"))?;
         if !meta.is_file() {
-            return Err(format!("{}: not a file", args.path));
+            return Err(format!("{rel}: not a file"));
         }
-        if meta.len() > MAX_READ_BYTES {
-            return Err(format!("{}: larger than {MAX_READ_BYTES} bytes", args.path));
+        Ok(path)
+    }
+
+    /// The whole text of `rel`, for tools that rewrite it.
+    async fn whole_text(&self, rel: &str) -> Result<String, String> {
+        let path = self.regular_file(rel).await?;
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| format!("{rel}: {e}"))?
+            .len();
+        if size > MAX_EDIT_BYTES {
+            return Err(format!(
+                "{rel}: {size} bytes, larger than the {MAX_EDIT_BYTES} bytes edit_file rewrites; write the file anew in parts or change it with a command"
+            ));
         }
         let bytes = tokio::fs::read(&path)
             .await
-            .map_err(|e| format!("{}: {e}", args.path))?;
-        String::from_utf8(bytes).map_err(|_| format!("{}: not a UTF-8 text file", args.path))
+            .map_err(|e| format!("{rel}: {e}"))?;
+        String::from_utf8(bytes).map_err(|_| format!("{rel}: not a UTF-8 text file"))
     }
 
     async fn write_file(&self, args: WriteArgs) -> ToolOutput {
@@ -244,11 +278,7 @@ impl Toolbox {
         if args.old_text.is_empty() {
             return Err("old_text must not be empty".into());
         }
-        let current = self
-            .read_file(RequiredPath {
-                path: args.path.clone(),
-            })
-            .await?;
+        let current = self.whole_text(&args.path).await?;
         match current.matches(&args.old_text).count() {
             0 => {
                 return Err(format!(
@@ -406,8 +436,10 @@ struct PathArg {
 }
 
 #[derive(Deserialize)]
-struct RequiredPath {
+struct ReadArgs {
     path: String,
+    offset: Option<u64>,
+    limit: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -439,6 +471,91 @@ struct CommandArgs {
 /// The part of `line` around the match at `at` (of `len` bytes), at most
 /// [`MAX_SEARCH_LINE_BYTES`] and trimmed, with `…` where it was cut: one match in a minified
 /// file is a line, not the file.
+/// Lines `first..first + limit` of the file at `path` (shown as `shown`), numbered, with a
+/// header naming the window and the file's line count. Reads in blocks: memory stays bounded
+/// whatever the file's size or the length of its lines (a 50 MB minified line costs 500 bytes).
+fn read_window(path: &Path, shown: &str, first: u64, limit: u64) -> ToolOutput {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{shown}: {e}"))?;
+    let mut block = vec![0u8; 64 * 1024];
+    let mut body = String::new();
+    // The line being read: its number, its first bytes, and how many it has in all.
+    let (mut number, mut kept, mut length) = (1u64, Vec::new(), 0usize);
+    let mut last = first.saturating_sub(1); // the last line shown
+    let mut stopped_early = false;
+    let mut ends_open = false; // the file's last line has no newline
+    let show = |number: u64, kept: &[u8], length: usize, body: &mut String| {
+        let text = String::from_utf8_lossy(kept);
+        let text = text.trim_end_matches('\r');
+        body.push_str(&format!("{number}: {text}"));
+        if length > kept.len() {
+            body.push_str(&format!(" [… {} more bytes]", length - kept.len()));
+        }
+        body.push('\n');
+    };
+    let in_window = |n: u64, stopped: bool| !stopped && n >= first && n < first + limit;
+    loop {
+        let read = file.read(&mut block).map_err(|e| format!("{shown}: {e}"))?;
+        if read == 0 {
+            break;
+        }
+        if number == 1 && length == 0 && block[..read.min(8000)].contains(&0) {
+            return Err(format!("{shown}: a binary file, not text"));
+        }
+        let mut rest = &block[..read];
+        while !rest.is_empty() {
+            let (piece, ended) = match rest.iter().position(|&b| b == b'\n') {
+                Some(at) => (&rest[..at], true),
+                None => (rest, false),
+            };
+            if in_window(number, stopped_early) && kept.len() < MAX_READ_LINE_BYTES {
+                let room = MAX_READ_LINE_BYTES - kept.len();
+                kept.extend_from_slice(&piece[..piece.len().min(room)]);
+            }
+            length += piece.len();
+            rest = &rest[(piece.len() + usize::from(ended))..];
+            ends_open = !ended;
+            if ended {
+                if in_window(number, stopped_early) {
+                    show(number, &kept, length, &mut body);
+                    last = number;
+                    stopped_early = body.len() >= MAX_READ_OUTPUT;
+                }
+                number += 1;
+                kept.clear();
+                length = 0;
+            }
+        }
+    }
+    // A last line without a newline is a line too.
+    let total = if ends_open {
+        if in_window(number, stopped_early) {
+            show(number, &kept, length, &mut body);
+            last = number;
+        }
+        number
+    } else {
+        number - 1
+    };
+    if total == 0 {
+        return Ok(format!("{shown}: an empty file"));
+    }
+    if first > total {
+        return Err(format!(
+            "{shown}: has {total} lines; offset {first} is past its end"
+        ));
+    }
+    let mut out = format!("{shown}: lines {first}–{last} of {total}\n{body}");
+    if last < total {
+        out.push_str(&format!(
+            "[{} more lines: read_file with offset {}]\n",
+            total - last,
+            last + 1
+        ));
+    }
+    Ok(out)
+}
+
 fn around(line: &str, at: usize, len: usize) -> String {
     if line.len() <= MAX_SEARCH_LINE_BYTES {
         return line.trim().to_owned();
@@ -664,6 +781,72 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn read_file_shows_a_bounded_numbered_window_of_any_file() {
+        let repo = tempfile::tempdir().unwrap();
+        let tools = toolbox(repo.path(), "doc-writer");
+        let read = |args: &'static str| tools.call("read_file", args);
+        // 100,000 lines: a window, with where it is and where to go on.
+        let many: String = (1..=100_000).map(|n| format!("line {n}\n")).collect();
+        std::fs::write(repo.path().join("many.txt"), &many).unwrap();
+        let out = read(r#"{"path":"many.txt","offset":50000,"limit":3}"#)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            "many.txt: lines 50000–50002 of 100000\n50000: line 50000\n50001: line 50001\n\
+             50002: line 50002\n[49998 more lines: read_file with offset 50003]\n"
+        );
+        let default = read(r#"{"path":"many.txt"}"#).await.unwrap();
+        assert!(default.starts_with("many.txt: lines 1–400 of 100000\n1: line 1\n"));
+        assert!(
+            default.ends_with("400: line 400\n[99600 more lines: read_file with offset 401]\n")
+        );
+        // One 5 MB line (minified code): its first bytes and how much was left out.
+        let long = format!("{}\nshort\n", "x".repeat(5 << 20));
+        std::fs::write(repo.path().join("min.js"), &long).unwrap();
+        let out = read(r#"{"path":"min.js"}"#).await.unwrap();
+        assert!(out.len() < 2 * MAX_READ_LINE_BYTES, "{}", out.len());
+        assert!(
+            out.starts_with("min.js: lines 1–2 of 2\n1: xxx"),
+            "{out:.80}"
+        );
+        assert!(
+            out.contains(&format!(
+                " [… {} more bytes]\n2: short\n",
+                (5 << 20) - MAX_READ_LINE_BYTES
+            )),
+            "{out:.80}"
+        );
+        // Many long lines: the answer stops at its size bound and says where to go on.
+        let wide: String = (0..2000)
+            .map(|_| format!("{}\n", "y".repeat(400)))
+            .collect();
+        std::fs::write(repo.path().join("wide.txt"), &wide).unwrap();
+        let out = read(r#"{"path":"wide.txt","limit":2000}"#).await.unwrap();
+        assert!(out.len() < MAX_READ_OUTPUT + 1024, "{}", out.len());
+        assert!(
+            out.contains("more lines: read_file with offset"),
+            "{out:.80}"
+        );
+        // A last line without a newline, CRLF, the end, an empty file, a binary one.
+        std::fs::write(repo.path().join("crlf.txt"), "a\r\nb").unwrap();
+        assert_eq!(
+            read(r#"{"path":"crlf.txt"}"#).await.unwrap(),
+            "crlf.txt: lines 1–2 of 2\n1: a\n2: b\n"
+        );
+        let past = read(r#"{"path":"crlf.txt","offset":3}"#).await.unwrap_err();
+        assert!(past.contains("has 2 lines"), "{past}");
+        std::fs::write(repo.path().join("empty.txt"), "").unwrap();
+        assert_eq!(
+            read(r#"{"path":"empty.txt"}"#).await.unwrap(),
+            "empty.txt: an empty file"
+        );
+        std::fs::write(repo.path().join("blob.bin"), b"PK\x03\x04\x00\x00data").unwrap();
+        let binary = read(r#"{"path":"blob.bin"}"#).await.unwrap_err();
+        assert!(binary.contains("binary"), "{binary}");
+    }
+
+    #[tokio::test]
     async fn write_read_list_search_inside() {
         let repo = tempfile::tempdir().unwrap();
         let tools = toolbox(repo.path(), "doc-writer");
@@ -679,7 +862,7 @@ mod tests {
                 .call("read_file", r#"{"path":"docs/a.md"}"#)
                 .await
                 .unwrap(),
-            "# Title\nhello world\n"
+            "docs/a.md: lines 1–2 of 2\n1: # Title\n2: hello world\n"
         );
         assert_eq!(tools.call("list_files", "{}").await.unwrap(), "docs/a.md");
         tools
