@@ -118,7 +118,20 @@ def kubectl(*args, input=None, check=True):
 
 
 def detect_langfuse(settings, dry_run):
+    """LANGFUSE_HOST as configured, or as the starter kit detects it. Traces need the host and
+    both keys: when any is missing, none of them is rendered (the kit's default .env carries
+    placeholder keys even where Langfuse is not installed), and the install says why."""
+    keys = settings.get("LANGFUSE_PUBLIC_KEY") and settings.get("LANGFUSE_SECRET_KEY")
+
+    def off(why):
+        for k in ("LANGFUSE_HOST", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):
+            settings.pop(k, None)
+        say(f"Langfuse: {why}; traces off (the Langfuse settings are left out)")
+
     if settings.get("LANGFUSE_HOST"):
+        if not keys:
+            return off(f"LANGFUSE_HOST={settings['LANGFUSE_HOST']} is configured, but "
+                       "LANGFUSE_PUBLIC_KEY or LANGFUSE_SECRET_KEY is not set in .env")
         say(f"Langfuse: LANGFUSE_HOST={settings['LANGFUSE_HOST']} as configured")
         return
     try:
@@ -127,11 +140,9 @@ def detect_langfuse(settings, dry_run):
     except FileNotFoundError:
         out = ""
     if not langfuse_detected(out):
-        say("Langfuse: not detected (no pod app=web in namespace langfuse); traces off")
-        return
-    if not (settings.get("LANGFUSE_PUBLIC_KEY") and settings.get("LANGFUSE_SECRET_KEY")):
-        say("Langfuse detected, but LANGFUSE_PUBLIC_KEY or LANGFUSE_SECRET_KEY is not set in .env: traces off")
-        return
+        return off("not detected (no pod app=web in namespace langfuse)")
+    if not keys:
+        return off("detected, but LANGFUSE_PUBLIC_KEY or LANGFUSE_SECRET_KEY is not set in .env")
     settings["LANGFUSE_HOST"] = LANGFUSE_HOST
     say(f"Langfuse detected: traces go to {LANGFUSE_HOST}")
 

@@ -37,6 +37,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    config.tracing.warn_if_incomplete();
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {

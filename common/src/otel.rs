@@ -47,6 +47,10 @@ pub struct TracingConfig {
     pub targets: Vec<TraceTarget>,
     /// `OPENCLAW_ENVIRONMENT` (Langfuse's environment), e.g. `production`.
     pub environment: Option<String>,
+    /// Why a target that was half configured is off (say, the starter kit's placeholder
+    /// Langfuse keys without a Langfuse host): the binaries log it once at start. Half a
+    /// tracing configuration must not stop the work, so it is not an error.
+    pub incomplete: Option<String>,
 }
 
 impl TracingConfig {
@@ -76,12 +80,20 @@ impl TracingConfig {
         !self.targets.is_empty()
     }
 
+    /// Logs, once, why a half-configured target is off.
+    pub fn warn_if_incomplete(&self) {
+        if let Some(why) = &self.incomplete {
+            tracing::warn!("{why}");
+        }
+    }
+
     /// From the environment: Langfuse needs all three of its variables; a collector is
     /// configured the standard way (the exporter reads its `OTEL_EXPORTER_OTLP_*` itself).
     pub fn from_env(env: &EnvReader<'_>) -> Result<Self, ConfigError> {
         let mut config = Self {
             targets: Vec::new(),
             environment: env.string("OPENCLAW_ENVIRONMENT"),
+            incomplete: None,
         };
         match (
             env.string("LANGFUSE_HOST"),
@@ -92,9 +104,24 @@ impl TracingConfig {
                 .targets
                 .push(Self::langfuse(&host, &public_key, &secret_key)),
             (None, None, None) => {}
-            _ => {
-                return Err(ConfigError::Refused(
-                    "Langfuse needs LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY together".into(),
+            (host, public_key, secret_key) => {
+                // Names only: the values may be secrets.
+                let named = |set: bool| {
+                    [
+                        ("LANGFUSE_HOST", host.is_some()),
+                        ("LANGFUSE_PUBLIC_KEY", public_key.is_some()),
+                        ("LANGFUSE_SECRET_KEY", secret_key.is_some()),
+                    ]
+                    .into_iter()
+                    .filter(|(_, is)| *is == set)
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+                };
+                config.incomplete = Some(format!(
+                    "Langfuse traces are off: {} set but {} not (Langfuse needs all three)",
+                    named(true),
+                    named(false)
                 ));
             }
         }

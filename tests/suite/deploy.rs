@@ -180,3 +180,184 @@ fn the_installers_callout_key_pair_is_an_nkey_account_pair() {
         );
     }
 }
+
+/// The environment the install renders for the bridge and a doc-writer worker
+/// (tests/python/render_env.py), from a starter-kit folder, with or without Langfuse in the
+/// cluster.
+fn rendered_env(
+    kit: &Path,
+    work: &Path,
+    langfuse: bool,
+) -> (
+    std::collections::HashMap<String, String>,
+    std::collections::HashMap<String, String>,
+) {
+    let out = run(Command::new(python()).args([
+        workspace_root()
+            .join("tests/python/render_env.py")
+            .to_str()
+            .unwrap(),
+        workspace_root().join("deploy").to_str().unwrap(),
+        kit.to_str().unwrap(),
+        work.to_str().unwrap(),
+        if langfuse { "yes" } else { "no" },
+    ]));
+    let mut both: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
+        serde_json::from_str(&out).expect("render_env.py prints JSON");
+    (
+        both.remove("bridge").unwrap(),
+        both.remove("worker").unwrap(),
+    )
+}
+
+/// The starter kit's default `.env` carries placeholder Langfuse keys even where Langfuse is
+/// not installed. Installed from it, the bridge and a worker started with exactly the
+/// environment their pods get (only the addresses, ports and NATS passwords of this machine
+/// put in) both start and run a task to completion, with Langfuse absent and present.
+#[tokio::test]
+async fn the_kits_default_env_renders_a_bridge_and_worker_that_complete_a_task() {
+    use openclaw_tests::nats::{BRIDGE, NatsServer, WORKER_PASSWORD};
+    for langfuse_installed in [false, true] {
+        let work = tempfile::tempdir().unwrap();
+        let kit = work.path().join("kit");
+        std::fs::create_dir_all(&kit).unwrap();
+        std::fs::write(
+            kit.join("config.json"),
+            r#"{"ai-agent": {"openclaw": {"env": {"OPENCLAW_GATEWAY_TOKEN": "gw-kit-token"}}}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            kit.join(".env"),
+            format!(
+                "LITELLM_API_KEY={}\nLANGFUSE_PUBLIC_KEY=lf_pk_1234567890\n\
+                 LANGFUSE_SECRET_KEY=lf_sk_1234567890\n",
+                openclaw_tests::worker::TEST_LLM_KEY
+            ),
+        )
+        .unwrap();
+        let (bridge_env, worker_env) = rendered_env(&kit, work.path(), langfuse_installed);
+        let langfuse_vars = [
+            "LANGFUSE_HOST",
+            "LANGFUSE_PUBLIC_KEY",
+            "LANGFUSE_SECRET_KEY",
+        ];
+        for var in langfuse_vars {
+            assert_eq!(
+                worker_env.contains_key(var),
+                langfuse_installed,
+                "{var}: {worker_env:?}"
+            );
+        }
+
+        let nats = NatsServer::start_secured(&["doc-writer"]);
+        let security = nats.security.as_ref().unwrap();
+        let (ca, seed, url) = (security.ca.clone(), security.callout_seed(), nats.url());
+        let here = |env: &std::collections::HashMap<String, String>, user: &str, password: &str| {
+            // The rendered user names are the server's; the passwords are this test's.
+            assert_eq!(env["NATS_USER"], user);
+            let mut env = env.clone();
+            env.insert("NATS_URL".into(), url.clone());
+            env.insert("NATS_PASSWORD".into(), password.into());
+            env.insert("NATS_CA".into(), ca.display().to_string());
+            env
+        };
+        let mut bridge = here(&bridge_env, BRIDGE.0, BRIDGE.1);
+        assert_eq!(
+            bridge["OPENCLAW_NATS_CALLOUT_SEED"],
+            "/var/run/openclaw/nats-callout/seed"
+        );
+        let agents = workspace_root().join("deploy/base/agents.toml");
+        for (k, v) in [
+            ("OPENCLAW_NATS_CALLOUT_SEED", seed.display().to_string()),
+            ("OPENCLAW_AGENTS", agents.display().to_string()),
+            ("OPENCLAW_LISTEN", "127.0.0.1:0".into()),
+            ("OPENCLAW_STREAM_REPLICAS", "1".into()),
+            // This test starts the worker itself (no Kubernetes API here).
+            ("OPENCLAW_DISPATCH", "none".into()),
+            ("OPENCLAW_ALLOW_FILE_REPOS", "true".into()),
+        ] {
+            bridge.insert(k.into(), v);
+        }
+        let mut builder =
+            openclaw_tests::app::TestApp::builder().token(&bridge["OPENCLAW_GATEWAY_TOKEN"]);
+        for (k, v) in &bridge {
+            builder = builder.env(k, v.clone());
+        }
+        let app = builder.nats(nats).spawn().await;
+        let repo = openclaw_tests::git::BareRepo::new();
+        let id = app
+            .submit(&serde_json::json!({"repo": repo.file_url(), "prompt": "Document it"}))
+            .await;
+
+        let llm = openclaw_tests::llm::ScriptedLlm::turns(crate::security::doc_script()).await;
+        let langfuse = openclaw_tests::langfuse::FakeLangfuse::start().await;
+        let scratch = tempfile::tempdir().unwrap();
+        let mut worker = here(&worker_env, "worker-doc-writer", WORKER_PASSWORD);
+        for (k, v) in [
+            ("LITELLM_BASE_URL", llm.url.clone()),
+            ("OPENCLAW_AGENTS", agents.display().to_string()),
+            ("OPENCLAW_WORK_DIR", scratch.path().display().to_string()),
+            (
+                "OPENCLAW_TERMINATION_LOG",
+                scratch.path().join("termination").display().to_string(),
+            ),
+            ("OPENCLAW_ALLOW_FILE_REPOS", "true".into()),
+            ("OPENCLAW_LOG_FORMAT", "text".into()),
+        ] {
+            worker.insert(k.into(), v);
+        }
+        if langfuse_installed {
+            worker.insert("LANGFUSE_HOST".into(), langfuse.url.clone());
+        }
+        let process =
+            openclaw_tests::worker::WorkerProcess::start(crate::e2e::worker_bin(), &worker);
+        let (process, _) = crate::e2e::completed_by(&app, process, &id).await;
+        let log = process.log_text();
+        if langfuse_installed {
+            let spans = openclaw_tests::eventually(20, "the task's trace in Langfuse", || async {
+                let spans = langfuse.spans();
+                (!spans.is_empty()).then_some(spans)
+            })
+            .await;
+            assert!(!spans.is_empty());
+            assert!(!log.contains("Langfuse traces are off"), "{log}");
+        } else {
+            assert!(langfuse.exports().is_empty());
+        }
+    }
+}
+
+/// Half a Langfuse configuration (the kit's placeholder keys, no host) does not stop a worker:
+/// it starts with traces off and says so once, naming the variables and never their values.
+#[tokio::test]
+async fn half_a_langfuse_configuration_turns_traces_off_with_one_warning() {
+    let app = crate::e2e::app_without_dispatch(&[]).await;
+    let llm = openclaw_tests::llm::ScriptedLlm::turns(crate::security::doc_script()).await;
+    let repo = openclaw_tests::git::BareRepo::new();
+    let id = app
+        .submit(&serde_json::json!({"repo": repo.file_url(), "prompt": "Document it"}))
+        .await;
+    let (worker, _) = crate::e2e::complete_task(
+        &app,
+        &llm,
+        &id,
+        &[
+            ("LANGFUSE_PUBLIC_KEY", "lf_pk_placeholder_1"),
+            ("LANGFUSE_SECRET_KEY", "lf_sk_placeholder_2"),
+        ],
+    )
+    .await;
+    let log = worker.log_text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Langfuse traces are off"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0]
+            .contains("LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY set but LANGFUSE_HOST not"),
+        "{}",
+        warnings[0]
+    );
+    assert!(!log.contains("lf_sk_placeholder_2") && !log.contains("lf_pk_placeholder_1"));
+}

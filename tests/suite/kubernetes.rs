@@ -391,7 +391,7 @@ async fn a_worker_pod_that_exits_at_start_backs_off_with_its_termination_message
     let id = app
         .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
         .await;
-    let message = "invalid configuration: Langfuse needs LANGFUSE_HOST, LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY together";
+    let message = "invalid configuration: NATS_USER and NATS_PASSWORD go together";
     let fail = |job: &str| {
         kube.set_pod(
             job,

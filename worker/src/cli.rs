@@ -36,6 +36,7 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    config.tracing.warn_if_incomplete();
     let terminate = CancellationToken::new();
     tokio::spawn(on_sigterm(terminate.clone()));
     match run_one(&config, terminate).await {
