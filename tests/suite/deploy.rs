@@ -361,3 +361,75 @@ async fn half_a_langfuse_configuration_turns_traces_off_with_one_warning() {
     );
     assert!(!log.contains("lf_sk_placeholder_2") && !log.contains("lf_pk_placeholder_1"));
 }
+
+/// The component folder copied alone into a kit (components/ai-agent/openclaw), as README
+/// says: it finds this repository through OPENCLAW_DIR or config.json's ai-agent.openclaw.dir,
+/// and without either says in one line how to point it here (exit 1, no stack trace).
+#[tokio::test]
+async fn the_component_copied_into_a_kit_finds_the_repository_or_says_how() {
+    let work = tempfile::tempdir().unwrap();
+    let kit = work.path().join("kit");
+    let component = kit.join("components/ai-agent/openclaw");
+    std::fs::create_dir_all(&component).unwrap();
+    std::fs::copy(
+        workspace_root().join("deploy/starter-kit/index.mjs"),
+        component.join("index.mjs"),
+    )
+    .unwrap();
+    std::fs::write(kit.join(".env"), "LITELLM_API_KEY=sk-kit-s3cret\n").unwrap();
+    let config = |extra: &str| {
+        std::fs::write(
+            kit.join("config.json"),
+            format!(
+                r#"{{"ai-agent": {{"openclaw": {{{extra}"env": {{"OPENCLAW_GATEWAY_TOKEN": "gw-kit-s3cret"}}}}}}}}"#
+            ),
+        )
+        .unwrap();
+    };
+    let component_run = |env: &[(&str, String)]| {
+        let mut cmd = Command::new("node");
+        cmd.arg(workspace_root().join("tests/deploy/check_starter_kit.mjs"))
+            .arg(&component)
+            .arg(&kit)
+            .env("OPENCLAW_INSTALL_FLAGS", "--dry-run")
+            .env("OPENCLAW_INSTALL_DIR", work.path().join("install"))
+            .env_remove("OPENCLAW_DIR")
+            .env_remove("LITELLM_API_KEY")
+            .env_remove("OPENCLAW_GATEWAY_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("node runs")
+    };
+    let root = workspace_root().display().to_string();
+
+    config("");
+    let lost = component_run(&[]);
+    let stderr = String::from_utf8_lossy(&lost.stderr);
+    assert_eq!(lost.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("set OPENCLAW_DIR=") && !stderr.contains("    at "),
+        "{stderr}"
+    );
+
+    let by_env = component_run(&[("OPENCLAW_DIR", root.clone())]);
+    assert!(
+        String::from_utf8_lossy(&by_env.stdout).contains("starter kit component: ok"),
+        "{}",
+        String::from_utf8_lossy(&by_env.stderr)
+    );
+
+    config(&format!(r#""dir": "{root}", "#));
+    let by_config = component_run(&[]);
+    assert!(
+        String::from_utf8_lossy(&by_config.stdout).contains("starter kit component: ok"),
+        "{}",
+        String::from_utf8_lossy(&by_config.stderr)
+    );
+
+    let wrong = component_run(&[("OPENCLAW_DIR", work.path().display().to_string())]);
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("holds no deploy/install.sh"), "{stderr}");
+}
