@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Installs and uninstalls OpenClaw the way the GenAI-on-EKS starter kit installs its
-components, from this repository alone (Python 3 standard library and kubectl).
+components, from this repository alone (Python 3 standard library, kubectl, and helm for NATS).
 
-  deploy/install.sh   [--keda] [--karpenter] [--dry-run] [--config-dir DIR]
+  deploy/install.sh   [--keda] [--karpenter] [--no-nats] [--dry-run] [--config-dir DIR]
   deploy/uninstall.sh [--purge] [--dry-run]
 
 Settings, later ones winning: the page's defaults; DIR/config.json (`ai-agent.openclaw.env`,
@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -335,11 +336,73 @@ def apply_secret(namespace, name, data):
         kubectl("apply", "-f", f.name)
 
 
+NATS_CHART_REPO = "https://nats-io.github.io/k8s/helm/charts/"
+
+
+class Stop(Exception):
+    """A problem the user can fix: one line saying what and how, exit 1, no traceback."""
+
+
+def helm(*args, check=True):
+    return subprocess.run(["helm", *args], text=True, capture_output=True, check=check)
+
+
+def have(program):
+    return shutil.which(program) is not None
+
+
+def check_prerequisites(settings, args):
+    """What the install needs and cannot install itself, each missing one a line with its fix."""
+    if not have("kubectl"):
+        raise Stop("kubectl not found: install it (https://kubernetes.io/docs/tasks/tools/) "
+                   "and point it at your cluster (aws eks update-kubeconfig --name CLUSTER)")
+    if args.dry_run:
+        return
+    if kubectl("get", "namespace", "default", "-o", "name", check=False).returncode != 0:
+        raise Stop("kubectl cannot reach a cluster: point it at yours "
+                   "(aws eks update-kubeconfig --name CLUSTER), then run the install again")
+    if not args.no_nats and not have("helm"):
+        raise Stop("helm not found (it installs NATS): install it "
+                   "(https://helm.sh/docs/intro/install/), or install NATS yourself and pass --no-nats")
+    if settings["LITELLM_BASE_URL"] == DEFAULTS["LITELLM_BASE_URL"] and \
+            kubectl("-n", "litellm", "get", "service", "litellm", "-o", "name", check=False).returncode != 0:
+        raise Stop("LiteLLM not found (no Service litellm in namespace litellm): install the starter "
+                   "kit's LiteLLM component first, or set LITELLM_BASE_URL to your gateway")
+
+
+def install_nats(args):
+    """The NATS JetStream cluster from the nats-io chart with deploy/nats/values.yaml (users,
+    permissions, auth callout), after the Secrets it reads exist. A release named nats is
+    upgraded (the values change with OpenClaw); a NATS installed otherwise is left alone."""
+    values = DEPLOY / "nats/values.yaml"
+    commands = [["repo", "add", "nats", NATS_CHART_REPO, "--force-update"],
+                ["upgrade", "--install", "nats", "nats/nats", "-n", "nats", "--create-namespace",
+                 "-f", str(values), "--wait", "--timeout", "10m"]]
+    if args.no_nats:
+        say("NATS: not installed (--no-nats); it must run with deploy/nats/values.yaml's users")
+        return
+    if args.dry_run:
+        for c in commands:
+            say("dry run: would run helm " + " ".join(c))
+        return
+    if helm("status", "nats", "-n", "nats", check=False).returncode != 0 and \
+            kubectl("-n", "nats", "get", "statefulset", "nats", "-o", "name", check=False).returncode == 0:
+        say("NATS: found in namespace nats (not a helm release named nats): left as it is; "
+            "give it deploy/nats/values.yaml's users and auth callout")
+        return
+    for c in commands:
+        say("helm " + " ".join(c[:4]) + " …")
+        r = helm(*c, check=False)
+        if r.returncode != 0:
+            raise Stop(f"helm {' '.join(c[:3])} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+
+
 def install(args):
     settings, origin = load_settings(pathlib.Path(args.config_dir), os.environ)
     missing = [k for k in ("LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN") if not settings.get(k)]
     if missing:
         sys.exit(f"missing settings: {', '.join(missing)} (config.json ai-agent.openclaw.env, .env or the environment)")
+    check_prerequisites(settings, args)
     detect_langfuse(settings, args.dry_run)
     for k in ("LITELLM_BASE_URL", "LITELLM_MODEL_NAME", "GIT_REPO_URL"):
         if settings.get(k):
@@ -358,16 +421,22 @@ def install(args):
         for (ns, name), data in secrets.items():
             print("---")
             print(json.dumps(secret_manifest(ns, name, data, True), indent=2))
+        install_nats(args)
         return
     kubectl("apply", "-f", str(DEPLOY / "base/namespace.yaml"))
+    # The Secrets first: the NATS chart's values read the users and the callout issuer.
     for (ns, name), data in secrets.items():
         if ns != "openclaw":
             namespace = kubectl("create", "namespace", ns, "--dry-run=client", "-o", "yaml").stdout
             kubectl("apply", "-f", "-", input=namespace)
         apply_secret(ns, name, data)
-    subprocess.run(["kubectl", "apply", "-f", "-"], input=rendered, text=True, check=True)
-    subprocess.run(["kubectl", "-n", "openclaw", "rollout", "status", "deployment/openclaw", "--timeout=180s"],
-                   check=True)
+    install_nats(args)
+    kubectl("apply", "-f", "-", input=rendered)
+    rollout = kubectl("-n", "openclaw", "rollout", "status", "deployment/openclaw", "--timeout=180s", check=False)
+    if rollout.returncode != 0:
+        raise Stop("the bridge did not become ready within 180 s (its /ready needs NATS and the streams): "
+                   "kubectl -n openclaw describe pods -l app.kubernetes.io/component=bridge; "
+                   "kubectl -n openclaw logs deploy/openclaw")
     print("OpenClaw is up at http://openclaw.openclaw:8080 (also http://doc-writer.openclaw:8080 and "
           "http://devops-agent.openclaw:8080). Verify:\n"
           "  kubectl get svc -n openclaw\n"
@@ -410,8 +479,16 @@ def main(argv):
     p.add_argument("--config-dir", default=os.environ.get("OPENCLAW_CONFIG_DIR", "."),
                    help="where config.json and .env are (the starter kit's root)")
     p.add_argument("--purge", action="store_true", help="uninstall: remove the NATS streams and users too")
+    p.add_argument("--no-nats", action="store_true",
+                   help="install: do not install NATS (one with deploy/nats/values.yaml runs already)")
     args = p.parse_args(argv)
-    (install if args.action == "install" else uninstall)(args)
+    try:
+        (install if args.action == "install" else uninstall)(args)
+    except Stop as e:
+        sys.exit(f"openclaw {args.action}: {e}")
+    except subprocess.CalledProcessError as e:
+        last = (e.stderr or "").strip().splitlines()
+        sys.exit(f"openclaw {args.action}: {' '.join(map(str, e.cmd[:4]))} … failed: {last[-1] if last else e.returncode}")
 
 
 if __name__ == "__main__":

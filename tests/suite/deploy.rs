@@ -433,3 +433,18 @@ async fn the_component_copied_into_a_kit_finds_the_repository_or_says_how() {
     assert_eq!(wrong.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("holds no deploy/install.sh"), "{stderr}");
 }
+
+/// The install brings NATS (the nats-io chart with deploy/nats/values.yaml) after the Secrets
+/// its values read and before the bridge, checks its prerequisites first, and says in one line
+/// what is missing (tests/python/check_install_nats.py, with stand-ins for kubectl and helm).
+#[tokio::test]
+async fn the_install_brings_nats_in_order_and_names_what_is_missing() {
+    let work = tempfile::tempdir().unwrap();
+    let deploy = workspace_root().join("deploy");
+    let out = run_python_check(
+        "check_install_nats.py",
+        &[deploy.to_str().unwrap(), work.path().to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("install with NATS: ok"), "{out}");
+}
