@@ -51,10 +51,13 @@ SETTINGS = [
     "GIT_REPO_URL", "GIT_USERNAME", "GIT_TOKEN", "OPENCLAW_GIT_CREDENTIAL_HOSTS",
     "OPENCLAW_IMAGE_REPOSITORY", "OPENCLAW_IMAGE_TAG", "OPENCLAW_DEVOPS_IMAGE",
     "OPENCLAW_CLIENT_NAMESPACES", "OPENCLAW_DEVOPS_ROLE_ARN", "OPENCLAW_NATS_AUTH",
+    # The starter kit's names for each agent's own git credentials.
+    "OPENCLAW_DOC_WRITER_GIT_USERNAME", "OPENCLAW_DOC_WRITER_GIT_TOKEN",
+    "OPENCLAW_DEVOPS_GIT_USERNAME", "OPENCLAW_DEVOPS_GIT_TOKEN",
     "CLUSTER_NAME", "EKS_CLUSTER_NAME", "OPENCLAW_QUEUE_TIMEOUT_SECS",
 ]
 SECRET = {"LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN", "LANGFUSE_PUBLIC_KEY",
-          "LANGFUSE_SECRET_KEY", "GIT_TOKEN"}
+          "LANGFUSE_SECRET_KEY", "GIT_TOKEN", "OPENCLAW_DOC_WRITER_GIT_TOKEN", "OPENCLAW_DEVOPS_GIT_TOKEN"}
 LANGFUSE_HOST = "http://langfuse-web.langfuse:3000"
 
 
@@ -92,10 +95,16 @@ def load_settings(config_dir, environ):
         ]
         for layer in layers:
             for k, v in layer.items():
+                if k not in SETTINGS:
+                    say(f"config.json: {k} is not an OpenClaw setting; ignored (known: see README, Kubernetes)")
+                    continue
                 settings[k], origin[k] = str(v), "config.json"
     for k, v in read_dotenv(config_dir / ".env").items():
         if k in SETTINGS:
             settings[k], origin[k] = v, ".env"
+        elif k.startswith("OPENCLAW_"):
+            # The kit's .env holds every component's settings; only ours are reported.
+            say(f".env: {k} is not an OpenClaw setting; ignored")
     for k in SETTINGS:
         if environ.get(k):
             settings[k], origin[k] = environ[k], "environment"
@@ -220,15 +229,32 @@ def write_overlay(settings, args, checksum):
     return OUT
 
 
+AGENTS = ("doc-writer", "devops")
+
+
+def agent_key(agent, key):
+    """The starter kit's name of an agent's own setting: OPENCLAW_DOC_WRITER_GIT_TOKEN."""
+    return f"OPENCLAW_{agent.upper().replace('-', '_')}_{key}"
+
+
 def secrets_of(settings):
-    """The Secrets to apply, by (namespace, name): {key: value}."""
+    """The Secrets to apply, by (namespace, name): {key: value}. Each agent's workers get a
+    Secret of their own (their NATS user, their git credentials) beside the shared one (the
+    gateway key, Langfuse): a worker pod holds no other agent's credentials."""
     bridge = {"OPENCLAW_GATEWAY_TOKEN": settings["OPENCLAW_GATEWAY_TOKEN"]}
     worker = {"LITELLM_API_KEY": settings["LITELLM_API_KEY"]}
-    for k in ("GIT_USERNAME", "GIT_TOKEN", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):
+    for k in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"):
         if settings.get(k):
             worker[k] = settings[k]
-    if settings.get("GIT_TOKEN"):
-        worker["OPENCLAW_GIT_CREDENTIAL_HOSTS"] = settings.get("OPENCLAW_GIT_CREDENTIAL_HOSTS") or "github.com"
+    own = {agent: {} for agent in AGENTS}
+    for agent in AGENTS:
+        # The agent's own git credentials (the kit's names), else the shared GIT_* ones.
+        for k in ("GIT_USERNAME", "GIT_TOKEN"):
+            value = settings.get(agent_key(agent, k)) or settings.get(k)
+            if value:
+                own[agent][k] = value
+        if own[agent].get("GIT_TOKEN"):
+            own[agent]["OPENCLAW_GIT_CREDENTIAL_HOSTS"] = settings.get("OPENCLAW_GIT_CREDENTIAL_HOSTS") or "github.com"
     out = {("openclaw", "openclaw-bridge"): bridge, ("openclaw", "openclaw-worker"): worker}
     if settings["OPENCLAW_NATS_AUTH"] == "true":
         users = {}
@@ -243,8 +269,11 @@ def secrets_of(settings):
         out[("openclaw", "openclaw-nats-callout")] = {"seed": seed}
         bridge.update({"NATS_USER": "bridge", "NATS_PASSWORD": users["bridge"],
                        "OPENCLAW_NATS_CALLOUT_SEED": "/var/run/openclaw/nats-callout/seed"})
-        worker.update({"NATS_USER_DOC_WRITER": "worker-doc-writer", "NATS_PASSWORD_DOC_WRITER": users["worker_doc_writer"],
-                       "NATS_USER_DEVOPS": "worker-devops", "NATS_PASSWORD_DEVOPS": users["worker_devops"]})
+        for agent in AGENTS:
+            own[agent].update({"NATS_USER": f"worker-{agent}",
+                               "NATS_PASSWORD": users[f"worker_{agent.replace('-', '_')}"]})
+    for agent in AGENTS:
+        out[("openclaw", f"openclaw-worker-{agent}")] = own[agent]
     return out
 
 
@@ -449,7 +478,8 @@ def uninstall(args):
     commands = [["delete", "-k", str(source), "--ignore-not-found", "--wait=false"]]
     if source != OUT:
         commands.insert(0, ["delete", "-k", str(DEPLOY / "overlays/keda"), "--ignore-not-found", "--wait=false"])
-    commands.append(["-n", "openclaw", "delete", "secret", "openclaw-bridge", "openclaw-worker", "--ignore-not-found"])
+    commands.append(["-n", "openclaw", "delete", "secret", "openclaw-bridge", "openclaw-worker",
+                     *[f"openclaw-worker-{agent}" for agent in AGENTS], "--ignore-not-found"])
     commands.append(["delete", "jobs", "-n", "openclaw", "-l", "app.kubernetes.io/managed-by=openclaw-bridge",
                      "--ignore-not-found"])
     if args.purge:

@@ -110,17 +110,20 @@ ddp = dd["spec"]["template"]["spec"]
 ddp.pop("serviceAccountName"), ddp.pop("automountServiceAccountToken"), ddp["containers"][0].pop("image")
 
 
-def nats_user_keys(container):
-    """The NATS credentials of a worker pod: its agent's own user, from the worker Secret."""
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"].startswith("NATS_")}
-    assert set(refs) == {"NATS_USER", "NATS_PASSWORD"}, refs
-    assert all(r["name"] == "openclaw-worker" for r in refs.values()), refs
-    container["env"] = [e for e in container["env"] if not e["name"].startswith("NATS_")]
-    return refs["NATS_USER"]["key"], refs["NATS_PASSWORD"]["key"]
+def own_secret(container):
+    """The agent's own Secret (its NATS user, its git credentials): the last envFrom source, so
+    it wins; no per-key reference into the shared worker Secret, which holds no agent's
+    credentials."""
+    sources = container["envFrom"]
+    assert sources[:2] == [{"configMapRef": {"name": "openclaw-worker"}}, {"secretRef": {"name": "openclaw-worker"}}], sources
+    assert not any("valueFrom" in e and e["valueFrom"].get("secretKeyRef") for e in container["env"]), container["env"]
+    own = sources.pop()["secretRef"]
+    assert own["optional"] is True, own
+    return own["name"]
 
 
-assert nats_user_keys(dp["containers"][0]) == ("NATS_USER_DEVOPS", "NATS_PASSWORD_DEVOPS")
-assert nats_user_keys(ddp["containers"][0]) == ("NATS_USER_DOC_WRITER", "NATS_PASSWORD_DOC_WRITER")
+assert own_secret(dp["containers"][0]) == "openclaw-worker-devops"
+assert own_secret(ddp["containers"][0]) == "openclaw-worker-doc-writer"
 assert d == dd, "devops.json drifted from default.json"
 
 # Workers reach git remotes on public addresses only; the devops agent also the API server.

@@ -32,7 +32,10 @@ SECRETS = ["gw-token-s3cret-1", "sk-litellm-s3cret-2", "pk-lf-s3cret-3", "sk-lf-
     "examples": {"openclaw": {"doc-writer": {"env": {"GIT_REPO_URL": "https://github.com/org/docs.git"}}}},
 }))
 (kit / ".env").write_text(f"LITELLM_API_KEY={SECRETS[1]}\nLANGFUSE_PUBLIC_KEY={SECRETS[2]}\n"
-                          f"LANGFUSE_SECRET_KEY={SECRETS[3]}\nEKS_CLUSTER_NAME=kit-cluster\n")
+                          f"LANGFUSE_SECRET_KEY={SECRETS[3]}\nEKS_CLUSTER_NAME=kit-cluster\n"
+                          # A misspelt setting of ours is reported (not its value); another
+                          # component's is not ours to judge.
+                          "OPENCLAW_DOC_WRITR_GIT_TOKEN=typo-s3cret\nOPENWEBUI_PORT=8080\n")
 
 settings, origin = install.load_settings(kit, {})
 assert settings["LITELLM_BASE_URL"] == "http://litellm.litellm:4000" and origin["LITELLM_BASE_URL"] == "default"
@@ -67,6 +70,8 @@ text = out.stdout + out.stderr
 for secret in SECRETS:
     assert secret not in text, f"a secret value is in the dry run's output: {secret}"
 assert "Langfuse detected: traces go to http://langfuse-web.langfuse:3000" in out.stderr, out.stderr
+assert ".env: OPENCLAW_DOC_WRITR_GIT_TOKEN is not an OpenClaw setting; ignored" in out.stderr, out.stderr
+assert "typo-s3cret" not in text and "OPENWEBUI_PORT" not in out.stderr
 for expected in ["LITELLM_MODEL_NAME: bedrock/claude-4.5-haiku",
                  "LITELLM_BASE_URL: http://litellm.litellm:4000",
                  "LANGFUSE_HOST: http://langfuse-web.langfuse:3000",

@@ -3,7 +3,8 @@ Kubernetes resolves a container's environment (envFrom, then env; value, secretK
 configMapKeyRef, optional keys), from a starter-kit folder and without a cluster: the install's
 own functions render the manifests (kubectl kustomize) and the Secrets; the Langfuse question
 is answered as a cluster with or without Langfuse answers it.
-usage: DEPLOY_DIR KIT_DIR WORK_DIR LANGFUSE(yes|no) -> JSON {"bridge": {...}, "worker": {...}}"""
+usage: DEPLOY_DIR KIT_DIR WORK_DIR LANGFUSE(yes|no) -> JSON {"bridge": {...}, "worker": {...},
+"devops": {...}} (the worker of the default template, doc-writer's, and the devops one)"""
 import argparse
 import importlib.util
 import json
@@ -49,7 +50,10 @@ def resolve(container):
         if "configMapRef" in source:
             env.update(configmaps[source["configMapRef"]["name"]])
         if "secretRef" in source:
-            env.update(secrets[source["secretRef"]["name"]])
+            ref = source["secretRef"]
+            if ref["name"] not in secrets and not ref.get("optional"):
+                sys.exit(f"Secret {ref['name']} does not exist: the pod would not start")
+            env.update(secrets.get(ref["name"], {}))
     for var in container.get("env", []):
         if "value" in var:
             env[var["name"]] = var["value"]
@@ -64,8 +68,10 @@ def resolve(container):
 
 
 bridge = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "openclaw")
-template = json.loads(configmaps["openclaw-job-templates"]["default.json"])
+templates = configmaps["openclaw-job-templates"]
+worker = lambda name: resolve(json.loads(templates[name])["spec"]["template"]["spec"]["containers"][0])
 print(json.dumps({
     "bridge": resolve(bridge["spec"]["template"]["spec"]["containers"][0]),
-    "worker": resolve(template["spec"]["template"]["spec"]["containers"][0]),
+    "worker": worker("default.json"),
+    "devops": worker("devops.json"),
 }))

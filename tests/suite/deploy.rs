@@ -204,10 +204,20 @@ fn rendered_env(
     ]));
     let mut both: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
         serde_json::from_str(&out).expect("render_env.py prints JSON");
-    (
-        both.remove("bridge").unwrap(),
-        both.remove("worker").unwrap(),
-    )
+    let devops = both.remove("devops").unwrap();
+    let worker = both.remove("worker").unwrap();
+    // Each agent's pod holds its own NATS user and git credentials and no other agent's.
+    for (own, other) in [(&worker, &devops), (&devops, &worker)] {
+        for key in ["NATS_PASSWORD", "GIT_TOKEN"] {
+            if let Some(secret) = other.get(key) {
+                assert!(
+                    !own.values().any(|v| v == secret),
+                    "another agent's {key} in {own:?}"
+                );
+            }
+        }
+    }
+    (both.remove("bridge").unwrap(), worker)
 }
 
 /// The starter kit's default `.env` carries placeholder Langfuse keys even where Langfuse is
@@ -230,12 +240,18 @@ async fn the_kits_default_env_renders_a_bridge_and_worker_that_complete_a_task()
             kit.join(".env"),
             format!(
                 "LITELLM_API_KEY={}\nLANGFUSE_PUBLIC_KEY=lf_pk_1234567890\n\
-                 LANGFUSE_SECRET_KEY=lf_sk_1234567890\n",
+                 LANGFUSE_SECRET_KEY=lf_sk_1234567890\n\
+                 OPENCLAW_DOC_WRITER_GIT_USERNAME=doc-bot\nOPENCLAW_DOC_WRITER_GIT_TOKEN=ghp_doc_writer_1\n\
+                 OPENCLAW_DEVOPS_GIT_TOKEN=ghp_devops_2\n",
                 openclaw_tests::worker::TEST_LLM_KEY
             ),
         )
         .unwrap();
         let (bridge_env, worker_env) = rendered_env(&kit, work.path(), langfuse_installed);
+        // The kit's names for the doc-writer's git credentials reach the doc-writer's pods.
+        assert_eq!(worker_env["GIT_TOKEN"], "ghp_doc_writer_1");
+        assert_eq!(worker_env["GIT_USERNAME"], "doc-bot");
+        assert_eq!(worker_env["OPENCLAW_GIT_CREDENTIAL_HOSTS"], "github.com");
         let langfuse_vars = [
             "LANGFUSE_HOST",
             "LANGFUSE_PUBLIC_KEY",
