@@ -399,19 +399,27 @@ def check_prerequisites(settings, args):
                    "kit's LiteLLM component first, or set LITELLM_BASE_URL to your gateway")
 
 
-def install_nats(args):
+# The description helm keeps on the release this install made, so --purge knows it may
+# uninstall it.
+NATS_RELEASE_DESCRIPTION = "installed by the OpenClaw install"
+STREAMS = ("OPENCLAW_TASKS", "OPENCLAW_EVENTS", "OPENCLAW_ADVISORIES",
+           "KV_openclaw_tasks", "KV_openclaw_sessions", "KV_openclaw_leases")
+
+
+def install_nats(args, operator_password):
     """The NATS JetStream cluster from the nats-io chart with deploy/nats/values.yaml (users,
-    permissions, auth callout), after the Secrets it reads exist. A release named nats is
-    upgraded (the values change with OpenClaw); a NATS installed otherwise is left alone."""
+    permissions, auth callout), after the Secrets it reads exist, and nats-box's default
+    context signed in as the operator user (so README's `nats` commands work). A release named
+    nats is upgraded (the values change with OpenClaw); a NATS installed otherwise is left alone."""
     values = DEPLOY / "nats/values.yaml"
-    commands = [["repo", "add", "nats", NATS_CHART_REPO, "--force-update"],
-                ["upgrade", "--install", "nats", "nats/nats", "-n", "nats", "--create-namespace",
-                 "-f", str(values), "--wait", "--timeout", "10m"]]
+    upgrade = ["upgrade", "--install", "nats", "nats/nats", "-n", "nats", "--create-namespace",
+               "-f", str(values), "--description", NATS_RELEASE_DESCRIPTION, "--wait", "--timeout", "10m"]
+    repo = ["repo", "add", "nats", NATS_CHART_REPO, "--force-update"]
     if args.no_nats:
         say("NATS: not installed (--no-nats); it must run with deploy/nats/values.yaml's users")
         return
     if args.dry_run:
-        for c in commands:
+        for c in (repo, upgrade + (["-f", "<nats-box operator context>"] if operator_password else [])):
             say("dry run: would run helm " + " ".join(c))
         return
     if helm("status", "nats", "-n", "nats", check=False).returncode != 0 and \
@@ -419,11 +427,19 @@ def install_nats(args):
         say("NATS: found in namespace nats (not a helm release named nats): left as it is; "
             "give it deploy/nats/values.yaml's users and auth callout")
         return
-    for c in commands:
-        say("helm " + " ".join(c[:4]) + " …")
-        r = helm(*c, check=False)
-        if r.returncode != 0:
-            raise Stop(f"helm {' '.join(c[:3])} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=True) as context:
+        os.chmod(context.name, 0o600)
+        if operator_password:
+            json.dump({"natsBox": {"contexts": {"default": {"merge": {
+                "user": "operator", "password": operator_password}}}}}, context)
+            context.flush()
+            upgrade += ["-f", context.name]
+        for c in (repo, upgrade):
+            say("helm " + " ".join(c[:4]) + " …")
+            r = helm(*c, check=False)
+            if r.returncode != 0:
+                last = r.stderr.strip().splitlines()
+                raise Stop(f"helm {' '.join(c[:3])} failed: {last[-1] if last else r.returncode}")
 
 
 def install(args):
@@ -450,7 +466,7 @@ def install(args):
         for (ns, name), data in secrets.items():
             print("---")
             print(json.dumps(secret_manifest(ns, name, data, True), indent=2))
-        install_nats(args)
+        install_nats(args, secrets.get(("nats", "openclaw-nats-users"), {}).get("operator"))
         return
     kubectl("apply", "-f", str(DEPLOY / "base/namespace.yaml"))
     # The Secrets first: the NATS chart's values read the users and the callout issuer.
@@ -459,7 +475,7 @@ def install(args):
             namespace = kubectl("create", "namespace", ns, "--dry-run=client", "-o", "yaml").stdout
             kubectl("apply", "-f", "-", input=namespace)
         apply_secret(ns, name, data)
-    install_nats(args)
+    install_nats(args, secrets.get(("nats", "openclaw-nats-users"), {}).get("operator"))
     kubectl("apply", "-f", "-", input=rendered)
     rollout = kubectl("-n", "openclaw", "rollout", "status", "deployment/openclaw", "--timeout=180s", check=False)
     if rollout.returncode != 0:
@@ -473,7 +489,10 @@ def install(args):
 
 
 def uninstall(args):
-    """Removes what install applied; idempotent. NATS data stays unless --purge."""
+    """Removes what install applied; idempotent. NATS data stays unless --purge, which removes
+    every OpenClaw stream and bucket (through nats-box, as the operator user), the NATS release
+    when this install made it (and with it the users), and the Secrets; each failure is said,
+    and a dry run says what it would do."""
     source = OUT if (OUT / "kustomization.yaml").is_file() else DEPLOY / "base"
     commands = [["delete", "-k", str(source), "--ignore-not-found", "--wait=false"]]
     if source != OUT:
@@ -482,22 +501,59 @@ def uninstall(args):
                      *[f"openclaw-worker-{agent}" for agent in AGENTS], "--ignore-not-found"])
     commands.append(["delete", "jobs", "-n", "openclaw", "-l", "app.kubernetes.io/managed-by=openclaw-bridge",
                      "--ignore-not-found"])
-    if args.purge:
-        commands.append(["-n", "nats", "delete", "secret", "openclaw-nats-users", "--ignore-not-found"])
-        # The callout's seed goes with the users: the NATS server trusts its public key.
-        commands.append(["-n", "openclaw", "delete", "secret", "openclaw-nats-callout", "--ignore-not-found"])
-        for stream in ("OPENCLAW_TASKS", "OPENCLAW_EVENTS", "KV_openclaw_tasks", "KV_openclaw_sessions",
-                       "KV_openclaw_leases"):
-            commands.append(["-n", "nats", "exec", "deploy/nats-box", "--", "nats", "stream", "rm", "-f", stream])
+    failures = []
     for c in commands:
         if args.dry_run:
-            print("kubectl " + " ".join(c))
+            print("would run: kubectl " + " ".join(c))
+        elif (r := kubectl(*c, check=False)).returncode != 0:
+            raise Stop(f"kubectl {' '.join(c[:4])} failed: {r.stderr.strip()}")
+    if args.purge:
+        failures = purge_nats(args)
+    if args.dry_run:
+        say("dry run: nothing was removed")
+    elif failures:
+        raise Stop(f"uninstalled, but the purge left {len(failures)} thing(s): {'; '.join(failures)}")
+    else:
+        say("OpenClaw uninstalled" + (" (NATS streams, buckets, users and Secrets purged)" if args.purge else
+                                       "; NATS streams kept (--purge removes them)"))
+
+
+def purge_nats(args):
+    """Every OpenClaw stream and bucket, the NATS release this install made, the NATS Secrets.
+    Returns what could not be removed."""
+    failures = []
+
+    def step(what, program, *command, gone=()):
+        if args.dry_run:
+            print(f"would {what}: {program} {' '.join(command)}")
+            return
+        r = (kubectl if program == "kubectl" else helm)(*command, check=False)
+        text = (r.stdout + r.stderr).strip()
+        if r.returncode != 0 and not any(g in text for g in gone):
+            failures.append(f"{what}: {text.splitlines()[-1] if text else r.returncode}")
+            say(f"could not {what}: {text.splitlines()[-1] if text else r.returncode}")
         else:
-            r = kubectl(*c, check=False)
-            if r.returncode != 0 and "exec" not in c:
-                sys.exit(f"kubectl {' '.join(c)}: {r.stderr.strip()}")
-    say("OpenClaw uninstalled" + (" (NATS streams and users purged)" if args.purge else
-                                   "; NATS streams kept (--purge removes them)"))
+            say(what)
+
+    for stream in STREAMS:
+        step(f"remove stream {stream}", "kubectl", "-n", "nats", "exec", "deploy/nats-box", "--",
+             "nats", "stream", "rm", "-f", stream, gone=("stream not found",))
+    status = helm("status", "nats", "-n", "nats", "-o", "json", check=False) if have("helm") else None
+    ours = status is not None and status.returncode == 0 and \
+        json.loads(status.stdout or "{}").get("info", {}).get("description") == NATS_RELEASE_DESCRIPTION
+    if ours or args.dry_run:
+        step("uninstall the NATS release (its users with it)", "helm", "uninstall", "nats", "-n", "nats")
+        step("remove the NATS data volumes", "kubectl", "-n", "nats", "delete", "pvc", "-l",
+             "app.kubernetes.io/instance=nats", "--ignore-not-found")
+    else:
+        say("NATS was not installed by this install: remove the users bridge, worker-*, operator "
+            "and the auth_callout block from its configuration yourself")
+    step("remove the NATS users Secret", "kubectl", "-n", "nats", "delete", "secret", "openclaw-nats-users",
+         "--ignore-not-found")
+    # The callout's seed goes with the users: the NATS server trusted its public key.
+    step("remove the callout seed Secret", "kubectl", "-n", "openclaw", "delete", "secret",
+         "openclaw-nats-callout", "--ignore-not-found")
+    return failures
 
 
 def main(argv):

@@ -34,6 +34,8 @@ case "$*" in
   *" get secret "*) exit 1;;
   "create namespace "*) echo "apiVersion: v1"; echo "kind: Namespace"; exit 0;;
   "apply -f -") cat > /dev/null; exit 0;;
+  *"nats stream rm -f OPENCLAW_EVENTS") echo "nats: error: context deadline exceeded" >&2; exit 1;;
+  *"nats stream rm -f KV_openclaw_leases") echo "nats: error: stream not found" >&2; exit 1;;
   "apply -f "*.json) grep -o '"name": "[^"]*"' "$3" | head -1 >> {log}; exit 0;;
   *) exit 0;;
 esac
@@ -41,7 +43,10 @@ esac
     if helm:
         (bin / "helm").write_text(f"""#!/bin/sh
 echo "helm $*" >> {log}
-case "$1" in status) exit 1;; esac
+case "$*" in
+  "status nats -n nats -o json") echo '{{"info": {{"description": "installed by the OpenClaw install"}}}}'; exit 0;;
+  status*) exit 1;;
+esac
 exit 0
 """)
     for f in bin.iterdir():
@@ -49,13 +54,13 @@ exit 0
     return bin
 
 
-def install(bin, *flags):
+def install(bin, *flags, script="install.sh"):
     log.write_text("")
     env = dict(os.environ, PATH=f"{bin}:{os.environ['PATH']}", OPENCLAW_INSTALL_DIR=str(work / "install"))
     for k in ("LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN", "LITELLM_BASE_URL"):
         env.pop(k, None)
-    out = subprocess.run([str(deploy / "install.sh"), "--config-dir", str(kit), *flags],
-                         capture_output=True, text=True, env=env)
+    config = ["--config-dir", str(kit)] if script == "install.sh" else []
+    out = subprocess.run([str(deploy / script), *config, *flags], capture_output=True, text=True, env=env)
     return out, log.read_text().splitlines()
 
 
@@ -71,6 +76,34 @@ rollout = next(i for i, c in enumerate(calls) if "rollout status deployment/open
 assert users < helm_install and callout < helm_install, calls
 assert helm_install < manifests < rollout, calls
 assert "s3cret" not in out.stdout + out.stderr
+# nats-box signs in as the operator (a values file with the password, never a command line),
+# and the release says who made it.
+assert "--description installed by the OpenClaw install" in calls[helm_install], calls[helm_install]
+assert calls[helm_install].count(" -f ") == 2 and "password" not in calls[helm_install], calls[helm_install]
+
+# The purge: every stream and bucket through nats-box, the release this install made, the
+# Secrets; a stream that is already gone is fine, one that cannot be removed is said, and the
+# purge ends with exit 1 naming it.
+bin = stand_ins("purge")
+out, calls = install(bin, "--purge", script="uninstall.sh")
+assert out.returncode == 1, out.stderr
+for stream in ("OPENCLAW_TASKS", "OPENCLAW_EVENTS", "OPENCLAW_ADVISORIES", "KV_openclaw_tasks",
+               "KV_openclaw_sessions", "KV_openclaw_leases"):
+    assert f"kubectl -n nats exec deploy/nats-box -- nats stream rm -f {stream}" in calls, (stream, calls)
+assert "helm uninstall nats -n nats" in calls, calls
+assert any("delete secret openclaw-nats-users" in c for c in calls), calls
+assert any("delete secret openclaw-nats-callout" in c for c in calls), calls
+last = out.stderr.strip().splitlines()[-1]
+assert "purge left 1 thing(s): remove stream OPENCLAW_EVENTS: nats: error: context deadline exceeded" in last, last
+assert "Traceback" not in out.stderr
+# Its dry run says what it would do, and does none of it.
+out, calls = install(bin, "--purge", "--dry-run", script="uninstall.sh")
+assert out.returncode == 0, out.stderr
+assert not any("exec" in c or "delete" in c or c.startswith("helm uninstall") for c in calls), calls
+for expected in ("would remove stream OPENCLAW_ADVISORIES", "would uninstall the NATS release",
+                 "would remove the NATS users Secret", "nothing was removed"):
+    assert expected in out.stdout + out.stderr, (expected, out.stdout, out.stderr)
+assert "purged" not in out.stdout + out.stderr, out.stderr
 
 out, calls = install(stand_ins("no-nats", helm=False), "--no-nats")
 assert out.returncode == 0, out.stderr
