@@ -2,7 +2,8 @@
 """Installs and uninstalls OpenClaw the way the GenAI-on-EKS starter kit installs its
 components, from this repository alone (Python 3 standard library, kubectl, and helm for NATS).
 
-  deploy/install.sh   [--keda] [--karpenter] [--no-nats] [--dry-run] [--config-dir DIR]
+  deploy/install.sh   [--keda] [--karpenter] [--monitoring [--monitoring-release NAME]] [--no-nats]
+                      [--dry-run] [--config-dir DIR]
   deploy/uninstall.sh [--purge] [--dry-run]
 
 Settings, later ones winning: the page's defaults; DIR/config.json (`ai-agent.openclaw.env`,
@@ -199,6 +200,13 @@ def write_overlay(settings, args, checksum):
             "name": "openclaw-devops",
             "annotations": {"eks.amazonaws.com/role-arn": settings["OPENCLAW_DEVOPS_ROLE_ARN"]}}}))
     components = []
+    if getattr(args, "monitoring", False) or getattr(args, "monitoring_release", None):
+        components.append(rel("components/monitoring"))
+        if args.monitoring_release:
+            # kube-prometheus-stack finds ServiceMonitors by its release's label.
+            patches.append(strategic("ServiceMonitor", "openclaw", {"metadata": {
+                "name": "openclaw", "labels": {"release": args.monitoring_release}}},
+                api="monitoring.coreos.com/v1"))
     if args.karpenter:
         cluster = settings.get("CLUSTER_NAME")
         if not cluster:
@@ -565,6 +573,10 @@ def main(argv):
     p.add_argument("--config-dir", default=os.environ.get("OPENCLAW_CONFIG_DIR", "."),
                    help="where config.json and .env are (the starter kit's root)")
     p.add_argument("--purge", action="store_true", help="uninstall: remove the NATS streams and users too")
+    p.add_argument("--monitoring", action="store_true",
+                   help="add a ServiceMonitor for the Prometheus Operator (and let namespace monitoring in)")
+    p.add_argument("--monitoring-release", metavar="NAME",
+                   help="label the ServiceMonitor release=NAME, as kube-prometheus-stack selects (implies --monitoring)")
     p.add_argument("--no-nats", action="store_true",
                    help="install: do not install NATS (one with deploy/nats/values.yaml runs already)")
     args = p.parse_args(argv)

@@ -122,6 +122,10 @@ def own_secret(container):
     return own["name"]
 
 
+# A worker that dies before writing its termination message (a missing library, a panic, an
+# OOM kill) still says why: Kubernetes falls back to the tail of its log.
+for pod in (dp, ddp):
+    assert pod["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError", pod["containers"][0]
 assert own_secret(dp["containers"][0]) == "openclaw-worker-devops"
 assert own_secret(ddp["containers"][0]) == "openclaw-worker-doc-writer"
 assert d == dd, "devops.json drifted from default.json"
@@ -180,6 +184,14 @@ for agent, t in (("doc-writer", default), ("devops", devops_t)):
     got["metadata"]["labels"].pop("app.kubernetes.io/part-of", None)
     pod_t["metadata"]["labels"].pop("app.kubernetes.io/part-of", None)
     assert got == pod_t, f"ScaledJob {agent} drifted from its Job template"
+# Two bridges that a drain takes one at a time, spread over nodes and zones.
+pdb = one(base, "PodDisruptionBudget", "openclaw")
+bridge_spec = one(base, "Deployment", "openclaw")["spec"]
+assert pdb["spec"]["minAvailable"] == 1 and bridge_spec["replicas"] == 2
+assert pdb["spec"]["selector"]["matchLabels"] == bridge_spec["selector"]["matchLabels"], pdb
+spread = bridge_spec["template"]["spec"]["topologySpreadConstraints"]
+assert {c["topologyKey"] for c in spread} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, spread
+assert all(c["labelSelector"]["matchLabels"] == bridge_spec["selector"]["matchLabels"] for c in spread)
 # The monitoring overlay: the base plus a ServiceMonitor that scrapes the bridge Service's
 # http port at /metrics (no token).
 sm = one(monitoring, "ServiceMonitor", "openclaw")

@@ -88,4 +88,11 @@ for expected in ["LITELLM_MODEL_NAME: bedrock/claude-4.5-haiku",
 # Langfuse reachable from the workers, the kit's Open WebUI namespace admitted.
 assert "kubernetes.io/metadata.name: langfuse" in out.stdout
 assert "kubernetes.io/metadata.name: openwebui" in out.stdout
+# --monitoring-release: the ServiceMonitor carries the label kube-prometheus-stack selects on.
+out = subprocess.run([str(deploy / "install.sh"), "--dry-run", "--monitoring-release", "kps",
+                      "--config-dir", str(kit)], capture_output=True, text=True, env=env)
+assert out.returncode == 0, out.stderr
+import yaml
+monitors = [o for o in yaml.safe_load_all(out.stdout.split("\n---\n{")[0]) if o and o["kind"] == "ServiceMonitor"]
+assert len(monitors) == 1 and monitors[0]["metadata"]["labels"]["release"] == "kps", monitors
 print("install dry run: ok")

@@ -242,3 +242,56 @@ async fn task_outcomes_and_times_are_metrics_that_promtool_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A worker that dies before it can write its termination message (here a wrapper that cannot
+/// load a library) still says why: local dispatch keeps the tail of its stderr, credentials
+/// taken out, and that is the task's waiting reason rather than a bare exit code.
+#[tokio::test]
+async fn a_worker_that_dies_before_its_termination_message_is_told_by_its_last_words() {
+    let llm = ScriptedLlm::turns(vec![Reply::text("never asked")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("worker.sh");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\necho starting >&2\n\
+         echo \"openclaw-worker: error while loading shared libraries: libssl.so.3 (key $LITELLM_API_KEY)\" >&2\n\
+         exit 127\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let app = app_with_local_dispatch(
+        &llm,
+        &[
+            ("OPENCLAW_WORKER_BIN", wrapper.to_str().unwrap()),
+            ("OPENCLAW_DISPATCH_POLL_SECS", "0.1"),
+        ],
+    )
+    .await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
+        .await;
+    let reason = openclaw_tests::eventually(20, "the worker's last words", || async {
+        app.status(&id).await["waiting_reason"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(
+        reason.starts_with("workers for doc-writer exit at start:")
+            && reason.contains("error while loading shared libraries: libssl.so.3"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("starting / "),
+        "the tail, in order: {reason}"
+    );
+    assert!(
+        !reason.contains(openclaw_tests::worker::TEST_LLM_KEY) && reason.contains("[redacted]"),
+        "{reason}"
+    );
+}

@@ -888,13 +888,19 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
         "{}.probe",
         openclaw_common::names::inbox_prefix(worker_user)
     );
+    // Sent again each second until it arrives (bounded): one delivery proves the inbox is its
+    // own, and a loaded machine has lost a single one here.
     let admin = app.js().client();
-    admin.publish(reply, "pong".into()).await.unwrap();
-    admin.flush().await.unwrap();
-    let got = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        futures_util::StreamExt::next(&mut mine),
-    )
+    let got = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            admin.publish(reply.clone(), "pong".into()).await.unwrap();
+            admin.flush().await.unwrap();
+            let next = futures_util::StreamExt::next(&mut mine);
+            if let Ok(got) = tokio::time::timeout(std::time::Duration::from_secs(1), next).await {
+                break got;
+            }
+        }
+    })
     .await
     .expect("its own inbox receives")
     .unwrap();

@@ -190,6 +190,9 @@ impl LocalDispatcher {
             )
             .envs(fetch_wait.map(|w| ("OPENCLAW_FETCH_WAIT_SECS", w.as_secs().to_string())))
             .stdin(Stdio::null())
+            // Read, passed on to the bridge's own stderr line by line, and its tail kept: the
+            // reason of a worker that died before it could write its termination message.
+            .stderr(Stdio::piped())
             // A bridge that goes away without its graceful shutdown (which passes SIGTERM on and
             // waits) takes its children along: none may outlive it holding its stdout.
             .kill_on_drop(true);
@@ -207,9 +210,13 @@ impl LocalDispatcher {
                     .metrics
                     .set_workers_running(self.running.values().sum());
                 let agent = agent.clone();
+                let stderr = child
+                    .stderr
+                    .take()
+                    .map(|s| tokio::spawn(stderr_tail(s, secret_values(&cfg.local.worker_env))));
                 self.children.spawn(async move {
                     let code = child.wait().await.ok().and_then(|s| s.code());
-                    let words = match &termination_log {
+                    let mut words = match &termination_log {
                         Some(p) => {
                             let words = tokio::fs::read_to_string(p).await.unwrap_or_default();
                             let _ = tokio::fs::remove_file(p).await;
@@ -217,6 +224,13 @@ impl LocalDispatcher {
                         }
                         None => String::new(),
                     };
+                    let tail = match stderr {
+                        Some(t) => t.await.unwrap_or_default(),
+                        None => String::new(),
+                    };
+                    if words.trim().is_empty() {
+                        words = tail;
+                    }
                     (agent, pid, code, words)
                 });
             }
@@ -251,4 +265,52 @@ impl LocalDispatcher {
             tracing::warn!("workers did not stop in time");
         }
     }
+}
+
+/// Lines of a worker's stderr kept for its reason, and their most bytes.
+const TAIL_LINES: usize = 3;
+const TAIL_BYTES: usize = 600;
+
+/// The values of the worker settings that are credentials (by name), to take out of a tail.
+fn secret_values(worker_env: &[(String, String)]) -> Vec<String> {
+    worker_env
+        .iter()
+        .filter(|(k, v)| {
+            v.len() >= 8
+                && ["KEY", "TOKEN", "PASSWORD", "SECRET"]
+                    .iter()
+                    .any(|w| k.contains(w))
+        })
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// Passes a worker's stderr on to the bridge's, line by line, and returns its last non-empty
+/// lines (bounded, credentials taken out): what a worker that died before writing its
+/// termination message (a wrapper script, a missing library, a panic) last said.
+async fn stderr_tail(stderr: tokio::process::ChildStderr, secrets: Vec<String>) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut tail = std::collections::VecDeque::with_capacity(TAIL_LINES + 1);
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("{line}");
+        if !line.trim().is_empty() {
+            tail.push_back(line);
+            if tail.len() > TAIL_LINES {
+                tail.pop_front();
+            }
+        }
+    }
+    let mut text = Vec::from(tail).join(" / ");
+    for secret in &secrets {
+        text = text.replace(secret.as_str(), "[redacted]");
+    }
+    if text.len() > TAIL_BYTES {
+        let mut start = text.len() - TAIL_BYTES;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text = format!("…{}", &text[start..]);
+    }
+    text
 }
