@@ -2,7 +2,7 @@
 """Installs and uninstalls OpenClaw the way the GenAI-on-EKS starter kit installs its
 components, from this repository alone (Python 3 standard library, kubectl, and helm for NATS).
 
-  deploy/install.sh   [--keda] [--karpenter] [--monitoring [--monitoring-release NAME]] [--no-nats]
+  deploy/install.sh   [--keda] [--karpenter [--eks-auto-mode]] [--monitoring [--monitoring-release NAME]] [--no-nats]
                       [--dry-run] [--config-dir DIR]
   deploy/uninstall.sh [--purge] [--dry-run]
 
@@ -163,6 +163,19 @@ def strategic(kind, name, body, api="v1"):
             "target": {"kind": kind, "name": name}}
 
 
+def eks_auto_mode(args):
+    """--eks-auto-mode, or (against a cluster) Auto Mode's built-in NodeClass is there."""
+    if getattr(args, "eks_auto_mode", False):
+        return True
+    if args.dry_run:
+        return False
+    found = kubectl("get", "nodeclasses.eks.amazonaws.com", "default", "-o", "name", check=False)
+    if found.returncode == 0:
+        say("EKS Auto Mode detected: the workers' NodePool uses its NodeClass `default`")
+        return True
+    return False
+
+
 def write_overlay(settings, args, checksum):
     """deploy/.install/kustomization.yaml (JSON is YAML): the chosen overlay plus the settings."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -207,10 +220,14 @@ def write_overlay(settings, args, checksum):
             patches.append(strategic("ServiceMonitor", "openclaw", {"metadata": {
                 "name": "openclaw", "labels": {"release": args.monitoring_release}}},
                 api="monitoring.coreos.com/v1"))
-    if args.karpenter:
+    if args.karpenter and eks_auto_mode(args):
+        # Auto Mode brings its own Karpenter and NodeClass: a NodePool on it, nothing to name.
+        components.append(rel("components/eks-auto-mode"))
+    elif args.karpenter:
         cluster = settings.get("CLUSTER_NAME")
         if not cluster:
-            sys.exit("--karpenter needs the cluster's name: CLUSTER_NAME (or EKS_CLUSTER_NAME in .env)")
+            raise Stop("--karpenter needs the cluster's name: CLUSTER_NAME (or EKS_CLUSTER_NAME in .env); "
+                       "on an EKS Auto Mode cluster, add --eks-auto-mode instead")
         components.append(rel("components/karpenter"))
         patches.append({"target": {"kind": "EC2NodeClass", "name": "openclaw-workers"}, "patch": json.dumps([
             {"op": "replace", "path": "/spec/role", "value": f"KarpenterNodeRole-{cluster}"},
@@ -573,6 +590,8 @@ def main(argv):
     p.add_argument("--config-dir", default=os.environ.get("OPENCLAW_CONFIG_DIR", "."),
                    help="where config.json and .env are (the starter kit's root)")
     p.add_argument("--purge", action="store_true", help="uninstall: remove the NATS streams and users too")
+    p.add_argument("--eks-auto-mode", action="store_true",
+                   help="with --karpenter: the cluster is EKS Auto Mode (detected when not a dry run)")
     p.add_argument("--monitoring", action="store_true",
                    help="add a ServiceMonitor for the Prometheus Operator (and let namespace monitoring in)")
     p.add_argument("--monitoring-release", metavar="NAME",

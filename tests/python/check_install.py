@@ -95,4 +95,15 @@ assert out.returncode == 0, out.stderr
 import yaml
 monitors = [o for o in yaml.safe_load_all(out.stdout.split("\n---\n{")[0]) if o and o["kind"] == "ServiceMonitor"]
 assert len(monitors) == 1 and monitors[0]["metadata"]["labels"]["release"] == "kps", monitors
+# --karpenter on EKS Auto Mode: a NodePool on Auto Mode's NodeClass, no EC2NodeClass, no
+# cluster name needed.
+out = subprocess.run([str(deploy / "install.sh"), "--dry-run", "--karpenter", "--eks-auto-mode",
+                      "--config-dir", str(work / "plain")], capture_output=True, text=True,
+                     env=dict(env, OPENCLAW_GATEWAY_TOKEN="t", LITELLM_API_KEY="k"))
+assert out.returncode == 0, out.stderr
+objects = [o for o in yaml.safe_load_all(out.stdout.split("\n---\n{")[0]) if o]
+pools = [o for o in objects if o["kind"] == "NodePool"]
+assert len(pools) == 1 and pools[0]["spec"]["template"]["spec"]["nodeClassRef"] == \
+    {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": "default"}, pools
+assert not [o for o in objects if o["kind"] == "EC2NodeClass"]
 print("install dry run: ok")

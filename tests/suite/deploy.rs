@@ -23,6 +23,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
     let keda = render("deploy/overlays/keda", tmp.path());
     let monitoring = render("deploy/overlays/monitoring", tmp.path());
     let karpenter = render("deploy/overlays/karpenter", tmp.path());
+    let auto_mode = render("deploy/overlays/eks-auto-mode", tmp.path());
 
     // Core objects against the Kubernetes schemas, unknown fields refused.
     let validate = python().parent().unwrap().join("kubernetes-validate");
@@ -61,8 +62,12 @@ async fn manifests_render_validate_and_keep_their_promises() {
         workspace_root().join("tests/deploy/node_modules").is_dir(),
         "the CRD schemas are not installed: run `bash scripts/tools.sh` (npm ci in tests/deploy)"
     );
-    let out = run(Command::new("node").arg(&script).arg(&keda).arg(&karpenter));
-    assert_eq!(out.trim(), "custom resources valid: 4");
+    let out = run(Command::new("node")
+        .arg(&script)
+        .arg(&keda)
+        .arg(&karpenter)
+        .arg(&auto_mode));
+    assert_eq!(out.trim(), "custom resources valid: 5");
 
     let deploy = workspace_root().join("deploy");
     let out = run_python_check(

@@ -34,7 +34,8 @@ fn bad_configuration_is_logged_as_json_and_left_for_the_dispatcher() {
     let termination_log = dir.path().join("termination-log");
     let out = worker()
         .env_remove("OPENCLAW_LOG_FORMAT")
-        .env("LANGFUSE_PUBLIC_KEY", "pk-lf-1")
+        .env("NATS_USER", "worker-doc-writer")
+        .env_remove("NATS_PASSWORD")
         .env("OPENCLAW_TERMINATION_LOG", &termination_log)
         .output()
         .expect("run openclaw-worker");
@@ -44,10 +45,10 @@ fn bad_configuration_is_logged_as_json_and_left_for_the_dispatcher() {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
     assert_eq!(line["level"], "ERROR");
     let message = line["message"].as_str().expect("message");
-    assert!(message.contains("LANGFUSE_HOST"), "{line}");
+    assert!(message.contains("NATS_PASSWORD"), "{line}");
     let left = std::fs::read_to_string(&termination_log).expect("termination log written");
     assert!(
-        left.starts_with("invalid configuration:") && left.contains("LANGFUSE_HOST"),
+        left.starts_with("invalid configuration:") && left.contains("NATS_PASSWORD"),
         "{left}"
     );
 }
