@@ -48,6 +48,30 @@ def named(kind, name):
     return any(d["kind"] == kind and d["metadata"]["name"] == name for d in docs)
 
 
+def check_run(words, line):
+    """A one-shot pod: in namespace openclaw, of the worker image, with labels the worker
+    NetworkPolicy selects, the worker's settings and secrets, and a spec restricted Pod Security
+    admits (the namespace enforces it)."""
+    flags = dict(w[2:].split("=", 1) for w in words if w.startswith("--") and "=" in w)
+    assert words[2:4] == ["-n", "openclaw"], line
+    worker = templates["spec"]["template"]["spec"]["containers"][0]
+    assert flags["image"] == worker["image"], line
+    labels = dict(p.split("=", 1) for p in flags["labels"].split(","))
+    policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "openclaw-worker")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items(), line
+    spec = json.loads(flags["overrides"])["spec"]
+    (container,) = spec["containers"]
+    assert container["image"] == flags["image"] and container["args"] == ["--check-gateway"], line
+    for source in container["envFrom"]:
+        ((kind, ref),) = source.items()
+        assert (kind == "configMapRef" and named("ConfigMap", ref["name"])) or \
+            (kind == "secretRef" and ref["name"] in SECRETS), (source, line)
+    assert spec["securityContext"]["runAsNonRoot"] is True and \
+        spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, line
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"], line
+
+
 commands = []
 for block in re.findall(r"```sh\n(.*?)```", pathlib.Path(doc).read_text(), re.S):
     for line in block.splitlines():
@@ -69,6 +93,10 @@ for line in commands:
         checked += 1
         continue
     assert words[0] == "kubectl", line
+    if words[1] == "run":
+        check_run(words, line)
+        checked += 1
+        continue
     ns, selector, rest, i = None, None, [], 1
     while i < len(words):
         w = words[i]

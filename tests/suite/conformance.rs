@@ -136,4 +136,45 @@ async fn a_full_task_through_the_litellm_proxy() {
             .all(|h| h.as_deref() == Some("Bearer sk-upstream-scripted"))
     );
     assert!(!worker.log_text().contains(&proxy.key));
+
+    // `openclaw-worker --check-gateway` (what to run in a one-shot pod: the images have no
+    // shell) against the same proxy: it answers with the key and the model, and each wrong
+    // setting is named, the key never shown.
+    let check = |overrides: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(worker_bin());
+        cmd.arg("--check-gateway")
+            .env("LITELLM_BASE_URL", &base)
+            .env("LITELLM_API_KEY", &proxy.key)
+            .env("LITELLM_MODEL_NAME", MODEL);
+        for (k, v) in overrides {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run the worker");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(&proxy.key), "{text}");
+        (out.status.code(), text)
+    };
+    let (code, text) = check(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("including {MODEL}")), "{text}");
+    let (code, text) = check(&[("LITELLM_API_KEY", "sk-wrong-key-123")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("check LITELLM_API_KEY"), "{text}");
+    let (code, text) = check(&[("LITELLM_MODEL_NAME", "bedrock/no-such-model")]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("check LITELLM_MODEL_NAME") && text.contains(MODEL),
+        "{text}"
+    );
+    let closed = format!("http://127.0.0.1:{}", openclaw_tests::free_port());
+    let (code, text) = check(&[("LITELLM_BASE_URL", closed.as_str())]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("cannot connect") && text.contains("check LITELLM_BASE_URL"),
+        "{text}"
+    );
 }

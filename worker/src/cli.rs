@@ -21,13 +21,23 @@ use crate::{Outcome, WorkerConfig, run_one};
 /// 1 could not do its job (NATS), 2 bad configuration.
 #[derive(clap::Parser)]
 #[command(name = "openclaw-worker", version)]
-struct Args {}
+struct Args {
+    /// Check the model gateway with this environment's LITELLM_* settings (its model list,
+    /// with the key; no tokens spent) and exit: 0 when it answers, accepts the key and serves
+    /// LITELLM_MODEL_NAME, 1 otherwise, saying which setting to look at. The images have no
+    /// shell; this is what to run in a one-shot pod instead of curl.
+    #[arg(long)]
+    check_gateway: bool,
+}
 
 pub async fn main() -> ExitCode {
     // --help and --version answer here, before anything starts.
-    <Args as clap::Parser>::parse();
+    let args = <Args as clap::Parser>::parse();
     openclaw_common::telemetry::init("info");
     crate::install_crypto_provider();
+    if args.check_gateway {
+        return check_gateway().await;
+    }
     let config = match WorkerConfig::from_env(&ProcessEnv) {
         Ok(c) => c,
         Err(e) => {
@@ -51,6 +61,26 @@ pub async fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "worker failed");
             termination_message(&e.to_string());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn check_gateway() -> ExitCode {
+    let config = match crate::config::LlmConfig::from_env(&ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::llm::check_gateway(&config).await {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(line) => {
+            eprintln!("{line}");
             ExitCode::FAILURE
         }
     }

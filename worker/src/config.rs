@@ -75,6 +75,33 @@ pub struct WorkerConfig {
     secrets: crate::secrets::Secrets,
 }
 
+impl LlmConfig {
+    /// The gateway settings alone (`LITELLM_*`): what `--check-gateway` needs.
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Self::from_reader(&EnvReader(env))
+    }
+
+    fn from_reader(env: &EnvReader<'_>) -> Result<Self, ConfigError> {
+        let mut base_url = env.string_or("LITELLM_BASE_URL", "http://litellm.litellm:4000");
+        while base_url.ends_with('/') {
+            base_url.pop();
+        }
+        if !base_url.ends_with("/v1") {
+            base_url.push_str("/v1");
+        }
+        Ok(Self {
+            base_url,
+            api_key: env.secret("LITELLM_API_KEY"),
+            default_model: env.string_or("LITELLM_MODEL_NAME", "bedrock/claude-4.5-sonnet"),
+            max_retries: env.parse("LITELLM_MAX_RETRIES", 4, "a number of retries")?,
+            retry_base: env.seconds("LITELLM_RETRY_BASE_SECS", Duration::from_millis(500))?,
+            max_retry_delay: env
+                .seconds("LITELLM_MAX_RETRY_DELAY_SECS", Duration::from_secs(30))?,
+            request_timeout: env.seconds("LITELLM_TIMEOUT_SECS", Duration::from_secs(300))?,
+        })
+    }
+}
+
 impl WorkerConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let env = EnvReader(env);
@@ -96,13 +123,6 @@ impl WorkerConfig {
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
-        }
-        let mut base_url = env.string_or("LITELLM_BASE_URL", "http://litellm.litellm:4000");
-        while base_url.ends_with('/') {
-            base_url.pop();
-        }
-        if !base_url.ends_with("/v1") {
-            base_url.push_str("/v1");
         }
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
         let tracing = crate::traces::TracingConfig::from_env(&env)?;
@@ -147,16 +167,7 @@ impl WorkerConfig {
                 .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
             work_dir: env.string("OPENCLAW_WORK_DIR").map(PathBuf::from),
             repo_policy: RepoPolicy::from_env(&env)?,
-            llm: LlmConfig {
-                base_url,
-                api_key: env.secret("LITELLM_API_KEY"),
-                default_model: env.string_or("LITELLM_MODEL_NAME", "bedrock/claude-4.5-sonnet"),
-                max_retries: env.parse("LITELLM_MAX_RETRIES", 4, "a number of retries")?,
-                retry_base: env.seconds("LITELLM_RETRY_BASE_SECS", Duration::from_millis(500))?,
-                max_retry_delay: env
-                    .seconds("LITELLM_MAX_RETRY_DELAY_SECS", Duration::from_secs(30))?,
-                request_timeout: env.seconds("LITELLM_TIMEOUT_SECS", Duration::from_secs(300))?,
-            },
+            llm: LlmConfig::from_reader(&env)?,
             tracing,
             secrets: crate::secrets::Secrets::default(),
             worker_cost_per_hour: match env.string("OPENCLAW_WORKER_COST_PER_HOUR") {

@@ -154,6 +154,67 @@ impl LlmError {
     }
 }
 
+/// Asks the gateway what the worker would ask of it before a task, without spending tokens:
+/// its model list (`GET /models`, OpenAI's contract, which LiteLLM serves), with the worker's
+/// key. `Ok`: a line saying the gateway answers and serves `config.default_model`; `Err`: a line
+/// saying what is wrong and which setting to look at. The key never appears in either.
+pub async fn check_gateway(config: &LlmConfig) -> Result<String, String> {
+    let url = format!("{}/models", config.base_url);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let mut request = http.get(&url);
+    if let Some(key) = &config.api_key {
+        request = request.bearer_auth(key.expose());
+    }
+    let gateway = &config.base_url;
+    let response = request.send().await.map_err(|e| {
+        format!("gateway {gateway}: cannot connect ({e}); check LITELLM_BASE_URL, that the gateway runs, and that this pod may reach it (NetworkPolicy)")
+    })?;
+    let status = response.status();
+    if !status.is_success() {
+        // The gateway's own words, short. GET /models takes nothing but the key, so a 4xx
+        // is about the key whatever it says (LiteLLM without a database answers an unknown
+        // key "400 No connected db.").
+        let body = response.text().await.unwrap_or_default();
+        let said = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or(body);
+        let said: String = said.chars().take(300).collect();
+        let about_key = status.is_client_error();
+        return Err(format!(
+            "gateway {gateway}: answered {status} to GET /models ({said}){}",
+            if about_key {
+                "; check LITELLM_API_KEY"
+            } else {
+                ""
+            }
+        ));
+    }
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| format!("gateway {gateway}: GET /models did not answer JSON ({e}): is LITELLM_BASE_URL a model gateway?"))?;
+    let models: Vec<&str> = body["data"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    let model = &config.default_model;
+    if models.iter().any(|m| m == model) {
+        Ok(format!(
+            "gateway {gateway}: answers, key accepted, serves {} models including {model}",
+            models.len()
+        ))
+    } else {
+        Err(format!(
+            "gateway {gateway}: answers and accepts the key, but {model} is not one of its models ({}); check LITELLM_MODEL_NAME",
+            models.join(", ")
+        ))
+    }
+}
+
 /// The chat-completions client.
 #[derive(Clone)]
 pub struct LlmClient {
