@@ -56,6 +56,8 @@ SETTINGS = [
     "OPENCLAW_DOC_WRITER_GIT_USERNAME", "OPENCLAW_DOC_WRITER_GIT_TOKEN",
     "OPENCLAW_DEVOPS_GIT_USERNAME", "OPENCLAW_DEVOPS_GIT_TOKEN",
     "CLUSTER_NAME", "EKS_CLUSTER_NAME", "OPENCLAW_QUEUE_TIMEOUT_SECS",
+    # USD per worker hour (your worker nodes' price): each task's compute_cost_usd.
+    "OPENCLAW_WORKER_COST_PER_HOUR",
 ]
 SECRET = {"LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN", "LANGFUSE_PUBLIC_KEY",
           "LANGFUSE_SECRET_KEY", "GIT_TOKEN", "OPENCLAW_DOC_WRITER_GIT_TOKEN", "OPENCLAW_DEVOPS_GIT_TOKEN"}
@@ -222,7 +224,8 @@ def write_overlay(settings, args, checksum):
     for key in ("GIT_REPO_URL", "OPENCLAW_QUEUE_TIMEOUT_SECS"):
         if settings.get(key):
             bridge_env.append({"name": key, "value": settings[key]})
-    worker_config = [f"{k}={settings[k]}" for k in ("LITELLM_BASE_URL", "LITELLM_MODEL_NAME", "LANGFUSE_HOST")
+    worker_config = [f"{k}={settings[k]}" for k in ("LITELLM_BASE_URL", "LITELLM_MODEL_NAME", "LANGFUSE_HOST",
+                                                     "OPENCLAW_WORKER_COST_PER_HOUR")
                      if settings.get(k)]
     namespaces = [n.strip() for n in settings["OPENCLAW_CLIENT_NAMESPACES"].split(",") if n.strip()]
     patches = [

@@ -28,7 +28,8 @@ kit.mkdir()
 SECRETS = ["gw-token-s3cret-1", "sk-litellm-s3cret-2", "pk-lf-s3cret-3", "sk-lf-s3cret-4"]
 (kit / "config.json").write_text(json.dumps({
     "ai-agent": {"openclaw": {"env": {"LITELLM_MODEL_NAME": "bedrock/claude-4.5-haiku",
-                                      "OPENCLAW_GATEWAY_TOKEN": SECRETS[0]}}},
+                                      "OPENCLAW_GATEWAY_TOKEN": SECRETS[0],
+                                      "OPENCLAW_WORKER_COST_PER_HOUR": "0.0408"}}},
     "examples": {"openclaw": {"doc-writer": {"env": {"GIT_REPO_URL": "https://github.com/org/docs.git"}}}},
 }))
 (kit / ".env").write_text(f"LITELLM_API_KEY={SECRETS[1]}\nLANGFUSE_PUBLIC_KEY={SECRETS[2]}\n"
@@ -75,6 +76,8 @@ assert "typo-s3cret" not in text and "OPENWEBUI_PORT" not in out.stderr
 for expected in ["LITELLM_MODEL_NAME: bedrock/claude-4.5-haiku",
                  "LITELLM_BASE_URL: http://litellm.litellm:4000",
                  "LANGFUSE_HOST: http://langfuse-web.langfuse:3000",
+                 # The compute rate from config.json reaches the workers' settings.
+                 'OPENCLAW_WORKER_COST_PER_HOUR: "0.0408"',
                  "value: https://github.com/org/docs.git",
                  "role: KarpenterNodeRole-kit-cluster",
                  '"LITELLM_API_KEY": "[redacted]"',
