@@ -631,7 +631,9 @@ def purge_nats(args):
     return failures
 
 
-def main(argv):
+def parser():
+    """The command line of install.sh and uninstall.sh (the README's commands are checked
+    against it)."""
     p = argparse.ArgumentParser(prog="deploy/install.py", description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=["install", "uninstall"])
     p.add_argument("--keda", action="store_true", help="KEDA's ScaledJobs start the workers")
@@ -653,7 +655,11 @@ def main(argv):
                    help="label the ServiceMonitor release=NAME, as kube-prometheus-stack selects (implies --monitoring)")
     p.add_argument("--no-nats", action="store_true",
                    help="install: do not install NATS (one with deploy/nats/values.yaml runs already)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv):
+    args = parser().parse_args(argv)
     try:
         (install if args.action == "install" else uninstall)(args)
     except Stop as e:

@@ -1,7 +1,10 @@
-"""Checks every command of docs/troubleshooting.md against the rendered manifests: the
-namespaces, the named objects, and the label selectors (each must select a pod or Job the
-manifests or the dispatcher make), and the NATS stream, consumer and bucket names.
-usage: DOC BASE_YAML KEDA_YAML KARPENTER_YAML REPO_ROOT"""
+"""Checks every command of a guide (docs/troubleshooting.md, or one section of README.md)
+against what it names: kubectl commands against the rendered manifests (namespaces, named
+objects, label selectors that must select a pod or Job the manifests or the dispatcher make),
+nats commands against the stream, consumer and bucket names, install.sh and uninstall.sh
+against the install's own command line, and scripts and files against this repository.
+usage: DOC BASE_YAML KEDA_YAML KARPENTER_YAML REPO_ROOT [SECTION_HEADING]"""
+import importlib.util
 import json
 import pathlib
 import re
@@ -12,7 +15,11 @@ import tomllib
 import yaml
 
 doc, base_p, keda_p, karpenter_p, root = sys.argv[1:6]
+section = sys.argv[6] if len(sys.argv) > 6 else None
 root = pathlib.Path(root)
+spec = importlib.util.spec_from_file_location("install", root / "deploy/install.py")
+install = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(install)
 docs = []
 for p in (base_p, keda_p, karpenter_p):
     docs += [d for d in yaml.safe_load_all(open(p)) if d]
@@ -72,8 +79,43 @@ def check_run(words, line):
     assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"], line
 
 
+def check_repository_command(words, line):
+    """A command that is not kubectl or nats: what it names must exist here, and the install's
+    flags must be its own."""
+    here = "~/openclaw-rust/"
+    if words[0] in ("deploy/install.sh", "deploy/uninstall.sh"):
+        action = "install" if words[0].endswith("/install.sh") else "uninstall"
+        install.parser().parse_args([action, *words[1:]])  # exits 2 on an unknown flag
+    elif words[0] == "bash":
+        assert (root / words[1]).is_file(), line
+    elif words[:2] == ["git", "clone"]:
+        assert words[3] == here.rstrip("/"), line
+    elif words[0] == "cp":
+        source = next(w for w in words[1:] if w.startswith(here))
+        assert (root / source[len(here):]).exists(), line
+    elif words[0] == "export":
+        name, _, value = words[1].partition("=")
+        assert name in ("OPENCLAW_DIR", "OPENCLAW_INSTALL_FLAGS"), line
+        if name == "OPENCLAW_INSTALL_FLAGS":
+            install.parser().parse_args(["install", *shlex.split(value)])
+        else:
+            assert value == here.rstrip("/"), line
+    elif words[0] == "cd" and "&&" in words:
+        cli = words[words.index("&&") + 1:]
+        assert cli[:3] == ["./cli", "ai-agent", "openclaw"] and cli[3] in ("install", "uninstall"), line
+        component = (root / "deploy/starter-kit/index.mjs").read_text()
+        assert f"export async function {cli[3]}(" in component, line
+    else:
+        raise AssertionError(f"unchecked command: {line}")
+
+
+text = pathlib.Path(doc).read_text()
+if section:
+    start = text.index(section + "\n")
+    following = text.find("\n## ", start + len(section))
+    text = text[start:following if following >= 0 else len(text)]
 commands = []
-for block in re.findall(r"```sh\n(.*?)```", pathlib.Path(doc).read_text(), re.S):
+for block in re.findall(r"```sh\n(.*?)```", text, re.S):
     for line in block.splitlines():
         line = re.sub(r"\s+#.*$", "", line).strip()
         if line:
@@ -92,7 +134,10 @@ for line in commands:
             raise AssertionError(f"unchecked command: {line}")
         checked += 1
         continue
-    assert words[0] == "kubectl", line
+    if words[0] != "kubectl":
+        check_repository_command(words, line)
+        checked += 1
+        continue
     if words[1] == "run":
         check_run(words, line)
         checked += 1

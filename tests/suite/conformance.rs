@@ -110,7 +110,10 @@ async fn a_full_task_through_the_litellm_proxy() {
     assert_eq!(totals.model_calls, 3);
     let compute = totals.compute_cost_usd.expect("an estimated compute cost");
     // README, "Cost": the worker time of this task, measured (printed with --nocapture).
-    println!("conformance task: {:.2} worker seconds", totals.worker_seconds);
+    println!(
+        "conformance task: {:.2} worker seconds",
+        totals.worker_seconds
+    );
     assert!(
         (compute - totals.worker_seconds * 0.001).abs() < 1e-9,
         "{totals:?}"

@@ -98,6 +98,26 @@ async fn manifests_render_validate_and_keep_their_promises() {
     )
     .await;
     assert!(out.contains("troubleshooting commands:"), "{out}");
+    // And README's Kubernetes section, the newcomer's sequence, the same way.
+    let out = run_python_check(
+        "../deploy/check_troubleshooting.py",
+        &[
+            workspace_root().join("README.md").to_str().unwrap(),
+            base.to_str().unwrap(),
+            keda.to_str().unwrap(),
+            karpenter.to_str().unwrap(),
+            workspace_root().to_str().unwrap(),
+            "## Kubernetes",
+        ],
+    )
+    .await;
+    let checked: usize = out
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(checked >= 12, "{out}");
 }
 
 #[tokio::test]
