@@ -121,4 +121,34 @@ for name, kwargs, expected in [
     lines = out.stderr.strip().splitlines()
     assert expected in lines[-1] and lines[-1].startswith("openclaw install: "), (name, out.stderr)
     assert not any(c.startswith("kubectl apply") for c in calls), (name, calls)
+# The same through the starter-kit component, copied alone into a kit's layout and pointed
+# here by OPENCLAW_DIR, as `./cli ai-agent openclaw install` runs it: the same order, and a
+# missing helm is one line and exit 1 from the component too.
+component = work / "kit-layout/components/ai-agent/openclaw"
+component.mkdir(parents=True)
+shutil.copy(deploy / "starter-kit/index.mjs", component / "index.mjs")
+run_component = ("const c = await import(process.argv[1]); await c.init(process.argv[2], {}, {}); "
+                 "await c.install(); console.log('component install: done');")
+
+
+def through_component(bin):
+    log.write_text("")
+    env = dict(os.environ, PATH=f"{bin}:{os.environ['PATH']}", OPENCLAW_INSTALL_DIR=str(work / "install"),
+               OPENCLAW_DIR=str(deploy.parent))
+    for k in ("LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN", "LITELLM_BASE_URL", "OPENCLAW_INSTALL_FLAGS"):
+        env.pop(k, None)
+    out = subprocess.run(["node", "--input-type=module", "-e", run_component, "--",
+                          (component / "index.mjs").as_uri(), str(kit)], capture_output=True, text=True, env=env)
+    return out, log.read_text().splitlines()
+
+
+out, calls = through_component(stand_ins("component"))
+assert out.returncode == 0 and "component install: done" in out.stdout, out.stderr
+helm_install = next(i for i, c in enumerate(calls) if c.startswith("helm upgrade --install nats"))
+assert calls.index('"name": "openclaw-nats-users"') < helm_install < \
+    max(i for i, c in enumerate(calls) if c == "kubectl apply -f -"), calls
+out, calls = through_component(stand_ins("component-no-helm", helm=False))
+assert out.returncode == 1, out.stderr
+assert out.stderr.strip().splitlines()[-1].startswith("openclaw install: helm not found"), out.stderr
+assert "Traceback" not in out.stderr and "    at " not in out.stderr, out.stderr
 print("install with NATS: ok")
