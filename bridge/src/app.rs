@@ -80,7 +80,12 @@ impl Application {
         tasks.spawn(set_up_jetstream(state.clone()));
         tasks.spawn(crate::advisories::watch(state.clone()));
         if let Some(callout) = state.config.callout.clone() {
-            tasks.spawn(crate::callout::serve(state.clone(), callout));
+            let context = crate::callout::CalloutContext {
+                client: state.client.clone(),
+                stores: state.stores.clone(),
+                shutdown: state.shutdown.clone(),
+            };
+            tasks.spawn(crate::callout::serve(context, callout));
         }
         tasks.spawn({
             let (client, stop) = (state.client.clone(), state.shutdown.clone());

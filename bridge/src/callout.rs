@@ -29,8 +29,6 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::state::AppState;
-
 /// The subject the server sends authorization requests to.
 pub const AUTH_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
 
@@ -183,8 +181,17 @@ pub async fn decide(stores: &Stores, user: &str, ticket: &str) -> Result<Grant, 
     Ok(Grant::for_task(seq, task.id, &original))
 }
 
+/// What the callout service needs of the bridge: its NATS connection, the stores once they are
+/// set up, and the shutdown signal (not the whole HTTP state).
+#[derive(Clone)]
+pub struct CalloutContext {
+    pub client: async_nats::Client,
+    pub stores: std::sync::Arc<std::sync::OnceLock<Stores>>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 /// Answers the server's authorization requests until the bridge shuts down.
-pub async fn serve(state: AppState, callout: CalloutConfig) {
+pub async fn serve(state: CalloutContext, callout: CalloutConfig) {
     let mut requests = loop {
         match state.client.subscribe(AUTH_SUBJECT).await {
             Ok(s) => break s,
@@ -234,7 +241,7 @@ struct ConnectOpts {
     pass: Option<String>,
 }
 
-async fn answer(state: &AppState, callout: &CalloutConfig, request: async_nats::Message) {
+async fn answer(state: &CalloutContext, callout: &CalloutConfig, request: async_nats::Message) {
     let Some(reply) = request.reply.clone() else {
         return;
     };
@@ -251,8 +258,8 @@ async fn answer(state: &AppState, callout: &CalloutConfig, request: async_nats::
         }
     };
     let user = request.connect_opts.user.clone().unwrap_or_default();
-    let outcome = match state.stores() {
-        Ok(stores) => {
+    let outcome = match state.stores.get() {
+        Some(stores) => {
             decide(
                 stores,
                 &user,
@@ -260,7 +267,7 @@ async fn answer(state: &AppState, callout: &CalloutConfig, request: async_nats::
             )
             .await
         }
-        Err(_) => Err(Refusal::Denied("the bridge is not ready".into())),
+        None => Err(Refusal::Denied("the bridge is not ready".into())),
     };
     let response = match &outcome {
         Ok(grant) => {

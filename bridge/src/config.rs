@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use openclaw_common::agents::AgentCatalog;
 use openclaw_common::config::{ConfigError, Env, EnvReader, NatsConfig, Secret, WORKER_ENV_VARS};
-use openclaw_common::ids::{AgentName, RepoPolicy, RepoUrl};
+use openclaw_common::egress::{RepoPolicy, RepoUrl};
+use openclaw_common::ids::AgentName;
 
 /// Who starts workers for queued tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +278,7 @@ impl BridgeConfig {
             kubernetes: KubernetesDispatchConfig {
                 namespace: env
                     .string("OPENCLAW_KUBE_NAMESPACE")
-                    .or_else(crate::dispatch::kubernetes::own_namespace)
+                    .or_else(own_namespace)
                     .unwrap_or_else(|| "openclaw".into()),
                 templates: env.string("OPENCLAW_JOB_TEMPLATES").map(PathBuf::from),
                 image: env.string("OPENCLAW_WORKER_IMAGE"),
@@ -329,6 +330,15 @@ impl BridgeConfig {
                 .seconds("OPENCLAW_STILL_WORKING_SECS", Duration::from_secs(30))?,
         })
     }
+}
+
+/// The namespace this pod runs in, when in a cluster (the default of
+/// `OPENCLAW_KUBE_NAMESPACE`).
+fn own_namespace() -> Option<String> {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! by the OpenAI-compatible API and `/message`.
 
 use openclaw_common::agents::AgentProfile;
-use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
+use openclaw_common::egress::RepoUrl;
+use openclaw_common::ids::{AgentName, BranchName, TaskId};
 use openclaw_common::session::{Session, SessionKey};
 use openclaw_common::task::{MAX_PROMPT_CHARS, TaskSpec, Turn, TurnRole};
 

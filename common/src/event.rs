@@ -107,7 +107,7 @@ pub enum EventKind {
         branch: Option<String>,
         /// What the task used, over all its attempts.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        usage: Option<crate::status::Usage>,
+        usage: Option<crate::usage::Usage>,
     },
     Failed {
         reason: String,

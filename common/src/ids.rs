@@ -155,97 +155,6 @@ impl fmt::Display for BranchName {
     }
 }
 
-pub use crate::egress::RepoPolicy;
-
-/// A git remote URL: `https://`, `ssh://`, scp-like `user@host:path`, and where the
-/// [`RepoPolicy`] allows, `http://` and `file://`. Never carries credentials: those come from
-/// the worker's secret, so they cannot leak through task records, events or logs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct RepoUrl(String);
-
-impl RepoUrl {
-    pub fn parse(raw: &str, policy: &RepoPolicy) -> Result<Self, InvalidId> {
-        let raw = raw.trim();
-        if raw.is_empty() || raw.len() > 2048 || raw.chars().any(char::is_control) {
-            return Err(InvalidId(
-                "repo must be a git URL of at most 2048 characters".into(),
-            ));
-        }
-        // scp-like syntax: user@host:path (no scheme).
-        if !raw.contains("://") {
-            let scp_like = raw.split_once(':').and_then(|(userhost, path)| {
-                let (user, host) = userhost.split_once('@')?;
-                Some(
-                    !user.is_empty()
-                        && !host.is_empty()
-                        && !path.is_empty()
-                        && !user.contains(['/', ' '])
-                        && !host.contains(['/', ' ']),
-                )
-            });
-            if scp_like != Some(true) {
-                return Err(InvalidId(format!(
-                    "{raw:?} is not a git URL (https://…, ssh://… or user@host:path)"
-                )));
-            }
-            return policy.admit(Self(raw.to_owned()));
-        }
-        let url =
-            url::Url::parse(raw).map_err(|e| InvalidId(format!("repo is not a valid URL: {e}")))?;
-        match url.scheme() {
-            "https" | "ssh" => {}
-            "http" if policy.allow_http => {}
-            "file" if policy.allow_file => return Ok(Self(raw.to_owned())),
-            "http" => {
-                return Err(InvalidId(
-                    "plain http:// repos are not allowed here (set OPENCLAW_ALLOW_HTTP_REPOS=true to allow)".into(),
-                ));
-            }
-            "file" => {
-                return Err(InvalidId(
-                    "file:// repos are not allowed here (set OPENCLAW_ALLOW_FILE_REPOS=true to allow)".into(),
-                ));
-            }
-            "git" => {
-                return Err(InvalidId(
-                    "git:// repos are not allowed: the git protocol has no authentication and no encryption; use https or ssh".into(),
-                ));
-            }
-            other => {
-                return Err(InvalidId(format!(
-                    "repo scheme {other:?} is not supported (use https or ssh)"
-                )));
-            }
-        }
-        if url.password().is_some() || (url.scheme() != "ssh" && !url.username().is_empty()) {
-            return Err(InvalidId(
-                "repo URL must not carry credentials; the worker's git secret provides them".into(),
-            ));
-        }
-        policy.admit(Self(raw.to_owned()))
-    }
-
-    /// The host and port this URL connects to; `None` for `file://`.
-    pub fn remote(&self) -> Option<crate::egress::Remote> {
-        crate::egress::Remote::of_url(&self.0)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_file(&self) -> bool {
-        self.0.starts_with("file://")
-    }
-}
-
-impl fmt::Display for RepoUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Records written by this system are trusted to hold valid values, but they are still
 /// parsed on the way in: a record edited by hand with the nats CLI fails loudly here.
 macro_rules! deserialize_via_parse {
@@ -260,19 +169,10 @@ macro_rules! deserialize_via_parse {
 }
 deserialize_via_parse!(AgentName, AgentName::parse);
 deserialize_via_parse!(BranchName, BranchName::parse);
-// The worker checks a stored URL against its own policy again before connecting.
-deserialize_via_parse!(RepoUrl, |raw: &str| RepoUrl::parse(
-    raw,
-    &RepoPolicy::open()
-));
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strict() -> RepoPolicy {
-        RepoPolicy::default()
-    }
 
     #[test]
     fn task_ids_sort_by_creation() {
@@ -292,49 +192,6 @@ mod tests {
         assert_ne!(a, TaskId::for_republished(&original, 8, at));
         assert_ne!(a, original);
         assert_eq!(a.0.get_version_num(), 7);
-    }
-
-    #[test]
-    fn repo_urls() {
-        for ok in [
-            "https://github.com/o/r.git",
-            "ssh://git@github.com/o/r.git",
-            "git@github.com:o/r.git",
-        ] {
-            assert!(RepoUrl::parse(ok, &strict()).is_ok(), "{ok}");
-        }
-        for bad in [
-            "https://user:token@github.com/o/r.git",
-            "https://token@github.com/o/r.git",
-            "file:///tmp/r.git",
-            "http://example.com/r.git",
-            "ftp://x/y",
-            "git://github.com/o/r.git",
-            "https:///r.git",
-            "https://127.0.0.1/r.git",
-            "https://localhost/r.git",
-            "ssh://git@169.254.169.254/r.git",
-            "git@10.0.0.1:o/r.git",
-            "https://[fd00:ec2::254]/r.git",
-            "not a url",
-            "",
-        ] {
-            assert!(RepoUrl::parse(bad, &strict()).is_err(), "{bad}");
-        }
-        let open = RepoPolicy::open();
-        assert!(RepoUrl::parse("file:///tmp/r.git", &open).is_ok());
-        assert!(RepoUrl::parse("http://127.0.0.1:9/r.git", &open).is_ok());
-        assert!(RepoUrl::parse("http://u:p@127.0.0.1:9/r.git", &open).is_err());
-        assert!(RepoUrl::parse("git://127.0.0.1/r.git", &open).is_err());
-        assert!(RepoUrl::parse("https:///r.git", &open).is_err());
-        let listed = RepoPolicy {
-            hosts: Some(crate::egress::HostList::parse("github.com").unwrap()),
-            ..RepoPolicy::default()
-        };
-        assert!(RepoUrl::parse("https://github.com/o/r", &listed).is_ok());
-        assert!(RepoUrl::parse("git@github.com:o/r", &listed).is_ok());
-        let err = RepoUrl::parse("https://gitlab.com/o/r", &listed).unwrap_err();
-        assert!(err.0.contains("OPENCLAW_REPO_HOSTS"), "{err}");
     }
 
     #[test]

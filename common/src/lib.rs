@@ -28,6 +28,7 @@ pub mod signals;
 pub mod status;
 pub mod task;
 pub mod telemetry;
+pub mod usage;
 
 /// Version of the task, event and status JSON schema. Bumped on incompatible changes; readers
 /// refuse records with a newer major version instead of misreading them.

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::ids::{AgentName, BranchName, RepoUrl, TaskId};
+use crate::egress::RepoUrl;
+use crate::ids::{AgentName, BranchName, TaskId};
 
 /// What a conversation's next task needs to continue where the last one left off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

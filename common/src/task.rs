@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::ids::{AgentName, BranchName, RepoUrl, TaskId};
+use crate::egress::RepoUrl;
+use crate::ids::{AgentName, BranchName, TaskId};
 
 /// Longest prompt a task may carry, in characters, whichever door it came in by.
 pub const MAX_PROMPT_CHARS: usize = 100_000;

@@ -57,7 +57,8 @@ where
 /// A new `doc-writer` task on `repo` as the bridge would store it, for tests and benches that
 /// publish tasks themselves.
 pub fn doc_writer_task(repo: &str, prompt: &str) -> openclaw_common::task::TaskSpec {
-    use openclaw_common::ids::{AgentName, BranchName, RepoUrl, TaskId};
+    use openclaw_common::egress::RepoUrl;
+    use openclaw_common::ids::{AgentName, BranchName, TaskId};
     let id = TaskId::new();
     openclaw_common::task::TaskSpec {
         v: openclaw_common::SCHEMA_VERSION,

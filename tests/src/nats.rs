@@ -287,17 +287,28 @@ impl NatsServer {
                 .arg("--routes")
                 .arg(routes.join(","));
         }
+        // Its log, for the one failure this harness cannot rule out: a restart on a port that
+        // another process (a client's ephemeral port) took meanwhile.
+        let log = self.dir.path().join("nats-server.log");
         let child = cmd
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).map_or(Stdio::null(), Stdio::from))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // A restarted cluster member recovers its JetStream state before it listens; on a
+        // loaded two-core machine that has taken more than 10 s.
+        let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             assert!(
-                Instant::now() < deadline,
-                "nats-server did not start listening within 10s"
+                exited.is_none() && Instant::now() < deadline,
+                "nats-server on port {} did not start listening within 30 s ({exited:?}): {}",
+                self.port,
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(10));
         }

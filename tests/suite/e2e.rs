@@ -398,9 +398,9 @@ async fn a_clone_over_http_keeps_credentials_out_of_git_config() {
         author_name: "T".into(),
         author_email: "t@example.com".into(),
     };
-    let url = openclaw_common::ids::RepoUrl::parse(
+    let url = openclaw_common::egress::RepoUrl::parse(
         &server.url("origin.git"),
-        &openclaw_common::ids::RepoPolicy::open(),
+        &openclaw_common::egress::RepoPolicy::open(),
     )
     .unwrap();
     let branch = openclaw_common::ids::BranchName::parse("openclaw/t").unwrap();

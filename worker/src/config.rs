@@ -6,7 +6,8 @@ use std::time::Duration;
 use openclaw_common::agents::AgentCatalog;
 use openclaw_common::config::{ConfigError, Env, EnvReader, NatsConfig, Secret};
 use openclaw_common::egress::HostList;
-use openclaw_common::ids::{AgentName, RepoPolicy};
+use openclaw_common::egress::RepoPolicy;
+use openclaw_common::ids::AgentName;
 
 /// How to reach the OpenAI-compatible gateway (LiteLLM).
 #[derive(Debug, Clone)]

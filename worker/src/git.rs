@@ -16,7 +16,8 @@ use git2::{
     Cred, CredentialType, FetchOptions, PushOptions, RemoteCallbacks, Repository,
     RepositoryInitOptions, Signature,
 };
-use openclaw_common::ids::{BranchName, RepoUrl};
+use openclaw_common::egress::RepoUrl;
+use openclaw_common::ids::BranchName;
 
 use crate::config::GitConfig;
 

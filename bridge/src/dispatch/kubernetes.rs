@@ -4,7 +4,6 @@
 //! `app.kubernetes.io/managed-by=openclaw-bridge` and `openclaw.dev/agent=<agent>`; a Job
 //! counts as running until it has a `Complete` or `Failed` condition.
 
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -507,16 +506,6 @@ async fn connect(cfg: &KubernetesDispatchConfig) -> Result<kube::Client, KubeDis
             .map_err(|e| KubeDispatchError::Api(e.to_string()))?,
     };
     kube::Client::try_from(config).map_err(|e| KubeDispatchError::Api(e.to_string()))
-}
-
-/// The namespace this pod runs in, when in a cluster.
-pub fn own_namespace() -> Option<String> {
-    std::fs::read_to_string(Path::new(
-        "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
-    ))
-    .ok()
-    .map(|s| s.trim().to_owned())
-    .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
