@@ -530,7 +530,10 @@ async fn slow_headers_and_idle_connections_are_cut_and_connections_are_capped() 
     .await;
     let addr = format!("127.0.0.1:{}", app.port);
 
-    // One header byte every 200 ms would take 20 s; the server cuts it after about 1 s.
+    // One header byte every 200 ms would take 20 s; the server cuts it after about 1 s — not
+    // at once (a server refusing the first bytes would pass a test that only waits for the
+    // close), and without an answer.
+    let started = std::time::Instant::now();
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
@@ -544,23 +547,42 @@ async fn slow_headers_and_idle_connections_are_cut_and_connections_are_capped() 
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     });
-    openclaw_tests::within(6, "the slow client to be cut", async {
+    let answered = openclaw_tests::within(6, "the slow client to be cut", async {
         use tokio::io::AsyncReadExt;
+        let mut answered = Vec::new();
         let mut buf = [0u8; 256];
-        while matches!(reader.read(&mut buf).await, Ok(n) if n > 0) {}
+        while let Ok(n @ 1..) = reader.read(&mut buf).await {
+            answered.extend_from_slice(&buf[..n]);
+        }
+        answered
     })
     .await;
+    let cut_after = started.elapsed();
     dribble.abort();
+    assert!(
+        cut_after >= std::time::Duration::from_millis(900),
+        "cut after {cut_after:?}, before the 1 s header deadline"
+    );
+    assert!(
+        !String::from_utf8_lossy(&answered).contains(" 200 "),
+        "the slow request was served: {}",
+        String::from_utf8_lossy(&answered)
+    );
 
-    // Connections that send nothing are closed too.
+    // Connections that send nothing are closed too, by the same deadline.
+    let started = std::time::Instant::now();
     let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let sent = openclaw_tests::within(
+    openclaw_tests::within(
         6,
         "an idle connection to be closed",
         read_until_closed(&mut idle),
     )
     .await;
-    assert!(!String::from_utf8_lossy(&sent).contains("200 OK"));
+    let closed_after = started.elapsed();
+    assert!(
+        closed_after >= std::time::Duration::from_millis(900),
+        "closed after {closed_after:?}, before the 1 s header deadline"
+    );
 
     // At most 4 at once: the fifth is closed at once, without an answer.
     let mut held = Vec::new();

@@ -135,7 +135,8 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
     Ok(Some(key.to_owned()))
 }
 
-/// `POST /v1/tasks`: 202 once JetStream has the task, its `queued` event and its status.
+/// `POST /v1/tasks`: 202 once JetStream has the task message — the one write of a submit; its
+/// `queued` event and status are read from that message until a worker writes them.
 /// The same `Idempotency-Key` within the duplicate window returns the first task.
 pub async fn submit(
     State(state): State<AppState>,
