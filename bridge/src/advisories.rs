@@ -14,9 +14,9 @@ use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::StreamExt;
 use openclaw_common::event::EventKind;
-use openclaw_common::jetstream::{StoreError, Stores, Update};
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus};
+use openclaw_common::store::{StoreError, Stores, Update};
 use serde::Deserialize;
 
 use crate::state::AppState;
@@ -69,6 +69,7 @@ pub async fn watch(state: AppState) {
 
 /// Handles advisories from the bridges' consumer until its message stream ends or fails.
 async fn take_advisories(state: &AppState, stores: &Stores) -> Result<(), StoreError> {
+    let consumer: PullConsumer = stores.advisories_consumer().await?;
     let unavailable = |e: &dyn std::fmt::Display| {
         StoreError::Unavailable(format!(
             "consumer {} on {}: {e}",
@@ -76,14 +77,6 @@ async fn take_advisories(state: &AppState, stores: &Stores) -> Result<(), StoreE
             names::ADVISORIES_STREAM
         ))
     };
-    let consumer: PullConsumer = stores
-        .js
-        .get_stream_no_info(names::ADVISORIES_STREAM)
-        .await
-        .map_err(|e| unavailable(&e))?
-        .get_consumer(names::ADVISORIES_CONSUMER)
-        .await
-        .map_err(|e| unavailable(&e))?;
     let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
     while let Some(msg) = messages.next().await {
         let msg = msg.map_err(|e| unavailable(&e))?;

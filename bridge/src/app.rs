@@ -10,7 +10,7 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use openclaw_common::jetstream::{self, Stores};
+use openclaw_common::store::{self, Stores};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,7 @@ pub struct Application {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]
-    Nats(#[from] openclaw_common::jetstream::StoreError),
+    Nats(#[from] openclaw_common::store::StoreError),
 }
 
 impl Application {
@@ -52,7 +52,7 @@ impl Application {
     ///
     /// [`run_until`]: Application::run_until
     pub async fn build(config: BridgeConfig, listener: TcpListener) -> Result<Self, BuildError> {
-        let client = jetstream::connect(
+        let client = store::connect(
             &config.nats,
             "openclaw-bridge",
             openclaw_common::names::BRIDGE_USER,
@@ -91,7 +91,7 @@ impl Application {
             let (client, stop) = (state.client.clone(), state.shutdown.clone());
             async move {
                 tokio::select! {
-                    () = jetstream::log_server_moves(client) => {}
+                    () = store::log_server_moves(client) => {}
                     () = stop.cancelled() => {}
                 }
             }
@@ -157,11 +157,11 @@ impl Application {
 /// `jetstream_recheck`, and at once when `/ready` finds a stream missing — so a NATS server
 /// that came back empty gets its streams again without a bridge restart.
 async fn set_up_jetstream(state: AppState) {
-    let js = jetstream::context(state.client.clone());
+    let js = store::context(state.client.clone());
     let mut delay = Duration::from_millis(100);
     loop {
         let attempt = async {
-            jetstream::ensure_all(&js, &state.config.nats, &state.config.agents).await?;
+            store::ensure_all(&js, &state.config.nats, &state.config.agents).await?;
             Stores::open(js.clone()).await
         };
         tracing::debug!("reconciling JetStream objects");

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use openclaw_common::jetstream::StoreError;
+use openclaw_common::store::StoreError;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]

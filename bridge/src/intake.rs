@@ -3,8 +3,8 @@
 
 use openclaw_common::event::EventKind;
 use openclaw_common::ids::TaskId;
-use openclaw_common::jetstream::{Enqueued, Update};
 use openclaw_common::status::{TaskState, TaskStatus};
+use openclaw_common::store::{Enqueued, Update};
 use openclaw_common::task::TaskSpec;
 
 use opentelemetry::KeyValue;

@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use openclaw_common::jetstream::StoreError;
 use openclaw_common::status::{TaskState, TaskStatus};
+use openclaw_common::store::StoreError;
 
 use crate::state::AppState;
 

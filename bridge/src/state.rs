@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use openclaw_common::jetstream::Stores;
+use openclaw_common::store::Stores;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

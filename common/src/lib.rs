@@ -7,7 +7,8 @@
 //! - [`status`]: the latest state of a task, as stored in the status KV bucket.
 //! - [`session`]: conversations whose tasks continue on one branch.
 //! - [`names`]: stream, subject, bucket and consumer names in one place.
-//! - [`jetstream`]: creating those streams (from `nats/*.json`), and the typed stores over them.
+//! - [`store`]: the only JetStream code: creating those streams (from `nats/*.json`), and the
+//!   typed stores over them.
 //! - [`agents`]: agent profiles (built-in defaults, or a TOML file).
 //! - [`egress`]: where the worker may connect (repo policy) and offer credentials (host lists).
 //! - [`config`]: reading typed configuration from the environment; secrets that cannot be printed.
@@ -20,12 +21,12 @@ pub mod config;
 pub mod egress;
 pub mod event;
 pub mod ids;
-pub mod jetstream;
 pub mod names;
 pub mod otel;
 pub mod session;
 pub mod signals;
 pub mod status;
+pub mod store;
 pub mod task;
 pub mod telemetry;
 pub mod usage;

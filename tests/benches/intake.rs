@@ -240,12 +240,8 @@ async fn measure_all(app: &TestApp) {
             async move {
                 // The message a submit stores, headers and all.
                 let spec = spec();
-                let (subject, msg) = openclaw_common::jetstream::task_message(
-                    &spec,
-                    &spec.id.to_string(),
-                    None,
-                    None,
-                );
+                let (subject, msg) =
+                    openclaw_common::store::task_message(&spec, &spec.id.to_string(), None, None);
                 js.send_publish(subject, msg).await.unwrap().await.unwrap();
             }
         };

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use openclaw_bridge::{Application, BridgeConfig};
 use openclaw_common::ids::TaskId;
-use openclaw_common::jetstream::{self, Stores};
+use openclaw_common::store::{self, Stores};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -90,6 +90,7 @@ impl TestAppBuilder {
             token: self.token,
             http: reqwest::Client::new(),
             stores: None,
+            js: None,
             nats,
             cluster,
             env: self.env,
@@ -108,6 +109,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Direct access to the stores, to check what the bridge stored; open once ready.
     stores: Option<Stores>,
+    /// The test's own JetStream handle (the stores keep theirs to themselves).
+    js: Option<async_nats::jetstream::Context>,
     pub nats: NatsServer,
     /// The cluster, for a bridge started with [`TestAppBuilder::cluster`].
     pub cluster: Option<NatsCluster>,
@@ -179,7 +182,7 @@ impl TestApp {
             .status
             .update_or_create(&current, |s| {
                 change(s);
-                openclaw_common::jetstream::Update::Write(())
+                openclaw_common::store::Update::Write(())
             })
             .await
             .expect("write the task's record")
@@ -188,7 +191,7 @@ impl TestApp {
 
     /// JetStream, to look at what the bridge stored.
     pub fn js(&self) -> &async_nats::jetstream::Context {
-        &self.stores().js
+        self.js.as_ref().expect("the app is ready (wait_ready)")
     }
 
     /// Waits for `/ready`, then opens the test's own handles on the stores.
@@ -202,8 +205,9 @@ impl TestApp {
             Some(c) => c.client().await,
             None => self.nats.client().await,
         };
-        let js = jetstream::context(client);
-        self.stores = Some(Stores::open(js).await.expect("open stores"));
+        let js = store::context(client);
+        self.stores = Some(Stores::open(js.clone()).await.expect("open stores"));
+        self.js = Some(js);
     }
 
     fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

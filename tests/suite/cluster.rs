@@ -389,18 +389,18 @@ async fn moves_when_its_server_dies(mut cluster: NatsCluster, nats_url: String) 
     let config =
         openclaw_common::config::NatsConfig::from_env(&openclaw_common::config::EnvReader(&env))
             .unwrap();
-    let client = openclaw_common::jetstream::connect(&config, "cluster-test", "test", false)
+    let client = openclaw_common::store::connect(&config, "cluster-test", "test", false)
         .await
         .unwrap();
     let server_of = |name: &str| name.split(' ').next().unwrap().to_owned();
     let first = openclaw_tests::eventually(10, "a server", || async {
-        openclaw_common::jetstream::connected_server(&client)
+        openclaw_common::store::connected_server(&client)
     })
     .await;
     let node: usize = server_of(&first)[1..].parse().unwrap();
     cluster.kill(node);
     let second = openclaw_tests::eventually(30, "another server", || async {
-        openclaw_common::jetstream::connected_server(&client).filter(|s| *s != first)
+        openclaw_common::store::connected_server(&client).filter(|s| *s != first)
     })
     .await;
     assert_ne!(server_of(&second), server_of(&first), "{first} -> {second}");

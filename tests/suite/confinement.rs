@@ -140,7 +140,7 @@ async fn a_worker_reads_and_writes_only_the_task_it_holds() {
     let mut worker = connect_watched(&app.nats, worker_user, WORKER_PASSWORD)
         .await
         .expect("the worker's own user connects");
-    let js = openclaw_common::jetstream::context(worker.client.clone());
+    let js = openclaw_common::store::context(worker.client.clone());
     let consumer = js
         .get_stream_no_info(names::TASKS_STREAM)
         .await

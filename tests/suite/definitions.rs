@@ -79,7 +79,7 @@ async fn nats_definition_files_create_the_streams_and_consumer() {
 async fn setup_is_idempotent_and_applies_changed_definitions() {
     openclaw_tests::init();
     let nats = NatsServer::start();
-    let js = openclaw_common::jetstream::context(nats.client().await);
+    let js = openclaw_common::store::context(nats.client().await);
     let agents = openclaw_common::agents::AgentCatalog::built_in();
     let mut cfg = openclaw_common::config::NatsConfig {
         url: nats.url(),
@@ -88,23 +88,23 @@ async fn setup_is_idempotent_and_applies_changed_definitions() {
         ack_wait: std::time::Duration::from_secs(30),
         max_deliver: 3,
     };
-    openclaw_common::jetstream::ensure_all(&js, &cfg, &agents)
+    openclaw_common::store::ensure_all(&js, &cfg, &agents)
         .await
         .expect("first setup");
-    openclaw_common::jetstream::ensure_all(&js, &cfg, &agents)
+    openclaw_common::store::ensure_all(&js, &cfg, &agents)
         .await
         .expect("second setup");
 
     // An operator shortened max_age by hand; the next start puts the definition back.
-    let mut drifted = openclaw_common::jetstream::tasks_stream_config(&cfg).unwrap();
+    let mut drifted = openclaw_common::store::tasks_stream_config(&cfg).unwrap();
     drifted.max_age = std::time::Duration::from_secs(2 * 24 * 3600);
     js.update_stream(drifted).await.expect("manual change");
     cfg.ack_wait = std::time::Duration::from_secs(45);
-    openclaw_common::jetstream::ensure_all(&js, &cfg, &agents)
+    openclaw_common::store::ensure_all(&js, &cfg, &agents)
         .await
         .expect("third setup");
     let mut s = js.get_stream(names::TASKS_STREAM).await.unwrap();
-    let want = openclaw_common::jetstream::tasks_stream_config(&cfg).unwrap();
+    let want = openclaw_common::store::tasks_stream_config(&cfg).unwrap();
     assert_eq!(s.info().await.unwrap().config.max_age, want.max_age);
     let mut c = s
         .get_consumer::<consumer::pull::Config>("worker-devops")
@@ -113,11 +113,11 @@ async fn setup_is_idempotent_and_applies_changed_definitions() {
     assert_eq!(c.info().await.unwrap().config.ack_wait, cfg.ack_wait);
 
     // A change the server cannot apply is reported with the stream's name.
-    let mut memory = openclaw_common::jetstream::events_stream_config(&cfg).unwrap();
+    let mut memory = openclaw_common::store::events_stream_config(&cfg).unwrap();
     memory.storage = stream::StorageType::Memory;
     js.delete_stream(names::EVENTS_STREAM).await.unwrap();
     js.create_stream(memory).await.unwrap();
-    let err = openclaw_common::jetstream::ensure_all(&js, &cfg, &agents)
+    let err = openclaw_common::store::ensure_all(&js, &cfg, &agents)
         .await
         .expect_err("storage cannot change in place")
         .to_string();

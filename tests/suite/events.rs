@@ -1,7 +1,7 @@
 //! The SSE relay: history, then live, then the end; `Last-Event-ID` resume; two writers.
 
 use openclaw_common::event::EventKind;
-use openclaw_common::jetstream::StoreError;
+use openclaw_common::store::StoreError;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::within;
 use serde_json::json;

@@ -839,10 +839,10 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
 
     // With a worker's credentials, publishing a task is refused, and nothing is stored.
     let cfg = nats_config_as(&app.nats, worker_user, WORKER_PASSWORD);
-    let client = openclaw_common::jetstream::connect(&cfg, "hostile-worker", worker_user, false)
+    let client = openclaw_common::store::connect(&cfg, "hostile-worker", worker_user, false)
         .await
         .expect("the worker user connects");
-    let js = openclaw_common::jetstream::context(client.clone());
+    let js = openclaw_common::store::context(client.clone());
     let mut tasks = app
         .js()
         .get_stream(openclaw_common::names::TASKS_STREAM)
@@ -933,14 +933,14 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
     let mut anonymous = cfg.clone();
     anonymous.auth.user_password = None;
     assert!(
-        openclaw_common::jetstream::connect(&anonymous, "anonymous", worker_user, false)
+        openclaw_common::store::connect(&anonymous, "anonymous", worker_user, false)
             .await
             .is_err()
     );
     let mut plain = cfg.clone();
     plain.url = plain.url.replace("tls://", "nats://");
     plain.auth.ca = None;
-    let err = openclaw_common::jetstream::connect(&plain, "plain", worker_user, false)
+    let err = openclaw_common::store::connect(&plain, "plain", worker_user, false)
         .await
         .expect_err("plain text refused");
     assert!(!err.to_string().contains(WORKER_PASSWORD), "{err}");

@@ -6,7 +6,7 @@ use std::time::Instant;
 use openclaw_common::agents::Limits;
 use openclaw_common::event::EventKind;
 use openclaw_common::ids::TaskId;
-use openclaw_common::jetstream::{EventWriter, StatusStore, StoreError};
+use openclaw_common::store::{EventWriter, StatusStore, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::llm::{ChatMessage, LlmClient, LlmError};

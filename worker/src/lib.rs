@@ -13,6 +13,7 @@
 //!   judged against an allowlist per verb.
 //! - [`traces`]: OpenTelemetry traces of task attempts, to Langfuse (v4) and/or an OTLP collector.
 //! - [`secrets`]: the worker's secret values, redacted from all it publishes (streams too).
+//! - [`workspace`]: the task's directory and checkout, and each git step on it (traced).
 //! - [`git`]: clone, branch, commit and push with git2; credentials only via callbacks.
 
 pub mod agent;
@@ -27,6 +28,7 @@ pub mod run;
 pub mod secrets;
 pub mod tools;
 pub mod traces;
+mod workspace;
 
 pub use config::WorkerConfig;
 pub use run::{Outcome, run_one};

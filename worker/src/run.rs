@@ -12,19 +12,18 @@ use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::{self as js_api, AckKind};
 use futures_util::StreamExt;
 use openclaw_common::agents::AgentProfile;
-use openclaw_common::egress::RepoUrl;
 use openclaw_common::event::EventKind;
 use openclaw_common::ids::TaskId;
-use openclaw_common::jetstream::{self, EventWriter, StoreError, Stores, TaskStores, Update};
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus, Usage};
+use openclaw_common::store::{self, EventWriter, StoreError, Stores, TaskStores, Update};
 use openclaw_common::task::{TaskSpec, TurnRole};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
 use crate::agent::{AgentError, AgentLoop, LoopEnd, Stop, StopSignals};
 use crate::config::WorkerConfig;
-use crate::git::{self, Checkout, GitError, TaskRepo};
+use crate::git::{Checkout, GitError, TaskRepo};
 use crate::llm::{ChatMessage, LlmClient};
 use crate::tools::Toolbox;
 use crate::traces::{Tracer, parse_traceparent};
@@ -83,7 +82,7 @@ async fn fetch_one(
     consumer_name: &str,
     wait: Duration,
 ) -> Result<(Duration, i64, pull::Batch), StoreError> {
-    jetstream::retrying("fetch a task", || async {
+    store::retrying("fetch a task", || async {
         let tasks = js
             .get_stream_no_info(names::TASKS_STREAM)
             .await
@@ -114,7 +113,7 @@ pub async fn run_one(
     config: &WorkerConfig,
     terminate: CancellationToken,
 ) -> Result<Outcome, RunError> {
-    let client = jetstream::connect(
+    let client = store::connect(
         &config.nats,
         "openclaw-worker",
         &openclaw_common::names::worker_consumer(&config.agent),
@@ -124,8 +123,8 @@ pub async fn run_one(
     // Names the server after every move between a cluster's servers; ends with this run
     // (a JoinSet aborts its tasks when dropped).
     let mut background = tokio::task::JoinSet::new();
-    background.spawn(jetstream::log_server_moves(client.clone()));
-    let js = jetstream::context(client.clone());
+    background.spawn(store::log_server_moves(client.clone()));
+    let js = store::context(client.clone());
     let consumer_name = names::worker_consumer(&config.agent);
     // Opening the consumer and asking for a task retry (bounded) through a leader election,
     // like every store call. The server ends a waiting request with a status when the
@@ -296,8 +295,8 @@ async fn open_task_stores(
         token: None,
         ..nats.auth
     };
-    let client = jetstream::connect(&nats, "openclaw-worker-task", &user, false).await?;
-    let stores = TaskStores::open(jetstream::context(client.clone())).await?;
+    let client = store::connect(&nats, "openclaw-worker-task", &user, false).await?;
+    let stores = TaskStores::open(store::context(client.clone())).await?;
     let known = stores.status.get(id).await?;
     Ok((stores, Some(client), known))
 }
@@ -340,7 +339,7 @@ async fn keep_alive(msg: Arc<js_api::Message>, ack_wait: Duration) {
 
 async fn settle(msg: &js_api::Message, how: Settle) -> Result<(), RunError> {
     // Retried through a leader election: settling twice is the same as once.
-    jetstream::retrying("settle the task message", || async {
+    store::retrying("settle the task message", || async {
         let result = match how {
             // Double ack: wait for the server to confirm, so a lost ack cannot redeliver a
             // task that is done.
@@ -369,28 +368,28 @@ enum Claim {
 }
 
 /// One delivery of one task.
-struct Task<'a> {
-    config: &'a WorkerConfig,
-    stores: &'a TaskStores,
-    spec: &'a TaskSpec,
+pub(crate) struct Task<'a> {
+    pub(crate) config: &'a WorkerConfig,
+    pub(crate) stores: &'a TaskStores,
+    pub(crate) spec: &'a TaskSpec,
     /// Stream sequence of the task's message.
-    msg_seq: u64,
+    pub(crate) msg_seq: u64,
     /// Delivery count from JetStream (1 for the first).
-    attempt: u32,
+    pub(crate) attempt: u32,
     /// Whether JetStream will not deliver the task again after this attempt.
-    last_attempt: bool,
-    terminate: &'a CancellationToken,
+    pub(crate) last_attempt: bool,
+    pub(crate) terminate: &'a CancellationToken,
     /// When this attempt took the task (its worker time runs from here).
-    taken: Instant,
+    pub(crate) taken: Instant,
     /// This attempt's model calls, tokens and cost; added to the status's totals once, when
     /// the attempt records how it ended.
-    usage: std::sync::Mutex<Usage>,
+    pub(crate) usage: std::sync::Mutex<Usage>,
     /// Whether `usage` went into the status already.
-    usage_recorded: std::sync::atomic::AtomicBool,
+    pub(crate) usage_recorded: std::sync::atomic::AtomicBool,
     /// The attempt's trace (clone, commit and push are steps of it).
-    tracer: &'a Tracer,
+    pub(crate) tracer: &'a Tracer,
     /// The model the agent runs with: the task's, else its profile's, else the default.
-    model: &'a str,
+    pub(crate) model: &'a str,
 }
 
 impl Task<'_> {
@@ -605,82 +604,6 @@ impl Task<'_> {
         }
     }
 
-    fn work_dir(&self) -> std::io::Result<tempfile::TempDir> {
-        let mut b = tempfile::Builder::new();
-        b.prefix("openclaw-task-");
-        match &self.config.work_dir {
-            Some(parent) => {
-                std::fs::create_dir_all(parent)?;
-                b.tempdir_in(parent)
-            }
-            None => b.tempdir(),
-        }
-    }
-
-    /// The task's repository URL as the egress policy allows it now: parsed again (a task
-    /// published by other means than the bridge is checked here too) and its host's addresses
-    /// resolved again just before connecting. Checked before every clone, fetch and push.
-    async fn reachable_repo(&self) -> Result<RepoUrl, GitError> {
-        let Some(repo) = &self.spec.repo else {
-            return Err(GitError::Other("the task names no repository".into()));
-        };
-        let policy = &self.config.repo_policy;
-        let checked = match RepoUrl::parse(repo.as_str(), policy) {
-            Ok(r) => policy.check_resolved(&r).await.map(|()| r),
-            Err(e) => Err(e.to_string()),
-        };
-        checked.map_err(|cause| {
-            warn!(task_id = %self.spec.id, repo = %openclaw_common::config::redact_url(repo.as_str()), %cause, "repo refused by the egress policy");
-            GitError::Unreachable {
-                detail: cause,
-                transient: false,
-            }
-        })
-    }
-
-    /// Clones (blocking, off the runtime) and publishes `cloned`.
-    async fn clone_repo(
-        &self,
-        task_repo: &TaskRepo,
-        limits: &openclaw_common::agents::Limits,
-        events: &mut EventWriter,
-    ) -> Result<Result<Checkout, GitError>, StoreError> {
-        let limits = git::RepoLimits {
-            max_bytes: limits.max_repo_bytes,
-            max_files: limits.max_repo_files,
-            min_free_bytes: limits.min_free_disk_bytes,
-        };
-        let repo = match self.reachable_repo().await {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(e)),
-        };
-        let started = Instant::now();
-        let (dir, base, push, git) = (
-            task_repo.clone(),
-            self.spec.branch.clone(),
-            self.spec.push_branch.clone(),
-            self.config.git.clone(),
-        );
-        let cloned = self
-            .git_step("git clone", move || {
-                git::clone(&repo, &dir, base.as_ref(), &push, &git, &limits)
-            })
-            .await;
-        if let Err(e) = &cloned {
-            warn!(task_id = %self.spec.id, cause = %self.config.redact(&e.detail()), "clone failed");
-        }
-        if let Ok(c) = &cloned {
-            events
-                .publish(EventKind::Cloned {
-                    sha: c.sha.clone(),
-                    branch: c.branch.clone(),
-                    duration_ms: started.elapsed().as_millis() as u64,
-                })
-                .await?;
-        }
-        Ok(cloned)
-    }
-
     fn first_messages(
         &self,
         profile: &AgentProfile,
@@ -715,24 +638,6 @@ impl Task<'_> {
         messages
     }
 
-    /// Runs the blocking git step `run` off the runtime, traced as `name`.
-    async fn git_step<T: Send + 'static>(
-        &self,
-        name: &str,
-        run: impl FnOnce() -> Result<T, GitError> + Send + 'static,
-    ) -> Result<T, GitError> {
-        let started = std::time::SystemTime::now();
-        let result = tokio::task::spawn_blocking(run)
-            .await
-            .unwrap_or_else(|e| Err(GitError::Other(format!("{name} panicked: {e}"))));
-        self.tracer.step(
-            name,
-            started,
-            result.as_ref().err().map(|e| e.to_string()).as_deref(),
-        );
-        result
-    }
-
     /// Commit, push, `completed`, status — and only then ack.
     async fn finish(
         &self,
@@ -765,35 +670,6 @@ impl Task<'_> {
         }
         self.record_completion(events, commit_sha, has_repo, summary)
             .await
-    }
-
-    /// After a rejected push: when the task branch now ends with this task's final commit, its
-    /// sha and summary. An earlier attempt that lost the task to this one while it was still
-    /// working pushed after this one cloned; its commit is the task's result, and it cannot
-    /// record that itself (this attempt's events fence it off).
-    async fn pushed_by_another_attempt(&self, repo: &TaskRepo) -> Option<(String, String)> {
-        let tip = match self.reachable_repo().await {
-            Ok(url) => {
-                let (r, b, g) = (
-                    repo.clone(),
-                    self.spec.push_branch.clone(),
-                    self.config.git.clone(),
-                );
-                self.git_step("git fetch", move || git::remote_tip(&r, &url, &b, &g))
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        match tip {
-            Ok(Some((sha, message))) => {
-                git::final_commit_summary(&message, &self.spec.id).map(|summary| (sha, summary))
-            }
-            Ok(None) => None,
-            Err(e) => {
-                warn!(task_id = %self.spec.id, cause = %self.config.redact(&e.detail()), "cannot read the task branch after a rejected push");
-                None
-            }
-        }
     }
 
     /// `completed`, then the status: the last two steps before the ack.
@@ -837,57 +713,6 @@ impl Task<'_> {
             },
             Settle::Ack,
         ))
-    }
-
-    /// Commits all changes and pushes them; `Ok(None)` when nothing changed.
-    async fn commit_and_push(
-        &self,
-        events: &mut EventWriter,
-        repo: &TaskRepo,
-        message: &str,
-        checkpoint: bool,
-    ) -> Result<Result<Option<String>, GitError>, StoreError> {
-        let (r, m, g) = (repo.clone(), message.to_owned(), self.config.git.clone());
-        let committed = self
-            .git_step("git commit", move || git::commit_all(&r, &m, &g))
-            .await;
-        let commit = match committed {
-            Ok(Some(c)) => c,
-            Ok(None) => return Ok(Ok(None)),
-            Err(e) => return Ok(Err(e)),
-        };
-        events
-            .publish(EventKind::Committed {
-                sha: commit.sha.clone(),
-                files: commit.files.clone(),
-                checkpoint,
-            })
-            .await?;
-        // The push goes to the URL checked here, now, and the event names that URL.
-        let url = match self.reachable_repo().await {
-            Ok(url) => url,
-            Err(e) => return Ok(Err(e)),
-        };
-        let remote = openclaw_common::config::redact_url(url.as_str());
-        let (r, b, g) = (
-            repo.clone(),
-            self.spec.push_branch.clone(),
-            self.config.git.clone(),
-        );
-        let pushed = self
-            .git_step("git push", move || git::push(&r, &url, &b, &g))
-            .await;
-        if let Err(e) = pushed {
-            return Ok(Err(e));
-        }
-        events
-            .publish(EventKind::Pushed {
-                remote,
-                branch: self.spec.push_branch.to_string(),
-                sha: commit.sha.clone(),
-            })
-            .await?;
-        Ok(Ok(Some(commit.sha)))
     }
 
     /// SIGTERM: push what there is to the task branch and hand the task back.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use openclaw_common::event::EventKind;
 use openclaw_common::ids::AgentName;
-use openclaw_common::jetstream::{StoreError, Stores, Update};
 use openclaw_common::status::TaskState;
+use openclaw_common::store::{StoreError, Stores, Update};
 
 /// First pause after a start failure; doubles per consecutive failure up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{EnvVar, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use openclaw_common::ids::AgentName;
-use openclaw_common::jetstream::Stores;
+use openclaw_common::store::Stores;
 
 use super::feedback::{Feedback, NATS_UNAVAILABLE_EXIT_CODE, StartOutcome, exited_at_start};
 use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};

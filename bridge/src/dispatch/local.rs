@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use openclaw_common::config::PROCESS_ENV_VARS;
 use openclaw_common::ids::AgentName;
-use openclaw_common::jetstream::Stores;
+use openclaw_common::store::Stores;
 use tokio::task::JoinSet;
 
 use super::feedback::{Feedback, NATS_UNAVAILABLE_EXIT_CODE, StartOutcome, exited_at_start};

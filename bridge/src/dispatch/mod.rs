@@ -11,10 +11,8 @@ pub mod local;
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::pull;
 use openclaw_common::ids::AgentName;
-use openclaw_common::jetstream::Stores;
-use openclaw_common::names;
+use openclaw_common::store::Stores;
 
 pub use kubernetes::KubernetesDispatcher;
 pub use local::LocalDispatcher;
@@ -110,17 +108,10 @@ impl DispatchLease {
 
 /// Reads the consumer of `agent`: (pending, unacknowledged).
 pub async fn consumer_backlog(stores: &Stores, agent: &AgentName) -> Result<(u64, u64), String> {
-    let stream = stores
-        .js
-        .get_stream(names::TASKS_STREAM)
+    stores
+        .consumer_backlog(agent)
         .await
-        .map_err(|e| e.to_string())?;
-    let mut consumer = stream
-        .get_consumer::<pull::Config>(&names::worker_consumer(agent))
-        .await
-        .map_err(|e| e.to_string())?;
-    let info = consumer.info().await.map_err(|e| e.to_string())?;
-    Ok((info.num_pending, info.num_ack_pending as u64))
+        .map_err(|e| e.to_string())
 }
 
 /// Remembers when a waiting worker was last started for orphans, per agent, so that the next

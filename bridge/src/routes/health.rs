@@ -1,6 +1,5 @@
 use axum::Json;
 use axum::extract::State;
-use openclaw_common::names;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -15,22 +14,11 @@ pub async fn health() -> Json<Value> {
 /// `KV_<bucket>`); 503 with the reason otherwise.
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stores = state.stores()?;
-    let buckets = [
-        names::STATUS_BUCKET,
-        names::SESSIONS_BUCKET,
-        names::LEASES_BUCKET,
-    ]
-    .map(|b| format!("KV_{b}"));
-    let streams = [names::TASKS_STREAM, names::EVENTS_STREAM]
-        .into_iter()
-        .chain(buckets.iter().map(String::as_str));
-    for stream in streams {
-        stores.js.get_stream(stream).await.map_err(|e| {
-            // Have what is missing recreated now rather than at the next periodic check.
-            state.setup_wakeup.notify_one();
-            ApiError::Unavailable(format!("stream {stream} is not available: {e}"))
-        })?;
-    }
+    stores.check_streams().await.map_err(|e| {
+        // Have what is missing recreated now rather than at the next periodic check.
+        state.setup_wakeup.notify_one();
+        ApiError::Unavailable(e.to_string())
+    })?;
     // Dispatch trouble does not make the bridge unready (a restart would not help); it is
     // reported, with the reasons the waiting tasks were given.
     let waiting = state
