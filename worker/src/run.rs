@@ -5,18 +5,16 @@
 //! delay (a later attempt retries) until `max_deliver`; permanent failure → `failed` + term;
 //! cancel → `canceled` + term; SIGTERM → checkpoint commit pushed to the task branch + nak.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::pull;
-use async_nats::jetstream::{self as js_api, AckKind};
-use futures_util::StreamExt;
 use openclaw_common::agents::AgentProfile;
 use openclaw_common::event::EventKind;
 use openclaw_common::ids::TaskId;
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus, Usage};
-use openclaw_common::store::{self, EventWriter, StoreError, Stores, TaskStores, Update};
+use openclaw_common::store::{
+    self, EventWriter, Settle, StoreError, TaskStores, Update, WorkerQueue,
+};
 use openclaw_common::task::{TaskSpec, TurnRole};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
@@ -62,51 +60,11 @@ pub enum RunError {
     JetStream(String),
 }
 
-/// What to tell JetStream about the message once the task is settled.
-enum Settle {
-    Ack,
-    Nak(Duration),
-    Term,
-}
-
 /// The shortest wait for a task the worker asks the server for.
 const MIN_FETCH_WAIT: Duration = Duration::from_millis(100);
 /// The pause before asking again when the server ended a wait (so a consumer that keeps
 /// refusing costs a few requests, not a busy loop).
 const REFETCH_PAUSE: Duration = Duration::from_millis(250);
-
-/// Opens the agent's consumer and asks for one task, waiting up to `wait`; retried (bounded)
-/// while JetStream cannot answer. Returns the consumer's `ack_wait` and `max_deliver` too.
-async fn fetch_one(
-    js: &async_nats::jetstream::Context,
-    consumer_name: &str,
-    wait: Duration,
-) -> Result<(Duration, i64, pull::Batch), StoreError> {
-    store::retrying("fetch a task", || async {
-        let tasks = js
-            .get_stream_no_info(names::TASKS_STREAM)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("stream {}: {e}", names::TASKS_STREAM)))?;
-        let mut consumer = tasks
-            .get_consumer::<pull::Config>(consumer_name)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("consumer {consumer_name}: {e}")))?;
-        let info = consumer
-            .info()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("consumer {consumer_name}: {e}")))?;
-        let (ack_wait, max_deliver) = (info.config.ack_wait, info.config.max_deliver);
-        let batch = consumer
-            .fetch()
-            .max_messages(1)
-            .expires(wait)
-            .messages()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("fetch: {e}")))?;
-        Ok((ack_wait, max_deliver, batch))
-    })
-    .await
-}
 
 /// Fetches one task of the configured agent and carries it through.
 pub async fn run_one(
@@ -124,24 +82,22 @@ pub async fn run_one(
     // (a JoinSet aborts its tasks when dropped).
     let mut background = tokio::task::JoinSet::new();
     background.spawn(store::log_server_moves(client.clone()));
-    let js = store::context(client.clone());
-    let consumer_name = names::worker_consumer(&config.agent);
+    let queue = WorkerQueue::new(client.clone(), &config.agent);
     // Opening the consumer and asking for a task retry (bounded) through a leader election,
     // like every store call. The server ends a waiting request with a status when the
     // consumer's leader changes or the consumer is made again: ask again for the rest of the
     // wait, a moment later.
     let deadline = tokio::time::Instant::now() + config.fetch_wait;
-    let (ack_wait, max_deliver, msg) = loop {
+    let msg = loop {
         let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let (ack_wait, max_deliver, mut batch) =
-            fetch_one(&js, &consumer_name, wait.max(MIN_FETCH_WAIT)).await?;
+        let mut fetch = queue.fetch(wait.max(MIN_FETCH_WAIT)).await?;
         let next = tokio::select! {
-            next = batch.next() => next,
+            next = fetch.next() => next,
             () = terminate.cancelled() => return Ok(Outcome::NoTask),
         };
         match next {
             None => return Ok(Outcome::NoTask),
-            Some(Ok(m)) => break (ack_wait, max_deliver, Arc::new(m)),
+            Some(Ok(m)) => break m,
             Some(Err(e)) if deadline > tokio::time::Instant::now() + REFETCH_PAUSE => {
                 warn!(error = %e, "the server ended the wait for a task; asking again");
                 tokio::time::sleep(REFETCH_PAUSE).await;
@@ -149,16 +105,14 @@ pub async fn run_one(
             Some(Err(e)) => return Err(RunError::JetStream(format!("fetch: {e}"))),
         }
     };
-    let (attempt, msg_seq, published) = msg
-        .info()
-        .map(|i| (i.delivered.max(1) as u32, i.stream_sequence, i.published))
-        .unwrap_or((1, 0, openclaw_common::now()));
+    let (attempt, msg_seq, published) = msg.delivery();
+    let max_deliver = msg.max_deliver;
 
-    let spec: TaskSpec = match serde_json::from_slice(&msg.payload) {
+    let spec: TaskSpec = match serde_json::from_slice(msg.payload()) {
         Ok(spec) => spec,
         Err(e) => {
-            warn!(subject = %msg.subject, error = %e, "unreadable task message; terminating it");
-            settle(&msg, Settle::Term).await?;
+            warn!(subject = %msg.subject(), error = %e, "unreadable task message; terminating it");
+            msg.settle(Settle::Term).await?;
             return Ok(Outcome::Failed {
                 reason: format!("unreadable task message: {e}"),
                 retry: false,
@@ -167,23 +121,19 @@ pub async fn run_one(
     };
     // A message with a ticket is written about as its own NATS user, which may touch this
     // task's events and record and nothing else; without one, with the worker's user.
-    let ticket = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(names::TASK_TICKET_HEADER))
-        .map(|t| t.as_str().to_owned());
+    let ticket = msg.header(names::TASK_TICKET_HEADER).map(str::to_owned);
     // A copy of a stored task republished by hand (say with the nats CLI) runs again as a new
     // task linked to the original; a redelivery of the original message is the same task.
     let bound = match &ticket {
         Some(ticket) => open_task_stores(config, msg_seq, ticket, &spec.id).await,
-        None => open_worker_stores(&js, &spec.id).await,
+        None => open_worker_stores(&queue, &spec.id).await,
     };
     let (stores, task_client, known) = match bound {
         Ok(bound) => bound,
         Err(e) => {
             // Hand the task back now rather than after ack_wait.
             warn!(task_id = %spec.id, error = %e, "cannot read the task's status; handing it back");
-            settle(&msg, Settle::Nak(config.nak_delay)).await.ok();
+            msg.settle(Settle::Nak(config.nak_delay)).await.ok();
             return Err(e.into());
         }
     };
@@ -192,7 +142,7 @@ pub async fn run_one(
     if spec.id != original {
         info!(%original, task_id = %spec.id, "republished task: running it as a replay");
     }
-    let keep_alive = tokio::spawn(keep_alive(msg.clone(), ack_wait));
+    let keep_alive = tokio::spawn(msg.clone().keep_alive());
     let span = tracing::info_span!("task", task_id = %spec.id, agent = %spec.agent, attempt);
     let model = spec
         .model
@@ -201,10 +151,8 @@ pub async fn run_one(
         .unwrap_or_else(|| config.llm.default_model.clone());
     // The bridge's submit span, when the message carries it (a republished copy does not).
     let traceparent = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(openclaw_common::names::TRACEPARENT_HEADER))
-        .and_then(|v| parse_traceparent(v.as_str()));
+        .header(openclaw_common::names::TRACEPARENT_HEADER)
+        .and_then(parse_traceparent);
     let tracer = Tracer::start(&config.tracing, &spec, attempt, &model, traceparent);
     let task = Task {
         config,
@@ -263,7 +211,7 @@ pub async fn run_one(
             )
         }
     };
-    settle(&msg, how).await?;
+    msg.settle(how).await?;
     info!(task_id = %spec.id, ?outcome, "task settled");
     match &outcome {
         Outcome::Completed { summary, .. } => tracer.finish(Ok(summary)).await,
@@ -304,53 +252,12 @@ async fn open_task_stores(
 /// The task's stores as the worker's own user, which may read every task (a deployment
 /// without the callout), and what is known of task `id`: its record, or its first message.
 async fn open_worker_stores(
-    js: &async_nats::jetstream::Context,
+    queue: &WorkerQueue,
     id: &TaskId,
 ) -> Result<(TaskStores, Option<async_nats::Client>, Option<TaskStatus>), StoreError> {
-    let stores = Stores::open(js.clone()).await?;
+    let stores = queue.stores().await?;
     let known = stores.record_of(id).await?;
     Ok((stores.task_stores(), None, known))
-}
-
-/// Tells JetStream the task is still being worked on, well inside `ack_wait`, until aborted.
-/// Each progress ack waits for the server's answer, and one that gets none is sent again
-/// soon: in a cluster a consumer's leader election swallows acks, and a task whose acks all
-/// go missing for `ack_wait` is given to another worker (which the fencing survives, at the
-/// cost of a second run).
-async fn keep_alive(msg: Arc<js_api::Message>, ack_wait: Duration) {
-    let every = (ack_wait / 3).max(Duration::from_millis(200));
-    let again = (every / 5).max(Duration::from_millis(100));
-    let mut wait = every;
-    loop {
-        tokio::time::sleep(wait).await;
-        wait = match tokio::time::timeout(every, msg.double_ack_with(AckKind::Progress)).await {
-            Ok(Ok(())) => every,
-            Ok(Err(e)) => {
-                warn!(error = %e, "in-progress ack failed; sending it again");
-                again
-            }
-            Err(_) => {
-                warn!(within = ?every, "in-progress ack not answered; sending it again");
-                again
-            }
-        };
-    }
-}
-
-async fn settle(msg: &js_api::Message, how: Settle) -> Result<(), RunError> {
-    // Retried through a leader election: settling twice is the same as once.
-    store::retrying("settle the task message", || async {
-        let result = match how {
-            // Double ack: wait for the server to confirm, so a lost ack cannot redeliver a
-            // task that is done.
-            Settle::Ack => msg.double_ack().await,
-            Settle::Nak(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
-            Settle::Term => msg.ack_with(AckKind::Term).await,
-        };
-        result.map_err(|e| StoreError::Unavailable(format!("ack: {e}")))
-    })
-    .await?;
-    Ok(())
 }
 
 /// What claiming the task found.

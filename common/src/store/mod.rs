@@ -2,7 +2,8 @@
 //! module holds a JetStream context; whatever the binaries need of NATS is a method here.
 //!
 //! - [`setup`]: the streams, consumers and buckets, created from the `nats/*.json` definitions.
-//! - [`tasks`]: the task messages ([`TaskQueue`]).
+//! - [`tasks`]: the task messages ([`TaskQueue`]); [`held`]: a worker's side of them (its
+//!   consumer, the message it holds, progress acks, settling).
 //! - [`events`]: a task's events ([`EventLog`], [`EventWriter`] and its fence).
 //! - [`records`]: the KV records: statuses ([`StatusStore`]), sessions, leases.
 //! - here: connecting, retrying through leader elections, the [`Stores`] handle and the reads
@@ -20,11 +21,13 @@ use crate::names;
 use crate::status::TaskStatus;
 
 mod events;
+mod held;
 mod records;
 mod setup;
 mod tasks;
 
 pub use events::*;
+pub use held::*;
 pub use records::*;
 pub use setup::*;
 pub use tasks::*;
