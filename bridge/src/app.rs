@@ -96,12 +96,21 @@ impl Application {
                 }
             }
         });
+        let dispatch = crate::dispatch::DispatchContext {
+            config: state.config.clone(),
+            client: state.client.clone(),
+            stores: state.stores.clone(),
+            dispatch_wakeup: state.dispatch_wakeup.clone(),
+            dispatch_waiting: state.dispatch_waiting.clone(),
+            metrics: state.metrics.clone(),
+            shutdown: state.shutdown.clone(),
+        };
         match state.config.dispatch {
             DispatchMode::Local => {
-                tasks.spawn(LocalDispatcher::new(state.clone()).run());
+                tasks.spawn(LocalDispatcher::new(dispatch).run());
             }
             DispatchMode::Kubernetes => {
-                tasks.spawn(KubernetesDispatcher::new(state.clone()).run());
+                tasks.spawn(KubernetesDispatcher::new(dispatch).run());
             }
             DispatchMode::None => {}
         }

@@ -67,13 +67,6 @@ impl Shared {
 
     /// The stores, or 503 while NATS is down or JetStream is not set up yet.
     pub fn stores(&self) -> Result<&Stores, ApiError> {
-        if self.client.connection_state() != async_nats::connection::State::Connected {
-            return Err(ApiError::Unavailable(
-                "NATS is not connected; retry later".into(),
-            ));
-        }
-        self.stores.get().ok_or_else(|| {
-            ApiError::Unavailable("JetStream streams are not set up yet; retry later".into())
-        })
+        crate::dispatch::context::ready_stores(&self.client, &self.stores)
     }
 }

@@ -161,7 +161,7 @@ pub struct Feedback {
 const DEADLINE_CHECK: Duration = Duration::from_secs(5);
 
 impl Feedback {
-    pub fn new(state: &crate::state::AppState) -> Self {
+    pub fn new(state: &crate::dispatch::DispatchContext) -> Self {
         Self {
             gate: StartGate::new(state.config.max_starts_per_minute),
             announced: HashMap::new(),
@@ -195,7 +195,7 @@ impl Feedback {
     /// reasons for `/ready`.
     pub async fn tell(
         &mut self,
-        state: &crate::state::AppState,
+        state: &crate::dispatch::DispatchContext,
         stores: &Stores,
         agent: &AgentName,
         backlog: u64,

@@ -16,7 +16,7 @@ use openclaw_common::store::Stores;
 use super::feedback::{Feedback, NATS_UNAVAILABLE_EXIT_CODE, StartOutcome, exited_at_start};
 use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
 use crate::config::KubernetesDispatchConfig;
-use crate::state::AppState;
+use crate::dispatch::DispatchContext;
 
 /// The Job template used when no template directory is configured.
 const BUILT_IN_TEMPLATE: &str = include_str!("../../../deploy/base/job-templates/default.json");
@@ -252,7 +252,7 @@ pub fn diagnose(pod: &Pod) -> PodReport {
 
 /// Creates worker Jobs while tasks wait.
 pub struct KubernetesDispatcher {
-    state: AppState,
+    state: DispatchContext,
     /// When Jobs were last created for orphaned tasks.
     orphans: OrphanClock,
     /// Start backoff and what the waiting tasks were told.
@@ -262,7 +262,7 @@ pub struct KubernetesDispatcher {
 }
 
 impl KubernetesDispatcher {
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: DispatchContext) -> Self {
         let orphans = OrphanClock::new(state.config.nats.ack_wait);
         let feedback = Feedback::new(&state);
         Self {

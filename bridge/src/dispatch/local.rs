@@ -12,11 +12,11 @@ use tokio::task::JoinSet;
 
 use super::feedback::{Feedback, NATS_UNAVAILABLE_EXIT_CODE, StartOutcome, exited_at_start};
 use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
-use crate::state::AppState;
+use crate::dispatch::DispatchContext;
 
 /// Starts `openclaw-worker` processes on this machine while tasks wait.
 pub struct LocalDispatcher {
-    state: AppState,
+    state: DispatchContext,
     /// Children running per agent.
     running: HashMap<AgentName, usize>,
     /// When workers were last started for orphaned tasks.
@@ -39,7 +39,7 @@ pub struct LocalDispatcher {
 const NO_TASK_EXIT_CODE: i32 = 3;
 
 impl LocalDispatcher {
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: DispatchContext) -> Self {
         let orphans = OrphanClock::new(state.config.nats.ack_wait);
         let feedback = Feedback::new(&state);
         let termination_logs = tempfile::Builder::new()

@@ -5,6 +5,7 @@
 //! pending (never delivered) and unacknowledged tasks, and the workers running — and the same
 //! decision, [`workers_to_start`]. They run on a poll interval and whenever a task is queued.
 
+pub mod context;
 pub mod feedback;
 pub mod kubernetes;
 pub mod local;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use openclaw_common::ids::AgentName;
 use openclaw_common::store::Stores;
 
+pub use context::DispatchContext;
 pub use kubernetes::KubernetesDispatcher;
 pub use local::LocalDispatcher;
 
