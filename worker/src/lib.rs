@@ -13,10 +13,12 @@
 //!   judged against an allowlist per verb.
 //! - [`traces`]: OpenTelemetry traces of task attempts, to Langfuse (v4) and/or an OTLP collector.
 //! - [`secrets`]: the worker's secret values, redacted from all it publishes (streams too).
+//! - [`attempt`]: how an attempt ends and its fenced status writes.
 //! - [`workspace`]: the task's directory and checkout, and each git step on it (traced).
 //! - [`git`]: clone, branch, commit and push with git2; credentials only via callbacks.
 
 pub mod agent;
+mod attempt;
 pub mod cli;
 pub mod command_policy;
 pub mod commands;

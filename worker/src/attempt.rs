@@ -1,0 +1,225 @@
+//! How an attempt ends and what it writes: the completion (commit, push, `completed`, the
+//! status), a hand-back on SIGTERM (a checkpoint pushed first), a cancel, a failure — each
+//! through the attempt's fenced status writes, which a later attempt's claim stops.
+
+use std::time::Duration;
+
+use openclaw_common::event::EventKind;
+use openclaw_common::status::{TaskState, TaskStatus, Usage};
+use openclaw_common::store::{EventWriter, Settle, StoreError, Update};
+use tracing::{info, warn};
+
+use crate::git::{GitError, TaskRepo};
+use crate::run::{Outcome, Task, commit_message};
+
+impl Task<'_> {
+    /// Commit, push, `completed`, status — and only then ack.
+    pub(crate) async fn finish(
+        &self,
+        events: &mut EventWriter,
+        repo: &TaskRepo,
+        has_repo: bool,
+        summary: String,
+    ) -> Result<(Outcome, Settle), StoreError> {
+        let mut commit_sha = None;
+        if has_repo {
+            match self
+                .commit_and_push(events, repo, &commit_message(&summary, self.spec), false)
+                .await?
+            {
+                Ok(sha) => commit_sha = sha,
+                Err(e @ GitError::Rejected(_)) => {
+                    if let Some((sha, summary)) = self.pushed_by_another_attempt(repo).await {
+                        info!(task_id = %self.spec.id, commit = %sha, "another attempt of this task pushed its result first; recording that");
+                        return self
+                            .record_completion(events, Some(sha), true, summary)
+                            .await;
+                    }
+                    return self.fail(events, e.to_string(), false).await;
+                }
+                Err(e) => {
+                    let transient = e.is_transient();
+                    return self.fail(events, e.to_string(), transient).await;
+                }
+            }
+        }
+        self.record_completion(events, commit_sha, has_repo, summary)
+            .await
+    }
+
+    /// `completed`, then the status: the last two steps before the ack.
+    pub(crate) async fn record_completion(
+        &self,
+        events: &mut EventWriter,
+        commit_sha: Option<String>,
+        has_repo: bool,
+        summary: String,
+    ) -> Result<(Outcome, Settle), StoreError> {
+        let branch = has_repo.then(|| self.spec.push_branch.to_string());
+        // The totals: earlier attempts' (in the status) and this one's.
+        let earlier = self
+            .stores
+            .status
+            .get(&self.spec.id)
+            .await?
+            .and_then(|s| s.usage)
+            .unwrap_or_default();
+        events
+            .publish(EventKind::Completed {
+                summary: summary.clone(),
+                commit: commit_sha.clone(),
+                branch,
+                usage: Some(earlier.plus(&self.attempt_usage())),
+            })
+            .await?;
+        let commit = commit_sha.clone();
+        let summary_out = summary.clone();
+        self.set_status(move |s| {
+            s.status = TaskState::Completed;
+            s.commit = commit.clone().or(s.commit.take());
+            s.summary = Some(summary.clone());
+            s.error = None;
+        })
+        .await?;
+        Ok((
+            Outcome::Completed {
+                commit: commit_sha,
+                summary: summary_out,
+            },
+            Settle::Ack,
+        ))
+    }
+
+    /// SIGTERM: push what there is to the task branch and hand the task back.
+    pub(crate) async fn interrupted(
+        &self,
+        events: &mut EventWriter,
+        repo: &TaskRepo,
+        has_repo: bool,
+    ) -> Result<(Outcome, Settle), StoreError> {
+        let mut note = "interrupted (SIGTERM)".to_owned();
+        if has_repo {
+            let message = format!(
+                "OpenClaw checkpoint (attempt {})\n\nOpenClaw-Task: {}\nOpenClaw-Checkpoint: true\n",
+                self.attempt, self.spec.id
+            );
+            match self.commit_and_push(events, repo, &message, true).await? {
+                Ok(Some(sha)) => note.push_str(&format!(
+                    "; checkpoint {sha} pushed to {}",
+                    self.spec.push_branch
+                )),
+                Ok(None) => note.push_str("; nothing to checkpoint"),
+                Err(e) => note.push_str(&format!("; checkpoint failed: {e}")),
+            }
+        }
+        events
+            .publish(EventKind::Failed {
+                reason: format!("{note}; the task will resume"),
+                retryable: true,
+            })
+            .await?;
+        let n = note.clone();
+        self.set_status(move |s| {
+            s.status = TaskState::Queued;
+            s.error = Some(n.clone());
+        })
+        .await?;
+        Ok((
+            Outcome::Interrupted,
+            Settle::Nak(Duration::from_millis(200)),
+        ))
+    }
+
+    pub(crate) async fn canceled(
+        &self,
+        events: &mut EventWriter,
+        reason: &str,
+    ) -> Result<(Outcome, Settle), StoreError> {
+        events
+            .publish(EventKind::Canceled {
+                reason: reason.to_owned(),
+            })
+            .await?;
+        self.set_status(|s| s.status = TaskState::Canceled).await?;
+        Ok((Outcome::Canceled, Settle::Term))
+    }
+
+    /// `failed`: retried later when transient and deliveries remain, else final.
+    pub(crate) async fn fail(
+        &self,
+        events: &mut EventWriter,
+        reason: String,
+        transient: bool,
+    ) -> Result<(Outcome, Settle), StoreError> {
+        let reason = self.config.redact(&reason);
+        let retry = transient && !self.last_attempt;
+        warn!(task_id = %self.spec.id, %reason, retry, "task failed");
+        events
+            .publish(EventKind::Failed {
+                reason: reason.clone(),
+                retryable: retry,
+            })
+            .await?;
+        let r = reason.clone();
+        self.set_status(move |s| {
+            s.status = if retry {
+                TaskState::Queued
+            } else {
+                TaskState::Failed
+            };
+            s.error = Some(r.clone());
+        })
+        .await?;
+        let settle = if retry {
+            Settle::Nak(self.config.nak_delay)
+        } else {
+            Settle::Term
+        };
+        Ok((Outcome::Failed { reason, retry }, settle))
+    }
+
+    /// This attempt's usage so far, its worker time included.
+    pub(crate) fn attempt_usage(&self) -> Usage {
+        let mut usage = self.usage.lock().map(|u| u.clone()).unwrap_or_default();
+        usage.worker_seconds = self.taken.elapsed().as_secs_f64();
+        usage.compute_cost_usd = self
+            .config
+            .worker_cost_per_hour
+            .map(|rate| usage.worker_seconds * rate / 3600.0);
+        usage
+    }
+
+    /// Changes the status record, unless a later attempt has claimed the task; the first
+    /// call of an attempt also adds its usage to the task's totals.
+    pub(crate) async fn set_status(
+        &self,
+        mut change: impl FnMut(&mut TaskStatus),
+    ) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let add = !self.usage_recorded.load(Ordering::SeqCst);
+        let usage = self.attempt_usage();
+        let written = self
+            .stores
+            .status
+            .update(&self.spec.id, |s| {
+                if s.attempts > self.attempt {
+                    return Update::Keep(false);
+                }
+                change(s);
+                if add {
+                    s.usage = Some(s.usage.take().unwrap_or_default().plus(&usage));
+                }
+                Update::Write(true)
+            })
+            .await?;
+        match written {
+            Some((_, true)) => {
+                self.usage_recorded.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+            Some((_, false)) => Err(StoreError::Superseded(self.spec.id)),
+            // Removed by hand (a purge): nothing left to update.
+            None => Ok(()),
+        }
+    }
+}
