@@ -10,13 +10,9 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::PullConsumer;
-use futures_util::StreamExt;
 use openclaw_common::event::EventKind;
-use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus};
-use openclaw_common::store::{StoreError, Stores, Update};
+use openclaw_common::store::{Settle, StoreError, Stores, Update};
 use serde::Deserialize;
 
 use crate::state::AppState;
@@ -69,32 +65,24 @@ pub async fn watch(state: AppState) {
 
 /// Handles advisories from the bridges' consumer until its message stream ends or fails.
 async fn take_advisories(state: &AppState, stores: &Stores) -> Result<(), StoreError> {
-    let consumer: PullConsumer = stores.advisories_consumer().await?;
-    let unavailable = |e: &dyn std::fmt::Display| {
-        StoreError::Unavailable(format!(
-            "consumer {} on {}: {e}",
-            names::ADVISORIES_CONSUMER,
-            names::ADVISORIES_STREAM
-        ))
-    };
-    let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
-    while let Some(msg) = messages.next().await {
-        let msg = msg.map_err(|e| unavailable(&e))?;
-        let settle = match serde_json::from_slice::<MaxDeliveries>(&msg.payload) {
+    let mut advisories = stores.advisories().await?;
+    while let Some(advisory) = advisories.next().await {
+        let advisory = advisory?;
+        let settle = match serde_json::from_slice::<MaxDeliveries>(advisory.payload()) {
             Err(e) => {
                 tracing::warn!(error = %e, "unreadable max-deliveries advisory; dropping it");
-                AckKind::Term
+                Settle::Term
             }
-            Ok(advisory) => match give_up(state, stores, &advisory).await {
-                Ok(()) => AckKind::Ack,
+            Ok(max) => match give_up(state, stores, &max).await {
+                Ok(()) => Settle::Ack,
                 Err(e) => {
-                    tracing::warn!(error = %e, seq = advisory.stream_seq, retry_in = ?RETRY_ADVISORY, "cannot mark an abandoned task failed");
-                    AckKind::Nak(Some(RETRY_ADVISORY))
+                    tracing::warn!(error = %e, seq = max.stream_seq, retry_in = ?RETRY_ADVISORY, "cannot mark an abandoned task failed");
+                    Settle::Nak(RETRY_ADVISORY)
                 }
             },
         };
         // A lost ack delivers the advisory again after ack_wait: giving up is idempotent.
-        if let Err(e) = msg.ack_with(settle).await {
+        if let Err(e) = advisory.settle(settle).await {
             tracing::debug!(error = %e, "cannot settle a max-deliveries advisory");
         }
     }

@@ -106,7 +106,7 @@ pub fn task_for_message(
 
 impl TaskStatus {
     /// The record of a task that has just been stored at stream sequence `seq`.
-    /// The task's first event ([`TaskEvent::queued`]).
+    /// The task's first event ([`crate::event::TaskEvent::queued`]).
     pub fn queued_event(&self) -> crate::event::TaskEvent {
         crate::event::TaskEvent::queued(self.id, &self.agent, self.created_at)
     }

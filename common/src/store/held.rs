@@ -186,3 +186,50 @@ impl HeldMessage {
         .await
     }
 }
+
+/// Why the advisories consumer cannot be read.
+pub(super) fn advisories_unavailable(e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!(
+        "consumer {} on {}: {e}",
+        names::ADVISORIES_CONSUMER,
+        names::ADVISORIES_STREAM
+    ))
+}
+
+/// The advisories the bridges take ([`Stores::advisories`]).
+pub struct Advisories {
+    pub(super) messages: pull::Stream,
+}
+
+/// One advisory, held until it is settled.
+pub struct Advisory {
+    msg: jetstream::Message,
+}
+
+impl Advisories {
+    /// The next advisory; `None` when the consumer's message stream ended.
+    pub async fn next(&mut self) -> Option<Result<Advisory, StoreError>> {
+        let next = self.messages.next().await?;
+        Some(
+            next.map(|msg| Advisory { msg })
+                .map_err(|e| advisories_unavailable(&e)),
+        )
+    }
+}
+
+impl Advisory {
+    pub fn payload(&self) -> &[u8] {
+        &self.msg.payload
+    }
+
+    /// Lets it go, once; a lost settle delivers it again after `ack_wait`, so handling one
+    /// must be idempotent.
+    pub async fn settle(&self, how: Settle) -> Result<(), String> {
+        let kind = match how {
+            Settle::Ack => AckKind::Ack,
+            Settle::Nak(delay) => AckKind::Nak(Some(delay)),
+            Settle::Term => AckKind::Term,
+        };
+        self.msg.ack_with(kind).await.map_err(|e| e.to_string())
+    }
+}

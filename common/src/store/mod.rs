@@ -1,11 +1,11 @@
 //! The only place that speaks JetStream. **Architecture Invariant:** nothing outside this
 //! module holds a JetStream context; whatever the binaries need of NATS is a method here.
 //!
-//! - [`setup`]: the streams, consumers and buckets, created from the `nats/*.json` definitions.
-//! - [`tasks`]: the task messages ([`TaskQueue`]); [`held`]: a worker's side of them (its
-//!   consumer, the message it holds, progress acks, settling).
-//! - [`events`]: a task's events ([`EventLog`], [`EventWriter`] and its fence).
-//! - [`records`]: the KV records: statuses ([`StatusStore`]), sessions, leases.
+//! - `setup`: the streams, consumers and buckets, created from the `nats/*.json` definitions.
+//! - `tasks`: the task messages ([`TaskQueue`]); `held`: a worker's side of them (its
+//!   consumer, the message it holds, progress acks, settling) and the bridges' advisories.
+//! - `events`: a task's events ([`EventLog`], [`EventWriter`] and its fence).
+//! - `records`: the KV records: statuses ([`StatusStore`]), sessions, leases.
 //! - here: connecting, retrying through leader elections, the [`Stores`] handle and the reads
 //!   that combine them ([`Stores::status_of`], …).
 
@@ -327,22 +327,20 @@ impl TaskStores {
 }
 
 impl Stores {
-    /// The bridges' pull consumer of max-deliveries advisories.
-    pub async fn advisories_consumer(&self) -> Result<consumer::PullConsumer, StoreError> {
-        let unavailable = |e: &dyn std::fmt::Display| {
-            StoreError::Unavailable(format!(
-                "consumer {} on {}: {e}",
-                names::ADVISORIES_CONSUMER,
-                names::ADVISORIES_STREAM
-            ))
-        };
-        self.js
+    /// The max-deliveries advisories kept for the bridges, from their shared consumer: each
+    /// is delivered to one bridge and comes again until it is settled.
+    pub async fn advisories(&self) -> Result<Advisories, StoreError> {
+        let unavailable = advisories_unavailable;
+        let consumer: consumer::PullConsumer = self
+            .js
             .get_stream_no_info(names::ADVISORIES_STREAM)
             .await
             .map_err(|e| unavailable(&e))?
             .get_consumer(names::ADVISORIES_CONSUMER)
             .await
-            .map_err(|e| unavailable(&e))
+            .map_err(|e| unavailable(&e))?;
+        let messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
+        Ok(Advisories { messages })
     }
 
     /// The backlog of `agent`'s worker consumer: (pending, delivered but unacknowledged).
