@@ -18,6 +18,8 @@ struct Store {
     jobs: Vec<Value>,
     pods: Vec<Value>,
     version: u64,
+    /// How many times Jobs were listed: each dispatcher pass lists them once.
+    job_lists: u64,
     /// When set, creating a Job answers 403 as an API server does to a service account whose
     /// Role lacks `create` on jobs.
     refuse_jobs: bool,
@@ -42,6 +44,16 @@ impl FakeKubeApi {
             .with_state(store.clone());
         let (url, server) = crate::serve(app).await;
         Self { url, store, server }
+    }
+
+    /// Waits until the dispatcher has looked at the Jobs `passes` more times from now: what
+    /// a test that proves "no more Jobs" waits on, instead of sleeping.
+    pub async fn passes(&self, passes: u64) {
+        let from = self.store.lock().expect("store").job_lists;
+        crate::eventually(20, "more dispatcher passes", || async {
+            (self.store.lock().expect("store").job_lists >= from + passes).then_some(())
+        })
+        .await;
     }
 
     /// Every Job created so far.
@@ -131,7 +143,8 @@ async fn list(
     Path(ns): Path<String>,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let store = store.lock().expect("store");
+    let mut store = store.lock().expect("store");
+    store.job_lists += 1;
     listing(&store.jobs, store.version, &ns, &q, "batch/v1", "JobList")
 }
 

@@ -80,7 +80,8 @@ async fn one_job_per_waiting_task_bounded_and_more_only_as_jobs_finish() {
         app.submit(&body).await;
     }
     let jobs = jobs_eventually(&kube, 2).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Two more passes of the dispatcher saw the third task and started nothing.
+    kube.passes(2).await;
     assert_eq!(kube.jobs().len(), 2, "bounded by OPENCLAW_MAX_JOBS");
 
     let job = &jobs[0];
@@ -140,7 +141,7 @@ async fn one_job_per_waiting_task_bounded_and_more_only_as_jobs_finish() {
     let jobs = jobs_eventually(&kube, 3).await;
     work_one(&app, "doc-writer").await;
     kube.finish(jobs[2]["metadata"]["name"].as_str().unwrap(), "Complete");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    kube.passes(2).await;
     assert_eq!(kube.jobs().len(), 3, "nothing waits, so no more Jobs");
 }
 
@@ -254,7 +255,7 @@ async fn a_task_orphaned_by_a_lost_pod_gets_one_waiting_job() {
         .find(|e| e["name"] == "OPENCLAW_FETCH_WAIT_SECS")
         .expect("a fetch wait");
     assert_eq!(wait["value"], "32");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    kube.passes(2).await;
     assert_eq!(kube.jobs().len(), 2, "one waiting Job covers the wait");
 }
 
@@ -282,7 +283,7 @@ async fn only_the_lease_holder_dispatches_and_a_standby_takes_over() {
         first.submit(&body).await;
     }
     jobs_eventually(&kube, 3).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    kube.passes(2).await;
     assert_eq!(kube.jobs().len(), 3, "two bridges, but one Job per task");
     let started = |app: &TestApp| {
         let url = format!("{}/metrics", app.base);
@@ -417,7 +418,8 @@ async fn a_worker_pod_that_exits_at_start_backs_off_with_its_termination_message
         .unwrap()
         .to_owned();
     fail(&second);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Five passes (polling every 0.2 s) inside the 2 s pause start nothing.
+    kube.passes(5).await;
     assert_eq!(
         kube.jobs().len(),
         2,
