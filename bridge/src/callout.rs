@@ -117,7 +117,8 @@ impl Grant {
         };
         let events = names::event_subject(&task);
         let mut publish = vec![
-            // Binding to the bucket reads its configuration (no contents).
+            // Binding to the bucket reads its configuration; with a subject filter that lists
+            // its keys (other tasks' ids, no contents): ARCHITECTURE.md, "NATS".
             format!("$JS.API.STREAM.INFO.KV_{}", names::STATUS_BUCKET),
             events.clone(),
             format!("$KV.{}.{task}", names::STATUS_BUCKET),
