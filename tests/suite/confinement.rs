@@ -289,7 +289,7 @@ async fn a_worker_reads_and_writes_only_the_task_it_holds() {
 }
 
 /// A secured bridge answering the callout, without dispatch.
-async fn secured_app(agents: &[&str]) -> TestApp {
+pub(crate) async fn secured_app(agents: &[&str]) -> TestApp {
     let nats = NatsServer::start_secured(agents);
     let seed = nats.security.as_ref().unwrap().callout_seed();
     let mut builder =

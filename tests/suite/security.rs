@@ -785,21 +785,8 @@ fn nats_config_as(
 
 #[tokio::test]
 async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publish_tasks() {
-    use openclaw_tests::nats::{BRIDGE, NatsServer, WORKER_PASSWORD};
-    let nats = NatsServer::start_secured(&["doc-writer"]);
-    let mut builder = openclaw_tests::app::TestApp::builder().env(
-        "OPENCLAW_NATS_CALLOUT_SEED",
-        nats.security
-            .as_ref()
-            .unwrap()
-            .callout_seed()
-            .display()
-            .to_string(),
-    );
-    for (k, v) in nats.client_env(BRIDGE.0, BRIDGE.1) {
-        builder = builder.env(&k, v);
-    }
-    let app = builder.nats(nats).spawn().await;
+    use openclaw_tests::nats::WORKER_PASSWORD;
+    let app = crate::confinement::secured_app(&["doc-writer"]).await;
     let worker_user = "worker-doc-writer";
     // The worker signs in with its NKey (the bridge with a password).
     let security = app.nats.security.as_ref().unwrap();
