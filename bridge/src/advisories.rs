@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use openclaw_common::event::EventKind;
-use openclaw_common::status::{TaskState, TaskStatus};
-use openclaw_common::store::{Settle, StoreError, Stores, Update};
+use openclaw_common::lifecycle::{self, BridgeEnd};
+use openclaw_common::status::TaskStatus;
+use openclaw_common::store::{Settle, StoreError, Stores};
 use serde::Deserialize;
 
 use crate::state::AppState;
@@ -99,48 +99,21 @@ async fn give_up(
         "gave up after {} deliveries: the worker stopped without reporting",
         advisory.deliveries
     );
-    // A worker that stored its end in the events and died before its record ended the task
-    // all the same: record that end, not a failure.
-    let ended = stores
-        .events
-        .last_event(&spec.id)
-        .await?
-        .filter(|e| e.kind.is_terminal());
-    // A worker that died before writing anything left no record: create it.
+    // A worker that died before writing anything left no record: `end_task` creates it. One
+    // that stored its end in the events and died before its record ended the task all the
+    // same: that end is recorded, not a failure.
     let base = TaskStatus::queued(&spec, advisory.stream_seq);
-    let (status, changed) = stores
-        .status
-        .update_or_create(&base, |s| {
-            if s.status.is_terminal() {
-                return Update::Keep(false);
-            }
-            if let Some(end) = &ended {
-                return if s.record_end(end) {
-                    Update::Write(false)
-                } else {
-                    Update::Keep(false)
-                };
-            }
-            s.status = TaskState::Failed;
-            s.error = Some(reason.clone());
-            Update::Write(true)
-        })
-        .await?;
-    if changed {
+    let ended = lifecycle::end_task(
+        stores,
+        &base,
+        BridgeEnd::GiveUp {
+            reason: reason.clone(),
+        },
+    )
+    .await?;
+    if ended.decided {
         tracing::warn!(task_id = %spec.id, %reason, "task abandoned");
         state.metrics.abandoned(spec.agent.as_str());
-    }
-    // Also when the record was failed by an earlier try whose answer was lost; a no-op when
-    // the events ended already (its worker's end).
-    if status.status == TaskState::Failed {
-        stores
-            .events
-            .writer(spec.queued_event(), 0)
-            .publish_end(EventKind::Failed {
-                reason: status.error.unwrap_or(reason),
-                retryable: false,
-            })
-            .await?;
     }
     Ok(())
 }

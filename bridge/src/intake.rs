@@ -1,10 +1,10 @@
 //! The one way tasks enter and are canceled, shared by the task API, the OpenAI-compatible
 //! front door and the original bridge's `/message`.
 
-use openclaw_common::event::EventKind;
 use openclaw_common::ids::TaskId;
+use openclaw_common::lifecycle::{self, BridgeEnd};
 use openclaw_common::status::{TaskState, TaskStatus};
-use openclaw_common::store::{Enqueued, Update};
+use openclaw_common::store::Enqueued;
 use openclaw_common::task::TaskSpec;
 
 use opentelemetry::KeyValue;
@@ -79,41 +79,13 @@ pub async fn cancel(state: &AppState, id: &TaskId) -> Result<TaskStatus, ApiErro
     let Some(current) = stores.status_of(id).await? else {
         return Err(ApiError::NotFound(format!("no task {id}")));
     };
-    let ended = |state: TaskState| {
-        ApiError::Conflict(format!("task {id} already ended as {}", state.as_str()))
-    };
-    // An end already in the events but not yet in the record (status_of reads it) counts too.
-    if current.status.is_terminal() && current.status != TaskState::Canceled {
-        return Err(ended(current.status));
+    let ended = lifecycle::end_task(stores, &current, BridgeEnd::Cancel).await?;
+    // An end already in the events but not yet in the record counts too (`end_task` reads it).
+    if ended.status.status.is_terminal() && ended.status.status != TaskState::Canceled {
+        return Err(ApiError::Conflict(format!(
+            "task {id} already ended as {}",
+            ended.status.status.as_str()
+        )));
     }
-    let (status, ()) = stores
-        .status
-        .update_or_create(&current, |s| match s.status {
-            TaskState::Queued => {
-                s.status = TaskState::Canceled;
-                s.cancel_requested = true;
-                Update::Write(())
-            }
-            TaskState::Running if !s.cancel_requested => {
-                s.cancel_requested = true;
-                Update::Write(())
-            }
-            _ => Update::Keep(()),
-        })
-        .await?;
-    if status.status.is_terminal() && status.status != TaskState::Canceled {
-        return Err(ended(status.status));
-    }
-    // Also when an earlier try stored the cancel and lost its answer (a retry finds it made):
-    // the stream ends once either way. A worker that canceled the task has ended it already.
-    if status.status == TaskState::Canceled {
-        stores
-            .events
-            .writer(status.queued_event(), 0)
-            .publish_end(EventKind::Canceled {
-                reason: "canceled before a worker started".into(),
-            })
-            .await?;
-    }
-    Ok(status)
+    Ok(ended.status)
 }

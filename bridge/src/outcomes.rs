@@ -88,7 +88,7 @@ async fn write_end_event_later(state: AppState, record: TaskStatus) {
     let Some(stores) = state.stores.get() else {
         return;
     };
-    if let Err(e) = stores.last_event_with_recorded_end(&record).await {
+    if let Err(e) = openclaw_common::lifecycle::close_events(stores, &record).await {
         // The first reader of the task's events writes it then.
         tracing::warn!(task_id = %record.id, error = %e, "cannot write a recorded end to the events");
     }

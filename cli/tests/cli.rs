@@ -7,8 +7,8 @@ use std::process::Stdio;
 
 use openclaw_common::event::{EventKind, TaskEvent};
 use openclaw_common::ids::TaskId;
+use openclaw_common::lifecycle::Update;
 use openclaw_common::status::TaskState;
-use openclaw_common::store::Update;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::{eventually, within};
 use serde_json::{Value, json};

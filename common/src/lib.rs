@@ -5,6 +5,8 @@
 //! - [`task`]: the task a client submits, as stored in the tasks stream.
 //! - [`event`]: the progress events of a task, as stored in the events stream.
 //! - [`status`]: the latest state of a task, as stored in the status KV bucket.
+//! - [`lifecycle`]: the rules of a task's life (claims, ends, which end wins), decided
+//!   without NATS over the [`lifecycle::Ledger`] the stores implement.
 //! - [`session`]: conversations whose tasks continue on one branch.
 //! - [`names`]: stream, subject, bucket and consumer names in one place.
 //! - [`store`]: the only JetStream code: creating those streams (from `nats/*.json`), and the
@@ -21,6 +23,7 @@ pub mod config;
 pub mod egress;
 pub mod event;
 pub mod ids;
+pub mod lifecycle;
 pub mod names;
 pub mod otel;
 pub mod session;

@@ -111,61 +111,6 @@ impl TaskStatus {
         crate::event::TaskEvent::queued(self.id, &self.agent, self.created_at)
     }
 
-    /// Records the task's end from its terminal event `end`; false (and no change) when `end`
-    /// is not terminal or the record already says the task ended. The end is stored first in
-    /// the events and then here, so an event is the truth for the instant between the two
-    /// writes, and for good when a worker is lost in between.
-    pub fn record_end(&mut self, end: &crate::event::TaskEvent) -> bool {
-        use crate::event::EventKind;
-        if self.status.is_terminal() || !end.kind.is_terminal() {
-            return false;
-        }
-        match &end.kind {
-            EventKind::Completed {
-                commit,
-                summary,
-                usage,
-                ..
-            } => {
-                self.status = TaskState::Completed;
-                self.commit = commit.clone().or(self.commit.take());
-                self.summary = Some(summary.clone());
-                self.usage = usage.clone().or(self.usage.take());
-                self.error = None;
-            }
-            EventKind::Failed { reason, .. } => {
-                self.status = TaskState::Failed;
-                self.error = Some(reason.clone());
-            }
-            _ => self.status = TaskState::Canceled,
-        }
-        self.updated_at = end.ts;
-        true
-    }
-
-    /// The terminal event that says what this record says, when the record says the task
-    /// ended; [`TaskStatus::record_end`] the other way round. For an end decided in the record
-    /// whose event was never written (its writer died between the two).
-    pub fn end_event(&self) -> Option<crate::event::EventKind> {
-        use crate::event::EventKind;
-        Some(match self.status {
-            TaskState::Queued | TaskState::Running => return None,
-            TaskState::Completed => EventKind::Completed {
-                summary: self.summary.clone().unwrap_or_default(),
-                commit: self.commit.clone(),
-                branch: self.repo.as_ref().map(|_| self.push_branch.to_string()),
-                usage: self.usage.clone(),
-            },
-            TaskState::Failed => EventKind::Failed {
-                reason: self.error.clone().unwrap_or_else(|| "failed".into()),
-                retryable: false,
-            },
-            TaskState::Canceled => EventKind::Canceled {
-                reason: "canceled".into(),
-            },
-        })
-    }
-
     pub fn queued(spec: &TaskSpec, seq: u64) -> Self {
         Self {
             v: crate::SCHEMA_VERSION,
@@ -205,53 +150,6 @@ mod tests {
             TaskState::Canceled,
         ] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
-    }
-
-    #[test]
-    fn an_ended_record_and_its_end_event_say_the_same() {
-        let id = TaskId::new();
-        let spec = TaskSpec {
-            v: crate::SCHEMA_VERSION,
-            id,
-            agent: AgentName::parse("doc-writer").unwrap(),
-            repo: None,
-            prompt: "p".into(),
-            branch: None,
-            push_branch: BranchName::for_task(&id),
-            model: None,
-            metadata: serde_json::Map::new(),
-            created_at: crate::now(),
-            history: Vec::new(),
-            replay_of: None,
-        };
-        let queued = TaskStatus::queued(&spec, 1);
-        assert!(queued.end_event().is_none());
-        for (state, error, summary) in [
-            (TaskState::Completed, None, Some("Wrote the docs")),
-            (TaskState::Failed, Some("not started within 60s"), None),
-            (TaskState::Canceled, None, None),
-        ] {
-            let mut ended = queued.clone();
-            ended.status = state;
-            ended.error = error.map(str::to_owned);
-            ended.summary = summary.map(str::to_owned);
-            ended.commit = summary.map(|_| "0123abcd".to_owned());
-            let kind = ended.end_event().expect("an end");
-            assert!(kind.is_terminal(), "{kind:?}");
-            let mut event = queued.queued_event();
-            event.kind = kind;
-            let mut recorded = queued.clone();
-            assert!(recorded.record_end(&event));
-            assert_eq!(
-                (
-                    recorded.status,
-                    recorded.error,
-                    recorded.summary,
-                    recorded.commit
-                ),
-                (ended.status, ended.error, ended.summary, ended.commit)
-            );
         }
     }
 }

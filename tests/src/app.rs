@@ -182,7 +182,7 @@ impl TestApp {
             .status
             .update_or_create(&current, |s| {
                 change(s);
-                openclaw_common::store::Update::Write(())
+                openclaw_common::lifecycle::Update::Write(())
             })
             .await
             .expect("write the task's record")

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use openclaw_common::event::EventKind;
-use openclaw_common::status::{TaskState, TaskStatus, Usage};
-use openclaw_common::store::{EventWriter, Settle, StoreError, Update};
+use openclaw_common::lifecycle::{self, AttemptEnd};
+use openclaw_common::status::Usage;
+use openclaw_common::store::{EventWriter, Settle, StoreError};
 use tracing::{info, warn};
 
 use crate::git::{GitError, TaskRepo};
@@ -72,19 +73,15 @@ impl Task<'_> {
                 usage: Some(earlier.plus(&self.attempt_usage())),
             })
             .await?;
-        let commit = commit_sha.clone();
-        let summary_out = summary.clone();
-        self.set_status(move |s| {
-            s.status = TaskState::Completed;
-            s.commit = commit.clone().or(s.commit.take());
-            s.summary = Some(summary.clone());
-            s.error = None;
+        self.set_status(AttemptEnd::Completed {
+            commit: commit_sha.clone(),
+            summary: summary.clone(),
         })
         .await?;
         Ok((
             Outcome::Completed {
                 commit: commit_sha,
-                summary: summary_out,
+                summary,
             },
             Settle::Ack,
         ))
@@ -118,12 +115,8 @@ impl Task<'_> {
                 retryable: true,
             })
             .await?;
-        let n = note.clone();
-        self.set_status(move |s| {
-            s.status = TaskState::Queued;
-            s.error = Some(n.clone());
-        })
-        .await?;
+        self.set_status(AttemptEnd::HandedBack { reason: note })
+            .await?;
         Ok((
             Outcome::Interrupted,
             Settle::Nak(Duration::from_millis(200)),
@@ -140,7 +133,7 @@ impl Task<'_> {
                 reason: reason.to_owned(),
             })
             .await?;
-        self.set_status(|s| s.status = TaskState::Canceled).await?;
+        self.set_status(AttemptEnd::Canceled).await?;
         Ok((Outcome::Canceled, Settle::Term))
     }
 
@@ -160,14 +153,14 @@ impl Task<'_> {
                 retryable: retry,
             })
             .await?;
-        let r = reason.clone();
-        self.set_status(move |s| {
-            s.status = if retry {
-                TaskState::Queued
-            } else {
-                TaskState::Failed
-            };
-            s.error = Some(r.clone());
+        self.set_status(if retry {
+            AttemptEnd::HandedBack {
+                reason: reason.clone(),
+            }
+        } else {
+            AttemptEnd::Failed {
+                reason: reason.clone(),
+            }
         })
         .await?;
         let settle = if retry {
@@ -189,12 +182,10 @@ impl Task<'_> {
         usage
     }
 
-    /// Changes the status record, unless a later attempt has claimed the task; the first
-    /// call of an attempt also adds its usage to the task's totals.
-    pub(crate) async fn set_status(
-        &self,
-        mut change: impl FnMut(&mut TaskStatus),
-    ) -> Result<(), StoreError> {
+    /// Records how this attempt ended ([`lifecycle::record_attempt_end`]), unless a later
+    /// attempt has claimed the task; the first call of an attempt also adds its usage to the
+    /// task's totals.
+    pub(crate) async fn set_status(&self, end: AttemptEnd) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
         let add = !self.usage_recorded.load(Ordering::SeqCst);
         let usage = self.attempt_usage();
@@ -202,14 +193,7 @@ impl Task<'_> {
             .stores
             .status
             .update(&self.spec.id, |s| {
-                if s.attempts > self.attempt {
-                    return Update::Keep(false);
-                }
-                change(s);
-                if add {
-                    s.usage = Some(s.usage.take().unwrap_or_default().plus(&usage));
-                }
-                Update::Write(true)
+                lifecycle::record_attempt_end(s, self.attempt, &end, add.then_some(&usage))
             })
             .await?;
         match written {

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use openclaw_common::agents::AgentProfile;
 use openclaw_common::event::EventKind;
 use openclaw_common::ids::TaskId;
+use openclaw_common::lifecycle::{self, Claim, Update};
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus, Usage};
-use openclaw_common::store::{self, Settle, StoreError, TaskStores, Update, WorkerQueue};
+use openclaw_common::store::{self, Settle, StoreError, TaskStores, WorkerQueue};
 use openclaw_common::task::{TaskSpec, TurnRole};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
@@ -258,20 +259,6 @@ async fn open_worker_stores(
     Ok((stores.task_stores(), None, known))
 }
 
-/// What claiming the task found.
-enum Claim {
-    /// The task is now `running` under this worker.
-    Claimed,
-    /// It had ended already (a redelivery after a crash between the end and the ack).
-    Ended(TaskState),
-    /// Cancel was requested before it started.
-    CancelRequested,
-    /// A later delivery of the task has claimed it (this worker was silent past `ack_wait`
-    /// before claiming). Even if that one handed the task back since, JetStream delivers it
-    /// again: this delivery is out of date either way.
-    Superseded,
-}
-
 /// One delivery of one task.
 pub(crate) struct Task<'a> {
     pub(crate) config: &'a WorkerConfig,
@@ -322,7 +309,7 @@ impl Task<'_> {
             self.stores
                 .status
                 .update(&id, |s| {
-                    if s.record_end(&end) {
+                    if lifecycle::record_end(s, &end) {
                         Update::Write(())
                     } else {
                         Update::Keep(())
@@ -338,48 +325,28 @@ impl Task<'_> {
         let claimed = self
             .stores
             .status
-            .update(&id, |s| {
-                if s.status.is_terminal() {
-                    return Update::Keep(Claim::Ended(s.status));
-                }
-                if s.attempts > attempt {
-                    return Update::Keep(Claim::Superseded);
-                }
-                if s.cancel_requested {
-                    return Update::Keep(Claim::CancelRequested);
-                }
-                s.status = TaskState::Running;
-                s.attempts = attempt;
-                s.worker_id = Some(worker_id.clone());
-                s.waiting_reason = None;
-                Update::Write(Claim::Claimed)
-            })
-            .await?
-            .map(|(_, claim)| claim);
+            .update(&id, |s| lifecycle::claim(s, attempt, &worker_id))
+            .await?;
         let mut events = self
             .stores
             .events
             .fenced_writer(spec.queued_event(), self.attempt);
         match claimed {
             None => return Err(StoreError::Unavailable(format!("status of {id} vanished"))),
-            Some(Claim::Ended(TaskState::Canceled)) => {
+            Some((record, Claim::Ended(TaskState::Canceled))) => {
                 // Canceled before it started: the bridge ends the events too, unless its answer
                 // was lost; then this ends them (once, whoever is first).
-                events
-                    .publish_end(EventKind::Canceled {
-                        reason: "canceled before a worker started".into(),
-                    })
-                    .await?;
+                lifecycle::close_events(self.stores, &record).await?;
                 return Ok((Outcome::Canceled, Settle::Term));
             }
-            Some(Claim::Ended(_)) => return Ok((Outcome::AlreadyDone, Settle::Ack)),
-            Some(Claim::Superseded) => return Err(StoreError::Superseded(id)),
-            Some(Claim::CancelRequested) => {
+            Some((_, Claim::Ended(_))) => return Ok((Outcome::AlreadyDone, Settle::Ack)),
+            Some((_, Claim::Superseded)) => return Err(StoreError::Superseded(id)),
+            Some((_, Claim::CancelRequested)) => {
                 return self
                     .canceled(&mut events, "canceled before the work started")
                     .await;
             }
-            Some(Claim::Claimed) => {}
+            Some((_, Claim::Claimed)) => {}
         }
         events
             .publish(EventKind::Started {

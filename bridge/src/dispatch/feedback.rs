@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use openclaw_common::event::EventKind;
 use openclaw_common::ids::AgentName;
+use openclaw_common::lifecycle::{self, BridgeEnd, Update};
 use openclaw_common::status::TaskState;
-use openclaw_common::store::{StoreError, Stores, Update};
+use openclaw_common::store::{StoreError, Stores};
 
 /// First pause after a start failure; doubles per consecutive failure up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -190,6 +191,16 @@ impl Feedback {
             .outcome(agent, StartOutcome::NatsUnavailable(reason), Instant::now());
     }
 
+    /// A worker of `agent` ended, as `outcome` says: a failure before it took a task backs
+    /// starts off (briefly for NATS trouble); one that took a task resets the backoff.
+    pub fn worker_ended(&mut self, agent: &AgentName, outcome: StartOutcome, now: Instant) {
+        match outcome {
+            StartOutcome::Failed(reason) => self.start_failed(agent, "exited", reason),
+            StartOutcome::NatsUnavailable(reason) => self.nats_unavailable(agent, reason),
+            outcome => self.gate.outcome(agent, outcome, now),
+        }
+    }
+
     /// After a reconcile of `agent`, whose consumer holds `backlog` tasks: tells its waiting
     /// tasks what is in the way when that changed, enforces queue deadlines, and publishes the
     /// reasons for `/ready`.
@@ -258,31 +269,16 @@ pub async fn announce(
                 deadline.as_secs(),
                 reason.map(|r| format!(": {r}")).unwrap_or_default()
             );
-            let (status, failed) = stores
-                .status
-                .update_or_create(&task, |s| {
-                    if s.status != TaskState::Queued || s.attempts > 0 {
-                        return Update::Keep(false);
-                    }
-                    s.status = TaskState::Failed;
-                    s.error = Some(why.clone());
-                    Update::Write(true)
-                })
-                .await?;
-            if failed {
+            let ended = lifecycle::end_task(
+                stores,
+                &task,
+                BridgeEnd::QueueDeadline {
+                    reason: why.clone(),
+                },
+            )
+            .await?;
+            if ended.decided {
                 tracing::warn!(task_id = %task.id, %agent, reason = %why, "task failed at its queue deadline");
-            }
-            // Also when an earlier try failed it and lost its answer; a no-op once the events
-            // have ended.
-            if status.status == TaskState::Failed {
-                stores
-                    .events
-                    .writer(task.queued_event(), 0)
-                    .publish_end(EventKind::Failed {
-                        reason: status.error.unwrap_or(why),
-                        retryable: false,
-                    })
-                    .await?;
             }
             continue;
         }

@@ -49,7 +49,7 @@ pub async fn stream(
     };
     // An end decided in the record whose event was never written (the bridge that decided it
     // died between the two) is written now: a reader must not wait for it forever.
-    let stored = stores.last_event_with_recorded_end(&task).await?;
+    let stored = openclaw_common::lifecycle::close_events(stores, &task).await?;
     // Nothing written yet: the task's `queued` event is read from its message, the same event
     // (and seq 1) its first writer will store.
     let synthesized = stored.is_none().then(|| task.queued_event());

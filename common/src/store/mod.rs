@@ -9,14 +9,17 @@
 //! - here: connecting, retrying through leader elections, the [`Stores`] handle and the reads
 //!   that combine them ([`Stores::status_of`], …).
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, Context, consumer, kv, stream};
 use bytes::Bytes;
 
 use crate::config::NatsConfig;
+use crate::event::EventKind;
 use crate::event::TaskEvent;
 use crate::ids::{AgentName, TaskId};
+use crate::lifecycle::{self, Ledger, Update};
 use crate::names;
 use crate::status::TaskStatus;
 
@@ -385,7 +388,7 @@ impl Stores {
 
     /// The status of task `id`: its record, or for a task nothing has been written about since
     /// its submit (the submit writes only the task message), `queued` as the message says.
-    /// A record that has not yet caught up with a terminal event ([`TaskStatus::record_end`])
+    /// A record that has not yet caught up with a terminal event ([`lifecycle::record_end`])
     /// is read with that end, so whoever saw the end in the event stream never reads less here.
     /// (Without a record nothing has ended: a worker writes the record before any event, and
     /// the bridge's cancel writes it before its `canceled`.) `None` for an unknown id.
@@ -396,7 +399,7 @@ impl Stores {
         if !status.status.is_terminal()
             && let Some(end) = self.events.last_event(id).await?
         {
-            status.record_end(&end);
+            lifecycle::record_end(&mut status, &end);
         }
         Ok(Some(status))
     }
@@ -408,32 +411,6 @@ impl Stores {
         match self.status.get(id).await? {
             Some(status) => Ok(Some(status)),
             None => self.queued_from_message(id).await,
-        }
-    }
-
-    /// The task's last event, after writing the end its record holds when its events have not
-    /// ended: an end the bridge decides goes to the record first, and a bridge that died
-    /// before the event left the events open. Whoever finds that first writes it, once
-    /// ([`EventWriter::publish_end`]).
-    pub async fn last_event_with_recorded_end(
-        &self,
-        record: &TaskStatus,
-    ) -> Result<Option<TaskEvent>, StoreError> {
-        let last = self.events.last_event(&record.id).await?;
-        let Some(end) = record
-            .end_event()
-            .filter(|_| !last.as_ref().is_some_and(|e| e.kind.is_terminal()))
-        else {
-            return Ok(last);
-        };
-        match self
-            .events
-            .writer(record.queued_event(), 0)
-            .publish_end(end)
-            .await?
-        {
-            Some(written) => Ok(Some(written)),
-            None => self.events.last_event(&record.id).await,
         }
     }
 
@@ -493,6 +470,51 @@ async fn last_on_subject<I>(
     })
     .await
 }
+
+/// The lifecycle rules' view of the stores: both handles hold a task's record and events.
+macro_rules! ledger {
+    ($stores:ty) => {
+        impl Ledger for $stores {
+            type Error = StoreError;
+
+            fn last_event(
+                &self,
+                id: &TaskId,
+            ) -> impl Future<Output = Result<Option<TaskEvent>, StoreError>> + Send {
+                self.events.last_event(id)
+            }
+
+            fn update<T: Send>(
+                &self,
+                id: &TaskId,
+                change: impl FnMut(&mut TaskStatus) -> Update<T> + Send,
+            ) -> impl Future<Output = Result<Option<(TaskStatus, T)>, StoreError>> + Send {
+                self.status.update(id, change)
+            }
+
+            fn update_or_create<T: Send>(
+                &self,
+                base: &TaskStatus,
+                change: impl FnMut(&mut TaskStatus) -> Update<T> + Send,
+            ) -> impl Future<Output = Result<(TaskStatus, T), StoreError>> + Send {
+                self.status.update_or_create(base, change)
+            }
+
+            async fn append_end(
+                &self,
+                record: &TaskStatus,
+                end: EventKind,
+            ) -> Result<Option<TaskEvent>, StoreError> {
+                self.events
+                    .writer(record.queued_event(), 0)
+                    .publish_end(end)
+                    .await
+            }
+        }
+    };
+}
+ledger!(Stores);
+ledger!(TaskStores);
 
 /// How a store reads the last message on a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
 use crate::ids::TaskId;
+use crate::lifecycle::Update;
 use crate::session::{Session, SessionKey};
 use crate::status::TaskStatus;
 
@@ -17,14 +18,6 @@ use super::*;
 pub struct StatusStore {
     pub(super) kv: kv::Store,
     pub(super) reads: Reads,
-}
-
-/// What an [`StatusStore::update`] closure decided.
-pub enum Update<T> {
-    /// Store the changed record and return `T`.
-    Write(T),
-    /// Leave the record as it is and return `T`.
-    Keep(T),
 }
 
 impl StatusStore {
