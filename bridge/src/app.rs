@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::require_bearer;
 use crate::config::{BridgeConfig, DispatchMode};
-use crate::dispatch::{KubernetesDispatcher, LocalDispatcher};
+use crate::dispatch::{KubernetesLauncher, LocalLauncher, Reconciler};
 use futures_util::StreamExt;
 
 use crate::error::ApiError;
@@ -107,10 +107,22 @@ impl Application {
         };
         match state.config.dispatch {
             DispatchMode::Local => {
-                tasks.spawn(LocalDispatcher::new(dispatch).run());
+                let cfg = &state.config.local;
+                let launcher = LocalLauncher::new(state.config.clone());
+                let reconciler =
+                    Reconciler::new(dispatch, launcher, cfg.max_workers, cfg.poll_interval);
+                tasks.spawn(reconciler.run());
             }
             DispatchMode::Kubernetes => {
-                tasks.spawn(KubernetesDispatcher::new(dispatch).run());
+                let cfg = &state.config.kubernetes;
+                match KubernetesLauncher::new(state.config.clone(), state.metrics.clone()) {
+                    Ok(launcher) => {
+                        let reconciler =
+                            Reconciler::new(dispatch, launcher, cfg.max_jobs, cfg.poll_interval);
+                        tasks.spawn(reconciler.run());
+                    }
+                    Err(e) => tracing::error!(error = %e, "kubernetes dispatch is off"),
+                }
             }
             DispatchMode::None => {}
         }

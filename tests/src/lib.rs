@@ -10,11 +10,14 @@
 //! - [`sse`]: a small SSE reader for asserting on event streams.
 //! - [`trap`]: hostile endpoints (connection recorder, credential trap, redirector).
 //! - [`worker`]: worker processes and their test environment.
+//! - [`flow`]: the steps the suites share (a bridge with local dispatch, a task run by a
+//!   worker the test starts, its events to their end).
 //! - [`images`]: the release binaries and OCI images of `scripts/images.sh`, and podman.
 //!
 //! Every wait has a hard deadline; a missing component fails loudly with how to install it.
 
 pub mod app;
+pub mod flow;
 pub mod git;
 pub mod images;
 pub mod kube;

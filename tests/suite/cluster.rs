@@ -6,6 +6,8 @@
 //! 202 or a 503, none hung; `/ready` never hung and is ready again at the end.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -20,7 +22,7 @@ use openclaw_tests::sse::SseReader;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::e2e::{doc_script, local_dispatch};
+use openclaw_tests::flow::{doc_script, local_dispatch};
 
 /// What happens to the cluster while tasks flow.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +57,13 @@ fn rank(state: &str) -> u8 {
 
 /// Follows `id`'s events to its end, reconnecting with `Last-Event-ID` whenever the stream
 /// breaks or the bridge answers 503; asserts every event arrives once, in order.
-async fn follow(http: reqwest::Client, base: String, token: String, id: TaskId) -> Followed {
+async fn follow(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    id: TaskId,
+    ended: Arc<AtomicUsize>,
+) -> Followed {
     let mut seen: Vec<TaskEvent> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
@@ -87,6 +95,7 @@ async fn follow(http: reqwest::Client, base: String, token: String, id: TaskId) 
             let end = event.kind.is_terminal();
             seen.push(event);
             if end {
+                ended.fetch_add(1, Ordering::SeqCst);
                 return (seen, Instant::now());
             }
         }
@@ -135,12 +144,17 @@ async fn run(disruption: Disruption) {
         .unwrap();
     let base = app.base.clone();
     let token = "cluster-token".to_owned();
+    // Submits accepted, and tasks whose SSE client saw the end: what paces the disruption
+    // (no fixed sleeps).
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let ended = Arc::new(AtomicUsize::new(0));
 
     // Submits, each followed by its own SSE client.
     let submitter = {
         let (http, base, token, repo_url) =
             (http.clone(), base.clone(), token.clone(), repo.file_url());
         let mut stopped = stopped.clone();
+        let (accepted, ended) = (accepted.clone(), ended.clone());
         tokio::spawn(async move {
             let mut submits = Vec::new();
             let mut followers = Vec::new();
@@ -159,8 +173,14 @@ async fn run(disruption: Disruption) {
                 let body: serde_json::Value = r.json().await.unwrap_or_default();
                 let id = body["id"].as_str().map(|s| TaskId::parse(s).unwrap());
                 if let (202, Some(id)) = (status, id) {
-                    let follower =
-                        tokio::spawn(follow(http.clone(), base.clone(), token.clone(), id));
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let follower = tokio::spawn(follow(
+                        http.clone(),
+                        base.clone(),
+                        token.clone(),
+                        id,
+                        ended.clone(),
+                    ));
                     followers.push((id, follower));
                 }
                 submits.push(Submitted {
@@ -211,15 +231,32 @@ async fn run(disruption: Disruption) {
         })
     };
 
-    // Tasks flow for a while before and after the disruption.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Tasks flow before, during and after the disruption: each phase lasts until `n` tasks
+    // were seen to end in it and `n + 1` more submits were accepted.
+    let ends_seen = |n: usize, phase: &'static str| {
+        let (accepted, ended) = (accepted.clone(), ended.clone());
+        async move {
+            let ends = ended.load(Ordering::SeqCst) + n;
+            let submits = accepted.load(Ordering::SeqCst) + n + 1;
+            openclaw_tests::eventually(180, phase, || {
+                let (accepted, ended) = (accepted.clone(), ended.clone());
+                async move {
+                    (ended.load(Ordering::SeqCst) >= ends
+                        && accepted.load(Ordering::SeqCst) >= submits)
+                        .then_some(())
+                }
+            })
+            .await;
+        }
+    };
+    ends_seen(3, "three tasks to end before the disruption").await;
     let js = app.js().clone();
     let cluster = app.cluster.as_mut().unwrap();
     match disruption {
         Disruption::KillLeaderOf(stream) => {
             let leader = cluster.leader_of(&js, stream).await;
             cluster.kill(leader);
-            tokio::time::sleep(Duration::from_secs(8)).await;
+            ends_seen(2, "two tasks to end with the leader gone").await;
             cluster.restart(leader);
         }
         Disruption::KillFollower => {
@@ -227,35 +264,21 @@ async fn run(disruption: Disruption) {
             let events = cluster.leader_of(&js, names::EVENTS_STREAM).await;
             let follower = (0..3).find(|i| *i != tasks && *i != events).unwrap();
             cluster.kill(follower);
-            tokio::time::sleep(Duration::from_secs(8)).await;
+            ends_seen(2, "two tasks to end with a follower gone").await;
             cluster.restart(follower);
         }
         Disruption::RollingRestart => {
             for node in 0..3 {
                 cluster.kill(node);
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                ends_seen(1, "a task to end with a node restarting").await;
                 cluster.restart(node);
-                // As a rollout waits for the pod to be ready: every stream and bucket has a
-                // leader again.
-                cluster.wait_for_jetstream().await;
-                for stream in [names::TASKS_STREAM, names::EVENTS_STREAM]
-                    .into_iter()
-                    .map(str::to_owned)
-                    .chain(
-                        [
-                            names::STATUS_BUCKET,
-                            names::SESSIONS_BUCKET,
-                            names::LEASES_BUCKET,
-                        ]
-                        .map(|b| format!("KV_{b}")),
-                    )
-                {
-                    cluster.leader_of(&js, &stream).await;
-                }
+                // As a rollout waits for the pod to be ready.
+                cluster_ready(cluster, &js).await;
             }
         }
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster_ready(cluster, &js).await;
+    ends_seen(2, "two tasks to end with the cluster whole again").await;
     stop.send(true).unwrap();
     let stopped_at = Instant::now();
     let (submits, followers) = submitter.await.unwrap();
@@ -273,6 +296,26 @@ async fn run(disruption: Disruption) {
         disruption,
     )
     .await;
+}
+
+/// Waits until the cluster answers JetStream requests and every stream and bucket has a
+/// leader: what a rollout waits for before it restarts the next node.
+async fn cluster_ready(cluster: &NatsCluster, js: &async_nats::jetstream::Context) {
+    cluster.wait_for_jetstream().await;
+    for stream in [names::TASKS_STREAM, names::EVENTS_STREAM]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(
+            [
+                names::STATUS_BUCKET,
+                names::SESSIONS_BUCKET,
+                names::LEASES_BUCKET,
+            ]
+            .map(|b| format!("KV_{b}")),
+        )
+    {
+        cluster.leader_of(js, &stream).await;
+    }
 }
 
 async fn check(app: &TestApp, repo: &BareRepo, seen: Observed, disruption: Disruption) {

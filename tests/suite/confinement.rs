@@ -18,7 +18,7 @@ use openclaw_tests::nats::{BRIDGE, NatsServer, WORKER_PASSWORD};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::e2e::{events_until_end, kinds};
+use openclaw_tests::flow::{events_until_end, kinds};
 
 /// A client whose server errors (permission violations) the test reads.
 struct Watched {
@@ -280,8 +280,13 @@ async fn a_worker_reads_and_writes_only_the_task_it_holds() {
     // holds its own task, so the consumer hands this worker the next one).
     let nats_env = worker_nats(&app);
     let llm = ScriptedLlm::turns(crate::security::doc_script()).await;
-    let (_, events) =
-        crate::e2e::complete_task(&app, &llm, &victim, &crate::e2e::borrowed(&nats_env)).await;
+    let (_, events) = openclaw_tests::flow::complete_task(
+        &app,
+        &llm,
+        &victim,
+        &openclaw_tests::flow::borrowed(&nats_env),
+    )
+    .await;
     assert_eq!(kinds(&events).first(), Some(&"queued"));
     let done = events_until_end(&app, &victim).await;
     assert_eq!(kinds(&done).last(), Some(&"completed"));
@@ -321,7 +326,13 @@ async fn a_copy_republished_by_hand_with_its_ticket_runs_as_a_replay_under_its_o
         .await;
     let nats_env = worker_nats(&app);
     let llm = ScriptedLlm::turns(crate::security::doc_script()).await;
-    crate::e2e::complete_task(&app, &llm, &first, &crate::e2e::borrowed(&nats_env)).await;
+    openclaw_tests::flow::complete_task(
+        &app,
+        &llm,
+        &first,
+        &openclaw_tests::flow::borrowed(&nats_env),
+    )
+    .await;
 
     // The operator's copy (README, "Viewing and replaying tasks"): the stored body on the
     // same subject, a new message id, and the stored ticket.
@@ -360,7 +371,13 @@ async fn a_copy_republished_by_hand_with_its_ticket_runs_as_a_replay_under_its_o
     let replay = TaskId::for_republished(&first, ack.sequence, copy.time);
 
     let llm = ScriptedLlm::turns(crate::security::doc_script()).await;
-    crate::e2e::complete_task(&app, &llm, &replay, &crate::e2e::borrowed(&nats_env)).await;
+    openclaw_tests::flow::complete_task(
+        &app,
+        &llm,
+        &replay,
+        &openclaw_tests::flow::borrowed(&nats_env),
+    )
+    .await;
     assert_eq!(app.status(&replay).await["replay_of"], first.to_string());
     assert_eq!(app.status(&first).await["status"], "completed");
     assert_eq!(

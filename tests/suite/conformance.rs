@@ -7,7 +7,7 @@ use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
-use crate::e2e::{env_for, events_until_end, kinds, repo_task, worker_bin};
+use openclaw_tests::flow::{env_for, events_until_end, kinds, repo_task, worker_bin};
 
 #[tokio::test]
 async fn a_full_task_through_the_litellm_proxy() {

@@ -350,9 +350,11 @@ async fn the_kits_default_env_renders_a_bridge_and_worker_that_complete_a_task()
         if langfuse_installed {
             worker.insert("LANGFUSE_HOST".into(), langfuse.url.clone());
         }
-        let process =
-            openclaw_tests::worker::WorkerProcess::start(crate::e2e::worker_bin(), &worker);
-        let (process, _) = crate::e2e::completed_by(&app, process, &id).await;
+        let process = openclaw_tests::worker::WorkerProcess::start(
+            openclaw_tests::flow::worker_bin(),
+            &worker,
+        );
+        let (process, _) = openclaw_tests::flow::completed_by(&app, process, &id).await;
         let log = process.log_text();
         if langfuse_installed {
             let spans = openclaw_tests::eventually(20, "the task's trace in Langfuse", || async {

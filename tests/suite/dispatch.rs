@@ -7,7 +7,7 @@ use openclaw_tests::git::BareRepo;
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use serde_json::{Value, json};
 
-use crate::e2e::{app_with_local_dispatch, events_until_end, kinds};
+use openclaw_tests::flow::{app_with_local_dispatch, events_until_end, kinds};
 
 /// A bridge with local dispatch and `llm`, and one task on a new repository, run to its end.
 async fn one_task(

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use openclaw_tests::worker::WorkerProcess;
 
-use crate::e2e::{complete_task, completed_by, tool_results};
+use openclaw_tests::flow::{complete_task, completed_by, tool_results};
 
 #[tokio::test]
 async fn a_hostile_repository_reaches_no_git_directory_and_pushes_only_to_its_task_remote() {
@@ -92,7 +92,7 @@ async fn hostile_repository_run(uid: Option<u32>) {
         Reply::text("Add notes"),
     ])
     .await;
-    let app = crate::e2e::app_without_dispatch(&[]).await;
+    let app = openclaw_tests::flow::app_without_dispatch(&[]).await;
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Write notes"}))
         .await;
@@ -102,8 +102,8 @@ async fn hostile_repository_run(uid: Option<u32>) {
             give_to(repo.root(), uid);
             give_to(evil.root(), uid);
             let worker = WorkerProcess::start_as(
-                crate::e2e::worker_bin(),
-                &crate::e2e::env_for(&app, &llm, &[("HOME", "/nonexistent")]),
+                openclaw_tests::flow::worker_bin(),
+                &openclaw_tests::flow::env_for(&app, &llm, &[("HOME", "/nonexistent")]),
                 Some(uid),
             );
             let done = completed_by(&app, worker, &id).await;

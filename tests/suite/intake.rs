@@ -6,7 +6,7 @@ use openclaw_common::names;
 use openclaw_common::task::TaskSpec;
 use openclaw_tests::app::TestApp;
 
-use crate::e2e::{events_until_end, kinds};
+use openclaw_tests::flow::{events_until_end, kinds};
 use serde_json::{Value, json};
 
 fn task_body() -> Value {

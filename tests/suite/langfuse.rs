@@ -9,7 +9,7 @@ use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
-use crate::e2e::{
+use openclaw_tests::flow::{
     app_without_dispatch, borrowed, env_for, events_until_end, repo_task, work_task, worker_bin,
 };
 
@@ -243,7 +243,7 @@ async fn half_a_langfuse_configuration_turns_traces_off_with_one_warning() {
     let id = app
         .submit(&serde_json::json!({"repo": repo.file_url(), "prompt": "Document it"}))
         .await;
-    let (worker, _) = crate::e2e::complete_task(
+    let (worker, _) = openclaw_tests::flow::complete_task(
         &app,
         &llm,
         &id,
@@ -274,7 +274,7 @@ async fn a_chat_request_traces_its_session_and_user() {
     let llm = ScriptedLlm::turns(vec![Reply::text("Nothing to change.")]).await;
     let extra = langfuse_env(&langfuse);
     let extra = borrowed(&extra);
-    let app = crate::e2e::app_with_local_dispatch(&llm, &extra).await;
+    let app = openclaw_tests::flow::app_with_local_dispatch(&llm, &extra).await;
     let repo = openclaw_tests::git::BareRepo::new();
     let r = app
         .http

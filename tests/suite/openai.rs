@@ -12,7 +12,7 @@ use openclaw_tests::sse::SseReader;
 use openclaw_tests::within;
 use serde_json::{Value, json};
 
-use crate::e2e::{app_with_local_dispatch, events_until_end};
+use openclaw_tests::flow::{app_with_local_dispatch, events_until_end};
 
 fn doc_script() -> Vec<Reply> {
     vec![
@@ -330,7 +330,7 @@ async fn a_disconnect_does_not_cancel_unless_asked() {
             .await
             .unwrap()
             .unwrap();
-        crate::e2e::wait_for_event(&app, &id, "started").await;
+        openclaw_tests::flow::wait_for_event(&app, &id, "started").await;
         drop(body_stream);
         let events = events_until_end(&app, &id).await;
         assert_eq!(
@@ -453,7 +453,8 @@ async fn republishing_a_stored_task_with_a_plain_nats_client_runs_it_again() {
 
     // What an operator does with the nats CLI: `nats stream view`/`get` to find the message,
     // then `nats pub` its body again on the same subject with a new message id.
-    let stored = crate::e2e::republish_newest(&app, "doc-writer", "operator-rerun-1").await;
+    let stored =
+        openclaw_tests::flow::republish_newest(&app, "doc-writer", "operator-rerun-1").await;
     assert_eq!(
         stored.headers.get(names::TASK_ID_HEADER).unwrap().as_str(),
         first.to_string()

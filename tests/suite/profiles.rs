@@ -8,7 +8,7 @@ use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::{Value, json};
 
-use crate::e2e::{
+use openclaw_tests::flow::{
     app_with_local_dispatch, app_without_dispatch, env_for, events_until_end, worker_bin,
 };
 

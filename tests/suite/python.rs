@@ -8,7 +8,7 @@ use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::{run_python_check, workspace_root};
 use serde_json::json;
 
-use crate::e2e::local_dispatch;
+use openclaw_tests::flow::local_dispatch;
 
 const TOKEN: &str = "bridge-token-for-python";
 
@@ -84,7 +84,7 @@ async fn the_starter_kits_agent_pipes_reach_their_agents_by_host_unmodified() {
         openclaw_tests::llm::Reply::text("Add a usage guide"),
     ])
     .await;
-    let app = crate::e2e::local_dispatch(
+    let app = openclaw_tests::flow::local_dispatch(
         openclaw_tests::app::TestApp::builder(),
         &llm,
         &[("GIT_REPO_URL", &repo.file_url())],

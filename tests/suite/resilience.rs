@@ -13,7 +13,7 @@ use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
-use crate::e2e::{
+use openclaw_tests::flow::{
     app_without_dispatch, assert_nothing_to_deliver, env_for, events_until_end, kinds, repo_task,
     republish_newest, tool_results, wait_for_event, worker_bin,
 };
@@ -691,7 +691,7 @@ async fn a_task_given_up_while_no_bridge_ran_is_failed_by_the_next_bridge() {
     assert!(reason.contains("gave up after 1 deliveries"), "{reason}");
     assert_eq!(app.status(&id).await["status"], "failed");
     // Handled and acked: a bridge started later finds nothing left to do.
-    crate::e2e::advisories_all_acked(&app).await;
+    openclaw_tests::flow::advisories_all_acked(&app).await;
     let k = kinds(&events_until_end(&app, &id).await);
     assert_eq!(k.iter().filter(|k| **k == "failed").count(), 1, "{k:?}");
 }
@@ -701,7 +701,7 @@ async fn a_worker_whose_wait_for_a_task_is_ended_by_the_server_asks_again() {
     // The server ends a waiting fetch with a status (409) when the consumer's leader changes or
     // the consumer is deleted and made again (an operator with the nats CLI): the worker asks
     // again for the rest of its wait instead of failing.
-    let llm = ScriptedLlm::turns(crate::e2e::doc_script()).await;
+    let llm = ScriptedLlm::turns(openclaw_tests::flow::doc_script()).await;
     let app = app_without_dispatch(&[]).await;
     let worker = WorkerProcess::start(
         worker_bin(),
@@ -728,7 +728,7 @@ async fn a_worker_whose_wait_for_a_task_is_ended_by_the_server_asks_again() {
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
         .await;
-    let (worker, _) = crate::e2e::completed_by(&app, worker, &id).await;
+    let (worker, _) = openclaw_tests::flow::completed_by(&app, worker, &id).await;
     assert!(
         worker.log_text().contains("asking again"),
         "{}",

@@ -10,7 +10,7 @@ use openclaw_tests::trap::{ConnectionRecorder, CredentialTrap, Redirector, loopb
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::{Value, json};
 
-use crate::e2e::{
+use openclaw_tests::flow::{
     app_without_dispatch, env_for, events_until_end, kinds, wait_for_event, worker_bin,
 };
 
@@ -74,7 +74,7 @@ async fn the_git_token_goes_only_to_the_hosts_it_is_bound_to() {
         .submit(&json!({"repo": forge.url("origin.git"), "prompt": "Document it"}))
         .await;
     let worker = WorkerProcess::start(worker_bin(), &worker_env);
-    crate::e2e::completed_by(&app, worker, &id).await;
+    openclaw_tests::flow::completed_by(&app, worker, &id).await;
     assert!(
         repo.file(&format!("openclaw/{id}"), "docs/USAGE.md")
             .is_some()
@@ -335,8 +335,8 @@ pub(crate) async fn run_agent(
         ("OPENCLAW_AGENT", agent),
     ];
     extra.extend_from_slice(worker_extra);
-    let (_worker, events) = crate::e2e::complete_task(&app, &llm, &id, &extra).await;
-    (crate::e2e::tool_results(&events), llm)
+    let (_worker, events) = openclaw_tests::flow::complete_task(&app, &llm, &id, &extra).await;
+    (openclaw_tests::flow::tool_results(&events), llm)
 }
 
 #[tokio::test]
@@ -466,7 +466,7 @@ async fn local_dispatch_hands_workers_their_settings_by_name_and_nothing_else() 
         Reply::text("done").delayed(std::time::Duration::from_secs(3)),
     ])
     .await;
-    let app = crate::e2e::local_dispatch(
+    let app = openclaw_tests::flow::local_dispatch(
         openclaw_tests::app::TestApp::builder(),
         &llm,
         &[
@@ -481,7 +481,7 @@ async fn local_dispatch_hands_workers_their_settings_by_name_and_nothing_else() 
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
         .await;
-    crate::e2e::wait_for_event(&app, &id, "started").await;
+    openclaw_tests::flow::wait_for_event(&app, &id, "started").await;
     let nats_url = format!("NATS_URL={}", app.nats.url());
     let mine: Vec<Vec<String>> = environments_of(worker_bin())
         .into_iter()
@@ -660,7 +660,7 @@ async fn an_oversized_tool_argument_is_refused_and_its_event_stays_small() {
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Write a big file"}))
         .await;
-    let (worker, events) = crate::e2e::work_task(&app, &llm, &id, &[]).await;
+    let (worker, events) = openclaw_tests::flow::work_task(&app, &llm, &id, &[]).await;
     assert_eq!(
         kinds(&events).last(),
         Some(&"completed"),
@@ -686,7 +686,7 @@ async fn an_oversized_tool_argument_is_refused_and_its_event_stays_small() {
         arguments.contains("more bytes truncated]"),
         "the event says it was cut"
     );
-    let results = crate::e2e::tool_results(&events);
+    let results = openclaw_tests::flow::tool_results(&events);
     assert!(
         !results[0].0 && results[0].1.contains("larger than"),
         "{:?}",
@@ -729,7 +729,7 @@ async fn no_secret_leaves_the_worker_by_any_path() {
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Tell me your key"}))
         .await;
-    let (worker, events) = crate::e2e::work_task(
+    let (worker, events) = openclaw_tests::flow::work_task(
         &app,
         &llm,
         &id,
@@ -740,7 +740,7 @@ async fn no_secret_leaves_the_worker_by_any_path() {
     )
     .await;
     assert_eq!(kinds(&events).last(), Some(&"completed"));
-    let results = crate::e2e::tool_results(&events);
+    let results = openclaw_tests::flow::tool_results(&events);
     assert_eq!(
         results.iter().map(|(ok, _)| *ok).collect::<Vec<_>>(),
         [false, false, false, true],
@@ -800,7 +800,7 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
         .await;
-    crate::e2e::complete_task(&app, &llm, &id, &worker_nats).await;
+    openclaw_tests::flow::complete_task(&app, &llm, &id, &worker_nats).await;
 
     // The bridge may take and ack a max-deliveries advisory (here one published by hand, as
     // JetStream would for a task whose workers all died) and fail that task.
@@ -822,7 +822,7 @@ async fn bridge_and_workers_use_tls_and_their_own_users_and_a_worker_cannot_publ
         .expect("the advisories stream stores it");
     let events = events_until_end(&app, &abandoned).await;
     assert_eq!(kinds(&events), ["queued", "failed"]);
-    crate::e2e::advisories_all_acked(&app).await;
+    openclaw_tests::flow::advisories_all_acked(&app).await;
 
     // With a worker's credentials, publishing a task is refused, and nothing is stored.
     let cfg = nats_config_as(&app.nats, worker_user, WORKER_PASSWORD);

@@ -1,443 +1,93 @@
 //! `kubernetes` dispatch: the bridge creates a worker Job per waiting task, bounded by
-//! `OPENCLAW_MAX_JOBS`, from a Job template per agent (image, resources, arm64 + spot node
-//! selector, tolerations, deadlines, security context). Jobs it created are labelled
-//! `app.kubernetes.io/managed-by=openclaw-bridge` and `openclaw.dev/agent=<agent>`; a Job
-//! counts as running until it has a `Complete` or `Failed` condition.
+//! `OPENCLAW_MAX_JOBS`, from a Job template per agent (`job.rs`: image, resources, arm64 +
+//! spot node selector, tolerations, deadlines, security context). Jobs it created are
+//! labelled `app.kubernetes.io/managed-by=openclaw-bridge` and `openclaw.dev/agent=<agent>`;
+//! a Job counts as running until it has a `Complete` or `Failed` condition. This file is the
+//! [`Launcher`]: the API calls, and reading the worker pods into start outcomes.
 
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{EnvVar, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use openclaw_common::ids::AgentName;
-use openclaw_common::store::Stores;
 
-use super::feedback::{Feedback, NATS_UNAVAILABLE_EXIT_CODE, StartOutcome, exited_at_start};
-use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
-use crate::config::KubernetesDispatchConfig;
-use crate::dispatch::DispatchContext;
+use super::feedback::{StartOutcome, exited_at_start};
+use super::job::{
+    AGENT_LABEL, KubeDispatchError, MANAGED_BY, PodReport, diagnose, finished, job_template,
+    worker_job,
+};
+use super::{Fleet, Launcher, StartFailure};
+use crate::config::{BridgeConfig, KubernetesDispatchConfig};
+use crate::metrics::Metrics;
 
-/// The Job template used when no template directory is configured.
-const BUILT_IN_TEMPLATE: &str = include_str!("../../../deploy/base/job-templates/default.json");
-const MANAGED_BY: &str = "app.kubernetes.io/managed-by=openclaw-bridge";
-const AGENT_LABEL: &str = "openclaw.dev/agent";
-
-#[derive(Debug, thiserror::Error)]
-pub enum KubeDispatchError {
-    #[error("Job template {origin}: {message}")]
-    Template { origin: String, message: String },
-    #[error("Kubernetes API: {0}")]
-    Api(String),
+/// The Jobs and pods of the bridge's namespace.
+struct Apis {
+    jobs: Api<Job>,
+    pods: Api<Pod>,
 }
 
-/// The Job template of `agent`: `<dir>/<agent>.json`, else `<dir>/default.json`, else the
-/// built-in one. Its image: the agent's own override (`OPENCLAW_WORKER_IMAGE_<AGENT>`), else
-/// for the default template `OPENCLAW_WORKER_IMAGE`, else the template's.
-pub fn job_template(
-    cfg: &KubernetesDispatchConfig,
-    agent: &AgentName,
-) -> Result<Job, KubeDispatchError> {
-    let (text, origin, own_template) = match &cfg.templates {
-        Some(dir) => {
-            let own = dir.join(format!("{agent}.json"));
-            let own_template = own.is_file();
-            let path = if own_template {
-                own
-            } else {
-                dir.join("default.json")
-            };
-            let text = std::fs::read_to_string(&path).map_err(|e| KubeDispatchError::Template {
-                origin: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            (text, path.display().to_string(), own_template)
-        }
-        None => (BUILT_IN_TEMPLATE.to_owned(), "built-in".to_owned(), false),
-    };
-    let mut job: Job = serde_json::from_str(&text).map_err(|e| KubeDispatchError::Template {
-        origin: origin.clone(),
-        message: e.to_string(),
-    })?;
-    let container = job
-        .spec
-        .as_mut()
-        .and_then(|s| s.template.spec.as_mut())
-        .and_then(|p| p.containers.first_mut())
-        .ok_or_else(|| KubeDispatchError::Template {
-            origin,
-            message: "no spec.template.spec.containers[0]".into(),
-        })?;
-    let agent_image = cfg
-        .agent_images
-        .iter()
-        .find(|(a, _)| a == agent)
-        .map(|(_, image)| image);
-    if let Some(image) = agent_image.or(cfg.image.as_ref().filter(|_| !own_template)) {
-        container.image = Some(image.clone());
-    }
-    Ok(job)
-}
-
-/// The Job for one worker of `agent`: the template, named and labelled, with the worker's
-/// agent and NATS address in its environment, and for a worker waiting on orphaned tasks, how
-/// long to wait.
-pub fn worker_job(
-    mut job: Job,
-    agent: &AgentName,
-    nats_url: &str,
-    fetch_wait: Option<Duration>,
-) -> Job {
-    job.metadata.name = None;
-    job.metadata.generate_name = Some(format!("openclaw-worker-{agent}-"));
-    let labels = job.metadata.labels.get_or_insert_with(Default::default);
-    labels.insert(
-        "app.kubernetes.io/managed-by".into(),
-        "openclaw-bridge".into(),
-    );
-    labels.insert(AGENT_LABEL.into(), agent.to_string());
-    if let Some(pod) = job.spec.as_mut().map(|s| &mut s.template) {
-        let pod_labels = pod
-            .metadata
-            .get_or_insert_with(Default::default)
-            .labels
-            .get_or_insert_with(Default::default);
-        pod_labels.insert(AGENT_LABEL.into(), agent.to_string());
-        // So the dispatcher finds its pods (and reads why they do not run).
-        pod_labels.insert(
-            "app.kubernetes.io/managed-by".into(),
-            "openclaw-bridge".into(),
-        );
-        if let Some(c) = pod.spec.as_mut().and_then(|p| p.containers.first_mut()) {
-            let env = c.env.get_or_insert_with(Vec::new);
-            env.retain(|e| {
-                !["OPENCLAW_AGENT", "NATS_URL", "OPENCLAW_FETCH_WAIT_SECS"]
-                    .contains(&e.name.as_str())
-            });
-            if let Some(wait) = fetch_wait {
-                env.push(EnvVar {
-                    name: "OPENCLAW_FETCH_WAIT_SECS".into(),
-                    value: Some(wait.as_secs().to_string()),
-                    ..Default::default()
-                });
-            }
-            env.push(EnvVar {
-                name: "OPENCLAW_AGENT".into(),
-                value: Some(agent.to_string()),
-                ..Default::default()
-            });
-            env.push(EnvVar {
-                name: "NATS_URL".into(),
-                value: Some(nats_url.to_owned()),
-                ..Default::default()
-            });
-        }
-    }
-    job
-}
-
-/// Whether a Job has finished (a `Complete` or `Failed` condition that is true).
-fn finished(job: &Job) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
-        })
-}
-
-/// What a worker pod says about starting workers, read from its status as the API server
-/// reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PodReport {
-    /// Ended having run (exit 0): workers can start.
-    Succeeded,
-    /// Ended with an error before or while working; the words are the container's
-    /// termination message (the worker writes its fatal error there) or its exit code.
-    Failed(String),
-    /// Ended with the worker's exit code for NATS trouble (the words as for `Failed`).
-    NatsUnavailable(String),
-    /// Cannot start: no node takes it, its image cannot be pulled, its configuration is
-    /// missing. `label` names the kind for metrics.
-    Blocked { reason: String, label: &'static str },
-    /// Scheduled and starting or running.
-    Fine,
-}
-
-/// Reads one worker pod's status.
-pub fn diagnose(pod: &Pod) -> PodReport {
-    let Some(status) = &pod.status else {
-        return PodReport::Fine;
-    };
-    let containers = status.container_statuses.as_deref().unwrap_or_default();
-    for c in containers {
-        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref())
-            && t.exit_code != 0
-        {
-            let words = t
-                .message
-                .as_deref()
-                .map(str::trim)
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    format!(
-                        "exit code {}{}",
-                        t.exit_code,
-                        t.reason
-                            .as_deref()
-                            .map(|r| format!(" ({r})"))
-                            .unwrap_or_default()
-                    )
-                });
-            if t.exit_code == NATS_UNAVAILABLE_EXIT_CODE {
-                return PodReport::NatsUnavailable(words);
-            }
-            return PodReport::Failed(words);
-        }
-        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-            let message = w.message.as_deref().unwrap_or("").trim();
-            match w.reason.as_deref() {
-                Some("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName") => {
-                    return PodReport::Blocked {
-                        reason: format!("image {} cannot be pulled: {message}", c.image),
-                        label: "image",
-                    };
-                }
-                Some(r @ ("CreateContainerConfigError" | "CreateContainerError")) => {
-                    return PodReport::Blocked {
-                        reason: format!("the worker pod cannot start ({r}): {message}"),
-                        label: "pod_config",
-                    };
-                }
-                _ => {}
-            }
-        }
-    }
-    match status.phase.as_deref() {
-        Some("Succeeded") => return PodReport::Succeeded,
-        Some("Failed") => {
-            return PodReport::Failed(
-                status
-                    .message
-                    .clone()
-                    .or_else(|| status.reason.clone())
-                    .unwrap_or_else(|| "the pod failed".into()),
-            );
-        }
-        _ => {}
-    }
-    let unschedulable = status
-        .conditions
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .find(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        });
-    if let Some(c) = unschedulable {
-        return PodReport::Blocked {
-            reason: format!(
-                "no node for the worker pod: {}",
-                c.message.as_deref().unwrap_or("unschedulable")
-            ),
-            label: "unschedulable",
-        };
-    }
-    PodReport::Fine
-}
-
-/// Creates worker Jobs while tasks wait.
-pub struct KubernetesDispatcher {
-    state: DispatchContext,
-    /// When Jobs were last created for orphaned tasks.
-    orphans: OrphanClock,
-    /// Start backoff and what the waiting tasks were told.
-    feedback: Feedback,
+/// Creates worker Jobs and reads them and their pods.
+pub struct KubernetesLauncher {
+    config: Arc<BridgeConfig>,
+    /// Each agent's Job template, read once at start.
+    templates: HashMap<AgentName, Job>,
+    /// `None` until a client could be made (retried every pass).
+    apis: Option<Apis>,
     /// Pods whose end was already counted (by name), so each counts once.
-    counted: std::collections::HashSet<String>,
+    counted: HashSet<String>,
+    /// Where pods that cannot start are counted, by kind.
+    metrics: Arc<Metrics>,
 }
 
-impl KubernetesDispatcher {
-    pub fn new(state: DispatchContext) -> Self {
-        let orphans = OrphanClock::new(state.config.nats.ack_wait);
-        let feedback = Feedback::new(&state);
-        Self {
-            state,
-            orphans,
-            feedback,
-            counted: Default::default(),
+impl KubernetesLauncher {
+    /// Reads every agent's Job template; a broken one is an error (dispatch stays off, loudly,
+    /// instead of failing every pass).
+    pub fn new(
+        config: Arc<BridgeConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, KubeDispatchError> {
+        let mut templates = HashMap::new();
+        for agent in config.agents.names() {
+            templates.insert(agent.clone(), job_template(&config.kubernetes, agent)?);
         }
+        Ok(Self {
+            config,
+            templates,
+            apis: None,
+            counted: HashSet::new(),
+            metrics,
+        })
     }
 
-    /// Tells every agent's waiting tasks that nothing can start (no API client), and keeps
-    /// trying to get one.
-    async fn without_api(&mut self, reason: String) {
-        let agents: Vec<AgentName> = self.state.config.agents.names().cloned().collect();
-        for agent in &agents {
-            self.feedback.gate.blocked(agent, Some(reason.clone()));
+    async fn apis(&mut self) -> Result<&Apis, String> {
+        if self.apis.is_none() {
+            let client = connect(&self.config.kubernetes)
+                .await
+                .map_err(|e| format!("the bridge cannot reach the Kubernetes API: {e}"))?;
+            let namespace = &self.config.kubernetes.namespace;
+            self.apis = Some(Apis {
+                jobs: Api::namespaced(client.clone(), namespace),
+                pods: Api::namespaced(client, namespace),
+            });
         }
-        if let Some(stores) = self.state.stores.get().cloned() {
-            let state = self.state.clone();
-            for agent in &agents {
-                let backlog = consumer_backlog(&stores, agent)
-                    .await
-                    .map(|(p, a)| p + a)
-                    .unwrap_or(0);
-                if let Err(e) = self.feedback.tell(&state, &stores, agent, backlog).await {
-                    tracing::warn!(%agent, error = %e, "cannot tell the waiting tasks why");
-                }
-            }
-        }
+        self.apis
+            .as_ref()
+            .ok_or_else(|| "no Kubernetes API client".to_owned())
     }
 
-    pub async fn run(mut self) {
-        let cfg = self.state.config.kubernetes.clone();
-        // Templates are read once; a broken one stops dispatch loudly instead of every poll.
-        let mut templates = Vec::new();
-        for agent in self.state.config.agents.names() {
-            match job_template(&cfg, agent) {
-                Ok(t) => templates.push((agent.clone(), t)),
-                Err(e) => {
-                    tracing::error!(error = %e, "kubernetes dispatch is off");
-                    return;
-                }
-            }
-        }
-        let shutdown = self.state.shutdown.clone();
-        let mut delay = Duration::from_secs(1);
-        let client = loop {
-            match connect(&cfg).await {
-                Ok(c) => break c,
-                Err(e) => {
-                    tracing::error!(error = %e, retry_in = ?delay, "kubernetes dispatch: no API client");
-                    self.without_api(format!("the bridge cannot reach the Kubernetes API: {e}"))
-                        .await;
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(super::feedback::MAX_BACKOFF);
-        };
-        let jobs: Api<Job> = Api::namespaced(client.clone(), &cfg.namespace);
-        let pods: Api<Pod> = Api::namespaced(client, &cfg.namespace);
-        let wakeup = self.state.dispatch_wakeup.clone();
-        let mut lease =
-            DispatchLease::new(self.state.config.instance_id.clone(), cfg.poll_interval);
-        loop {
-            if let Some(stores) = self.state.stores.get().cloned()
-                && lease.hold(&stores).await
-                && let Err(e) = self.reconcile(&stores, &jobs, &pods, &templates).await
-            {
-                tracing::warn!(error = %e, "kubernetes dispatch: reconcile failed");
-                self.without_api(format!("the bridge cannot read its worker Jobs: {e}"))
-                    .await;
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => {
-                    if let Some(stores) = self.state.stores.get() {
-                        lease.release(stores).await;
-                    }
-                    return;
-                }
-                () = wakeup.notified() => {},
-                () = tokio::time::sleep(cfg.poll_interval) => {},
-            }
-        }
-    }
-
-    async fn reconcile(
+    /// Each ended worker pod once (a start that failed backs off; one that ran resets the
+    /// backoff), and what blocks the others, per agent.
+    fn read_pods(
         &mut self,
-        stores: &Stores,
-        jobs: &Api<Job>,
-        pods: &Api<Pod>,
-        templates: &[(AgentName, Job)],
-    ) -> Result<(), KubeDispatchError> {
-        let state = self.state.clone();
-        let cfg = &state.config;
-        let all = jobs
-            .list(&ListParams::default().labels(MANAGED_BY))
-            .await
-            .map_err(|e| KubeDispatchError::Api(e.to_string()))?;
-        match pods.list(&ListParams::default().labels(MANAGED_BY)).await {
-            Ok(list) => self.read_pods(&list.items),
-            // Without pod access (an older Role) dispatch still works, only blind.
-            Err(e) => tracing::debug!(error = %e, "cannot list worker pods"),
-        }
-        let running_of = |agent: &AgentName| {
-            all.items
-                .iter()
-                .filter(|j| !finished(j))
-                .filter(|j| {
-                    j.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(AGENT_LABEL))
-                        .is_some_and(|a| a == agent.as_str())
-                })
-                .count()
-        };
-        let mut total: usize = templates.iter().map(|(a, _)| running_of(a)).sum();
-        self.state.metrics.set_workers_running(total);
-        for (agent, template) in templates {
-            let (pending, ack_pending) = consumer_backlog(stores, agent)
-                .await
-                .map_err(KubeDispatchError::Api)?;
-            let observed = Observed {
-                pending,
-                ack_pending,
-                running: running_of(agent),
-            };
-            let now = std::time::Instant::now();
-            let free = cfg
-                .kubernetes
-                .max_jobs
-                .saturating_sub(total)
-                .min(self.feedback.gate.allowance(agent, now));
-            let plan = workers_to_start(observed, self.orphans.allowed(agent), free);
-            let orphan_wait = plan.for_orphans.then(|| self.orphans.fetch_wait());
-            let waits = std::iter::repeat_n(None, plan.for_pending).chain(orphan_wait.map(Some));
-            for fetch_wait in waits {
-                let job = worker_job(template.clone(), agent, &cfg.nats.url, fetch_wait);
-                self.feedback.gate.started(agent, std::time::Instant::now());
-                let created = match jobs.create(&PostParams::default(), &job).await {
-                    Ok(created) => created,
-                    Err(e) => {
-                        let reason = format!("the bridge may not create Jobs: {e}");
-                        self.feedback.start_failed(agent, "job_refused", reason);
-                        break;
-                    }
-                };
-                total += 1;
-                self.state.metrics.worker_started(agent.as_str());
-                tracing::info!(%agent, job = created.metadata.name.as_deref().unwrap_or("?"), "created a worker Job");
-            }
-            if plan.for_orphans {
-                self.orphans.started(agent);
-            }
-            if let Err(e) = self
-                .feedback
-                .tell(&state, stores, agent, pending + ack_pending)
-                .await
-            {
-                tracing::warn!(%agent, error = %e, "cannot tell the waiting tasks why");
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts each ended worker pod once (a start that failed backs off; one that ran resets
-    /// the backoff), and takes what blocks the others as each agent's waiting reason.
-    fn read_pods(&mut self, pods: &[Pod]) {
-        let now = std::time::Instant::now();
-        let mut blocked: std::collections::HashMap<AgentName, String> = Default::default();
+        pods: &[Pod],
+    ) -> (Vec<(AgentName, StartOutcome)>, HashMap<AgentName, String>) {
+        let mut ended = Vec::new();
+        let mut blocked = HashMap::new();
         // Forget pods that are gone (Jobs are deleted after their TTL).
-        let present: std::collections::HashSet<&str> = pods
+        let present: HashSet<&str> = pods
             .iter()
             .filter_map(|p| p.metadata.name.as_deref())
             .collect();
@@ -454,44 +104,119 @@ impl KubernetesDispatcher {
                 continue;
             };
             let name = pod.metadata.name.clone().unwrap_or_default();
-            match diagnose(pod) {
-                PodReport::Fine => {}
+            let outcome = match diagnose(pod) {
+                PodReport::Fine => continue,
                 PodReport::Blocked { reason, label } => {
                     if self.counted.insert(format!("{name}/{label}")) {
-                        self.state
-                            .metrics
-                            .worker_start_failed(agent.as_str(), label);
+                        self.metrics.worker_start_failed(agent.as_str(), label);
                     }
                     blocked.insert(agent, reason);
+                    continue;
                 }
-                PodReport::Succeeded => {
-                    if self.counted.insert(name) {
-                        self.orphans.reset(&agent);
-                        self.feedback
-                            .gate
-                            .outcome(&agent, StartOutcome::TookTask, now);
-                    }
-                }
+                PodReport::Succeeded => StartOutcome::TookTask,
                 PodReport::Failed(words) => {
-                    if self.counted.insert(name) {
-                        let reason = exited_at_start(&agent, &words, "the pod failed");
-                        self.feedback.start_failed(&agent, "exited", reason);
-                    }
+                    StartOutcome::Failed(exited_at_start(&agent, &words, "the pod failed"))
                 }
                 PodReport::NatsUnavailable(words) => {
-                    if self.counted.insert(name) {
-                        let reason = exited_at_start(&agent, &words, "the pod failed");
-                        self.feedback.nats_unavailable(&agent, reason);
-                    }
+                    StartOutcome::NatsUnavailable(exited_at_start(&agent, &words, "the pod failed"))
                 }
+            };
+            if self.counted.insert(name) {
+                ended.push((agent, outcome));
             }
         }
-        let agents: Vec<AgentName> = self.state.config.agents.names().cloned().collect();
-        for agent in agents {
-            let reason = blocked.remove(&agent);
-            self.feedback.gate.blocked(&agent, reason);
-        }
+        (ended, blocked)
     }
+}
+
+impl Launcher for KubernetesLauncher {
+    async fn observe(&mut self) -> Result<Fleet, String> {
+        let apis = self.apis().await?;
+        let params = ListParams::default().labels(MANAGED_BY);
+        let jobs = match apis.jobs.list(&params).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                // A new client next time: the address may have moved, the token rotated.
+                self.apis = None;
+                return Err(format!(
+                    "the bridge cannot read its worker Jobs: Kubernetes API: {e}"
+                ));
+            }
+        };
+        let pods = match apis.pods.list(&params).await {
+            Ok(list) => Some(list.items),
+            // Without pod access (an older Role) dispatch still works, only blind.
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list worker pods");
+                None
+            }
+        };
+        let mut running: HashMap<AgentName, usize> = HashMap::new();
+        for job in jobs.items.iter().filter(|j| !finished(j)) {
+            if let Some(agent) = job
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(AGENT_LABEL))
+                .and_then(|a| AgentName::parse(a).ok())
+                .filter(|a| self.templates.contains_key(a))
+            {
+                *running.entry(agent).or_default() += 1;
+            }
+        }
+        let (ended, blocked) = match pods {
+            Some(pods) => {
+                let (ended, blocked) = self.read_pods(&pods);
+                (ended, Some(blocked))
+            }
+            None => (Vec::new(), None),
+        };
+        Ok(Fleet {
+            running,
+            ended,
+            blocked,
+        })
+    }
+
+    async fn launch(
+        &mut self,
+        agent: &AgentName,
+        fetch_wait: Option<std::time::Duration>,
+    ) -> Result<String, StartFailure> {
+        let template = self
+            .templates
+            .get(agent)
+            .cloned()
+            .ok_or_else(|| StartFailure {
+                label: "job_refused",
+                reason: format!("no Job template for {agent}"),
+            })?;
+        let job = worker_job(template, agent, &self.config.nats.url, fetch_wait);
+        let apis = self.apis().await.map_err(|reason| StartFailure {
+            label: "job_refused",
+            reason,
+        })?;
+        let created = apis
+            .jobs
+            .create(&PostParams::default(), &job)
+            .await
+            .map_err(|e| StartFailure {
+                label: "job_refused",
+                reason: format!("the bridge may not create Jobs: {e}"),
+            })?;
+        Ok(format!(
+            "Job {}",
+            created.metadata.name.as_deref().unwrap_or("?")
+        ))
+    }
+
+    /// Ends are read from the pods at each pass.
+    async fn changed(&mut self) {
+        std::future::pending().await
+    }
+
+    /// Jobs outlive the bridge: their workers keep their tasks.
+    async fn stop(&mut self) {}
 }
 
 /// A client for the configured API server, else the in-cluster or kubeconfig one.
@@ -506,72 +231,4 @@ async fn connect(cfg: &KubernetesDispatchConfig) -> Result<kube::Client, KubeDis
             .map_err(|e| KubeDispatchError::Api(e.to_string()))?,
     };
     kube::Client::try_from(config).map_err(|e| KubeDispatchError::Api(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn exited(code: i32, message: &str) -> Pod {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "w"},
-            "status": {"phase": "Failed", "containerStatuses": [{"name": "worker", "ready": false,
-                "restartCount": 0, "image": "w", "imageID": "",
-                "state": {"terminated": {"exitCode": code, "message": message}}}]}
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_worker_that_could_not_reach_nats_is_told_apart_from_one_that_failed() {
-        let unreachable = "NATS is unavailable: read status: no answer within 10s";
-        assert_eq!(
-            diagnose(&exited(1, unreachable)),
-            PodReport::NatsUnavailable(unreachable.into())
-        );
-        assert_eq!(
-            diagnose(&exited(2, "invalid configuration: x")),
-            PodReport::Failed("invalid configuration: x".into())
-        );
-    }
-
-    #[test]
-    fn the_built_in_template_makes_a_spot_arm64_job_for_the_agent() {
-        let cfg = KubernetesDispatchConfig {
-            namespace: "ns".into(),
-            templates: None,
-            image: Some("example/worker:1".into()),
-            agent_images: Vec::new(),
-            api_url: None,
-            max_jobs: 3,
-            poll_interval: std::time::Duration::from_secs(1),
-        };
-        let agent = AgentName::parse("doc-writer").unwrap();
-        let job = worker_job(
-            job_template(&cfg, &agent).unwrap(),
-            &agent,
-            "nats://nats:4222",
-            None,
-        );
-        let v = serde_json::to_value(&job).unwrap();
-        assert_eq!(v["metadata"]["generateName"], "openclaw-worker-doc-writer-");
-        assert_eq!(v["metadata"]["labels"]["openclaw.dev/agent"], "doc-writer");
-        let pod = &v["spec"]["template"]["spec"];
-        assert_eq!(pod["nodeSelector"]["kubernetes.io/arch"], "arm64");
-        assert_eq!(pod["nodeSelector"]["karpenter.sh/capacity-type"], "spot");
-        assert_eq!(pod["containers"][0]["image"], "example/worker:1");
-        let env = pod["containers"][0]["env"].as_array().unwrap();
-        assert!(
-            env.iter()
-                .any(|e| e["name"] == "OPENCLAW_AGENT" && e["value"] == "doc-writer")
-        );
-        assert!(
-            env.iter()
-                .any(|e| e["name"] == "NATS_URL" && e["value"] == "nats://nats:4222")
-        );
-        assert_eq!(
-            v["spec"]["backoffLimit"], 0,
-            "JetStream redelivers; Kubernetes must not retry too"
-        );
-    }
 }

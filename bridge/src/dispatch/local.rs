@@ -1,33 +1,31 @@
 //! `local` dispatch: the bridge starts `openclaw-worker` child processes on this machine,
-//! bounded by `OPENCLAW_MAX_WORKERS`, and reaps them.
+//! bounded by `OPENCLAW_MAX_WORKERS`, and reaps them: the [`Launcher`] of local dispatch.
 
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use openclaw_common::config::PROCESS_ENV_VARS;
 use openclaw_common::ids::AgentName;
-use openclaw_common::store::Stores;
 use tokio::task::JoinSet;
 
-use super::feedback::{Feedback, NATS_UNAVAILABLE_EXIT_CODE, StartOutcome, exited_at_start};
-use super::{DispatchLease, Observed, OrphanClock, consumer_backlog, workers_to_start};
-use crate::dispatch::DispatchContext;
+use super::feedback::{NATS_UNAVAILABLE_EXIT_CODE, StartOutcome, exited_at_start};
+use super::{Fleet, Launcher, StartFailure};
+use crate::config::BridgeConfig;
 
-/// Starts `openclaw-worker` processes on this machine while tasks wait.
-pub struct LocalDispatcher {
-    state: DispatchContext,
+/// Starts `openclaw-worker` processes on this machine and reaps them.
+pub struct LocalLauncher {
+    config: std::sync::Arc<BridgeConfig>,
     /// Children running per agent.
     running: HashMap<AgentName, usize>,
-    /// When workers were last started for orphaned tasks.
-    orphans: OrphanClock,
     /// The children's exit waits; each yields its agent, pid, exit code and the words it left
     /// in its termination log.
     children: JoinSet<(AgentName, Option<u32>, Option<i32>, String)>,
+    /// Children that ended since the last observation.
+    ended: Vec<(AgentName, StartOutcome)>,
     /// Pids of running children, to pass SIGTERM on at shutdown.
     pids: Vec<u32>,
-    /// Start backoff and what the waiting tasks were told.
-    feedback: Feedback,
     /// Where children leave their termination messages (`OPENCLAW_TERMINATION_LOG`).
     termination_logs: Option<tempfile::TempDir>,
     /// Numbers the termination logs.
@@ -38,80 +36,31 @@ pub struct LocalDispatcher {
 /// idle start (3) from a settled task (0) and a failure (anything else).
 const NO_TASK_EXIT_CODE: i32 = 3;
 
-impl LocalDispatcher {
-    pub fn new(state: DispatchContext) -> Self {
-        let orphans = OrphanClock::new(state.config.nats.ack_wait);
-        let feedback = Feedback::new(&state);
+impl LocalLauncher {
+    pub fn new(config: std::sync::Arc<BridgeConfig>) -> Self {
         let termination_logs = tempfile::Builder::new()
             .prefix("openclaw-worker-exits-")
             .tempdir()
             .map_err(|e| tracing::warn!(error = %e, "no directory for worker termination messages"))
             .ok();
         Self {
-            state,
+            config,
             running: HashMap::new(),
-            orphans,
             children: JoinSet::new(),
+            ended: Vec::new(),
             pids: Vec::new(),
-            feedback,
             termination_logs,
             started: 0,
         }
-    }
-
-    pub async fn run(mut self) {
-        let poll = self.state.config.local.poll_interval;
-        let shutdown = self.state.shutdown.clone();
-        let wakeup = self.state.dispatch_wakeup.clone();
-        let mut lease = DispatchLease::new(self.state.config.instance_id.clone(), poll);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = wakeup.notified() => {},
-                () = tokio::time::sleep(poll) => {},
-                Some(done) = self.children.join_next(), if !self.children.is_empty() => {
-                    if let Ok((agent, pid, code, words)) = done {
-                        self.pids.retain(|p| Some(*p) != pid);
-                        self.reaped(agent, code, words);
-                    }
-                }
-            }
-            let Some(stores) = self.state.stores.get().cloned() else {
-                continue;
-            };
-            if !lease.hold(&stores).await {
-                continue;
-            }
-            if let Err(e) = self.reconcile(&stores).await {
-                tracing::warn!(error = %e, "dispatch: cannot read the consumers");
-            }
-        }
-        if let Some(stores) = self.state.stores.get() {
-            lease.release(stores).await;
-        }
-        self.stop_children().await;
     }
 
     fn reaped(&mut self, agent: AgentName, code: Option<i32>, words: String) {
         if let Some(n) = self.running.get_mut(&agent) {
             *n = n.saturating_sub(1);
         }
-        self.state
-            .metrics
-            .set_workers_running(self.running.values().sum());
-        let now = std::time::Instant::now();
-        match code {
-            Some(0) => {
-                self.orphans.reset(&agent);
-                self.feedback
-                    .gate
-                    .outcome(&agent, StartOutcome::TookTask, now);
-            }
-            Some(NO_TASK_EXIT_CODE) => {
-                self.feedback
-                    .gate
-                    .outcome(&agent, StartOutcome::NoTask, now);
-            }
+        let outcome = match code {
+            Some(0) => StartOutcome::TookTask,
+            Some(NO_TASK_EXIT_CODE) => StartOutcome::NoTask,
             other => {
                 let how = match other {
                     Some(c) => format!("exit code {c}"),
@@ -119,52 +68,22 @@ impl LocalDispatcher {
                 };
                 let reason = exited_at_start(&agent, &words, &how);
                 if other == Some(NATS_UNAVAILABLE_EXIT_CODE) {
-                    self.feedback.nats_unavailable(&agent, reason);
+                    StartOutcome::NatsUnavailable(reason)
                 } else {
-                    self.feedback.start_failed(&agent, "exited", reason);
+                    StartOutcome::Failed(reason)
                 }
             }
-        }
+        };
+        self.ended.push((agent, outcome));
     }
 
-    /// Starts workers for tasks that wait with nobody working on them.
-    async fn reconcile(&mut self, stores: &Stores) -> Result<(), String> {
-        let max = self.state.config.local.max_workers;
-        let agents: Vec<AgentName> = self.state.config.agents.names().cloned().collect();
-        for agent in agents {
-            let (pending, ack_pending) = consumer_backlog(stores, &agent).await?;
-            let observed = Observed {
-                pending,
-                ack_pending,
-                running: self.running.get(&agent).copied().unwrap_or(0),
-            };
-            let now = std::time::Instant::now();
-            let free = max
-                .saturating_sub(self.running.values().sum())
-                .min(self.feedback.gate.allowance(&agent, now));
-            let plan = workers_to_start(observed, self.orphans.allowed(&agent), free);
-            for _ in 0..plan.for_pending {
-                self.spawn(&agent, None);
-            }
-            if plan.for_orphans {
-                self.spawn(&agent, Some(self.orphans.fetch_wait()));
-                self.orphans.started(&agent);
-            }
-            let state = self.state.clone();
-            if let Err(e) = self
-                .feedback
-                .tell(&state, stores, &agent, pending + ack_pending)
-                .await
-            {
-                tracing::warn!(%agent, error = %e, "cannot tell the waiting tasks why");
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts one worker; with `fetch_wait`, one that waits that long for its task (orphans).
-    fn spawn(&mut self, agent: &AgentName, fetch_wait: Option<Duration>) {
-        let cfg = &self.state.config;
+    /// Starts one worker process; with `fetch_wait`, one that waits that long for its task.
+    fn spawn(
+        &mut self,
+        agent: &AgentName,
+        fetch_wait: Option<Duration>,
+    ) -> Result<String, StartFailure> {
+        let cfg = &self.config;
         self.started += 1;
         let termination_log = self
             .termination_logs
@@ -196,58 +115,84 @@ impl LocalDispatcher {
             // A bridge that goes away without its graceful shutdown (which passes SIGTERM on and
             // waits) takes its children along: none may outlive it holding its stdout.
             .kill_on_drop(true);
-        self.feedback.gate.started(agent, std::time::Instant::now());
-        match cmd.spawn() {
-            Ok(mut child) => {
-                let pid = child.id();
-                tracing::info!(%agent, ?pid, "started a worker");
-                if let Some(pid) = pid {
-                    self.pids.push(pid);
+        let mut child = cmd.spawn().map_err(|e| StartFailure {
+            label: "spawn",
+            reason: format!(
+                "cannot start the worker program {}: {e}",
+                cfg.local.worker_bin.display()
+            ),
+        })?;
+        let pid = child.id();
+        if let Some(pid) = pid {
+            self.pids.push(pid);
+        }
+        *self.running.entry(agent.clone()).or_default() += 1;
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(stderr_tail(s, secret_values(&cfg.local.worker_env))));
+        let owner = agent.clone();
+        self.children.spawn(async move {
+            let code = child.wait().await.ok().and_then(|s| s.code());
+            let mut words = match &termination_log {
+                Some(p) => {
+                    let words = tokio::fs::read_to_string(p).await.unwrap_or_default();
+                    let _ = tokio::fs::remove_file(p).await;
+                    words
                 }
-                *self.running.entry(agent.clone()).or_default() += 1;
-                self.state.metrics.worker_started(agent.as_str());
-                self.state
-                    .metrics
-                    .set_workers_running(self.running.values().sum());
-                let agent = agent.clone();
-                let stderr = child
-                    .stderr
-                    .take()
-                    .map(|s| tokio::spawn(stderr_tail(s, secret_values(&cfg.local.worker_env))));
-                self.children.spawn(async move {
-                    let code = child.wait().await.ok().and_then(|s| s.code());
-                    let mut words = match &termination_log {
-                        Some(p) => {
-                            let words = tokio::fs::read_to_string(p).await.unwrap_or_default();
-                            let _ = tokio::fs::remove_file(p).await;
-                            words
-                        }
-                        None => String::new(),
-                    };
-                    let tail = match stderr {
-                        Some(t) => t.await.unwrap_or_default(),
-                        None => String::new(),
-                    };
-                    if words.trim().is_empty() {
-                        words = tail;
-                    }
-                    (agent, pid, code, words)
-                });
+                None => String::new(),
+            };
+            let tail = match stderr {
+                Some(t) => t.await.unwrap_or_default(),
+                None => String::new(),
+            };
+            if words.trim().is_empty() {
+                words = tail;
             }
-            Err(e) => {
-                let bin = cfg.local.worker_bin.display();
-                self.feedback.start_failed(
-                    agent,
-                    "spawn",
-                    format!("cannot start the worker program {bin}: {e}"),
-                );
+            (owner, pid, code, words)
+        });
+        Ok(pid.map_or_else(|| "a worker process".to_owned(), |p| format!("pid {p}")))
+    }
+}
+
+impl Launcher for LocalLauncher {
+    async fn observe(&mut self) -> Result<Fleet, String> {
+        // Children that ended meanwhile, without waiting.
+        while let Some(Some(done)) = self.children.join_next().now_or_never() {
+            if let Ok((agent, pid, code, words)) = done {
+                self.pids.retain(|p| Some(*p) != pid);
+                self.reaped(agent, code, words);
             }
+        }
+        Ok(Fleet {
+            running: self.running.clone(),
+            ended: std::mem::take(&mut self.ended),
+            blocked: None,
+        })
+    }
+
+    async fn launch(
+        &mut self,
+        agent: &AgentName,
+        fetch_wait: Option<Duration>,
+    ) -> Result<String, StartFailure> {
+        self.spawn(agent, fetch_wait)
+    }
+
+    async fn changed(&mut self) {
+        match self.children.join_next().await {
+            Some(Ok((agent, pid, code, words))) => {
+                self.pids.retain(|p| Some(*p) != pid);
+                self.reaped(agent, code, words);
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "a worker's exit wait failed"),
+            None => std::future::pending().await,
         }
     }
 
     /// Passes SIGTERM on to running children (they checkpoint and hand their task back) and
     /// waits for them, bounded.
-    async fn stop_children(&mut self) {
+    async fn stop(&mut self) {
         if self.children.is_empty() {
             return;
         }
