@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use openclaw_common::backoff::Backoff;
 use openclaw_common::lifecycle::{self, BridgeEnd};
 use openclaw_common::status::TaskStatus;
 use openclaw_common::store::{Settle, StoreError, Stores};
@@ -32,7 +33,7 @@ const RETRY_ADVISORY: Duration = Duration::from_secs(5);
 /// setup (which creates the stream and consumer); reconnects with backoff when the consumer
 /// cannot be read.
 pub async fn watch(state: AppState) {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     loop {
         let wait = match state.stores.get() {
             // Not set up yet: the setup loop reports its own failures.
@@ -44,14 +45,13 @@ pub async fn watch(state: AppState) {
                 };
                 match taken {
                     Ok(()) => {
-                        delay = Duration::from_millis(100);
-                        delay
+                        backoff.succeeded();
+                        Duration::from_millis(100)
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?delay, "cannot read max-deliveries advisories");
-                        let d = delay;
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                        d
+                        let wait = backoff.failed();
+                        tracing::warn!(error = %e, retry_in = ?wait, "cannot read max-deliveries advisories");
+                        wait
                     }
                 }
             }
@@ -103,16 +103,8 @@ async fn give_up(
     // that stored its end in the events and died before its record ended the task all the
     // same: that end is recorded, not a failure.
     let base = TaskStatus::queued(&spec, advisory.stream_seq);
-    let ended = lifecycle::end_task(
-        stores,
-        &base,
-        BridgeEnd::GiveUp {
-            reason: reason.clone(),
-        },
-    )
-    .await?;
-    if ended.decided {
-        tracing::warn!(task_id = %spec.id, %reason, "task abandoned");
+    let give_up = BridgeEnd::GiveUp { reason };
+    if lifecycle::end_task(stores, &base, give_up).await?.decided {
         state.metrics.abandoned(spec.agent.as_str());
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! Start-up, the router, and graceful shutdown.
 
+use openclaw_common::backoff::Backoff;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -179,7 +180,7 @@ impl Application {
 /// that came back empty gets its streams again without a bridge restart.
 async fn set_up_jetstream(state: AppState) {
     let js = store::context(state.client.clone());
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let attempt = async {
             store::ensure_all(&js, &state.config.nats, &state.config.agents).await?;
@@ -204,14 +205,13 @@ async fn set_up_jetstream(state: AppState) {
                     tracing::info!("JetStream streams, consumers and buckets are ready");
                     state.dispatch_wakeup.notify_one();
                 }
-                delay = Duration::from_millis(100);
+                backoff.succeeded();
                 state.config.jetstream_recheck
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "JetStream setup failed");
-                let d = delay;
-                delay = (delay * 2).min(Duration::from_secs(5));
-                d
+                let wait = backoff.failed();
+                tracing::warn!(error = %e, retry_in = ?wait, "JetStream setup failed");
+                wait
             }
         };
         tokio::select! {

@@ -22,7 +22,7 @@ use nkeys::KeyPair;
 use openclaw_common::config::ConfigError;
 use openclaw_common::ids::TaskId;
 use openclaw_common::names;
-use openclaw_common::status::{TaskStatus, task_for_message};
+use openclaw_common::status::task_for_message;
 use openclaw_common::store::{StoreError, Stores};
 use openclaw_common::task::TaskSpec;
 use serde::Deserialize;
@@ -164,19 +164,7 @@ pub async fn decide(stores: &Stores, user: &str, ticket: &str) -> Result<Grant, 
     // The worker decides which task it runs from the task's record, and may read only
     // records: so there is one before it connects (a task nothing was written about has
     // none; its first message says what it would hold).
-    let known = match stores.status.get(&spec.id).await? {
-        Some(record) => Some(record),
-        None => match stores.tasks.find(&spec.id).await? {
-            Some((first, first_seq)) => {
-                stores
-                    .status
-                    .ensure(&TaskStatus::queued(&first, first_seq))
-                    .await?;
-                stores.status.get(&spec.id).await?
-            }
-            None => None,
-        },
-    };
+    let known = stores.ensure_record(&spec.id).await?;
     let original = spec.id;
     let task = task_for_message(spec, known.as_ref(), seq, msg.time);
     Ok(Grant::for_task(seq, task.id, &original))

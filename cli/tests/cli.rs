@@ -11,7 +11,7 @@ use openclaw_common::lifecycle::Update;
 use openclaw_common::status::TaskState;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::{eventually, within};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TOKEN: &str = "cli-test-token";
@@ -32,7 +32,20 @@ fn openclaw(app: &TestApp, args: &[&str]) -> tokio::process::Command {
 }
 
 async fn output(app: &TestApp, args: &[&str]) -> (i32, String, String) {
-    let out = within(60, "openclaw to finish", openclaw(app, args).output())
+    output_with(app, args, None).await
+}
+
+/// [`output`] with one variable of the command's environment set to another value.
+async fn output_with(
+    app: &TestApp,
+    args: &[&str],
+    var: Option<(&str, &str)>,
+) -> (i32, String, String) {
+    let mut cmd = openclaw(app, args);
+    if let Some((k, v)) = var {
+        cmd.env(k, v);
+    }
+    let out = within(60, "openclaw to finish", cmd.output())
         .await
         .unwrap();
     (
@@ -118,28 +131,30 @@ async fn newest_task(app: &TestApp) -> TaskId {
     .await
 }
 
-#[tokio::test]
-async fn submit_follows_the_task_and_json_output_parses() {
-    let app = app().await;
-    let child = openclaw(
-        &app,
-        &[
-            "--json",
-            "submit",
-            "--repo",
-            "https://example.com/o/r.git",
-            "--prompt",
-            "Write a guide",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let id = newest_task(&app).await;
-    play_worker(&app, id, 0).await;
+/// `openclaw [flags] submit` of a guide, its task worked by [`play_worker`]: the task and the
+/// command's output.
+async fn submit_played(app: &TestApp, flags: &[&str]) -> (TaskId, std::process::Output) {
+    let mut args = flags.to_vec();
+    args.extend([
+        "submit",
+        "--repo",
+        "https://example.com/o/r.git",
+        "--prompt",
+        "Write a guide",
+    ]);
+    let child = openclaw(app, &args).stdout(Stdio::piped()).spawn().unwrap();
+    let id = newest_task(app).await;
+    play_worker(app, id, 0).await;
     let out = within(30, "openclaw submit", child.wait_with_output())
         .await
         .unwrap();
+    (id, out)
+}
+
+#[tokio::test]
+async fn submit_follows_the_task_and_json_output_parses() {
+    let app = app().await;
+    let (id, out) = submit_played(&app, &["--json"]).await;
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let mut lines = stdout.lines();
@@ -155,24 +170,7 @@ async fn submit_follows_the_task_and_json_output_parses() {
 #[tokio::test]
 async fn submit_shows_progress_for_people_and_fails_with_the_task() {
     let app = app().await;
-    let child = openclaw(
-        &app,
-        &[
-            "submit",
-            "--repo",
-            "https://example.com/o/r.git",
-            "--prompt",
-            "Write a guide",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let id = newest_task(&app).await;
-    play_worker(&app, id, 0).await;
-    let out = within(30, "openclaw submit", child.wait_with_output())
-        .await
-        .unwrap();
+    let (_, out) = submit_played(&app, &[]).await;
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{text}");
     for expected in [
@@ -236,9 +234,7 @@ async fn submit_shows_progress_for_people_and_fails_with_the_task() {
 #[tokio::test]
 async fn logs_follow_resumes_after_the_bridge_restarts_mid_stream() {
     let mut app = app().await;
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let id = app.submit_example().await;
     let mut w = app.stores().events.writer(app.queued_event(&id).await, 1);
     w.publish(EventKind::Started {
         worker_id: "w".into(),
@@ -287,9 +283,7 @@ async fn logs_follow_resumes_after_the_bridge_restarts_mid_stream() {
 #[tokio::test]
 async fn status_list_cancel_replay_and_logs_without_follow() {
     let app = app().await;
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let id = app.submit_example().await;
     let id_s = id.to_string();
 
     let (code, out, _) = output(&app, &["--json", "status", &id_s]).await;
@@ -344,9 +338,7 @@ async fn status_list_cancel_replay_and_logs_without_follow() {
     assert_eq!(list["tasks"][0]["id"], id_s);
 
     // Logs of a running task without --follow show what is stored and return.
-    let other = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let other = app.submit_example().await;
     let (code, out, _) = output(&app, &["--json", "logs", &other.to_string()]).await;
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 1);
@@ -355,17 +347,9 @@ async fn status_list_cancel_replay_and_logs_without_follow() {
 #[tokio::test]
 async fn errors_are_readable_and_fail_the_command() {
     let app = app().await;
-    let out = within(
-        30,
-        "openclaw",
-        openclaw(&app, &["list"])
-            .env("OPENCLAW_GATEWAY_TOKEN", "wrong")
-            .output(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, _stdout, stderr) =
+        output_with(&app, &["list"], Some(("OPENCLAW_GATEWAY_TOKEN", "wrong"))).await;
+    assert_eq!(code, 1);
     assert!(
         stderr.contains("bearer token") && stderr.contains("401"),
         "{stderr}"
@@ -376,46 +360,23 @@ async fn errors_are_readable_and_fail_the_command() {
     assert_eq!(code, 1);
     assert!(stderr.contains("no task"), "{stderr}");
 
-    let out = within(
-        30,
-        "openclaw",
-        openclaw(&app, &["list"])
-            .env("OPENCLAW_URL", "http://127.0.0.1:9")
-            .output(),
+    let (code, _stdout, stderr) = output_with(
+        &app,
+        &["list"],
+        Some(("OPENCLAW_URL", "http://127.0.0.1:9")),
     )
-    .await
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the bridge"));
+    .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot reach the bridge"), "{stderr}");
 
     // host:port alone is taken as http://host:port; anything else says how to write it.
     let hostport = app.base.trim_start_matches("http://").to_owned();
-    let out = within(
-        30,
-        "openclaw",
-        openclaw(&app, &["--json", "list"])
-            .env("OPENCLAW_URL", &hostport)
-            .output(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = within(
-        30,
-        "openclaw",
-        openclaw(&app, &["list"])
-            .env("OPENCLAW_URL", "ftp://bridge:8080")
-            .output(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, _stdout, stderr) =
+        output_with(&app, &["--json", "list"], Some(("OPENCLAW_URL", &hostport))).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _stdout, stderr) =
+        output_with(&app, &["list"], Some(("OPENCLAW_URL", "ftp://bridge:8080"))).await;
+    assert_eq!(code, 1);
     assert!(stderr.contains("http://host:port"), "{stderr}");
     assert!(!stderr.contains("relative URL"), "{stderr}");
 }
@@ -423,12 +384,8 @@ async fn errors_are_readable_and_fail_the_command() {
 #[tokio::test]
 async fn status_and_list_show_why_a_task_waits_or_failed() {
     let app = app().await;
-    let waiting = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
-    let failed = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let waiting = app.submit_example().await;
+    let failed = app.submit_example().await;
     // What a dispatcher and a worker record.
     for (id, change) in [
         (

@@ -11,6 +11,7 @@
 //! - [`names`]: stream, subject, bucket and consumer names in one place.
 //! - [`store`]: the only JetStream code: creating those streams (from `nats/*.json`), and the
 //!   typed stores over them.
+//! - [`backoff`]: the pauses of every retry loop (doubling to a cap).
 //! - [`agents`]: agent profiles (built-in defaults, or a TOML file).
 //! - [`egress`]: where the worker may connect (repo policy) and offer credentials (host lists).
 //! - [`config`]: reading typed configuration from the environment; secrets that cannot be printed.
@@ -19,6 +20,7 @@
 //! - [`telemetry`]: the one `tracing` set-up used by the binaries and the tests.
 
 pub mod agents;
+pub mod backoff;
 pub mod config;
 pub mod egress;
 pub mod event;

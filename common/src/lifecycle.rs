@@ -138,7 +138,8 @@ pub fn decide_end(
 /// Ends a task as the bridge decides: the decision in the record first ([`decide_end`],
 /// compare-and-set; `base` is the record a task with none would have), then, when the record
 /// says the task ended, the end in its events once ([`close_events`]) — also when an earlier
-/// try made the decision and lost its answer, so a retry completes it.
+/// try made the decision and lost its answer, so a retry completes it. A decision is logged
+/// here, once.
 pub async fn end_task<L: Ledger>(
     ledger: &L,
     base: &TaskStatus,
@@ -151,6 +152,19 @@ pub async fn end_task<L: Ledger>(
     let (status, decided) = ledger
         .update_or_create(base, |s| decide_end(s, &end, events_end.as_ref()))
         .await?;
+    if decided {
+        match &end {
+            BridgeEnd::Cancel => {
+                tracing::info!(task_id = %base.id, state = status.status.as_str(), "cancel recorded")
+            }
+            BridgeEnd::QueueDeadline { reason } => {
+                tracing::warn!(task_id = %base.id, %reason, "task failed at its queue deadline");
+            }
+            BridgeEnd::GiveUp { reason } => {
+                tracing::warn!(task_id = %base.id, %reason, "task abandoned")
+            }
+        }
+    }
     if !status.status.is_terminal() {
         return Ok(Ended { status, decided });
     }

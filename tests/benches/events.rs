@@ -73,12 +73,7 @@ async fn main() {
     }
     let append = started.elapsed();
     writer
-        .publish(EventKind::Completed {
-            summary: "done".into(),
-            commit: None,
-            branch: None,
-            usage: None,
-        })
+        .publish(openclaw_tests::completed_event("done"))
         .await
         .unwrap();
     line(

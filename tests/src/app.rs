@@ -246,6 +246,23 @@ impl TestApp {
         r.json().await.expect("status JSON")
     }
 
+    /// Submits a task on a public example repository no worker will reach (for tests of what
+    /// happens around a task rather than its work).
+    pub async fn submit_example(&self) -> TaskId {
+        self.submit(&serde_json::json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
+            .await
+    }
+
+    /// The task's first waiting reason (why no worker has started it), waited for up to `secs`.
+    pub async fn waiting_reason(&self, id: &TaskId, secs: u64) -> String {
+        crate::eventually(secs, &format!("a waiting reason on task {id}"), || async {
+            self.status(id).await["waiting_reason"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .await
+    }
+
     /// Opens the task's SSE stream, optionally resuming after `last_event_id`.
     pub async fn events(&self, id: &TaskId, last_event_id: Option<u64>) -> SseReader {
         let mut req = self.authed(self.http.get(format!("{}/v1/tasks/{id}/events", self.base)));

@@ -242,3 +242,32 @@ pub fn doc_script() -> Vec<Reply> {
         Reply::text("Add a usage guide\n\nDocuments how to run the program."),
     ]
 }
+
+/// Asserts that `r` is the bridge's JSON error: `status`, `code`, a message, and `field` when
+/// given; returns the body for more.
+pub async fn expect_error(
+    r: reqwest::Response,
+    status: u16,
+    code: &str,
+    field: Option<&str>,
+) -> serde_json::Value {
+    assert_eq!(r.status(), status);
+    assert!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json")),
+        "errors are JSON"
+    );
+    let body: serde_json::Value = r.json().await.expect("a JSON error body");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    if let Some(field) = field {
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+    body
+}

@@ -176,3 +176,13 @@ pub async fn serve(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
     });
     (format!("http://127.0.0.1:{port}"), server)
 }
+
+/// A `completed` event without a commit, as a worker with nothing to push stores it.
+pub fn completed_event(summary: &str) -> openclaw_common::event::EventKind {
+    openclaw_common::event::EventKind::Completed {
+        summary: summary.into(),
+        commit: None,
+        branch: None,
+        usage: None,
+    }
+}

@@ -54,9 +54,7 @@ async fn with_a_token_every_route_but_probes_and_metrics_needs_it() {
 
     let r = app.get("/ready").await; // sends the right token
     assert_eq!(r.status(), 200);
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let id = app.submit_example().await;
     assert_eq!(app.status(&id).await["status"], "queued");
 }
 

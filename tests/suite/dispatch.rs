@@ -275,12 +275,7 @@ async fn a_worker_that_dies_before_its_termination_message_is_told_by_its_last_w
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
         .await;
-    let reason = openclaw_tests::eventually(20, "the worker's last words", || async {
-        app.status(&id).await["waiting_reason"]
-            .as_str()
-            .map(str::to_owned)
-    })
-    .await;
+    let reason = app.waiting_reason(&id, 20).await;
     assert!(
         reason.starts_with("workers for doc-writer exit at start:")
             && reason.contains("error while loading shared libraries: libssl.so.3"),

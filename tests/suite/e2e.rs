@@ -147,9 +147,7 @@ async fn push_over_http_with_basic_auth_and_the_token_leaks_nowhere() {
     let id = app
         .submit(&json!({"repo": server.url("origin.git"), "prompt": "Document it"}))
         .await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
+    let (_worker, events) = work_task(&app, &llm, &id, &[]).await;
     let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
         panic!("expected failed: {:?}", kinds(&events))
     };
@@ -218,9 +216,7 @@ async fn a_task_without_changes_completes_with_no_commit() {
     ])
     .await;
     let (app, repo, id) = repo_task(&[], "Check the docs").await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
+    let (_worker, events) = work_task(&app, &llm, &id, &[]).await;
     let k = kinds(&events);
     assert!(!k.contains(&"committed") && !k.contains(&"pushed"), "{k:?}");
     let EventKind::Completed { commit, .. } = &events.last().unwrap().kind else {
@@ -247,12 +243,13 @@ async fn a_rejected_push_fails_the_task_with_gits_reason() {
     let id = app
         .submit(&json!({"repo": server.url("origin.git"), "prompt": "Document"}))
         .await;
-    let mut worker = WorkerProcess::start(
-        worker_bin(),
-        &env_for(&app, &llm, &[("GIT_USERNAME", "bot"), ("GIT_TOKEN", "pw")]),
-    );
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
+    let (_worker, events) = work_task(
+        &app,
+        &llm,
+        &id,
+        &[("GIT_USERNAME", "bot"), ("GIT_TOKEN", "pw")],
+    )
+    .await;
     let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
         panic!("{:?}", kinds(&events))
     };

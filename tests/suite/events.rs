@@ -4,7 +4,6 @@ use openclaw_common::event::EventKind;
 use openclaw_common::store::StoreError;
 use openclaw_tests::app::TestApp;
 use openclaw_tests::within;
-use serde_json::json;
 
 fn message(delta: &str) -> EventKind {
     EventKind::Message {
@@ -15,9 +14,7 @@ fn message(delta: &str) -> EventKind {
 #[tokio::test]
 async fn history_then_live_then_end_and_resume_without_gap_or_repeat() {
     let app = TestApp::spawn().await;
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let id = app.submit_example().await;
     // A worker's first events, before anyone listens.
     let mut worker = app.stores().events.writer(app.queued_event(&id).await, 1);
     worker
@@ -61,12 +58,7 @@ async fn history_then_live_then_end_and_resume_without_gap_or_repeat() {
     assert_eq!(live.json()["delta"], " world");
 
     worker
-        .publish(EventKind::Completed {
-            summary: "done".into(),
-            commit: None,
-            branch: None,
-            usage: None,
-        })
+        .publish(openclaw_tests::completed_event("done"))
         .await
         .unwrap();
     let last = within(10, "the terminal frame", sse.next())
@@ -102,9 +94,7 @@ async fn history_then_live_then_end_and_resume_without_gap_or_repeat() {
 #[tokio::test]
 async fn two_writers_never_share_a_sequence_number() {
     let app = TestApp::spawn().await;
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let id = app.submit_example().await;
     let queued = app.queued_event(&id).await;
     let write = |attempt: u32| {
         let mut w = app.stores().events.writer(queued.clone(), attempt);
@@ -130,9 +120,7 @@ async fn an_attempts_writer_stops_once_a_later_attempt_has_written_or_the_task_e
             reason: "canceled before the work started".into(),
         }),
     ] {
-        let id = app
-            .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-            .await;
+        let id = app.submit_example().await;
         let queued = app.queued_event(&id).await;
         let mut first = events.fenced_writer(queued.clone(), 1);
         first.publish(message("attempt 1")).await.unwrap();
@@ -173,9 +161,7 @@ async fn an_attempts_writer_stops_once_a_later_attempt_has_written_or_the_task_e
 #[tokio::test]
 async fn keep_alive_comments_while_idle_and_404_for_unknown_tasks() {
     let app = TestApp::spawn().await;
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let id = app.submit_example().await;
     let mut sse = app.events(&id, None).await;
     within(10, "queued", sse.next()).await.expect("queued");
     // Nothing happens for a while: the server sends comments (every 1 s in tests).

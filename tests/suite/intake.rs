@@ -82,18 +82,22 @@ async fn submit_stores_the_task_with_its_headers_then_answers_202() {
 #[tokio::test]
 async fn the_same_idempotency_key_twice_queues_one_task() {
     let app = TestApp::spawn().await;
-    let send = || async {
-        let r = app
-            .http
-            .post(format!("{}/v1/tasks", app.base))
-            .header("Idempotency-Key", "client-key-42")
-            .json(&task_body())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-        r.json::<Value>().await.unwrap()
+    let send_as = |key: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .http
+                .post(format!("{}/v1/tasks", app.base))
+                .header("Idempotency-Key", key)
+                .json(&task_body())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            r.json::<Value>().await.unwrap()
+        }
     };
+    let send = || send_as("client-key-42");
     let (a, b) = tokio::join!(send(), send());
     let c = send().await;
     assert_eq!(a["id"], b["id"]);
@@ -111,15 +115,7 @@ async fn the_same_idempotency_key_twice_queues_one_task() {
     assert_eq!(app.status(&id).await["status"], "queued");
 
     // A different key is a different task.
-    let r = app
-        .http
-        .post(format!("{}/v1/tasks", app.base))
-        .header("Idempotency-Key", "client-key-43")
-        .json(&task_body())
-        .send()
-        .await
-        .unwrap();
-    let other: Value = r.json().await.unwrap();
+    let other = send_as("client-key-43").await;
     assert_ne!(other["id"], a["id"]);
 }
 

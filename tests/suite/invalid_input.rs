@@ -3,29 +3,8 @@
 
 use openclaw_common::names;
 use openclaw_tests::app::TestApp;
+use openclaw_tests::flow::expect_error;
 use serde_json::{Value, json};
-
-async fn expect_error(r: reqwest::Response, status: u16, code: &str, field: Option<&str>) -> Value {
-    assert_eq!(r.status(), status);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"),
-        "errors are JSON"
-    );
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty())
-    );
-    if let Some(field) = field {
-        assert_eq!(body["error"]["field"], field, "{body}");
-    }
-    body
-}
 
 #[tokio::test]
 async fn bad_task_bodies_are_400_with_the_field_and_store_nothing() {
@@ -212,9 +191,7 @@ async fn unknown_tasks_bad_ids_and_bad_query_values() {
         .unwrap();
     assert_eq!(r.status(), 405);
 
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let id = app.submit_example().await;
     let r = app
         .http
         .get(format!("{}/v1/tasks/{id}/events", app.base))

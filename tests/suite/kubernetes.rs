@@ -181,8 +181,7 @@ async fn each_agent_gets_its_own_template() {
         "devops"
     );
 
-    app.submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    app.submit_example().await;
     let jobs = jobs_eventually(&kube, 2).await;
     let doc = jobs
         .iter()
@@ -215,8 +214,7 @@ async fn the_install_sets_the_worker_images_in_one_place_each() {
     .await;
     app.submit(&json!({"agent": "devops", "prompt": "what runs?"}))
         .await;
-    app.submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    app.submit_example().await;
     let jobs = jobs_eventually(&kube, 2).await;
     let image_of = |agent: &str| {
         jobs.iter()
@@ -238,8 +236,7 @@ async fn the_install_sets_the_worker_images_in_one_place_each() {
 async fn a_task_orphaned_by_a_lost_pod_gets_one_waiting_job() {
     let kube = FakeKubeApi::start().await;
     let app = app(&kube, &[("OPENCLAW_ACK_WAIT_SECS", "30")]).await;
-    app.submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    app.submit_example().await;
     let jobs = jobs_eventually(&kube, 1).await;
     // The worker takes the task, then its node vanishes: no ack, the Job fails.
     let _held = take_one(&app, "doc-writer").await;
@@ -328,9 +325,7 @@ async fn waiting_reasons(app: &TestApp, id: &openclaw_common::ids::TaskId) -> Ve
 async fn a_pod_that_cannot_start_is_the_tasks_waiting_reason() {
     let kube = FakeKubeApi::start().await;
     let app = app(&kube, &[]).await;
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let id = app.submit_example().await;
     let job = jobs_eventually(&kube, 1).await[0]["metadata"]["name"]
         .as_str()
         .unwrap()
@@ -389,9 +384,7 @@ async fn a_pod_that_cannot_start_is_the_tasks_waiting_reason() {
 async fn a_worker_pod_that_exits_at_start_backs_off_with_its_termination_message() {
     let kube = FakeKubeApi::start().await;
     let app = app(&kube, &[]).await;
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
+    let id = app.submit_example().await;
     let message = "invalid configuration: NATS_USER and NATS_PASSWORD go together";
     let fail = |job: &str| {
         kube.set_pod(
@@ -434,15 +427,8 @@ async fn a_bridge_that_may_not_create_jobs_says_so_on_the_task() {
     let kube = FakeKubeApi::start().await;
     kube.refuse_jobs(true);
     let app = app(&kube, &[]).await;
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
-    let reason = eventually(10, "the 403 on the task", || async {
-        app.status(&id).await["waiting_reason"]
-            .as_str()
-            .map(str::to_owned)
-    })
-    .await;
+    let id = app.submit_example().await;
+    let reason = app.waiting_reason(&id, 10).await;
     assert!(
         reason.starts_with("the bridge may not create Jobs:") && reason.contains("forbidden"),
         "{reason}"
@@ -464,15 +450,8 @@ async fn a_bridge_without_the_kubernetes_api_tells_the_tasks() {
         .env("OPENCLAW_DISPATCH_POLL_SECS", "0.2")
         .spawn()
         .await;
-    let id = app
-        .submit(&json!({"repo": "https://example.com/o/r.git", "prompt": "p"}))
-        .await;
-    let reason = eventually(15, "the reason on the task", || async {
-        app.status(&id).await["waiting_reason"]
-            .as_str()
-            .map(str::to_owned)
-    })
-    .await;
+    let id = app.submit_example().await;
+    let reason = app.waiting_reason(&id, 15).await;
     assert!(
         reason.starts_with("the bridge cannot read its worker Jobs")
             || reason.starts_with("the bridge cannot reach the Kubernetes API"),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod cancel;
 mod cluster;
 mod confinement;
 mod conformance;
@@ -12,11 +13,14 @@ mod deploy;
 mod dispatch;
 mod e2e;
 mod events;
+mod gateway;
 mod hostile;
 mod intake;
 mod invalid_input;
+mod isolation;
 mod kubernetes;
 mod langfuse;
+mod limits;
 mod openai;
 mod outage;
 mod profiles;

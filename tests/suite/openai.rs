@@ -12,7 +12,7 @@ use openclaw_tests::sse::SseReader;
 use openclaw_tests::within;
 use serde_json::{Value, json};
 
-use openclaw_tests::flow::{app_with_local_dispatch, events_until_end};
+use openclaw_tests::flow::{app_with_local_dispatch, events_until_end, expect_error};
 
 fn doc_script() -> Vec<Reply> {
     vec![
@@ -154,38 +154,33 @@ async fn a_non_streamed_chat_returns_the_whole_answer() {
 async fn chats_without_a_repo_bad_models_and_background_prompts() {
     let app = TestApp::spawn().await;
     let user = |t: &str| json!([{"role": "user", "content": t}]);
-    let r = chat(
-        &app,
-        &json!({"model": "openclaw:doc-writer", "messages": user("Document the CLI")}),
-        &[],
+    // A chat refused for `field`, with `words` in its message.
+    let refused = |body: Value, field: &'static str, words: &'static str| {
+        let app = &app;
+        async move {
+            let err = expect_error(
+                chat(app, &body, &[]).await,
+                400,
+                "invalid_request",
+                Some(field),
+            )
+            .await;
+            let message = err["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(words), "{err}");
+        }
+    };
+    refused(
+        json!({"model": "openclaw:doc-writer", "messages": user("Document the CLI")}),
+        "repo",
+        "git URL",
     )
     .await;
-    assert_eq!(r.status(), 400);
-    let err: Value = r.json().await.unwrap();
-    assert_eq!(err["error"]["field"], "repo");
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("git URL"),
-        "{err}"
-    );
-
-    let r = chat(
-        &app,
-        &json!({"model": "gpt-4", "messages": user("hi")}),
-        &[],
+    refused(
+        json!({"model": "gpt-4", "messages": user("hi")}),
+        "model",
+        "openclaw:doc-writer",
     )
     .await;
-    assert_eq!(r.status(), 400);
-    let err: Value = r.json().await.unwrap();
-    assert_eq!(err["error"]["field"], "model");
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("openclaw:doc-writer")
-    );
 
     let r = chat(
         &app,
@@ -414,8 +409,8 @@ async fn the_original_bridge_contract() {
     assert_eq!(blocks[1], "data: [DONE]");
 }
 
-#[tokio::test]
-async fn replay_runs_the_stored_task_again_as_a_linked_task() {
+/// A bridge with local dispatch that has run one doc task to its end on a fresh repository.
+async fn one_task_done() -> (ScriptedLlm, TestApp, BareRepo, TaskId) {
     let llm = ScriptedLlm::turns(doc_script()).await;
     let app = app_with_local_dispatch(&llm, &[]).await;
     let repo = BareRepo::new();
@@ -423,6 +418,12 @@ async fn replay_runs_the_stored_task_again_as_a_linked_task() {
         .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
         .await;
     events_until_end(&app, &first).await;
+    (llm, app, repo, first)
+}
+
+#[tokio::test]
+async fn replay_runs_the_stored_task_again_as_a_linked_task() {
+    let (_llm, app, repo, first) = one_task_done().await;
     let r = app
         .post_json(&format!("/v1/tasks/{first}/replay"), &json!({}))
         .await;
@@ -443,13 +444,7 @@ async fn replay_runs_the_stored_task_again_as_a_linked_task() {
 
 #[tokio::test]
 async fn republishing_a_stored_task_with_a_plain_nats_client_runs_it_again() {
-    let llm = ScriptedLlm::turns(doc_script()).await;
-    let app = app_with_local_dispatch(&llm, &[]).await;
-    let repo = BareRepo::new();
-    let first = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
-        .await;
-    events_until_end(&app, &first).await;
+    let (_llm, app, repo, first) = one_task_done().await;
 
     // What an operator does with the nats CLI: `nats stream view`/`get` to find the message,
     // then `nats pub` its body again on the same subject with a new message id.

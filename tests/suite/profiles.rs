@@ -5,11 +5,10 @@ use std::time::Duration;
 use openclaw_common::event::EventKind;
 use openclaw_tests::git::BareRepo;
 use openclaw_tests::llm::{Reply, ScriptedLlm};
-use openclaw_tests::worker::WorkerProcess;
 use serde_json::{Value, json};
 
 use openclaw_tests::flow::{
-    app_with_local_dispatch, app_without_dispatch, env_for, events_until_end, worker_bin,
+    app_with_local_dispatch, app_without_dispatch, expect_error, work_task,
 };
 
 const AGENTS: &str = r#"
@@ -19,40 +18,35 @@ description = "A doc agent with a two-step budget."
 system_prompt = "You are tiny."
 tools = ["write_file"]
 model = "tiny-model"
-
-[agent.limits]
-max_steps = 2
-max_tokens = 100000
-max_wall_secs = 60
+limits = { max_steps = 2, max_tokens = 100000, max_wall_secs = 60 }
 
 [[agent]]
 name = "frugal"
 system_prompt = "You are frugal."
 tools = ["write_file"]
-
-[agent.limits]
-max_steps = 10
-max_tokens = 30
-max_wall_secs = 60
+limits = { max_steps = 10, max_tokens = 30, max_wall_secs = 60 }
 
 [[agent]]
 name = "hasty"
 system_prompt = "You are hasty."
 tools = ["write_file"]
-
-[agent.limits]
-max_steps = 10
-max_tokens = 100000
-max_wall_secs = 1
+limits = { max_steps = 10, max_tokens = 100000, max_wall_secs = 1 }
 "#;
 
-#[tokio::test]
-async fn agents_come_from_the_configured_file_with_their_model_tools_and_limits() {
+/// A bridge configured with [`AGENTS`] (the file's directory, its path, the bridge).
+async fn agents_app() -> (tempfile::TempDir, String, openclaw_tests::app::TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("agents.toml");
     std::fs::write(&file, AGENTS).unwrap();
-    let file = file.to_str().unwrap();
-    let app = app_without_dispatch(&[("OPENCLAW_AGENTS", file)]).await;
+    let file = file.to_str().unwrap().to_owned();
+    let app = app_without_dispatch(&[("OPENCLAW_AGENTS", &file)]).await;
+    (dir, file, app)
+}
+
+#[tokio::test]
+async fn agents_come_from_the_configured_file_with_their_model_tools_and_limits() {
+    let (_dir, file, app) = agents_app().await;
+    let file = file.as_str();
     let repo = BareRepo::new();
 
     // The bridge knows only the agents of the file.
@@ -62,9 +56,7 @@ async fn agents_come_from_the_configured_file_with_their_model_tools_and_limits(
             &json!({"repo": repo.file_url(), "prompt": "p"}),
         )
         .await;
-    assert_eq!(r.status(), 400, "doc-writer is not configured here");
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["field"], "agent");
+    let body = expect_error(r, 400, "invalid_request", Some("agent")).await;
     assert!(body["error"]["message"].as_str().unwrap().contains("tiny"));
 
     // A model that never stops calling tools runs into the step limit.
@@ -76,16 +68,13 @@ async fn agents_come_from_the_configured_file_with_their_model_tools_and_limits(
     let id = app
         .submit(&json!({"repo": repo.file_url(), "prompt": "p", "agent": "tiny"}))
         .await;
-    let mut worker = WorkerProcess::start(
-        worker_bin(),
-        &env_for(
-            &app,
-            &llm,
-            &[("OPENCLAW_AGENTS", file), ("OPENCLAW_AGENT", "tiny")],
-        ),
-    );
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let events = events_until_end(&app, &id).await;
+    let (_worker, events) = work_task(
+        &app,
+        &llm,
+        &id,
+        &[("OPENCLAW_AGENTS", file), ("OPENCLAW_AGENT", "tiny")],
+    )
+    .await;
     let EventKind::Failed { reason, retryable } = &events.last().unwrap().kind else {
         panic!("{events:?}")
     };
@@ -143,11 +132,8 @@ async fn local_dispatch_never_runs_more_workers_than_allowed_and_finishes_every_
 
 #[tokio::test]
 async fn token_and_wall_time_limits_end_the_task_with_their_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("agents.toml");
-    std::fs::write(&file, AGENTS).unwrap();
-    let file = file.to_str().unwrap();
-    let app = app_without_dispatch(&[("OPENCLAW_AGENTS", file)]).await;
+    let (_dir, file, app) = agents_app().await;
+    let file = file.as_str();
     let repo = BareRepo::new();
     // Each call costs the scripted model's usage (at least 25 tokens): two pass 30.
     let write = Reply::tool("write_file", json!({"path": "a.md", "content": "a"}));
@@ -163,16 +149,13 @@ async fn token_and_wall_time_limits_end_the_task_with_their_reason() {
         let id = app
             .submit(&json!({"repo": repo.file_url(), "prompt": "p", "agent": agent}))
             .await;
-        let mut worker = WorkerProcess::start(
-            worker_bin(),
-            &env_for(
-                &app,
-                &llm,
-                &[("OPENCLAW_AGENTS", file), ("OPENCLAW_AGENT", agent)],
-            ),
-        );
-        assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-        let events = events_until_end(&app, &id).await;
+        let (_worker, events) = work_task(
+            &app,
+            &llm,
+            &id,
+            &[("OPENCLAW_AGENTS", file), ("OPENCLAW_AGENT", agent)],
+        )
+        .await;
         let EventKind::Failed {
             reason: got,
             retryable,

@@ -15,178 +15,26 @@ use serde_json::json;
 
 use openclaw_tests::flow::{
     app_without_dispatch, assert_nothing_to_deliver, env_for, events_until_end, kinds, repo_task,
-    republish_newest, tool_results, wait_for_event, worker_bin,
+    republish_newest, wait_for_event, work_task, worker_bin,
 };
 
-fn write(path: &str, content: &str) -> Reply {
+pub(crate) fn write(path: &str, content: &str) -> Reply {
     Reply::tool("write_file", json!({"path": path, "content": content}))
 }
 
 /// Waits until the scripted model has received its second request.
-async fn second_call_in_flight(llm: &ScriptedLlm) {
+pub(crate) async fn second_call_in_flight(llm: &ScriptedLlm) {
     openclaw_tests::eventually(10, "the second model call", || async {
         (llm.requests().len() >= 2).then_some(())
     })
     .await;
 }
 
-fn last_failed(events: &[openclaw_common::event::TaskEvent]) -> (String, bool) {
+pub(crate) fn last_failed(events: &[openclaw_common::event::TaskEvent]) -> (String, bool) {
     match &events.last().expect("events").kind {
         EventKind::Failed { reason, retryable } => (reason.clone(), *retryable),
         other => panic!("expected failed, got {other:?}"),
     }
-}
-
-#[tokio::test]
-async fn a_429_with_retry_after_is_waited_out_then_the_task_completes() {
-    let llm = ScriptedLlm::queue(vec![
-        Reply::Error {
-            status: 429,
-            retry_after: Some(1),
-            message: "slow down".into(),
-        },
-        write("a.md", "a"),
-        Reply::text("Wrote a.md"),
-    ])
-    .await;
-    let (app, _repo, id) = repo_task(&[], "p").await;
-    let started = std::time::Instant::now();
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(kinds(&events).last(), Some(&"completed"));
-    assert_eq!(llm.requests().len(), 3);
-    // The retry waited for Retry-After (1 s), not the configured 50 ms base delay.
-    assert!(started.elapsed() >= Duration::from_secs(1));
-    assert!(worker.log_text().contains("retrying"));
-}
-
-#[tokio::test]
-async fn gateway_500s_until_the_attempts_run_out_fail_the_task() {
-    let llm = ScriptedLlm::turns(vec![Reply::error(500, "upstream exploded")]).await;
-    let (app, _repo, id) = repo_task(&[("OPENCLAW_MAX_DELIVER", "2")], "p").await;
-    // Attempt 1: 1 call + 2 retries, then handed back; attempt 2: the same, then final.
-    for attempt in 1..=2 {
-        let mut worker = WorkerProcess::start(
-            worker_bin(),
-            &env_for(&app, &llm, &[("OPENCLAW_FETCH_WAIT_SECS", "5")]),
-        );
-        assert_eq!(
-            worker.wait().await,
-            Some(0),
-            "attempt {attempt}: {}",
-            worker.log_text()
-        );
-    }
-    assert_eq!(llm.requests().len(), 6);
-    let events = events_until_end(&app, &id).await;
-    let failures: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Failed { retryable, reason } => {
-                Some((e.attempt, *retryable, reason.clone()))
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(failures.len(), 2, "{failures:?}");
-    assert_eq!((failures[0].0, failures[0].1), (1, true));
-    assert_eq!((failures[1].0, failures[1].1), (2, false));
-    assert!(failures[1].2.contains("upstream exploded"), "{failures:?}");
-    let status = app.status(&id).await;
-    assert_eq!(status["status"], "failed");
-    assert_eq!(status["attempts"], 2);
-}
-
-#[tokio::test]
-async fn a_401_from_the_gateway_fails_at_once_with_its_message() {
-    // The gateway echoes the key it refused, as some do.
-    let echo = format!("invalid api key {}", openclaw_tests::worker::TEST_LLM_KEY);
-    let llm = ScriptedLlm::turns(vec![Reply::error(401, &echo)]).await;
-    let (app, _repo, id) = repo_task(&[], "p").await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0));
-    assert_eq!(llm.requests().len(), 1, "no retries on 401");
-    let events = events_until_end(&app, &id).await;
-    let (reason, retryable) = last_failed(&events);
-    assert!(!retryable);
-    assert!(
-        reason.contains("invalid api key") && reason.contains("401"),
-        "{reason}"
-    );
-    assert!(reason.contains("[redacted]"), "{reason}");
-    assert!(
-        reason.contains(&format!("{}/v1", llm.url)) && reason.contains("LITELLM_BASE_URL"),
-        "the gateway is named: {reason}"
-    );
-    assert!(
-        !reason.contains(openclaw_tests::worker::TEST_LLM_KEY),
-        "the key never reaches events"
-    );
-    let status = app.status(&id).await.to_string();
-    assert!(
-        !status.contains(openclaw_tests::worker::TEST_LLM_KEY),
-        "nor the status"
-    );
-    assert!(
-        !worker
-            .log_text()
-            .contains(openclaw_tests::worker::TEST_LLM_KEY),
-        "nor the log"
-    );
-    assert_eq!(app.status(&id).await["status"], "failed");
-}
-
-#[tokio::test]
-async fn malformed_tool_arguments_and_path_escapes_go_back_to_the_model_as_errors() {
-    let outside = tempfile::tempdir().unwrap();
-    let repo = BareRepo::new();
-    // The repo ships a symlink that points out of any checkout.
-    let seed = tempfile::tempdir().unwrap();
-    openclaw_tests::git::git(
-        seed.path(),
-        &["clone", "-q", repo.path().to_str().unwrap(), "w"],
-    );
-    let w = seed.path().join("w");
-    std::os::unix::fs::symlink(outside.path(), w.join("escape")).unwrap();
-    openclaw_tests::git::git(&w, &["add", "escape"]);
-    openclaw_tests::git::git(&w, &["commit", "-q", "-m", "add a symlink"]);
-    openclaw_tests::git::git(&w, &["push", "-q", "origin", "main"]);
-
-    let llm = ScriptedLlm::turns(vec![
-        Reply::raw_tool("write_file", r#"{"path": "x.md", "content": "unterminated"#),
-        write("../evil.md", "x"),
-        Reply::tool("read_file", json!({"path": "/etc/passwd"})),
-        write("escape/evil.md", "x"),
-        Reply::text("I could not write outside the repository."),
-    ])
-    .await;
-    let app = app_without_dispatch(&[]).await;
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "p"}))
-        .await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(kinds(&events).last(), Some(&"completed"));
-    let results = tool_results(&events);
-    assert_eq!(results.len(), 4);
-    assert!(results.iter().all(|(ok, _)| !ok), "{results:?}");
-    assert!(results[0].1.contains("not valid JSON"), "{results:?}");
-    assert!(results[1].1.contains(".."), "{results:?}");
-    assert!(results[2].1.contains("absolute"), "{results:?}");
-    assert!(results[3].1.contains("outside"), "{results:?}");
-    // The model was told each time.
-    let requests = llm.requests();
-    let told = requests[1]["messages"].as_array().unwrap().last().unwrap();
-    assert_eq!(told["role"], "tool");
-    assert!(told["content"].as_str().unwrap().contains("not valid JSON"));
-    assert_eq!(
-        std::fs::read_dir(outside.path()).unwrap().count(),
-        0,
-        "nothing written outside"
-    );
-    assert!(!std::path::Path::new(&repo.root().join("evil.md")).exists());
 }
 
 #[tokio::test]
@@ -451,137 +299,6 @@ async fn sigterm_pushes_a_checkpoint_and_the_next_attempt_resumes_from_it() {
     assert!(resumed_prompt.contains("interrupted"), "{resumed_prompt}");
 }
 
-#[tokio::test]
-async fn cancel_before_start_means_the_worker_never_clones() {
-    let llm = ScriptedLlm::turns(vec![Reply::text("unused")]).await;
-    let (app, _repo, id) = repo_task(&[], "p").await;
-    let r = app
-        .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
-        .await;
-    assert_eq!(r.status(), 202);
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0));
-    assert!(llm.requests().is_empty());
-    let events = app.stores().events.history(&id).await.unwrap();
-    assert_eq!(kinds(&events), ["queued", "canceled"]);
-    // The message was terminated: nothing is left to deliver.
-    assert_nothing_to_deliver(&app, &llm).await;
-}
-
-#[tokio::test]
-async fn cancel_mid_run_stops_at_the_next_step() {
-    let llm = ScriptedLlm::queue(vec![
-        write("a.md", "a"),
-        write("b.md", "b").delayed(Duration::from_secs(2)),
-        Reply::text("not reached"),
-    ])
-    .await;
-    let (app, repo, id) = repo_task(&[], "p").await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    wait_for_event(&app, &id, "tool_result").await;
-    second_call_in_flight(&llm).await;
-    let r = app
-        .post_json(&format!("/v1/tasks/{id}/cancel"), &json!({}))
-        .await;
-    assert_eq!(r.status(), 202);
-    assert_eq!(worker.wait().await, Some(0));
-    let events = events_until_end(&app, &id).await;
-    let k = kinds(&events);
-    assert_eq!(k.last(), Some(&"canceled"), "{k:?}");
-    assert_eq!(
-        llm.requests().len(),
-        2,
-        "no model call after the cancel was seen"
-    );
-    assert_eq!(app.status(&id).await["status"], "canceled");
-    assert!(!repo.has_branch(&format!("openclaw/{id}")));
-}
-
-#[tokio::test]
-async fn the_devops_agent_runs_allowlisted_commands_without_a_repo() {
-    let bin = tempfile::tempdir().unwrap();
-    let kubectl = bin.path().join("kubectl");
-    std::fs::write(
-        &kubectl,
-        "#!/bin/sh\necho \"pod/web-1 Running (args: $*)\"\n",
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&kubectl)
-        .status()
-        .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap()
-    );
-
-    let llm = ScriptedLlm::turns(vec![
-        Reply::tool(
-            "run_command",
-            json!({"command": "kubectl", "args": ["get", "pods"]}),
-        ),
-        Reply::tool(
-            "run_command",
-            json!({"command": "rm", "args": ["-rf", "/"]}),
-        ),
-        Reply::text("One pod, web-1, is running."),
-    ])
-    .await;
-    let app = app_without_dispatch(&[]).await;
-    let id = app
-        .submit(&json!({"agent": "devops", "prompt": "What runs in the cluster?"}))
-        .await;
-    let mut env = env_for(&app, &llm, &[("OPENCLAW_AGENT", "devops")]);
-    env.insert("PATH".into(), path);
-    let mut worker = WorkerProcess::start(worker_bin(), &env);
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let events = events_until_end(&app, &id).await;
-    let k = kinds(&events);
-    assert!(!k.contains(&"cloned") && !k.contains(&"committed"), "{k:?}");
-    let results = tool_results(&events);
-    assert_eq!(
-        results[0],
-        (true, "pod/web-1 Running (args: get pods)\n".into())
-    );
-    assert!(
-        !results[1].0 && results[1].1.contains("not allowed"),
-        "{results:?}"
-    );
-    let EventKind::Completed {
-        summary,
-        commit,
-        branch,
-        ..
-    } = &events.last().unwrap().kind
-    else {
-        panic!("{k:?}")
-    };
-    assert_eq!(summary, "One pod, web-1, is running.");
-    assert!(commit.is_none() && branch.is_none());
-    assert_eq!(llm.requests()[0]["tools"].as_array().unwrap().len(), 6);
-}
-
-#[tokio::test]
-async fn a_worker_that_finds_its_task_canceled_ends_the_stream_the_cancel_left_open() {
-    // A cancel whose status write was stored and whose answer was lost, never retried: the
-    // record says canceled, the events do not end. The task's worker ends them.
-    let llm = ScriptedLlm::turns(vec![Reply::text("unused")]).await;
-    let (app, _repo, id) = repo_task(&[], "p").await;
-    app.set_record(&id, |s| {
-        s.status = TaskState::Canceled;
-        s.cancel_requested = true;
-    })
-    .await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    assert!(llm.requests().is_empty());
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(kinds(&events), ["queued", "canceled"]);
-    assert_nothing_to_deliver(&app, &llm).await;
-}
-
 /// A task allowed one delivery, whose worker is killed mid-task (after a tool call), on a
 /// bridge whose consumer waits `ack_wait_secs` for an ack: JetStream then gives up on it.
 async fn killed_on_its_only_delivery(
@@ -631,12 +348,7 @@ async fn a_task_whose_last_worker_stored_its_end_but_not_its_status_is_not_given
         .events
         .fenced_writer(app.queued_event(&id).await, 1);
     events
-        .publish(EventKind::Completed {
-            summary: "Wrote a.md".into(),
-            commit: None,
-            branch: None,
-            usage: None,
-        })
+        .publish(openclaw_tests::completed_event("Wrote a.md"))
         .await
         .unwrap();
     let status = openclaw_tests::eventually(30, "the record to end", || async {
@@ -850,9 +562,7 @@ async fn a_task_whose_result_was_pushed_before_a_crash_completes_without_running
     );
 
     let llm = ScriptedLlm::turns(vec![Reply::text("must not be asked")]).await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let events = events_until_end(&app, &id).await;
+    let (_worker, events) = work_task(&app, &llm, &id, &[]).await;
     let EventKind::Completed {
         summary, commit, ..
     } = &events.last().unwrap().kind
@@ -866,39 +576,4 @@ async fn a_task_whose_result_was_pushed_before_a_crash_completes_without_running
     assert_eq!(status["commit"], pushed.as_str());
     assert!(llm.requests().is_empty(), "the agent ran again");
     assert_eq!(repo.new_commits(&branch).len(), 1, "no second commit");
-}
-
-#[tokio::test]
-async fn an_html_page_from_the_gateway_reads_as_what_it_is() {
-    let page = "<html><head><title>502 Bad Gateway</title></head>\n<body>nginx</body></html>";
-    let llm = ScriptedLlm::queue(vec![
-        // A proxy's error page, then a proxy that answers 200 with a login page.
-        Reply::Raw {
-            status: 502,
-            content_type: "text/html",
-            body: page.into(),
-        },
-        Reply::Raw {
-            status: 200,
-            content_type: "text/html",
-            body: "<html><title>Sign in</title></html>".into(),
-        },
-    ])
-    .await;
-    let (app, _repo, id) = repo_task(&[], "p").await;
-    let mut worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &[]));
-    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
-    let events = events_until_end(&app, &id).await;
-    let (reason, retryable) = last_failed(&events);
-    assert!(!retryable, "a page that is not the API will not become it");
-    assert!(
-        reason.contains("not JSON (text/html)") && reason.contains("<html><title>Sign in"),
-        "{reason}"
-    );
-    assert!(!reason.contains("expected value"), "{reason}");
-    let log = worker.log_text();
-    assert!(
-        log.contains("HTTP 502 Bad Gateway: <html><head><title>502 Bad Gateway</title></head>"),
-        "the retried 502 is logged with its first line: {log}"
-    );
 }

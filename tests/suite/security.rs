@@ -10,8 +10,10 @@ use openclaw_tests::trap::{ConnectionRecorder, CredentialTrap, Redirector, loopb
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::{Value, json};
 
+use crate::isolation::agents_file;
 use openclaw_tests::flow::{
-    app_without_dispatch, env_for, events_until_end, kinds, wait_for_event, worker_bin,
+    app_without_dispatch, env_for, events_until_end, expect_error, kinds, wait_for_event,
+    worker_bin,
 };
 
 const TOKEN: &str = "ghp_teamTOKEN_0123456789abcdef";
@@ -167,8 +169,7 @@ async fn intake_refuses_repos_the_worker_must_not_reach() {
             .post_json("/v1/tasks", &json!({"repo": repo, "prompt": "x"}))
             .await;
         assert_eq!(r.status(), 400, "{repo} was accepted");
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["error"]["field"], "repo", "{repo}: {body}");
+        expect_error(r, 400, "invalid_request", Some("repo")).await;
     }
     // The chat door takes the first git URL of a message: the same policy applies.
     let r = app
@@ -178,9 +179,7 @@ async fn intake_refuses_repos_the_worker_must_not_reach() {
                 "content": "Please document https://169.254.169.254/latest/x.git"}]}),
         )
         .await;
-    assert_eq!(r.status(), 400);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["field"], "repo", "{body}");
+    expect_error(r, 400, "invalid_request", Some("repo")).await;
     // A public host passes.
     let r = app
         .post_json(
@@ -286,7 +285,7 @@ async fn the_worker_connects_to_no_internal_address_and_says_the_same_for_every_
 
 /// Agents for the command tests: a read-only ops agent with kubectl, and a probe that can
 /// print its environment (printenv) and is handed one variable by name.
-const COMMAND_AGENTS: &str = r#"
+pub(crate) const COMMAND_AGENTS: &str = r#"
 [[agent]]
 name = "ops"
 system_prompt = "You are ops."
@@ -309,14 +308,6 @@ max_wall_secs = 60
 max_tool_calls_per_answer = 4
 "#;
 
-fn agents_file() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("agents.toml");
-    std::fs::write(&file, COMMAND_AGENTS).unwrap();
-    let path = file.to_str().unwrap().to_owned();
-    (dir, path)
-}
-
 /// Runs one task of `agent` with the scripted `replies` in a worker the test starts with
 /// `worker_extra`; returns the tool results, in order.
 pub(crate) async fn run_agent(
@@ -337,363 +328,6 @@ pub(crate) async fn run_agent(
     extra.extend_from_slice(worker_extra);
     let (_worker, events) = openclaw_tests::flow::complete_task(&app, &llm, &id, &extra).await;
     (openclaw_tests::flow::tool_results(&events), llm)
-}
-
-#[tokio::test]
-async fn kubectl_cannot_be_pointed_at_a_kubeconfig_that_runs_code_nor_read_outside() {
-    let marker_dir = tempfile::tempdir().unwrap();
-    let marker = marker_dir.path().join("pwned");
-    // A kubeconfig whose exec credential plugin runs a shell: what the model wrote.
-    let evil = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
-         users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: sh\n      args: [\"-c\", \"touch {}\"]\n      interactiveMode: Never\n\
-         contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n",
-        marker.display()
-    );
-    let kubectl =
-        |args: &[&str]| Reply::tool("run_command", json!({"command": "kubectl", "args": args}));
-    let (results, _llm) = run_agent(
-        "ops",
-        vec![
-            Reply::tool("write_file", json!({"path": "evil.yaml", "content": evil})),
-            kubectl(&["--kubeconfig", "evil.yaml", "get", "pods"]),
-            kubectl(&["get", "pods", "--kubeconfig=evil.yaml"]),
-            kubectl(&[
-                "create",
-                "configmap",
-                "x",
-                "--from-file=/proc/self/environ",
-                "--dry-run=client",
-                "-o",
-                "yaml",
-            ]),
-            kubectl(&["get", "--raw=/api", "--server=https://169.254.169.254"]),
-            kubectl(&["exec", "some-pod", "--", "sh"]),
-            // Allowed: a read verb with the worker's own (empty, outside a cluster) kubeconfig.
-            kubectl(&["get", "pods", "--request-timeout=2s"]),
-            Reply::text("done"),
-        ],
-        &[],
-    )
-    .await;
-    assert_eq!(results.len(), 7, "{results:?}");
-    assert!(!marker.exists(), "the kubeconfig's exec plugin ran");
-    assert!(results[0].0, "the file was written: {results:?}");
-    for (ok, output) in &results[1..6] {
-        assert!(!ok, "refused: {output}");
-        assert!(
-            output.contains("not allowed") || output.contains("outside"),
-            "{output}"
-        );
-    }
-    // The read verb ran kubectl for real: it found no cluster in the worker's kubeconfig.
-    let (ok, output) = &results[6];
-    assert!(!ok, "{output}");
-    assert!(
-        !output.contains("not allowed") && !output.contains("outside the working"),
-        "kubectl itself answered: {output}"
-    );
-}
-
-#[tokio::test]
-async fn commands_see_a_built_environment_and_none_of_the_workers() {
-    let printenv = |name: &str| {
-        Reply::tool(
-            "run_command",
-            json!({"command": "printenv", "args": [name]}),
-        )
-    };
-    let (results, _llm) = run_agent(
-        "probe",
-        vec![
-            Reply::Tools(vec![(
-                "run_command".into(),
-                json!({"command": "printenv"}).to_string(),
-            )]),
-            printenv("PROBE_VISIBLE"),
-            Reply::text("done"),
-        ],
-        &[
-            ("PROBE_VISIBLE", "handed-on-by-name"),
-            ("TEAM_DB_PASSWORD", "pw-under-another-name-93"),
-        ],
-    )
-    .await;
-    let (ok, all) = &results[0];
-    assert!(ok, "{all}");
-    for hidden in [
-        "NATS_URL",
-        "LITELLM_API_KEY",
-        openclaw_tests::worker::TEST_LLM_KEY,
-        "pw-under-another-name-93",
-        "OPENCLAW_",
-        "GIT_",
-    ] {
-        assert!(!all.contains(hidden), "a command saw {hidden}:\n{all}");
-    }
-    for shown in ["PATH=", "HOME=", "KUBECONFIG="] {
-        assert!(all.contains(shown), "{shown} missing:\n{all}");
-    }
-    assert_eq!(results[1], (true, "handed-on-by-name\n".to_owned()));
-}
-
-/// The environment of every running process started from `bin`, read from /proc.
-fn environments_of(bin: &str) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let dir = entry.path();
-        let is_bin = std::fs::read_link(dir.join("exe"))
-            .is_ok_and(|exe| exe.to_string_lossy().trim_end_matches(" (deleted)") == bin);
-        if !is_bin {
-            continue;
-        }
-        if let Ok(raw) = std::fs::read(dir.join("environ")) {
-            out.push(
-                raw.split(|b| *b == 0)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .collect(),
-            );
-        }
-    }
-    out
-}
-
-#[tokio::test]
-async fn local_dispatch_hands_workers_their_settings_by_name_and_nothing_else() {
-    // The model takes its time, so that the worker is alive to be looked at.
-    let llm = ScriptedLlm::turns(vec![
-        Reply::text("done").delayed(std::time::Duration::from_secs(3)),
-    ])
-    .await;
-    let app = openclaw_tests::flow::local_dispatch(
-        openclaw_tests::app::TestApp::builder(),
-        &llm,
-        &[
-            ("OPENCLAW_UNRELATED_SECRET", "bridge-only-secret-1"),
-            ("TEAM_DB_PASSWORD", "bridge-only-secret-2"),
-        ],
-    )
-    .token("bridge-api-token-for-clients")
-    .spawn()
-    .await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "Document it"}))
-        .await;
-    openclaw_tests::flow::wait_for_event(&app, &id, "started").await;
-    let nats_url = format!("NATS_URL={}", app.nats.url());
-    let mine: Vec<Vec<String>> = environments_of(worker_bin())
-        .into_iter()
-        .filter(|env| env.contains(&nats_url))
-        .collect();
-    assert!(!mine.is_empty(), "the bridge's worker is running");
-    for env in &mine {
-        let text = env.join("\n");
-        for hidden in [
-            "bridge-only-secret-1",
-            "bridge-only-secret-2",
-            "bridge-api-token-for-clients",
-            "OPENCLAW_GATEWAY_TOKEN",
-            "CARGO_",
-        ] {
-            assert!(!text.contains(hidden), "the worker got {hidden}:\n{text}");
-        }
-        for needed in ["OPENCLAW_AGENT=doc-writer", "LITELLM_API_KEY=", "PATH="] {
-            assert!(text.contains(needed), "{needed} missing:\n{text}");
-        }
-    }
-    let events = events_until_end(&app, &id).await;
-    assert_eq!(kinds(&events).last(), Some(&"completed"));
-}
-
-/// Reads until the server closes the connection; the bytes it sent before.
-async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
-    use tokio::io::AsyncReadExt;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-#[tokio::test]
-async fn slow_headers_and_idle_connections_are_cut_and_connections_are_capped() {
-    use tokio::io::AsyncWriteExt;
-    let app = app_without_dispatch(&[
-        ("OPENCLAW_HEADER_TIMEOUT_SECS", "1"),
-        ("OPENCLAW_MAX_CONNECTIONS", "4"),
-    ])
-    .await;
-    let addr = format!("127.0.0.1:{}", app.port);
-
-    // One header byte every 200 ms would take 20 s; the server cuts it after about 1 s — not
-    // at once (a server refusing the first bytes would pass a test that only waits for the
-    // close), and without an answer.
-    let started = std::time::Instant::now();
-    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .await
-        .unwrap();
-    let (mut reader, mut writer) = slow.into_split();
-    let dribble = tokio::spawn(async move {
-        for _ in 0..100 {
-            if writer.write_all(b"a").await.is_err() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    });
-    let answered = openclaw_tests::within(6, "the slow client to be cut", async {
-        use tokio::io::AsyncReadExt;
-        let mut answered = Vec::new();
-        let mut buf = [0u8; 256];
-        while let Ok(n @ 1..) = reader.read(&mut buf).await {
-            answered.extend_from_slice(&buf[..n]);
-        }
-        answered
-    })
-    .await;
-    let cut_after = started.elapsed();
-    dribble.abort();
-    assert!(
-        cut_after >= std::time::Duration::from_millis(900),
-        "cut after {cut_after:?}, before the 1 s header deadline"
-    );
-    assert!(
-        !String::from_utf8_lossy(&answered).contains(" 200 "),
-        "the slow request was served: {}",
-        String::from_utf8_lossy(&answered)
-    );
-
-    // Connections that send nothing are closed too, by the same deadline.
-    let started = std::time::Instant::now();
-    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    openclaw_tests::within(
-        6,
-        "an idle connection to be closed",
-        read_until_closed(&mut idle),
-    )
-    .await;
-    let closed_after = started.elapsed();
-    assert!(
-        closed_after >= std::time::Duration::from_millis(900),
-        "closed after {closed_after:?}, before the 1 s header deadline"
-    );
-
-    // At most 4 at once: the fifth is closed at once, without an answer.
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let mut fifth = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let _ = fifth
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await;
-    let answer = openclaw_tests::within(
-        2,
-        "the fifth connection to be closed",
-        read_until_closed(&mut fifth),
-    )
-    .await;
-    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
-    drop(held);
-
-    // Once they are gone, requests are served as before.
-    openclaw_tests::eventually(5, "a request to be served again", || async {
-        let r = reqwest::get(format!("http://{addr}/health")).await.ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn one_answer_runs_at_most_its_profiles_tool_calls() {
-    let calls: Vec<(String, String)> = (0..200)
-        .map(|_| {
-            (
-                "run_command".to_owned(),
-                json!({"command": "printenv", "args": ["HOME"]}).to_string(),
-            )
-        })
-        .collect();
-    let (results, llm) =
-        run_agent("probe", vec![Reply::Tools(calls), Reply::text("done")], &[]).await;
-    assert_eq!(results.len(), 4, "the profile allows 4 per answer");
-    assert!(results.iter().all(|(ok, _)| *ok));
-    // The model was told about every call it made, and which were not run.
-    let requests = llm.requests();
-    let tool_messages: Vec<&Value> = requests[1]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .collect();
-    assert_eq!(tool_messages.len(), 200);
-    let refused = tool_messages
-        .iter()
-        .filter(|m| {
-            m["content"]
-                .as_str()
-                .unwrap()
-                .contains("at most 4 tool calls")
-        })
-        .count();
-    assert_eq!(refused, 196);
-}
-
-#[tokio::test]
-async fn an_oversized_tool_argument_is_refused_and_its_event_stays_small() {
-    let huge = "x".repeat(8 << 20);
-    let llm = ScriptedLlm::turns(vec![
-        Reply::tool("write_file", json!({"path": "big.txt", "content": huge})),
-        Reply::tool("read_file", json!({"path": "README.md"})),
-        Reply::text("Nothing to change"),
-    ])
-    .await;
-    let app = app_without_dispatch(&[]).await;
-    let repo = BareRepo::new();
-    let id = app
-        .submit(&json!({"repo": repo.file_url(), "prompt": "Write a big file"}))
-        .await;
-    let (worker, events) = openclaw_tests::flow::work_task(&app, &llm, &id, &[]).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
-    for event in &events {
-        let size = serde_json::to_vec(event).unwrap().len();
-        assert!(
-            size < 256 * 1024,
-            "{} event of {size} bytes",
-            event.kind.name()
-        );
-    }
-    let arguments = events
-        .iter()
-        .find_map(|e| match &e.kind {
-            EventKind::ToolCall { arguments, .. } => Some(arguments.clone()),
-            _ => None,
-        })
-        .unwrap();
-    assert!(
-        arguments.contains("more bytes truncated]"),
-        "the event says it was cut"
-    );
-    let results = openclaw_tests::flow::tool_results(&events);
-    assert!(
-        !results[0].0 && results[0].1.contains("larger than"),
-        "{:?}",
-        results[0]
-    );
-    assert!(results[1].0, "the task went on: {:?}", results[1]);
-    assert!(!worker.log_text().contains("NATS is unavailable"));
 }
 
 /// A model that tries every way out for the worker's secrets it knows (the gateway key and the

@@ -9,7 +9,7 @@ use openclaw_common::ids::TaskId;
 use openclaw_common::store::{EventWriter, StatusStore, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::{ChatMessage, LlmClient, LlmError};
+use crate::llm::{ChatMessage, LlmClient, LlmError, Turn};
 use crate::secrets::Secrets;
 use crate::tools::{MAX_ARGUMENT_BYTES, Toolbox};
 use crate::traces::Tracer;
@@ -265,7 +265,16 @@ impl AgentLoop<'_> {
         let llm = self.llm;
         let model = self.model.clone();
         let call = async move {
-            let r = llm.complete(&model, messages, tool_defs, &tx).await;
+            let r = llm
+                .complete(
+                    Turn {
+                        model: &model,
+                        messages,
+                        tools: tool_defs,
+                    },
+                    &tx,
+                )
+                .await;
             drop(tx);
             r
         };

@@ -222,6 +222,14 @@ pub struct LlmClient {
     config: LlmConfig,
 }
 
+/// What one model turn is asked: the model, the conversation so far, the tools it may call.
+#[derive(Debug, Clone, Copy)]
+pub struct Turn<'a> {
+    pub model: &'a str,
+    pub messages: &'a [ChatMessage],
+    pub tools: &'a [Value],
+}
+
 impl LlmClient {
     pub fn new(config: LlmConfig) -> Result<Self, LlmError> {
         let http = reqwest::Client::builder()
@@ -235,9 +243,7 @@ impl LlmClient {
     /// stream in.
     pub async fn complete(
         &self,
-        model: &str,
-        messages: &[ChatMessage],
-        tools: &[Value],
+        turn: Turn<'_>,
         deltas: &UnboundedSender<String>,
     ) -> Result<Completion, LlmError> {
         let backoff = ExponentialBuilder::default()
@@ -248,7 +254,7 @@ impl LlmClient {
         let gateway = self.config.base_url.as_str();
         let retried = std::sync::Mutex::new(Vec::new());
         let result = (|| async {
-            self.complete_once(model, messages, tools, deltas)
+            self.complete_once(turn, deltas)
                 .await
                 .map_err(|e| e.at(gateway))
         })
@@ -278,9 +284,11 @@ impl LlmClient {
 
     async fn complete_once(
         &self,
-        model: &str,
-        messages: &[ChatMessage],
-        tools: &[Value],
+        Turn {
+            model,
+            messages,
+            tools,
+        }: Turn<'_>,
         deltas: &UnboundedSender<String>,
     ) -> Result<Completion, LlmError> {
         let started = Instant::now();

@@ -269,17 +269,7 @@ pub async fn announce(
                 deadline.as_secs(),
                 reason.map(|r| format!(": {r}")).unwrap_or_default()
             );
-            let ended = lifecycle::end_task(
-                stores,
-                &task,
-                BridgeEnd::QueueDeadline {
-                    reason: why.clone(),
-                },
-            )
-            .await?;
-            if ended.decided {
-                tracing::warn!(task_id = %task.id, %agent, reason = %why, "task failed at its queue deadline");
-            }
+            lifecycle::end_task(stores, &task, BridgeEnd::QueueDeadline { reason: why }).await?;
             continue;
         }
         if task.waiting_reason.as_deref() == reason {

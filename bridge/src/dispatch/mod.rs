@@ -415,37 +415,34 @@ mod tests {
         }
     }
 
+    /// `plan_launches` for a doc-writer and a devops agent, each (observed, gate allowance).
+    fn two_agents(first: (Observed, usize), second: (Observed, usize), max: usize) -> Vec<Plan> {
+        let views = [
+            view("doc-writer", first.0, first.1),
+            view("devops", second.0, second.1),
+        ];
+        plan_launches(&views, max)
+    }
+
     #[test]
     fn a_pass_shares_the_global_bound_between_agents_in_order() {
         // Five slots, one taken by a worker holding a task: the first agent gets three, the
         // second the last one.
-        let views = [
-            view("doc-writer", o(3, 1, 1), 10),
-            view("devops", o(4, 0, 0), 10),
-        ];
-        assert_eq!(plan_launches(&views, 5), [pending(3), pending(1)]);
+        let plans = two_agents((o(3, 1, 1), 10), (o(4, 0, 0), 10), 5);
+        assert_eq!(plans, [pending(3), pending(1)]);
         // Nothing free: nothing starts, orphans included.
-        let views = [
-            view("doc-writer", o(1, 0, 2), 10),
-            view("devops", o(0, 1, 0), 10),
-        ];
-        assert_eq!(plan_launches(&views, 2), [pending(0), pending(0)]);
+        let plans = two_agents((o(1, 0, 2), 10), (o(0, 1, 0), 10), 2);
+        assert_eq!(plans, [pending(0), pending(0)]);
         // An orphan worker takes a slot too.
-        let views = [
-            view("doc-writer", o(0, 1, 0), 10),
-            view("devops", o(2, 0, 0), 10),
-        ];
-        assert_eq!(plan_launches(&views, 2), [ORPHAN, pending(1)]);
+        let plans = two_agents((o(0, 1, 0), 10), (o(2, 0, 0), 10), 2);
+        assert_eq!(plans, [ORPHAN, pending(1)]);
     }
 
     #[test]
     fn a_pass_starts_no_more_than_the_start_gate_allows() {
         // Backing off (allowance 0) or capped per minute (1): the bound is the gate's.
-        let views = [
-            view("doc-writer", o(3, 0, 0), 0),
-            view("devops", o(3, 0, 0), 1),
-        ];
-        assert_eq!(plan_launches(&views, 10), [pending(0), pending(1)]);
+        let plans = two_agents((o(3, 0, 0), 0), (o(3, 0, 0), 1), 10);
+        assert_eq!(plans, [pending(0), pending(1)]);
     }
 
     #[test]

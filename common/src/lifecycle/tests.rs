@@ -68,6 +68,16 @@ impl Memory {
             .unwrap_or_default()
     }
 
+    /// A worker of attempt `attempt` claimed `task` and stored `end` in its events, and then
+    /// was lost before its record.
+    fn worker_ended_in_events_only(&self, task: &TaskStatus, attempt: u32, end: EventKind) {
+        let mut books = self.books();
+        books.write(task.clone());
+        worker_claims(&mut books, &task.id, attempt);
+        let running = books.records[&task.id].0.clone();
+        books.append(&running, end, attempt);
+    }
+
     /// Compare-and-set of a record read at `read_revision`: false when another write came first.
     fn compare_and_set(&self, read_revision: u64, new: TaskStatus) -> bool {
         let mut books = self.books();
@@ -254,13 +264,7 @@ fn a_cancel_that_loses_its_race_to_a_claim_flags_the_running_task_and_ends_nothi
 fn a_cancel_after_the_worker_stored_its_end_in_the_events_finds_that_end() {
     let ledger = Memory::default();
     let task = queued_task();
-    {
-        let mut books = ledger.books();
-        books.write(task.clone());
-        worker_claims(&mut books, &task.id, 1);
-        let running = books.records[&task.id].0.clone();
-        books.append(&running, completed("Wrote the docs"), 1);
-    }
+    ledger.worker_ended_in_events_only(&task, 1, completed("Wrote the docs"));
     let ended = ok(now(end_task(&ledger, &task, BridgeEnd::Cancel)));
     assert!(!ended.decided);
     assert_eq!(ended.status.status, TaskState::Completed);
@@ -308,13 +312,7 @@ fn a_queue_deadline_fails_only_a_task_no_worker_has_taken() {
 fn a_give_up_records_the_end_a_lost_worker_left_in_the_events_rather_than_a_failure() {
     let ledger = Memory::default();
     let task = queued_task();
-    {
-        let mut books = ledger.books();
-        books.write(task.clone());
-        worker_claims(&mut books, &task.id, 5);
-        let running = books.records[&task.id].0.clone();
-        books.append(&running, completed("done before the crash"), 5);
-    }
+    ledger.worker_ended_in_events_only(&task, 5, completed("done before the crash"));
     let give_up = BridgeEnd::GiveUp {
         reason: "gave up after 5 deliveries".into(),
     };

@@ -56,7 +56,8 @@ where
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     let deadline = tokio::time::Instant::now() + RETRY_FOR;
-    let mut pause = Duration::from_millis(25);
+    let mut backoff =
+        crate::backoff::Backoff::new(Duration::from_millis(25), Duration::from_millis(800));
     loop {
         let attempt = tokio::time::timeout_at(deadline, op()).await;
         let error = match attempt {
@@ -64,12 +65,12 @@ where
             Ok(done) => return done,
             Err(_) => format!("{what}: no answer within {RETRY_FOR:?}"),
         };
+        let pause = backoff.failed();
         if tokio::time::Instant::now() + pause >= deadline {
             return Err(StoreError::Unavailable(error));
         }
         tracing::debug!(what, error = %error, "JetStream did not answer; retrying");
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(800));
     }
 }
 
@@ -412,6 +413,20 @@ impl Stores {
             Some(status) => Ok(Some(status)),
             None => self.queued_from_message(id).await,
         }
+    }
+
+    /// Task `id`'s record, created first from its first message when nothing has been written
+    /// about it yet (what [`Self::record_of`] reads, made durable). `None` for an unknown id.
+    /// For readers that may read records but not task messages (a worker's per-task user).
+    pub async fn ensure_record(&self, id: &TaskId) -> Result<Option<TaskStatus>, StoreError> {
+        if let Some(record) = self.status.get(id).await? {
+            return Ok(Some(record));
+        }
+        let Some(queued) = self.queued_from_message(id).await? else {
+            return Ok(None);
+        };
+        self.status.ensure(&queued).await?;
+        self.status.get(id).await
     }
 
     /// The `queued` status of a task that has no record, from its message.
