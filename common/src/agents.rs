@@ -31,6 +31,8 @@ pub enum ToolName {
     ReadFile,
     WriteFile,
     EditFile,
+    DeleteFile,
+    MoveFile,
     Search,
     RunCommand,
 }

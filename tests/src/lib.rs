@@ -186,3 +186,12 @@ pub fn completed_event(summary: &str) -> openclaw_common::event::EventKind {
         usage: None,
     }
 }
+
+/// How many tools the built-in doc-writer profile offers the model (what its requests carry).
+pub fn doc_writer_tool_count() -> usize {
+    let catalog = openclaw_common::agents::AgentCatalog::built_in();
+    openclaw_common::ids::AgentName::parse("doc-writer")
+        .ok()
+        .and_then(|name| catalog.get(&name).map(|p| p.tools.len()))
+        .expect("the built-in catalog has doc-writer")
+}

@@ -132,7 +132,10 @@ async fn a_full_task_through_the_litellm_proxy() {
             .iter()
             .all(|r| r["stream"] == true && r["model"] == "scripted")
     );
-    assert_eq!(requests[0]["tools"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        requests[0]["tools"].as_array().map(Vec::len),
+        Some(openclaw_tests::doc_writer_tool_count())
+    );
     // The worker's key went to LiteLLM, and LiteLLM's upstream key to the model.
     assert!(
         upstream

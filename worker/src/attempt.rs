@@ -87,6 +87,34 @@ impl Task<'_> {
         ))
     }
 
+    /// Commits what the checkout holds as a checkpoint on the task branch and pushes it; the
+    /// words that say what became of it (for the reason of the attempt's end).
+    async fn push_checkpoint(
+        &self,
+        events: &mut EventWriter,
+        repo: &TaskRepo,
+        has_repo: bool,
+    ) -> Result<String, StoreError> {
+        if !has_repo {
+            return Ok(String::new());
+        }
+        let message = format!(
+            "OpenClaw checkpoint (attempt {})\n\nOpenClaw-Task: {}\nOpenClaw-Checkpoint: true\n",
+            self.attempt, self.spec.id
+        );
+        Ok(
+            match self.commit_and_push(events, repo, &message, true).await? {
+                Ok(Some(sha)) => format!(
+                    "; partial work pushed to {} @ {}",
+                    self.spec.push_branch,
+                    &sha[..sha.len().min(12)]
+                ),
+                Ok(None) => "; no changes to keep".to_owned(),
+                Err(e) => format!("; the partial work could not be pushed: {e}"),
+            },
+        )
+    }
+
     /// SIGTERM: push what there is to the task branch and hand the task back.
     pub(crate) async fn interrupted(
         &self,
@@ -95,20 +123,7 @@ impl Task<'_> {
         has_repo: bool,
     ) -> Result<(Outcome, Settle), StoreError> {
         let mut note = "interrupted (SIGTERM)".to_owned();
-        if has_repo {
-            let message = format!(
-                "OpenClaw checkpoint (attempt {})\n\nOpenClaw-Task: {}\nOpenClaw-Checkpoint: true\n",
-                self.attempt, self.spec.id
-            );
-            match self.commit_and_push(events, repo, &message, true).await? {
-                Ok(Some(sha)) => note.push_str(&format!(
-                    "; checkpoint {sha} pushed to {}",
-                    self.spec.push_branch
-                )),
-                Ok(None) => note.push_str("; nothing to checkpoint"),
-                Err(e) => note.push_str(&format!("; checkpoint failed: {e}")),
-            }
-        }
+        note.push_str(&self.push_checkpoint(events, repo, has_repo).await?);
         events
             .publish(EventKind::Failed {
                 reason: format!("{note}; the task will resume"),
@@ -121,6 +136,22 @@ impl Task<'_> {
             Outcome::Interrupted,
             Settle::Nak(Duration::from_millis(200)),
         ))
+    }
+
+    /// The agent stopped before it finished (a limit, a loop it was stuck in, the model's
+    /// error): the work so far is pushed as a checkpoint first, so nothing is thrown away — a
+    /// retry, a follow-up on the branch or a person picks it up — then the attempt fails.
+    pub(crate) async fn ended_early(
+        &self,
+        events: &mut EventWriter,
+        repo: &TaskRepo,
+        has_repo: bool,
+        reason: String,
+        transient: bool,
+    ) -> Result<(Outcome, Settle), StoreError> {
+        let kept = self.push_checkpoint(events, repo, has_repo).await?;
+        self.fail(events, format!("{reason}{kept}"), transient)
+            .await
     }
 
     pub(crate) async fn canceled(

@@ -459,9 +459,19 @@ impl Task<'_> {
             Err(AgentError::Store(e)) => Err(e),
             Err(AgentError::Llm(e)) => {
                 let transient = e.is_transient();
-                self.fail(&mut events, e.to_string(), transient).await
+                self.ended_early(
+                    &mut events,
+                    &task_repo,
+                    checkout.is_some(),
+                    e.to_string(),
+                    transient,
+                )
+                .await
             }
-            Ok(LoopEnd::LimitReached(reason)) => self.fail(&mut events, reason, false).await,
+            Ok(LoopEnd::LimitReached(reason)) => {
+                self.ended_early(&mut events, &task_repo, checkout.is_some(), reason, false)
+                    .await
+            }
             Ok(LoopEnd::Stopped(Stop::Canceled)) => {
                 self.canceled(&mut events, "canceled while running").await
             }

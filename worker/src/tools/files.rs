@@ -1,7 +1,6 @@
-//! Reading the checkout for the file tools: a numbered window of a file in bounded memory, the
-//! part of a long line around a match, and the walk over the tree.
+//! Reading a file for `read_file`: a numbered window of it in bounded memory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
 
@@ -87,66 +86,5 @@ pub(super) fn read_window(path: &Path, shown: &str, first: u64, limit: u64) -> T
             last + 1
         ));
     }
-    Ok(out)
-}
-
-/// The part of `line` around the match at `at` (of `len` bytes), at most
-/// [`MAX_SEARCH_LINE_BYTES`] and trimmed, with `…` where it was cut: one match in a minified
-/// file is a line, not the file.
-pub(super) fn around(line: &str, at: usize, len: usize) -> String {
-    if line.len() <= MAX_SEARCH_LINE_BYTES {
-        return line.trim().to_owned();
-    }
-    let room = MAX_SEARCH_LINE_BYTES.saturating_sub(len) / 2;
-    let mut start = at.saturating_sub(room);
-    while !line.is_char_boundary(start) {
-        start -= 1;
-    }
-    let mut end = (at + len + room).min(line.len());
-    while !line.is_char_boundary(end) {
-        end += 1;
-    }
-    let head = if start > 0 { "…" } else { "" };
-    let tail = if end < line.len() { "…" } else { "" };
-    format!("{head}{}{tail}", &line[start..end])
-}
-
-/// Regular files under `start` (sorted), leaving out `.git` and not following symlinks.
-pub(super) fn walk(root: &Path, start: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
-    let mut stack = vec![start.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let meta = dir.symlink_metadata().map_err(|_| {
-            format!(
-                "{}: no such path",
-                dir.strip_prefix(root).unwrap_or(&dir).display()
-            )
-        })?;
-        if meta.is_file() {
-            out.push(dir);
-            continue;
-        }
-        if !meta.is_dir() {
-            continue;
-        }
-        let entries = std::fs::read_dir(&dir).map_err(|e| e.to_string())?;
-        for entry in entries.flatten() {
-            if entry.file_name() == ".git" {
-                continue;
-            }
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                out.push(entry.path());
-            }
-        }
-        if out.len() > 20 * MAX_LIST_ENTRIES {
-            break;
-        }
-    }
-    out.sort();
     Ok(out)
 }

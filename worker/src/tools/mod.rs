@@ -3,21 +3,24 @@
 //! tool error the model sees and can correct, never a crash of the task.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use openclaw_common::agents::{AgentProfile, ToolName};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 
 use crate::commands::{CommandEnv, check_arguments};
-
-mod files;
-
 use crate::paths;
 use crate::secrets::Secrets;
-use files::{around, read_window, walk};
+
+mod command;
+mod edit;
+mod files;
+pub mod output;
+pub mod search;
+
+use files::read_window;
+use output::{MAX_RESULT_BYTES, head_and_tail};
 
 /// Lines `read_file` shows when the model names no `limit`, and the most it may ask for.
 const DEFAULT_READ_LINES: u64 = 400;
@@ -25,25 +28,15 @@ const MAX_READ_LINES: u64 = 2000;
 /// Most bytes of one line `read_file` shows; the rest is replaced by a marker.
 const MAX_READ_LINE_BYTES: usize = 500;
 /// Most bytes one `read_file` answer holds: a window stops early past it, and says where to
-/// go on.
-const MAX_READ_OUTPUT: usize = 64 * 1024;
+/// go on. Under [`MAX_RESULT_BYTES`], so a window is never cut in its middle.
+const MAX_READ_OUTPUT: usize = 20 * 1024;
 /// Largest file `edit_file` rewrites (it holds the whole file): the size `write_file` takes.
 const MAX_EDIT_BYTES: u64 = MAX_WRITE_BYTES as u64;
 /// Largest content `write_file` accepts.
 const MAX_WRITE_BYTES: usize = 1024 * 1024;
-/// Most entries `list_files` returns.
-const MAX_LIST_ENTRIES: usize = 500;
-/// Most matches `search` returns.
-const MAX_SEARCH_MATCHES: usize = 100;
 /// Largest arguments of one tool call (raw JSON); above, the call is refused unread. Room for
 /// a `write_file` of [`MAX_WRITE_BYTES`] with JSON escaping.
 pub const MAX_ARGUMENT_BYTES: usize = 2 * MAX_WRITE_BYTES;
-/// Largest file `search` reads.
-const MAX_SEARCH_FILE_BYTES: u64 = 1024 * 1024;
-/// Most bytes of a matching line `search` shows, around the match.
-const MAX_SEARCH_LINE_BYTES: usize = 240;
-/// Most output bytes `run_command` returns (stdout and stderr together).
-const MAX_COMMAND_OUTPUT: usize = 64 * 1024;
 
 /// The tools of one task, bound to its working directory.
 pub struct Toolbox {
@@ -97,8 +90,12 @@ impl Toolbox {
         let (name, description, parameters) = match tool {
             ToolName::ListFiles => (
                 "list_files",
-                "List files under a directory of the repository (recursive, .git excluded).",
-                json!({"type":"object","properties":{"path":{"type":"string","description":"Directory relative to the repository root; default '.'"}}}),
+                "List the repository's files under a directory, sorted, as git would see them (.gitignore'd files and .git left out), with the true total when there are more than shown. Narrow with `glob` (e.g. `*.md`, `docs/**`) or `max_depth`.",
+                json!({"type":"object","properties":{
+                    "path":{"type":"string","description":"Directory relative to the repository root; default '.'"},
+                    "glob":{"type":"string"},
+                    "max_depth":{"type":"integer","minimum":1},
+                    "limit":{"type":"integer","minimum":1,"maximum":1000}}}),
             ),
             ToolName::ReadFile => (
                 "read_file",
@@ -107,22 +104,49 @@ impl Toolbox {
             ),
             ToolName::WriteFile => (
                 "write_file",
-                "Create or overwrite a file of the repository with the given content.",
+                "Create or overwrite a file of the repository with the given content. To change part of an existing file, use edit_file.",
                 json!({"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"}},"required":["path","content"]}),
             ),
             ToolName::EditFile => (
                 "edit_file",
-                "Replace one exact occurrence of old_text in a file with new_text (for small edits without rewriting the file).",
-                json!({"type":"object","properties":{"path":{"type":"string"},"old_text":{"type":"string"},"new_text":{"type":"string"}},"required":["path","old_text","new_text"]}),
+                "Replace old_text with new_text in a file. old_text must match the file exactly (copy it from read_file without the line numbers) and occur once, unless replace_all is set; if it is not found exactly, lines that match ignoring indentation are used when they are unique, else the closest lines are shown. Several changes to one file: pass `edits` (applied in order, all or none). The answer shows the edited lines, numbered.",
+                json!({"type":"object","properties":{
+                    "path":{"type":"string"},
+                    "old_text":{"type":"string"},
+                    "new_text":{"type":"string"},
+                    "replace_all":{"type":"boolean"},
+                    "edits":{"type":"array","items":{"type":"object","properties":{
+                        "old_text":{"type":"string"},"new_text":{"type":"string"},"replace_all":{"type":"boolean"}},
+                        "required":["old_text","new_text"]}}},
+                    "required":["path"]}),
+            ),
+            ToolName::DeleteFile => (
+                "delete_file",
+                "Delete a file of the repository.",
+                json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}),
+            ),
+            ToolName::MoveFile => (
+                "move_file",
+                "Move or rename a file of the repository; the destination must not exist.",
+                json!({"type":"object","properties":{"from":{"type":"string"},"to":{"type":"string"}},"required":["from","to"]}),
             ),
             ToolName::Search => (
                 "search",
-                "Find lines containing a text (case-sensitive) in the repository's text files.",
-                json!({"type":"object","properties":{"pattern":{"type":"string"},"path":{"type":"string"}},"required":["pattern"]}),
+                "Search the repository's text files like ripgrep: `pattern` is a regular expression (set literal for plain text), .gitignore'd and binary files are skipped. output_mode `content` (default) shows `path:line: text` (the line cut around the match; `context` lines around it), `files` the matching paths, `count` matches per file. The last line gives the true totals; narrow with `path` or `glob` (e.g. `*.rs`).",
+                json!({"type":"object","properties":{
+                    "pattern":{"type":"string"},
+                    "literal":{"type":"boolean"},
+                    "path":{"type":"string"},
+                    "glob":{"type":"string"},
+                    "case_insensitive":{"type":"boolean"},
+                    "output_mode":{"type":"string","enum":["content","files","count"]},
+                    "context":{"type":"integer","minimum":0,"maximum":5},
+                    "limit":{"type":"integer","minimum":1,"maximum":500}},
+                    "required":["pattern"]}),
             ),
             ToolName::RunCommand => (
                 "run_command",
-                "Run an allowed program with arguments in the working directory.",
+                "Run an allowed program with arguments in the working directory. The answer is its output (stdout, then stderr marked [stderr]); long output keeps its beginning and end.",
                 json!({"type":"object","properties":{
                     "command":{"type":"string","enum": self.commands},
                     "args":{"type":"array","items":{"type":"string"}}},
@@ -132,13 +156,23 @@ impl Toolbox {
         json!({"type":"function","function":{"name":name,"description":description,"parameters":parameters}})
     }
 
-    /// Runs the tool `name` with the model's raw JSON `arguments`.
+    /// Runs the tool `name` with the model's raw JSON `arguments`. Whatever it answers, output
+    /// or error, is at most [`MAX_RESULT_BYTES`] ([`head_and_tail`]).
     pub async fn call(&self, name: &str, arguments: &str) -> ToolOutput {
+        match self.call_unbounded(name, arguments).await {
+            Ok(out) => Ok(head_and_tail(&out, MAX_RESULT_BYTES)),
+            Err(err) => Err(head_and_tail(&err, MAX_RESULT_BYTES)),
+        }
+    }
+
+    async fn call_unbounded(&self, name: &str, arguments: &str) -> ToolOutput {
         let tool = match name {
             "list_files" => ToolName::ListFiles,
             "read_file" => ToolName::ReadFile,
             "write_file" => ToolName::WriteFile,
             "edit_file" => ToolName::EditFile,
+            "delete_file" => ToolName::DeleteFile,
+            "move_file" => ToolName::MoveFile,
             "search" => ToolName::Search,
             "run_command" => ToolName::RunCommand,
             other => return Err(format!("unknown tool {other:?}")),
@@ -163,6 +197,8 @@ impl Toolbox {
             ToolName::ReadFile => self.read_file(parse(args)?).await,
             ToolName::WriteFile => self.write_file(parse(args)?).await,
             ToolName::EditFile => self.edit_file(parse(args)?).await,
+            ToolName::DeleteFile => self.delete_file(parse(args)?).await,
+            ToolName::MoveFile => self.move_file(parse(args)?).await,
             ToolName::Search => self.search(parse(args)?).await,
             ToolName::RunCommand => self.run_command(parse(args)?).await,
         }
@@ -174,31 +210,12 @@ impl Toolbox {
         paths::confine(&self.root, rel)
     }
 
-    fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    async fn list_files(&self, args: PathArg) -> ToolOutput {
+    async fn list_files(&self, args: search::ListArgs) -> ToolOutput {
         let start = self.resolve(args.path.as_deref().unwrap_or("."))?;
         let root = self.root.clone();
-        let files = tokio::task::spawn_blocking(move || walk(&root, &start))
+        tokio::task::spawn_blocking(move || search::list(&root, &start, &args))
             .await
-            .map_err(|e| format!("listing failed: {e}"))??;
-        if files.is_empty() {
-            return Ok("(no files)".into());
-        }
-        let mut out: Vec<String> = files
-            .iter()
-            .take(MAX_LIST_ENTRIES)
-            .map(|p| self.relative(p))
-            .collect();
-        if files.len() > MAX_LIST_ENTRIES {
-            out.push(format!("… and {} more", files.len() - MAX_LIST_ENTRIES));
-        }
-        Ok(out.join("\n"))
+            .map_err(|e| format!("listing failed: {e}"))?
     }
 
     async fn read_file(&self, args: ReadArgs) -> ToolOutput {
@@ -279,85 +296,71 @@ impl Toolbox {
     }
 
     async fn edit_file(&self, args: EditArgs) -> ToolOutput {
-        if args.old_text.is_empty() {
-            return Err("old_text must not be empty".into());
-        }
+        let edits = match (args.edits, args.old_text, args.new_text) {
+            (Some(edits), None, None) if !edits.is_empty() => edits,
+            (None, Some(old_text), Some(new_text)) => vec![edit::Edit {
+                old_text,
+                new_text,
+                replace_all: args.replace_all,
+            }],
+            _ => {
+                return Err("give either old_text and new_text, or a non-empty edits array".into());
+            }
+        };
         let current = self.whole_text(&args.path).await?;
-        match current.matches(&args.old_text).count() {
-            0 => {
-                return Err(format!(
-                    "{}: old_text was not found; read the file and copy it exactly",
-                    args.path
-                ));
-            }
-            1 => {}
-            n => {
-                return Err(format!(
-                    "{}: old_text occurs {n} times; include more context so it is unique",
-                    args.path
-                ));
-            }
-        }
-        let updated = current.replacen(&args.old_text, &args.new_text, 1);
+        let (updated, places) =
+            edit::apply(&current, &edits).map_err(|e| format!("{}: {e}", args.path))?;
         self.write_file(WriteArgs {
             path: args.path.clone(),
-            content: updated,
+            content: updated.clone(),
         })
         .await?;
-        Ok(format!("edited {}", args.path))
+        Ok(format!(
+            "edited {} ({} change{}):\n{}",
+            args.path,
+            places.len(),
+            if places.len() == 1 { "" } else { "s" },
+            edit::snippets(&updated, &places)
+        ))
     }
 
-    async fn search(&self, args: SearchArgs) -> ToolOutput {
-        if args.pattern.is_empty() {
-            return Err("pattern must not be empty".into());
+    async fn delete_file(&self, args: PathArg) -> ToolOutput {
+        let rel = args.path.ok_or("path is required")?;
+        let path = self.regular_file(&rel).await?;
+        tokio::fs::remove_file(&path)
+            .await
+            .map_err(|e| format!("{rel}: {e}"))?;
+        Ok(format!("deleted {rel}"))
+    }
+
+    async fn move_file(&self, args: MoveArgs) -> ToolOutput {
+        let from = self.regular_file(&args.from).await?;
+        let to = self.resolve(&args.to)?;
+        if to == self.root || tokio::fs::symlink_metadata(&to).await.is_ok() {
+            return Err(format!(
+                "{}: exists already; delete it first or pick another name",
+                args.to
+            ));
         }
+        if let Some(parent) = to.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("{}: {e}", args.to))?;
+        }
+        // Recheck after creating directories: nothing may have redirected the path meanwhile.
+        let to = self.resolve(&args.to)?;
+        tokio::fs::rename(&from, &to)
+            .await
+            .map_err(|e| format!("{} → {}: {e}", args.from, args.to))?;
+        Ok(format!("moved {} to {}", args.from, args.to))
+    }
+
+    async fn search(&self, args: search::SearchArgs) -> ToolOutput {
         let start = self.resolve(args.path.as_deref().unwrap_or("."))?;
         let root = self.root.clone();
-        let pattern = args.pattern.clone();
-        let matches = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
-            let mut out = Vec::new();
-            let mut skipped = 0usize;
-            for file in walk(&root, &start)? {
-                // Whole files are read: a generated or vendored giant is left out, and said so.
-                if std::fs::metadata(&file).map_or(true, |m| m.len() > MAX_SEARCH_FILE_BYTES) {
-                    skipped += 1;
-                    continue;
-                }
-                let Ok(text) = std::fs::read_to_string(&file) else {
-                    continue;
-                };
-                for (n, line) in text.lines().enumerate() {
-                    if let Some(at) = line.find(&pattern) {
-                        let rel = file
-                            .strip_prefix(&root)
-                            .unwrap_or(&file)
-                            .to_string_lossy()
-                            .into_owned();
-                        out.push(format!(
-                            "{rel}:{}: {}",
-                            n + 1,
-                            around(line, at, pattern.len())
-                        ));
-                        if out.len() >= MAX_SEARCH_MATCHES {
-                            return Ok(out);
-                        }
-                    }
-                }
-            }
-            if skipped > 0 {
-                out.push(format!(
-                    "({skipped} files larger than {MAX_SEARCH_FILE_BYTES} bytes were not searched)"
-                ));
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| format!("search failed: {e}"))??;
-        if matches.is_empty() {
-            Ok(format!("no matches for {:?}", args.pattern))
-        } else {
-            Ok(matches.join("\n"))
-        }
+        tokio::task::spawn_blocking(move || search::search(&root, &start, &args))
+            .await
+            .map_err(|e| format!("search failed: {e}"))?
     }
 
     async fn run_command(&self, args: CommandArgs) -> ToolOutput {
@@ -378,55 +381,11 @@ impl Toolbox {
         cmd.args(&args.args)
             .env_clear()
             .envs(self.command_env.vars.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
+            .current_dir(&self.root);
+        let ran = command::run(cmd, self.command_timeout)
+            .await
             .map_err(|e| format!("cannot start {}: {e}", args.command))?;
-        let mut stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut stderr = child.stderr.take().ok_or("no stderr")?;
-        let run = async {
-            let mut out = Vec::new();
-            let mut err = Vec::new();
-            let mut out_reader = (&mut stdout).take(MAX_COMMAND_OUTPUT as u64 + 1);
-            let mut err_reader = (&mut stderr).take(MAX_COMMAND_OUTPUT as u64 + 1);
-            let (a, b, status) = tokio::join!(
-                out_reader.read_to_end(&mut out),
-                err_reader.read_to_end(&mut err),
-                child.wait(),
-            );
-            a.and(b).and(status.map(|s| (s, out, err)))
-        };
-        let (status, out, err) = match tokio::time::timeout(self.command_timeout, run).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(format!("{} failed: {e}", args.command)),
-            Err(_) => {
-                return Err(format!(
-                    "{} timed out after {:?}",
-                    args.command, self.command_timeout
-                ));
-            }
-        };
-        let mut text = String::from_utf8_lossy(&out).into_owned();
-        if !err.is_empty() {
-            text.push_str("\n[stderr]\n");
-            text.push_str(&String::from_utf8_lossy(&err));
-        }
-        if text.len() > MAX_COMMAND_OUTPUT {
-            let mut cut = MAX_COMMAND_OUTPUT;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push_str("\n[output truncated]");
-        }
-        match status.code() {
-            Some(0) => Ok(text),
-            code => Err(format!("exit status {code:?}\n{text}")),
-        }
+        ran.into_output(&args.command, self.command_timeout)
     }
 }
 
@@ -453,16 +412,21 @@ struct WriteArgs {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EditArgs {
     path: String,
-    old_text: String,
-    new_text: String,
+    old_text: Option<String>,
+    new_text: Option<String>,
+    #[serde(default)]
+    replace_all: bool,
+    edits: Option<Vec<edit::Edit>>,
 }
 
 #[derive(Deserialize)]
-struct SearchArgs {
-    pattern: String,
-    path: Option<String>,
+#[serde(deny_unknown_fields)]
+struct MoveArgs {
+    from: String,
+    to: String,
 }
 
 #[derive(Deserialize)]

@@ -137,29 +137,192 @@ fn git_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 #[tokio::test]
-async fn search_shows_lines_not_files_and_leaves_giants_out() {
+async fn search_cuts_long_lines_skips_binaries_and_ignored_files_and_counts_true_totals() {
     let repo = tempfile::tempdir().unwrap();
-    let minified = format!("{}NEEDLE{}", "a".repeat(100_000), "é".repeat(50_000));
-    std::fs::write(repo.path().join("app.min.js"), &minified).unwrap();
-    std::fs::write(
-        repo.path().join("huge.txt"),
-        "NEEDLE\n".repeat(MAX_SEARCH_FILE_BYTES as usize / 7 + 1),
-    )
-    .unwrap();
-    let tools = toolbox(repo.path(), "doc-writer");
+    let root = repo.path();
+    // One match in a 5 MB one-line file is a line cut around the match.
+    let minified = format!("{}NEEDLE{}", "a".repeat(5_000_000), "é".repeat(50_000));
+    std::fs::write(root.join("app.min.js"), &minified).unwrap();
+    // A binary with the needle, an ignored directory with it, a link out of the checkout.
+    std::fs::write(root.join("blob.bin"), b"NEEDLE\0\x01\x02").unwrap();
+    std::fs::write(root.join(".gitignore"), "node_modules/\n").unwrap();
+    std::fs::create_dir_all(root.join("node_modules/x")).unwrap();
+    std::fs::write(root.join("node_modules/x/i.js"), "NEEDLE\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("o.txt"), "NEEDLE\n").unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("out")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("o.txt"), root.join("o.txt")).unwrap();
+    // 120 matches in 60 files.
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    for n in 0..60 {
+        std::fs::write(
+            root.join(format!("src/f{n:03}.rs")),
+            "let NEEDLE = 1;\nNEEDLE();\n",
+        )
+        .unwrap();
+    }
+    let tools = toolbox(root, "doc-writer");
     let out = tools
-        .call("search", r#"{"pattern":"NEEDLE"}"#)
+        .call(
+            "search",
+            r#"{"pattern":"NEEDLE","literal":true,"limit":10}"#,
+        )
         .await
         .unwrap();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out:.300}");
-    assert!(lines[0].starts_with("app.min.js:1: …") && lines[0].contains("NEEDLE"));
     assert!(
-        lines[0].len() < MAX_SEARCH_LINE_BYTES + 40,
+        lines[0].starts_with("app.min.js:1: …") && lines[0].contains("NEEDLE"),
+        "{out:.400}"
+    );
+    assert!(
+        lines[0].len() < search::MAX_LINE_BYTES + 40,
         "{}",
         lines[0].len()
     );
-    assert!(lines[1].contains("1 files larger than"), "{}", lines[1]);
+    assert_eq!(lines[1], "src/f000.rs:1: let NEEDLE = 1;");
+    assert!(
+        !out.contains("node_modules") && !out.contains("o.txt") && !out.contains("out/"),
+        "{out}"
+    );
+    assert!(
+        out.contains("121 matches in 61 files in all"),
+        "true totals: {out}"
+    );
+    assert!(out.contains("(1 binary files skipped)"), "{out}");
+    assert!(out.len() < 4000, "{}", out.len());
+
+    let counts = tools
+        .call(
+            "search",
+            r#"{"pattern":"NEED+LE","output_mode":"count","glob":"src/**"}"#,
+        )
+        .await
+        .unwrap();
+    assert!(
+        counts.starts_with("src/f000.rs: 2\nsrc/f001.rs: 2"),
+        "{counts}"
+    );
+    assert!(
+        counts.ends_with("… 20 more matches in 10 more files (120 matches in 60 files in all; narrow with path or glob)"),
+        "{counts}"
+    );
+    let files = tools
+        .call("search", r#"{"pattern":"needle","case_insensitive":true,"output_mode":"files","path":"src","limit":2}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        files,
+        "src/f000.rs\nsrc/f001.rs\n… 116 more matches in 58 more files (120 matches in 60 files in all; narrow with path or glob)"
+    );
+    let bad = tools
+        .call("search", r#"{"pattern":"("}"#)
+        .await
+        .unwrap_err();
+    assert!(bad.contains("set literal"), "{bad}");
+
+    let listed = tools.call("list_files", r#"{"limit":3}"#).await.unwrap();
+    assert_eq!(
+        listed,
+        ".gitignore\napp.min.js\nblob.bin\n… and 60 more files (63 in all; list a subdirectory or use glob)"
+    );
+    let md = tools
+        .call("list_files", r#"{"glob":"*.js"}"#)
+        .await
+        .unwrap();
+    assert_eq!(md, "app.min.js", "ignored and linked files are not listed");
+}
+
+#[tokio::test]
+async fn a_command_printing_a_megabyte_returns_at_once_with_its_head_tail_and_status() {
+    let repo = tempfile::tempdir().unwrap();
+    let catalog = openclaw_common::agents::AgentCatalog::parse(
+        r#"
+[[agent]]
+name = "shell"
+system_prompt = "x"
+tools = ["run_command"]
+commands = ["sh"]
+command_timeout_secs = 30
+[agent.limits]
+max_steps = 3
+max_tokens = 1000
+max_wall_secs = 60
+"#,
+        "test",
+    )
+    .unwrap();
+    let profile = catalog.get(&AgentName::parse("shell").unwrap()).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let tools = Toolbox::new(repo.path(), scratch.path(), profile, Secrets::new([])).unwrap();
+    let started = std::time::Instant::now();
+    let err = tools
+        .call(
+            "run_command",
+            r#"{"command":"sh","args":["-c","echo FIRST; head -c 1000000 /dev/zero | tr '\\0' x; echo; echo oops >&2; echo LAST; exit 3"]}"#,
+        )
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(err.starts_with("sh: exit status 3\nFIRST"), "{err:.200}");
+    assert!(err.contains("bytes omitted"), "{err:.200}");
+    assert!(
+        err.contains("LAST") && err.contains("[stderr]\noops"),
+        "{}",
+        &err[err.len() - 300..]
+    );
+    assert!(err.len() <= output::MAX_RESULT_BYTES, "{}", err.len());
+}
+
+#[tokio::test]
+async fn edits_delete_and_move_stay_inside_and_say_what_changed() {
+    let repo = tempfile::tempdir().unwrap();
+    let tools = toolbox(repo.path(), "doc-writer");
+    let text: String = (1..=10).map(|n| format!("line {n}\n")).collect();
+    std::fs::write(repo.path().join("a.md"), &text).unwrap();
+    let out = tools
+        .call(
+            "edit_file",
+            r#"{"path":"a.md","edits":[{"old_text":"line 2","new_text":"line two"},{"old_text":"line 9","new_text":"line nine"}]}"#,
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.starts_with("edited a.md (2 changes):\n1: line 1\n2: line two"),
+        "{out}"
+    );
+    assert!(out.contains("9: line nine"), "{out}");
+    // All or nothing: the second edit does not apply, so the file is unchanged.
+    let err = tools
+        .call(
+            "edit_file",
+            r#"{"path":"a.md","edits":[{"old_text":"line 1\n","new_text":"x\n"},{"old_text":"nowhere","new_text":"y"}]}"#,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.contains("edit 2 of 2"), "{err}");
+    assert!(
+        std::fs::read_to_string(repo.path().join("a.md"))
+            .unwrap()
+            .starts_with("line 1\n")
+    );
+    tools
+        .call("move_file", r#"{"from":"a.md","to":"docs/b.md"}"#)
+        .await
+        .unwrap();
+    assert!(repo.path().join("docs/b.md").is_file() && !repo.path().join("a.md").exists());
+    for (tool, args) in [
+        ("move_file", r#"{"from":"docs/b.md","to":"../b.md"}"#),
+        ("move_file", r#"{"from":"docs/b.md","to":".git/b.md"}"#),
+        ("delete_file", r#"{"path":"../etc"}"#),
+        ("delete_file", r#"{"path":"docs"}"#),
+    ] {
+        assert!(tools.call(tool, args).await.is_err(), "{tool} {args}");
+    }
+    tools
+        .call("delete_file", r#"{"path":"docs/b.md"}"#)
+        .await
+        .unwrap();
+    assert!(!repo.path().join("docs/b.md").exists());
 }
 
 #[tokio::test]
@@ -280,7 +443,7 @@ async fn write_read_list_search_inside() {
             .call("search", r#"{"pattern":"hello"}"#)
             .await
             .unwrap(),
-        "docs/a.md:2: hello world"
+        "docs/a.md:2: hello world\n(1 matches in 1 files)"
     );
     let err = tools
         .call("write_file", r#"{"path": "x.md", "content": "#)

@@ -1,0 +1,118 @@
+//! Running a child for `run_command`: both pipes drained to their end while the child runs
+//! (a child writing more than a pipe holds never blocks), each kept as head and tail in
+//! bounded memory ([`HeadTail`]), the child killed at its timeout with what it printed so far.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::output::HeadTail;
+
+/// Bytes of each stream's head and of its tail kept for the model.
+const KEEP_BYTES: usize = 8 * 1024;
+
+/// What a finished (or stopped) child left.
+#[derive(Debug)]
+pub(super) struct Ran {
+    /// `None`: killed at the timeout.
+    pub status: Option<ExitStatus>,
+    pub stdout: HeadTail,
+    pub stderr: HeadTail,
+}
+
+impl Ran {
+    /// The result the model sees: the output (stderr marked), and the exit status when it is
+    /// not success, first, so that it survives any later cut.
+    pub fn into_output(self, program: &str, timeout: Duration) -> Result<String, String> {
+        let mut text = self.stdout.text();
+        let err = self.stderr.text();
+        if !err.is_empty() {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str("[stderr]\n");
+            text.push_str(&err);
+        }
+        match self.status {
+            Some(s) if s.success() => Ok(text),
+            Some(s) => Err(format!(
+                "{program}: exit status {}\n{text}",
+                s.code()
+                    .map_or_else(|| "killed by a signal".into(), |c| c.to_string())
+            )),
+            None => Err(format!(
+                "{program}: timed out after {}s and was stopped; its output so far:\n{text}",
+                timeout.as_secs()
+            )),
+        }
+    }
+}
+
+/// How long the pipes may stay open after the child ended (a background grandchild holding
+/// them): what arrived by then is the output.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+type Kept = std::sync::Arc<std::sync::Mutex<HeadTail>>;
+
+/// Runs `cmd` (stdio set here) for at most `timeout`.
+pub(super) async fn run(
+    mut cmd: tokio::process::Command,
+    timeout: Duration,
+) -> std::io::Result<Ran> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    let stdout: Kept = Default::default();
+    let stderr: Kept = Default::default();
+    let mut drains = tokio::task::JoinSet::new();
+    drains.spawn(drain(child.stdout.take(), stdout.clone()));
+    drains.spawn(drain(child.stderr.take(), stderr.clone()));
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => Some(status?),
+        Err(_) => {
+            let _ = child.kill().await;
+            None
+        }
+    };
+    let drained = async { while drains.join_next().await.is_some() {} };
+    if tokio::time::timeout(PIPE_GRACE, drained).await.is_err() {
+        drains.abort_all();
+    }
+    let take = |kept: Kept| {
+        kept.lock()
+            .map(|mut k| std::mem::replace(&mut *k, HeadTail::new(KEEP_BYTES)))
+            .unwrap_or_else(|_| HeadTail::new(KEEP_BYTES))
+    };
+    Ok(Ran {
+        status,
+        stdout: take(stdout),
+        stderr: take(stderr),
+    })
+}
+
+impl Default for HeadTail {
+    fn default() -> Self {
+        HeadTail::new(KEEP_BYTES)
+    }
+}
+
+/// Reads `pipe` to its end into `kept`.
+async fn drain(pipe: Option<impl AsyncRead + Unpin>, kept: Kept) {
+    let Some(mut pipe) = pipe else {
+        return;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if let Ok(mut k) = kept.lock() {
+                    k.push(&buf[..n]);
+                }
+            }
+        }
+    }
+}
