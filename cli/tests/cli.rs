@@ -83,6 +83,7 @@ async fn play_worker(app: &TestApp, id: TaskId, from_step: usize) {
             completion_tokens: 20,
             latency_ms: 5,
             cost_usd: Some(0.0021),
+            cached_tokens: None,
         },
         EventKind::Committed {
             sha: "0123456789abcdef".into(),

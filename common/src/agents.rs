@@ -37,14 +37,63 @@ pub enum ToolName {
     RunCommand,
 }
 
+/// A check of the work before it is committed ([`AgentProfile::checks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawCheck")]
+pub enum Check {
+    /// Every relative link and anchor in the Markdown files the run changed resolves.
+    MarkdownLinks,
+    /// A command that must exit 0.
+    Command { command: String, args: Vec<String> },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCheck {
+    Named(String),
+    Command {
+        command: String,
+        #[serde(default)]
+        args: Vec<String>,
+    },
+}
+
+impl TryFrom<RawCheck> for Check {
+    type Error = String;
+
+    fn try_from(raw: RawCheck) -> Result<Self, String> {
+        match raw {
+            RawCheck::Named(name) if name == "markdown-links" => Ok(Check::MarkdownLinks),
+            RawCheck::Named(name) => Err(format!(
+                "unknown check {name:?}: the built-in check is \"markdown-links\"; a command is {{ command = \"…\", args = [\"…\"] }}"
+            )),
+            RawCheck::Command { command, args } => Ok(Check::Command { command, args }),
+        }
+    }
+}
+
 /// Bounds on one task's agent loop; reaching one fails the task with that reason.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Model calls per task.
     pub max_steps: u32,
-    /// Prompt + completion tokens per task.
+    /// Tokens per task that cost full price: output tokens, plus input tokens that were not
+    /// read from the provider's prompt cache — when the gateway reports no cache reads, the
+    /// input a request adds to the one before (the history resent with every step is not
+    /// counted again).
     pub max_tokens: u64,
+    /// Spend per task in USD, as the gateway reports each call's cost; `None`: no cap.
+    #[serde(default)]
+    pub max_cost_usd: Option<f64>,
+    /// Most tokens of one answer (`max_tokens` of each request).
+    #[serde(default = "default_max_output_tokens")]
+    pub max_output_tokens: u32,
+    /// The model's context window in tokens; `None`: LiteLLM's model info says (its
+    /// `max_input_tokens`), else [`DEFAULT_CONTEXT_WINDOW`]. Old tool results are elided
+    /// above 70 % of it and the history condensed above 85 %.
+    #[serde(default)]
+    pub context_window: Option<u64>,
     /// Wall-clock seconds per attempt.
     pub max_wall_secs: u64,
     /// Tool calls run from one model answer; the rest are refused back to the model, so one
@@ -62,6 +111,14 @@ pub struct Limits {
     /// the task (not retried) before the model is called.
     #[serde(default = "default_min_free_disk_bytes")]
     pub min_free_disk_bytes: u64,
+}
+
+/// The context window assumed when neither the profile nor the gateway names one: the
+/// smallest of the models the kit configures, with room.
+pub const DEFAULT_CONTEXT_WINDOW: u64 = 128_000;
+
+fn default_max_output_tokens() -> u32 {
+    8192
 }
 
 fn default_min_free_disk_bytes() -> u64 {
@@ -85,6 +142,9 @@ impl Default for Limits {
         Self {
             max_steps: 30,
             max_tokens: 400_000,
+            max_cost_usd: None,
+            max_output_tokens: default_max_output_tokens(),
+            context_window: None,
             max_wall_secs: 1800,
             max_tool_calls_per_answer: default_tool_calls_per_answer(),
             max_repo_bytes: default_max_repo_bytes(),
@@ -134,6 +194,15 @@ pub struct AgentProfile {
     pub command_env: Vec<String>,
     #[serde(default)]
     pub limits: Limits,
+    /// Run when the model says it is done, before the commit; problems go back to the model
+    /// (at most twice). `"markdown-links"`, or `{ command = "…", args = […] }` run as
+    /// `run_command` runs it (the program must be one of `commands`).
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// After the checks pass, show the model its diff (capped) once and ask it to confirm or
+    /// fix: one more model call per task.
+    #[serde(default)]
+    pub review_diff: bool,
     /// Seconds a task may wait to start before it fails with the reason it waited
     /// (overrides `OPENCLAW_QUEUE_TIMEOUT_SECS`).
     #[serde(default)]

@@ -90,6 +90,9 @@ pub enum EventKind {
         /// The call's price as the gateway reported it (USD); absent when it did not.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
+        /// Prompt tokens read from the provider's prompt cache; absent when not reported.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cached_tokens: Option<u64>,
     },
     Committed {
         sha: String,

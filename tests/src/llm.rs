@@ -28,6 +28,9 @@ pub enum Reply {
     },
     /// Waits this long, then answers with the inner reply.
     Delayed(Duration, Box<Reply>),
+    /// The inner reply cut at the output limit: `finish_reason: "length"`, a tool call's
+    /// arguments cut in half.
+    CutOff(Box<Reply>),
     /// Any answer at all: status, content type and body as given (an HTML page from a proxy).
     Raw {
         status: u16,
@@ -56,6 +59,9 @@ impl Reply {
     pub fn delayed(self, d: Duration) -> Self {
         Self::Delayed(d, Box::new(self))
     }
+    pub fn cut_off(self) -> Self {
+        Self::CutOff(Box::new(self))
+    }
 }
 
 enum Script {
@@ -71,6 +77,9 @@ struct Inner {
     auth: Vec<Option<String>>,
     /// A price per call to report in `usage.cost`, as LiteLLM does (`None`: no price).
     cost_per_call: Option<f64>,
+    /// The answer to requests without tools (the worker's condensing calls), which then take
+    /// no reply from the script.
+    summary: Option<String>,
 }
 
 impl Inner {
@@ -80,6 +89,7 @@ impl Inner {
             requests: Vec::new(),
             auth: Vec::new(),
             cost_per_call: None,
+            summary: None,
         }
     }
 }
@@ -113,6 +123,12 @@ impl ScriptedLlm {
         let llm = Self::start(Script::Turns(replies)).await;
         llm.inner.lock().expect("llm lock").cost_per_call = Some(usd);
         llm
+    }
+
+    /// Answers every request that offers no tools (a condensing call) with `text`, outside
+    /// the script.
+    pub fn summarize_with(&self, text: &str) {
+        self.inner.lock().expect("llm lock").summary = Some(text.to_owned());
     }
 
     /// Requests get the replies in order, whatever the conversation; then 500.
@@ -170,16 +186,30 @@ async fn chat(
         let turn = body["messages"]
             .as_array()
             .map(|m| {
-                let last_user = m.iter().rposition(|m| m["role"] == "user").unwrap_or(0);
+                // The worker's own notes to the model continue the turn they interrupt.
+                let last_user = m
+                    .iter()
+                    .rposition(|m| {
+                        m["role"] == "user" && !message_text(m).starts_with("[OpenClaw]")
+                    })
+                    .unwrap_or(0);
                 m[last_user..]
                     .iter()
                     .filter(|m| m["role"] == "assistant")
                     .count()
             })
             .unwrap_or(0);
-        match &mut inner.script {
-            Script::Turns(replies) => replies.get(turn).or(replies.last()).cloned(),
-            Script::Queue(q) => q.pop_front(),
+        if let Some(summary) = inner
+            .summary
+            .clone()
+            .filter(|_| body.get("tools").is_none())
+        {
+            Some(Reply::Text(summary))
+        } else {
+            match &mut inner.script {
+                Script::Turns(replies) => replies.get(turn).or(replies.last()).cloned(),
+                Script::Queue(q) => q.pop_front(),
+            }
         }
     };
     let Some(mut reply) = reply else {
@@ -193,10 +223,18 @@ async fn chat(
         tokio::time::sleep(d).await;
         reply = *inner;
     }
-    let cost = inner.lock().expect("llm lock").cost_per_call;
-    let model = body["model"].as_str().unwrap_or("scripted").to_owned();
-    let prompt_tokens = 10 * body["messages"].as_array().map_or(1, Vec::len) as u64;
-    let stream = body["stream"].as_bool().unwrap_or(false);
+    let (cost, request) = {
+        let inner = inner.lock().expect("llm lock");
+        (inner.cost_per_call, inner.requests.len())
+    };
+    let framing = Framing {
+        request,
+        model: body["model"].as_str().unwrap_or("scripted").to_owned(),
+        stream: body["stream"].as_bool().unwrap_or(false),
+        // Roughly what a tokenizer counts: four bytes a token.
+        prompt_tokens: (body["messages"].to_string().len() / 4).max(1) as u64,
+        cost,
+    };
     match reply {
         Reply::Error {
             status,
@@ -214,8 +252,25 @@ async fn chat(
             }
             r
         }
-        Reply::Text(text) => respond(&model, stream, Some(text), Vec::new(), prompt_tokens, cost),
-        Reply::Tools(calls) => respond(&model, stream, None, calls, prompt_tokens, cost),
+        Reply::Text(text) => respond(&framing, Some(text), Vec::new(), None),
+        Reply::Tools(calls) => respond(&framing, None, calls, None),
+        Reply::CutOff(inner) => match *inner {
+            Reply::Text(text) => {
+                let half: String = text.chars().take(text.chars().count() / 2).collect();
+                respond(&framing, Some(half), Vec::new(), Some("length"))
+            }
+            Reply::Tools(calls) => {
+                let cut = calls
+                    .into_iter()
+                    .map(|(name, args)| {
+                        let half: String = args.chars().take(args.chars().count() / 2).collect();
+                        (name, half)
+                    })
+                    .collect();
+                respond(&framing, None, cut, Some("length"))
+            }
+            other => panic!("only text and tool calls can be cut off, not {other:?}"),
+        },
         Reply::Raw {
             status,
             content_type,
@@ -230,14 +285,29 @@ async fn chat(
     }
 }
 
-fn respond(
-    model: &str,
+/// How an answer is framed: the request it answers (its number makes tool call ids unique
+/// across the conversation, as a model's are), the model, streaming, usage and cost.
+struct Framing {
+    request: usize,
+    model: String,
     stream: bool,
-    text: Option<String>,
-    calls: Vec<(String, String)>,
     prompt_tokens: u64,
     cost: Option<f64>,
+}
+
+fn respond(
+    f: &Framing,
+    text: Option<String>,
+    calls: Vec<(String, String)>,
+    finish_reason: Option<&str>,
 ) -> Response {
+    let (model, stream, prompt_tokens, cost, n) = (
+        f.model.as_str(),
+        f.stream,
+        f.prompt_tokens,
+        f.cost,
+        f.request,
+    );
     let completion_tokens = 5 + text
         .as_ref()
         .map_or(0, |t| t.split_whitespace().count() as u64);
@@ -250,15 +320,15 @@ fn respond(
         .iter()
         .enumerate()
         .map(|(i, (name, args))| {
-            json!({"id": format!("call_{i}"), "type": "function",
+            json!({"id": format!("call_{n}_{i}"), "type": "function",
                                         "function": {"name": name, "arguments": args}})
         })
         .collect();
-    let finish = if calls.is_empty() {
+    let finish = finish_reason.unwrap_or(if calls.is_empty() {
         "stop"
     } else {
         "tool_calls"
-    };
+    });
     if !stream {
         let mut message = json!({"role": "assistant", "content": text});
         if !tool_calls.is_empty() {
@@ -287,7 +357,7 @@ fn respond(
             cut -= 1;
         }
         frames.push(chunk(
-            json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
+            json!({"tool_calls": [{"index": i, "id": format!("call_{n}_{i}"), "type": "function",
             "function": {"name": name, "arguments": &args[..cut]}}]}),
             None,
         ));
@@ -324,4 +394,18 @@ pub fn demo_script() -> Vec<Reply> {
             "Add a getting-started guide\n\nWrote docs/GETTING-STARTED.md with build and run steps.",
         ),
     ]
+}
+
+/// The text of a message of a recorded request: its `content` string, or its text parts joined
+/// (the worker sends the system prompt and the last message as parts with a cache point).
+pub fn message_text(message: &Value) -> String {
+    match &message["content"] {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .concat(),
+        _ => String::new(),
+    }
 }

@@ -5,6 +5,7 @@ use openclaw_common::event::EventKind;
 use openclaw_common::status::TaskStatus;
 use openclaw_tests::flow::*;
 use openclaw_tests::git::{BareRepo, GitHttpServer};
+use openclaw_tests::llm::message_text;
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::{TEST_LLM_KEY, WorkerProcess};
 use serde_json::json;
@@ -109,7 +110,7 @@ async fn a_task_goes_from_submit_to_a_pushed_commit_streamed_in_order() {
     assert_eq!(requests[0]["stream"], true);
     let listing = requests[1]["messages"].as_array().unwrap().last().unwrap();
     assert_eq!(listing["role"], "tool");
-    assert!(listing["content"].as_str().unwrap().contains("hello.c"));
+    assert!(message_text(listing).contains("hello.c"));
     assert!(
         llm.auth_headers()
             .iter()

@@ -3,6 +3,7 @@
 
 use openclaw_common::event::EventKind;
 use openclaw_tests::git::BareRepo;
+use openclaw_tests::llm::message_text;
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use serde_json::{Value, json};
 
@@ -138,12 +139,7 @@ async fn one_answer_runs_at_most_its_profiles_tool_calls() {
     assert_eq!(tool_messages.len(), 200);
     let refused = tool_messages
         .iter()
-        .filter(|m| {
-            m["content"]
-                .as_str()
-                .unwrap()
-                .contains("at most 4 tool calls")
-        })
+        .filter(|m| message_text(m).contains("at most 4 tool calls"))
         .count();
     assert_eq!(refused, 196);
 }

@@ -3,6 +3,7 @@
 // In the suite a panic is a failed assertion, which is what unwrap() means here.
 #![allow(clippy::unwrap_used)]
 
+mod agent;
 mod auth;
 mod cancel;
 mod cluster;

@@ -1,5 +1,6 @@
 //! The OpenAI-compatible front door and the original bridge's contract, end to end.
 
+use openclaw_tests::llm::message_text;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -291,13 +292,8 @@ async fn a_follow_up_in_the_same_conversation_lands_on_the_same_branch() {
         ["system", "user", "assistant", "user"],
         "{roles:?}"
     );
-    assert_eq!(messages[3]["content"], "now also document the CLI");
-    assert!(
-        messages[0]["content"]
-            .as_str()
-            .unwrap()
-            .contains("earlier work")
-    );
+    assert_eq!(message_text(&messages[3]), "now also document the CLI");
+    assert!(message_text(&messages[0]).contains("earlier work"));
 }
 
 #[tokio::test]

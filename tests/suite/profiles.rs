@@ -1,5 +1,6 @@
 //! Agent profiles from a file, their limits, and the local dispatcher's bound.
 
+use openclaw_tests::llm::message_text;
 use std::time::Duration;
 
 use openclaw_common::event::EventKind;
@@ -84,12 +85,7 @@ async fn agents_come_from_the_configured_file_with_their_model_tools_and_limits(
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0]["model"], "tiny-model");
     assert_eq!(requests[0]["tools"].as_array().unwrap().len(), 1);
-    assert!(
-        requests[0]["messages"][0]["content"]
-            .as_str()
-            .unwrap()
-            .starts_with("You are tiny.")
-    );
+    assert!(message_text(&requests[0]["messages"][0]).starts_with("You are tiny."));
 }
 
 #[tokio::test]

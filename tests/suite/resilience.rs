@@ -1,6 +1,7 @@
 //! What goes wrong: gateway errors, a model that misbehaves, path escapes, a worker killed or
 //! terminated mid-task, cancel, and the agent without a repo.
 
+use openclaw_tests::llm::message_text;
 use std::time::Duration;
 
 use openclaw_common::event::{EventKind, TaskEvent};
@@ -292,10 +293,7 @@ async fn sigterm_pushes_a_checkpoint_and_the_next_attempt_resumes_from_it() {
     for f in ["docs/a.md", "docs/b.md", "docs/c.md"] {
         assert!(repo.file(&branch, f).is_some(), "{f}");
     }
-    let resumed_prompt = llm.requests()[2]["messages"][0]["content"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let resumed_prompt = message_text(&llm.requests()[2]["messages"][0]);
     assert!(resumed_prompt.contains("interrupted"), "{resumed_prompt}");
 }
 

@@ -9,7 +9,9 @@ use openclaw_common::ids::TaskId;
 use openclaw_common::store::{EventWriter, StatusStore, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::{ChatMessage, LlmClient, LlmError, Turn};
+use crate::budget::{Budget, Circling, StuckDetector};
+use crate::context::{CONDENSE_AT, Conversation, ELIDE_AT};
+use crate::llm::{ChatMessage, Completion, LlmClient, LlmError, Turn};
 use crate::secrets::Secrets;
 use crate::tools::{MAX_ARGUMENT_BYTES, Toolbox};
 use crate::traces::Tracer;
@@ -29,7 +31,8 @@ pub enum LoopEnd {
     /// The model answered without tool calls; its answer is the summary.
     Answered(String),
     Stopped(Stop),
-    /// A profile limit (steps, tokens, wall time) was reached.
+    /// A profile limit (steps, tokens, cost, wall time) was reached, or the model went in
+    /// circles.
     LimitReached(String),
 }
 
@@ -82,14 +85,21 @@ pub struct AgentLoop<'a> {
     pub secrets: &'a Secrets,
     /// This attempt's model calls, tokens and cost, added to as the loop goes.
     pub usage: &'a std::sync::Mutex<openclaw_common::status::Usage>,
+    /// The model's context window in tokens (the profile's, the gateway's, or the default).
+    pub context_window: u64,
 }
 
 impl AgentLoop<'_> {
-    pub async fn run(&mut self, mut messages: Vec<ChatMessage>) -> Result<LoopEnd, AgentError> {
+    pub async fn run(&mut self, messages: Vec<ChatMessage>) -> Result<LoopEnd, AgentError> {
         let started = Instant::now();
         let tool_defs = self.tools.definitions();
-        let mut tokens = 0u64;
-        for _step in 0..self.limits.max_steps {
+        let mut convo = Conversation::new(messages);
+        let mut budget = Budget::new(self.limits);
+        let mut stuck = StuckDetector::default();
+        let mut told_to_finish = false;
+        let mut overflow_retried = false;
+        let max_steps = self.limits.max_steps;
+        for step in 0..max_steps {
             if let Some(stop) = self.stop.check().await? {
                 return Ok(LoopEnd::Stopped(stop));
             }
@@ -99,70 +109,49 @@ impl AgentLoop<'_> {
                     self.limits.max_wall_secs
                 )));
             }
-            let asked_at = std::time::SystemTime::now();
-            let asked = std::time::Instant::now();
-            let input = if self.tracer.is_on() {
-                self.secrets
-                    .redact(&serde_json::to_string(&messages).unwrap_or_default())
-            } else {
-                String::new()
-            };
-            let completion = match self.ask(&messages, &tool_defs).await {
-                Ok(c) => c,
-                Err(e) => {
-                    self.tracer.generation(
-                        &self.model,
-                        asked_at,
-                        asked.elapsed(),
-                        None,
-                        &input,
-                        "",
-                        0,
-                        0,
-                        None,
-                        &[],
-                        Some(&e.to_string()),
-                    );
-                    return Err(e);
-                }
-            };
-            tokens += completion.prompt_tokens + completion.completion_tokens;
-            if let Ok(mut usage) = self.usage.lock() {
-                usage.model = Some(self.model.clone());
-                usage.call(
-                    completion.prompt_tokens,
-                    completion.completion_tokens,
-                    completion.cost_usd,
-                );
+            // Two steps before a limit the model hears it, once: an answer beats a cut.
+            let steps_left = max_steps - step;
+            if !told_to_finish && (steps_left <= 2 || budget.nearly_spent()) {
+                told_to_finish = true;
+                convo.messages.push(ChatMessage::note(format!(
+                    "You are close to this task's limits ({}). Finish now: make only the changes still needed, then answer with your summary of what you did and what is left, without calling tools.",
+                    if steps_left <= 2 {
+                        format!("{steps_left} model calls left")
+                    } else {
+                        "most of the token or cost budget is spent".to_owned()
+                    }
+                )));
             }
-            let output = if completion.tool_calls.is_empty() {
-                completion.content.clone()
-            } else {
-                serde_json::to_string(&completion.tool_calls).unwrap_or_default()
+            self.fit(&mut convo, &mut budget, false).await?;
+            let completion = match self.ask_traced(&convo.messages, &tool_defs).await {
+                Err(AgentError::Llm(e)) if e.is_context_overflow() && !overflow_retried => {
+                    // The estimate was wrong: shrink for real and ask again, once.
+                    tracing::warn!(error = %e, "the gateway found the conversation too long; condensing and retrying");
+                    overflow_retried = true;
+                    self.fit(&mut convo, &mut budget, true).await?;
+                    self.ask_traced(&convo.messages, &tool_defs).await?
+                }
+                other => other?,
             };
-            self.tracer.generation(
-                &self.model,
-                asked_at,
-                completion.latency,
-                completion.first_token,
-                &input,
-                &self.secrets.redact(&output),
-                completion.prompt_tokens,
-                completion.completion_tokens,
-                completion.cost_usd,
-                &completion.retries,
-                None,
-            );
-            self.events
-                .publish(EventKind::LlmUsage {
-                    model: self.model.clone(),
-                    prompt_tokens: completion.prompt_tokens,
-                    completion_tokens: completion.completion_tokens,
-                    latency_ms: completion.latency.as_millis() as u64,
-                    cost_usd: completion.cost_usd,
-                })
-                .await?;
-            messages.push(ChatMessage {
+            convo.calibrate(completion.prompt_tokens);
+            budget.conversation_call(&completion);
+            self.count(&completion).await?;
+            let reasoning =
+                (!completion.reasoning.is_empty()).then(|| completion.reasoning.clone());
+            if completion.cut_off() {
+                // Cut at max_tokens: a half-written tool call must not run, a half-written
+                // answer must not become the commit message.
+                convo.messages.push(ChatMessage {
+                    reasoning_content: reasoning,
+                    ..ChatMessage::assistant(completion.content.clone())
+                });
+                convo.messages.push(ChatMessage::note(cut_off_note(
+                    &completion,
+                    self.limits.max_output_tokens,
+                )));
+                continue;
+            }
+            convo.messages.push(ChatMessage {
                 role: "assistant".into(),
                 content: (!completion.content.is_empty()).then(|| completion.content.clone()),
                 // Arguments too large to run are not sent back with every later request.
@@ -182,76 +171,233 @@ impl AgentLoop<'_> {
                     })
                     .collect(),
                 tool_call_id: None,
+                reasoning_content: reasoning,
             });
             if completion.tool_calls.is_empty() {
                 // The answer becomes the summary, the status and the commit message.
                 return Ok(LoopEnd::Answered(self.secrets.redact(&completion.content)));
             }
-            if tokens > self.limits.max_tokens {
-                return Ok(LoopEnd::LimitReached(format!(
-                    "token limit of {} reached ({tokens} used)",
-                    self.limits.max_tokens
-                )));
+            if let Some(reason) = budget.exceeded() {
+                return Ok(LoopEnd::LimitReached(reason));
             }
-            let allowed = self.limits.max_tool_calls_per_answer as usize;
-            if completion.tool_calls.len() > allowed {
-                tracing::warn!(
-                    calls = completion.tool_calls.len(),
-                    allowed,
-                    "the model asked for more tool calls in one answer than its profile allows"
-                );
-            }
-            for (n, call) in completion.tool_calls.iter().enumerate() {
-                if n >= allowed {
-                    // Every call gets an answer (the protocol wants one per id); these are not
-                    // run, nor recorded as events.
-                    messages.push(ChatMessage::tool(
-                        &call.id,
-                        format!(
-                            "error: not run: at most {allowed} tool calls per answer; ask again for what is still needed"
-                        ),
-                    ));
-                    continue;
+            let mut nudges = Vec::new();
+            for verdict in self.run_tools(&completion, &mut convo, &mut stuck).await? {
+                match verdict {
+                    Circling::Stop(reason) => return Ok(LoopEnd::LimitReached(reason)),
+                    Circling::Nudge(text) => nudges.push(text),
+                    Circling::No => {}
                 }
-                let shown_arguments = self.secrets.redact(&call.function.arguments);
-                self.events
-                    .publish(EventKind::ToolCall {
-                        call_id: call.id.clone(),
-                        name: call.function.name.clone(),
-                        arguments: shown_arguments.clone(),
-                    })
-                    .await?;
-                let tool_started = std::time::SystemTime::now();
-                let result = self
-                    .tools
-                    .call(&call.function.name, &call.function.arguments)
-                    .await;
-                let (ok, output) = match result {
-                    Ok(out) => (true, self.secrets.redact(&out)),
-                    Err(err) => (false, self.secrets.redact(&format!("error: {err}"))),
-                };
-                self.events
-                    .publish(EventKind::ToolResult {
-                        call_id: call.id.clone(),
-                        name: call.function.name.clone(),
-                        ok,
-                        output: output.clone(),
-                    })
-                    .await?;
-                self.tracer.tool(
-                    &call.function.name,
-                    &shown_arguments,
-                    &output,
-                    ok,
-                    tool_started,
-                );
-                messages.push(ChatMessage::tool(&call.id, output));
+            }
+            if !nudges.is_empty() {
+                convo.messages.push(ChatMessage::note(nudges.join("\n")));
             }
         }
         Ok(LoopEnd::LimitReached(format!(
-            "step limit of {} reached",
-            self.limits.max_steps
+            "step limit of {max_steps} reached"
         )))
+    }
+
+    /// Runs the answer's tool calls (at most the profile's number), each result recorded as
+    /// an event and added to the conversation; what the stuck detector made of each.
+    async fn run_tools(
+        &mut self,
+        completion: &Completion,
+        convo: &mut Conversation,
+        stuck: &mut StuckDetector,
+    ) -> Result<Vec<Circling>, AgentError> {
+        let allowed = self.limits.max_tool_calls_per_answer as usize;
+        if completion.tool_calls.len() > allowed {
+            tracing::warn!(
+                calls = completion.tool_calls.len(),
+                allowed,
+                "the model asked for more tool calls in one answer than its profile allows"
+            );
+        }
+        let mut verdicts = Vec::new();
+        for (n, call) in completion.tool_calls.iter().enumerate() {
+            if n >= allowed {
+                // Every call gets an answer (the protocol wants one per id); these are not
+                // run, nor recorded as events.
+                convo.messages.push(ChatMessage::tool(
+                    &call.id,
+                    format!(
+                        "error: not run: at most {allowed} tool calls per answer; ask again for what is still needed"
+                    ),
+                ));
+                continue;
+            }
+            let shown_arguments = self.secrets.redact(&call.function.arguments);
+            self.events
+                .publish(EventKind::ToolCall {
+                    call_id: call.id.clone(),
+                    name: call.function.name.clone(),
+                    arguments: shown_arguments.clone(),
+                })
+                .await?;
+            let tool_started = std::time::SystemTime::now();
+            let result = self
+                .tools
+                .call(&call.function.name, &call.function.arguments)
+                .await;
+            let (ok, output) = match result {
+                Ok(out) => (true, self.secrets.redact(&out)),
+                Err(err) => (false, self.secrets.redact(&format!("error: {err}"))),
+            };
+            self.events
+                .publish(EventKind::ToolResult {
+                    call_id: call.id.clone(),
+                    name: call.function.name.clone(),
+                    ok,
+                    output: output.clone(),
+                })
+                .await?;
+            self.tracer.tool(
+                &call.function.name,
+                &shown_arguments,
+                &output,
+                ok,
+                tool_started,
+            );
+            verdicts.push(stuck.observe(
+                &call.function.name,
+                &call.function.arguments,
+                ok,
+                &output,
+            ));
+            convo.messages.push(ChatMessage::tool(&call.id, output));
+        }
+        Ok(verdicts)
+    }
+
+    /// Keeps the conversation inside the context window: old tool results elided above
+    /// [`ELIDE_AT`], the middle condensed above [`CONDENSE_AT`]; both at once when `forced`
+    /// (the gateway refused the last request as too long).
+    async fn fit(
+        &mut self,
+        convo: &mut Conversation,
+        budget: &mut Budget,
+        forced: bool,
+    ) -> Result<(), AgentError> {
+        let window = self.context_window as f64;
+        if forced || convo.estimated_tokens() as f64 > ELIDE_AT * window {
+            let saved = convo.elide_old_tool_results();
+            tracing::info!(saved, "elided old tool results");
+        }
+        if !(forced || convo.estimated_tokens() as f64 > CONDENSE_AT * window) {
+            return Ok(());
+        }
+        let Some(range) = convo.condense_range() else {
+            return Ok(());
+        };
+        // The transcript fits a third of the window whatever it holds.
+        let room = (window / 3.0 * 3.5) as usize;
+        let each = (room / range.len().max(1)).clamp(200, 4000);
+        let transcript =
+            crate::tools::output::head_and_tail(&convo.transcript(range.clone(), each), room);
+        let summary_request = [
+            ChatMessage::system(CONDENSE_PROMPT),
+            ChatMessage::user(transcript),
+        ];
+        let (tx, _ignored) = tokio::sync::mpsc::unbounded_channel();
+        let completion = self
+            .llm
+            .complete(
+                Turn {
+                    model: &self.model,
+                    messages: &summary_request,
+                    tools: &[],
+                    max_tokens: Some(self.limits.max_output_tokens.min(4096)),
+                },
+                &tx,
+            )
+            .await?;
+        budget.side_call(&completion);
+        self.count(&completion).await?;
+        let before = convo.messages.len();
+        convo.replace_with_summary(range, &self.secrets.redact(&completion.content));
+        tracing::info!(
+            messages_before = before,
+            messages_after = convo.messages.len(),
+            "condensed the conversation"
+        );
+        Ok(())
+    }
+
+    /// Adds a call to the attempt's usage and publishes its `llm_usage` event.
+    async fn count(&mut self, completion: &Completion) -> Result<(), AgentError> {
+        if let Ok(mut usage) = self.usage.lock() {
+            usage.model = Some(self.model.clone());
+            usage.call(
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                completion.cost_usd,
+            );
+        }
+        self.events
+            .publish(EventKind::LlmUsage {
+                model: self.model.clone(),
+                prompt_tokens: completion.prompt_tokens,
+                completion_tokens: completion.completion_tokens,
+                latency_ms: completion.latency.as_millis() as u64,
+                cost_usd: completion.cost_usd,
+                cached_tokens: completion.cached_tokens,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// [`Self::ask`], recorded as a generation of the attempt's trace.
+    async fn ask_traced(
+        &mut self,
+        messages: &[ChatMessage],
+        tool_defs: &[serde_json::Value],
+    ) -> Result<Completion, AgentError> {
+        let asked_at = std::time::SystemTime::now();
+        let asked = std::time::Instant::now();
+        let input = if self.tracer.is_on() {
+            self.secrets
+                .redact(&serde_json::to_string(messages).unwrap_or_default())
+        } else {
+            String::new()
+        };
+        let completion = match self.ask(messages, tool_defs).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.tracer.generation(
+                    &self.model,
+                    asked_at,
+                    asked.elapsed(),
+                    None,
+                    &input,
+                    "",
+                    0,
+                    0,
+                    None,
+                    &[],
+                    Some(&e.to_string()),
+                );
+                return Err(e);
+            }
+        };
+        let output = if completion.tool_calls.is_empty() {
+            completion.content.clone()
+        } else {
+            serde_json::to_string(&completion.tool_calls).unwrap_or_default()
+        };
+        self.tracer.generation(
+            &self.model,
+            asked_at,
+            completion.latency,
+            completion.first_token,
+            &input,
+            &self.secrets.redact(&output),
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            completion.cost_usd,
+            &completion.retries,
+            None,
+        );
+        Ok(completion)
     }
 
     /// One model call, relaying text deltas as `message` events while it streams. Deltas that
@@ -264,6 +410,7 @@ impl AgentLoop<'_> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let llm = self.llm;
         let model = self.model.clone();
+        let max_tokens = self.limits.max_output_tokens;
         let call = async move {
             let r = llm
                 .complete(
@@ -271,6 +418,7 @@ impl AgentLoop<'_> {
                         model: &model,
                         messages,
                         tools: tool_defs,
+                        max_tokens: Some(max_tokens),
                     },
                     &tx,
                 )
@@ -302,3 +450,25 @@ impl AgentLoop<'_> {
         Ok(completion?)
     }
 }
+
+/// What the model is told when its answer was cut at `max_tokens`.
+fn cut_off_note(completion: &Completion, max_tokens: u32) -> String {
+    if completion.tool_calls.is_empty() {
+        format!(
+            "Your answer was cut off at the output limit ({max_tokens} tokens). Answer again, shorter."
+        )
+    } else {
+        let names: Vec<&str> = completion
+            .tool_calls
+            .iter()
+            .map(|c| c.function.name.as_str())
+            .collect();
+        format!(
+            "Your answer was cut off at the output limit ({max_tokens} tokens) while it was writing a call of {}; it was not run. Do the work in smaller pieces: several edit_file calls, or a file written in parts.",
+            names.join(", ")
+        )
+    }
+}
+
+/// The instructions of the call that condenses a conversation.
+const CONDENSE_PROMPT: &str = "You condense the working history of a coding agent so that it can continue its task with less context. Write a summary of the history you are given: what was asked, which files were read and what matters in them (paths, names, facts, line numbers), what was changed and how, what failed and why, and what is left to do. Keep exact paths and identifiers. Do not invent anything. Write plain text, at most about 600 words.";

@@ -11,7 +11,8 @@ use openclaw_common::store::{EventWriter, Settle, StoreError};
 use tracing::{info, warn};
 
 use crate::git::{GitError, TaskRepo};
-use crate::run::{Outcome, Task, commit_message};
+use crate::prompt::commit_message;
+use crate::run::{Outcome, Task};
 
 impl Task<'_> {
     /// Commit, push, `completed`, status — and only then ack.

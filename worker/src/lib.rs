@@ -4,7 +4,10 @@
 //! - [`cli`]: the process: env, signals, exit codes (`main.rs` only calls it).
 //! - [`config`]: [`WorkerConfig`], from the environment.
 //! - [`run`]: one task, start to finish: fetch, claim, clone, agent loop, commit, push, ack.
+//! - [`prompt`]: what the model is told first, and the commit message its summary becomes.
 //! - [`agent`]: the agent loop: model calls, tool calls, limits, stop requests.
+//! - [`context`]: the conversation kept inside the context window (elide, condense).
+//! - [`budget`]: tokens and cost spent against the limits; the stuck detector.
 //! - [`llm`]: the OpenAI-compatible chat-completions client (streaming, tools, retries).
 //! - [`tools`]: the tools the model can call, confined to the checkout.
 //! - [`paths`]: the path rules of tools and command arguments (real path, no `.git`).
@@ -19,13 +22,16 @@
 
 pub mod agent;
 mod attempt;
+pub mod budget;
 pub mod cli;
 pub mod command_policy;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod git;
 pub mod llm;
 pub mod paths;
+pub mod prompt;
 pub mod run;
 pub mod secrets;
 pub mod tools;

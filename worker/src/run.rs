@@ -7,21 +7,21 @@
 
 use std::time::{Duration, Instant};
 
-use openclaw_common::agents::AgentProfile;
+use openclaw_common::agents::DEFAULT_CONTEXT_WINDOW;
 use openclaw_common::event::EventKind;
 use openclaw_common::ids::TaskId;
 use openclaw_common::lifecycle::{self, Claim, Update};
 use openclaw_common::names;
 use openclaw_common::status::{TaskState, TaskStatus, Usage};
 use openclaw_common::store::{self, Settle, StoreError, TaskStores, WorkerQueue};
-use openclaw_common::task::{TaskSpec, TurnRole};
+use openclaw_common::task::TaskSpec;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
 use crate::agent::{AgentError, AgentLoop, LoopEnd, Stop, StopSignals};
 use crate::config::WorkerConfig;
-use crate::git::{Checkout, TaskRepo};
-use crate::llm::{ChatMessage, LlmClient};
+use crate::git::TaskRepo;
+use crate::llm::LlmClient;
 use crate::tools::Toolbox;
 use crate::traces::{Tracer, parse_traceparent};
 
@@ -440,7 +440,14 @@ impl Task<'_> {
             task: id,
             attempt: self.attempt,
         };
-        let messages = self.first_messages(profile, checkout.as_ref());
+        let messages = crate::prompt::first_messages(self.spec, profile, checkout.as_ref());
+        let context_window = match profile.limits.context_window {
+            Some(window) => window,
+            None => llm
+                .context_window(self.model)
+                .await
+                .unwrap_or(DEFAULT_CONTEXT_WINDOW),
+        };
         let end = AgentLoop {
             llm: &llm,
             tools: &toolbox,
@@ -451,6 +458,7 @@ impl Task<'_> {
             tracer: self.tracer,
             secrets,
             usage: &self.usage,
+            context_window,
         }
         .run(messages)
         .await;
@@ -484,66 +492,5 @@ impl Task<'_> {
                     .await
             }
         }
-    }
-
-    fn first_messages(
-        &self,
-        profile: &AgentProfile,
-        checkout: Option<&Checkout>,
-    ) -> Vec<ChatMessage> {
-        let mut context = match (checkout, &self.spec.repo) {
-            (Some(c), Some(repo)) => format!(
-                "You are working in a checkout of {repo} on branch {} (commit {}). Paths are relative to the repository root.",
-                c.branch,
-                &c.sha[..c.sha.len().min(12)]
-            ),
-            _ => {
-                "You are working in an empty scratch directory; there is no repository.".to_owned()
-            }
-        };
-        if checkout.is_some_and(|c| c.resumed) {
-            context.push_str(
-                " The branch already holds earlier work (an earlier request of this conversation, or an interrupted attempt of this task); it is in the checkout. Continue from there.",
-            );
-        }
-        let mut messages = vec![ChatMessage::system(format!(
-            "{}\n\n{context}",
-            profile.system_prompt
-        ))];
-        for turn in &self.spec.history {
-            messages.push(match turn.role {
-                TurnRole::User => ChatMessage::user(turn.content.clone()),
-                TurnRole::Assistant => ChatMessage::assistant(turn.content.clone()),
-            });
-        }
-        messages.push(ChatMessage::user(self.spec.prompt.clone()));
-        messages
-    }
-}
-
-/// First line of the model's summary as the subject, the rest as body, and the task trailer.
-pub fn commit_message(summary: &str, spec: &TaskSpec) -> String {
-    let mut lines = summary.lines().map(str::trim).skip_while(|l| l.is_empty());
-    let subject: String = match lines.next() {
-        Some(first) => first
-            .trim_start_matches('#')
-            .trim()
-            .chars()
-            .take(72)
-            .collect(),
-        None => String::new(),
-    };
-    let subject = if subject.is_empty() {
-        format!("OpenClaw task {}", spec.id)
-    } else {
-        subject
-    };
-    let body: Vec<&str> = lines.collect();
-    let body = body.join("\n");
-    let body = body.trim();
-    if body.is_empty() {
-        format!("{subject}\n\nOpenClaw-Task: {}\n", spec.id)
-    } else {
-        format!("{subject}\n\n{body}\n\nOpenClaw-Task: {}\n", spec.id)
     }
 }

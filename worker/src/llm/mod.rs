@@ -5,12 +5,18 @@
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::LlmConfig;
+
+mod wire;
+
+use wire::{parse_full, read_stream};
+
+/// How the worker's own messages to the model begin ([`ChatMessage::note`]).
+pub const NOTE_PREFIX: &str = "[OpenClaw]";
 
 /// One message of the conversation, in the OpenAI wire format.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -22,6 +28,10 @@ pub struct ChatMessage {
     pub tool_calls: Vec<ToolCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// The model's reasoning that came with this (assistant) message, sent back with it:
+    /// providers that think between tool calls want to see it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
 }
 
 impl ChatMessage {
@@ -30,6 +40,12 @@ impl ChatMessage {
     }
     pub fn user(text: impl Into<String>) -> Self {
         Self::plain("user", text)
+    }
+    /// A message of the worker's own to the model (a limit coming, a call cut off, a loop,
+    /// a condensed history): a user message marked [`NOTE_PREFIX`], so that it reads as the
+    /// harness's, not the person's.
+    pub fn note(text: impl Into<String>) -> Self {
+        Self::plain("user", format!("{NOTE_PREFIX} {}", text.into()))
     }
     pub fn assistant(text: impl Into<String>) -> Self {
         Self::plain("assistant", text)
@@ -46,6 +62,7 @@ impl ChatMessage {
             content: Some(text.into()),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            reasoning_content: None,
         }
     }
 }
@@ -86,6 +103,19 @@ pub struct Completion {
     pub first_token: Option<Duration>,
     /// The failures retried before this answer came, in order.
     pub retries: Vec<String>,
+    /// Why the model stopped: `stop`, `tool_calls`, `length` (cut at `max_tokens`), …
+    pub finish_reason: Option<String>,
+    /// Prompt tokens the provider read from its prompt cache, when the gateway says.
+    pub cached_tokens: Option<u64>,
+    /// The model's reasoning text, when the provider returns it.
+    pub reasoning: String,
+}
+
+impl Completion {
+    /// Whether the answer was cut at the output limit.
+    pub fn cut_off(&self) -> bool {
+        self.finish_reason.as_deref() == Some("length")
+    }
 }
 
 /// The cost LiteLLM puts in a non-streamed answer's headers.
@@ -124,6 +154,28 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// A refusal because the request is longer than the model's context window (LiteLLM's
+    /// `ContextWindowExceededError`, OpenAI's `context_length_exceeded`, Anthropic's and
+    /// Bedrock's "prompt is too long" / "input is too long").
+    pub fn is_context_overflow(&self) -> bool {
+        let Self::Rejected {
+            status: 400 | 413,
+            message,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let m = message.to_ascii_lowercase();
+        m.contains("contextwindowexceeded")
+            || m.contains("context_length_exceeded")
+            || m.contains("context window")
+            || m.contains("maximum context length")
+            || m.contains("prompt is too long")
+            || m.contains("input is too long")
+            || (m.contains("context") && m.contains("exceed"))
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transient { .. })
     }
@@ -228,6 +280,8 @@ pub struct Turn<'a> {
     pub model: &'a str,
     pub messages: &'a [ChatMessage],
     pub tools: &'a [Value],
+    /// Most tokens the answer may have (`max_tokens`); `None`: the provider's default.
+    pub max_tokens: Option<u32>,
 }
 
 impl LlmClient {
@@ -237,6 +291,35 @@ impl LlmClient {
             .build()
             .map_err(|e| LlmError::malformed(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { http, config })
+    }
+
+    /// The context window of `model` as LiteLLM's `/model/info` gives it (`max_input_tokens`
+    /// of the entry named `model`), when the gateway answers that within a few seconds.
+    pub async fn context_window(&self, model: &str) -> Option<u64> {
+        let mut req = self
+            .http
+            .get(format!("{}/model/info", self.config.base_url))
+            .timeout(Duration::from_secs(3));
+        if let Some(key) = &self.config.api_key {
+            req = req.bearer_auth(key.expose());
+        }
+        let info: Value = req
+            .send()
+            .await
+            .ok()?
+            .error_for_status()
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        info["data"]
+            .as_array()?
+            .iter()
+            .find(|m| m["model_name"] == model)?
+            .get("model_info")?
+            .get("max_input_tokens")?
+            .as_u64()
+            .filter(|n| *n > 1000)
     }
 
     /// One model turn, retried on transient failure. Text deltas are sent to `deltas` as they
@@ -288,16 +371,20 @@ impl LlmClient {
             model,
             messages,
             tools,
+            max_tokens,
         }: Turn<'_>,
         deltas: &UnboundedSender<String>,
     ) -> Result<Completion, LlmError> {
         let started = Instant::now();
         let mut body = json!({
             "model": model,
-            "messages": messages,
+            "messages": with_cache_points(messages),
             "stream": true,
             "stream_options": {"include_usage": true},
         });
+        if let Some(max) = max_tokens {
+            body["max_tokens"] = json!(max);
+        }
         if !tools.is_empty() {
             body["tools"] = Value::Array(tools.to_vec());
             body["tool_choice"] = json!("auto");
@@ -390,6 +477,32 @@ impl LlmClient {
     }
 }
 
+/// `messages` as JSON with a prompt-cache point (`cache_control: ephemeral`, which LiteLLM maps
+/// to Anthropic's and Bedrock's cache points and other providers ignore) on the system prompt
+/// and on the last message: the system prompt is the same on every call, and each call's
+/// history is the last call's plus a little, so both prefixes are read from the cache.
+fn with_cache_points(messages: &[ChatMessage]) -> Value {
+    let mut out: Vec<Value> = messages
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
+        .collect();
+    let last = out.len().saturating_sub(1);
+    for (i, m) in out.iter_mut().enumerate() {
+        let cache_point = (i == 0 && m["role"] == "system") || i == last;
+        if let Some(text) = m["content"]
+            .as_str()
+            .filter(|t| cache_point && !t.is_empty())
+        {
+            m["content"] = json!([{
+                "type": "text",
+                "text": text,
+                "cache_control": {"type": "ephemeral"},
+            }]);
+        }
+    }
+    Value::Array(out)
+}
+
 /// The gateway's error message from an OpenAI-style error body, else the raw text (bounded).
 /// The first non-empty line of a body, cut to 200 characters.
 fn first_line(text: &str) -> String {
@@ -445,165 +558,5 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     }
 }
 
-fn parse_full(value: &Value) -> Result<Completion, LlmError> {
-    let message = &value["choices"][0]["message"];
-    if message.is_null() {
-        return Err(LlmError::malformed("no choices[0].message"));
-    }
-    let tool_calls = match message.get("tool_calls") {
-        Some(Value::Array(calls)) => calls
-            .iter()
-            .map(|c| serde_json::from_value(c.clone()))
-            .collect::<Result<Vec<ToolCall>, _>>()
-            .map_err(|e| LlmError::malformed(format!("tool_calls: {e}")))?,
-        _ => Vec::new(),
-    };
-    Ok(Completion {
-        content: message["content"].as_str().unwrap_or_default().to_owned(),
-        tool_calls,
-        prompt_tokens: value["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
-        completion_tokens: value["usage"]["completion_tokens"].as_u64().unwrap_or(0),
-        cost_usd: value["usage"]["cost"].as_f64(),
-        latency: Duration::ZERO,
-        first_token: None,
-        retries: Vec::new(),
-    })
-}
-
-/// Reads `data:` lines of a chat-completions stream, assembling content and tool calls.
-async fn read_stream(
-    response: reqwest::Response,
-    deltas: &UnboundedSender<String>,
-    started: Instant,
-) -> Result<Completion, LlmError> {
-    let mut out = Completion::default();
-    let mut partial: Vec<ToolCall> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut body = response.bytes_stream();
-    let mut done = false;
-    while !done {
-        let Some(chunk) = body.next().await else {
-            break;
-        };
-        let chunk = chunk.map_err(|e| LlmError::transient(describe_reqwest(&e)))?;
-        buf.extend_from_slice(&chunk);
-        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim().strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.trim();
-            if data == "[DONE]" {
-                done = true;
-                break;
-            }
-            let value: Value = serde_json::from_str(data)
-                .map_err(|e| LlmError::malformed(format!("stream chunk is not JSON: {e}")))?;
-            if let Some(err) = value.get("error") {
-                return Err(LlmError::transient(format!(
-                    "error inside the stream: {err}"
-                )));
-            }
-            if out.first_token.is_none() && value["choices"][0]["delta"].is_object() {
-                out.first_token = Some(started.elapsed());
-            }
-            apply_chunk(&value, &mut out, &mut partial, deltas);
-        }
-    }
-    out.tool_calls = partial
-        .into_iter()
-        .filter(|c| !c.function.name.is_empty())
-        .collect();
-    Ok(out)
-}
-
-fn apply_chunk(
-    value: &Value,
-    out: &mut Completion,
-    partial: &mut Vec<ToolCall>,
-    deltas: &UnboundedSender<String>,
-) {
-    if let Some(usage) = value.get("usage").filter(|u| u.is_object()) {
-        out.prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(out.prompt_tokens);
-        out.completion_tokens = usage["completion_tokens"]
-            .as_u64()
-            .unwrap_or(out.completion_tokens);
-        if let Some(cost) = usage["cost"]
-            .as_f64()
-            .filter(|c| c.is_finite() && *c >= 0.0)
-        {
-            out.cost_usd = Some(cost);
-        }
-    }
-    let delta = &value["choices"][0]["delta"];
-    if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-        out.content.push_str(text);
-        let _ = deltas.send(text.to_owned());
-    }
-    if let Some(calls) = delta["tool_calls"].as_array() {
-        for call in calls {
-            let index = call["index"].as_u64().unwrap_or(partial.len() as u64) as usize;
-            while partial.len() <= index {
-                partial.push(ToolCall {
-                    id: String::new(),
-                    kind: function_type(),
-                    function: FunctionCall::default(),
-                });
-            }
-            let slot = &mut partial[index];
-            if let Some(id) = call["id"].as_str() {
-                slot.id = id.to_owned();
-            }
-            if let Some(name) = call["function"]["name"].as_str() {
-                slot.function.name.push_str(name);
-            }
-            if let Some(args) = call["function"]["arguments"].as_str() {
-                slot.function.arguments.push_str(args);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn streamed_tool_call_arguments_are_assembled() {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut out = Completion::default();
-        let mut partial = Vec::new();
-        for chunk in [
-            json!({"choices":[{"delta":{"content":"Hi"}}]}),
-            json!({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"write_file","arguments":"{\"pa"}}]}}]}),
-            json!({"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"th\":\"a\"}"}}]}}]}),
-            json!({"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":3}}),
-        ] {
-            apply_chunk(&chunk, &mut out, &mut partial, &tx);
-        }
-        assert_eq!(rx.try_recv().unwrap(), "Hi");
-        assert_eq!(partial[0].id, "c1");
-        assert_eq!(partial[0].function.arguments, "{\"path\":\"a\"}");
-        assert_eq!((out.prompt_tokens, out.completion_tokens), (10, 3));
-    }
-
-    #[test]
-    fn a_non_streamed_answers_cost_comes_from_litellms_header() {
-        let mut h = reqwest::header::HeaderMap::new();
-        assert_eq!(cost_from_headers(&h), None, "not reported: unknown");
-        h.insert("x-litellm-response-cost", "0.000345".parse().unwrap());
-        assert_eq!(cost_from_headers(&h), Some(0.000345));
-        h.insert("x-litellm-response-cost", "nan".parse().unwrap());
-        assert_eq!(cost_from_headers(&h), None);
-    }
-
-    #[test]
-    fn gateway_messages_come_from_the_error_body() {
-        assert_eq!(
-            gateway_message(r#"{"error":{"message":"bad key"}}"#),
-            "bad key"
-        );
-        assert_eq!(gateway_message("plain"), "plain");
-    }
-}
+mod tests;
