@@ -10,6 +10,7 @@
 //! - [`sse`]: a small SSE reader for asserting on event streams.
 //! - [`trap`]: hostile endpoints (connection recorder, credential trap, redirector).
 //! - [`worker`]: worker processes and their test environment.
+//! - [`generated`]: a generated large repository (30,000 files and more) for tool tests and benches.
 //! - [`flow`]: the steps the suites share (a bridge with local dispatch, a task run by a
 //!   worker the test starts, its events to their end).
 //! - [`images`]: the release binaries and OCI images of `scripts/images.sh`, and podman.
@@ -18,6 +19,7 @@
 
 pub mod app;
 pub mod flow;
+pub mod generated;
 pub mod git;
 pub mod images;
 pub mod kube;

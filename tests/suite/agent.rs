@@ -376,3 +376,95 @@ async fn a_model_going_in_circles_is_told_then_stopped_with_its_work_kept() {
         .any(|m| message_text(m).contains("will not change it"));
     assert!(nudged, "the model was told after the third repeat");
 }
+
+#[tokio::test]
+async fn a_broken_link_goes_back_to_the_doc_writer_and_the_commit_has_it_fixed() {
+    let llm = ScriptedLlm::queue(vec![
+        write("docs/guide.md", "# Guide\n\nSee [the readme](../MISSING.md#hello).\n"),
+        Reply::text("Add a guide"),
+        Reply::tool(
+            "edit_file",
+            json!({"path": "docs/guide.md", "old_text": "../MISSING.md#hello", "new_text": "../README.md#hello"}),
+        ),
+        Reply::text("Add a guide\n\nLinks to the readme."),
+    ])
+    .await;
+    let app = app_without_dispatch(&[]).await;
+    let repo = BareRepo::new();
+    let id = app
+        .submit(&json!({"repo": repo.file_url(), "prompt": "Write a guide"}))
+        .await;
+    let (_worker, events) = work_task(&app, &llm, &id, &[]).await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{:?}",
+        kinds(&events)
+    );
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 4);
+    let told = message_text(requests[2]["messages"].as_array().unwrap().last().unwrap());
+    assert!(
+        told.contains("docs/guide.md:3: link to ../MISSING.md#hello: no such file (MISSING.md)"),
+        "{told}"
+    );
+    let branch = format!("openclaw/{id}");
+    assert_eq!(
+        repo.file(&branch, "docs/guide.md").as_deref(),
+        Some("# Guide\n\nSee [the readme](../README.md#hello).\n")
+    );
+    assert!(
+        repo.message(&branch)
+            .starts_with("Add a guide\n\nLinks to the readme.")
+    );
+}
+
+#[tokio::test]
+async fn a_profile_that_asks_for_review_shows_the_model_its_diff_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.toml");
+    std::fs::write(
+        &agents,
+        r#"
+[[agent]]
+name = "writer"
+system_prompt = "You are writer."
+tools = ["write_file"]
+review_diff = true
+"#,
+    )
+    .unwrap();
+    let agents = agents.to_str().unwrap().to_owned();
+    let llm = ScriptedLlm::queue(vec![
+        write("notes.md", "# Notes\n"),
+        Reply::text("Done."),
+        Reply::text("Done."),
+    ])
+    .await;
+    let (app, repo, id) = writer_task(&agents, json!({"prompt": "Take notes"})).await;
+    let (_worker, events) = work_task(
+        &app,
+        &llm,
+        &id,
+        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
+    )
+    .await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{:?}",
+        kinds(&events)
+    );
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 3, "one review turn");
+    let review = message_text(requests[2]["messages"].as_array().unwrap().last().unwrap());
+    assert!(
+        review.contains("```diff") && review.contains("+# Notes"),
+        "{review}"
+    );
+    // "Done." says nothing: the subject comes from the change.
+    assert!(
+        repo.message(&format!("openclaw/{id}"))
+            .starts_with("Update notes.md\n")
+    );
+}

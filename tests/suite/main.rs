@@ -28,3 +28,4 @@ mod profiles;
 mod python;
 mod resilience;
 mod security;
+mod tools;

@@ -9,8 +9,11 @@ use openclaw_common::ids::TaskId;
 use openclaw_common::store::{EventWriter, StatusStore, StoreError};
 use tokio_util::sync::CancellationToken;
 
+use openclaw_common::agents::Check;
+
 use crate::budget::{Budget, Circling, StuckDetector};
 use crate::context::{CONDENSE_AT, Conversation, ELIDE_AT};
+use crate::git::TaskRepo;
 use crate::llm::{ChatMessage, Completion, LlmClient, LlmError, Turn};
 use crate::secrets::Secrets;
 use crate::tools::{MAX_ARGUMENT_BYTES, Toolbox};
@@ -87,7 +90,17 @@ pub struct AgentLoop<'a> {
     pub usage: &'a std::sync::Mutex<openclaw_common::status::Usage>,
     /// The model's context window in tokens (the profile's, the gateway's, or the default).
     pub context_window: u64,
+    /// Run when the model says it is done ([`crate::checks`]).
+    pub checks: &'a [Check],
+    /// The checkout whose diff the model reviews once before it is done, when the profile
+    /// asks for that (`review_diff`).
+    pub review: Option<&'a TaskRepo>,
 }
+
+/// Rounds of check failures sent back to the model before its answer is taken as it is.
+const CHECK_ROUNDS: u32 = 2;
+/// Most bytes of the diff shown for review.
+const MAX_REVIEW_DIFF: usize = 12 * 1024;
 
 impl AgentLoop<'_> {
     pub async fn run(&mut self, messages: Vec<ChatMessage>) -> Result<LoopEnd, AgentError> {
@@ -98,6 +111,8 @@ impl AgentLoop<'_> {
         let mut stuck = StuckDetector::default();
         let mut told_to_finish = false;
         let mut overflow_retried = false;
+        let mut check_rounds = CHECK_ROUNDS;
+        let mut reviewed = false;
         let max_steps = self.limits.max_steps;
         for step in 0..max_steps {
             if let Some(stop) = self.stop.check().await? {
@@ -174,8 +189,45 @@ impl AgentLoop<'_> {
                 reasoning_content: reasoning,
             });
             if completion.tool_calls.is_empty() {
-                // The answer becomes the summary, the status and the commit message.
-                return Ok(LoopEnd::Answered(self.secrets.redact(&completion.content)));
+                let problems =
+                    crate::checks::run(self.tools, self.checks, &self.tools.touched()).await;
+                if !problems.is_empty() && check_rounds > 0 {
+                    check_rounds -= 1;
+                    tracing::info!(problems = problems.len(), "the checks sent the work back");
+                    convo.messages.push(ChatMessage::note(format!(
+                        "Before this is committed, the checks found problems. Fix them, then answer again with your summary:\n{}",
+                        crate::tools::output::head_and_tail(&problems.join("\n"), 8 * 1024)
+                    )));
+                    continue;
+                }
+                if let Some(repo) = self.review.filter(|_| !reviewed && problems.is_empty()) {
+                    reviewed = true;
+                    let repo = repo.clone();
+                    let diff = tokio::task::spawn_blocking(move || {
+                        crate::git::diff_text(&repo, MAX_REVIEW_DIFF)
+                    })
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                    if !diff.trim().is_empty() {
+                        convo.messages.push(ChatMessage::note(format!(
+                            "Review your change before it is committed. If it is right, answer again with your final summary; if not, fix it first.\n```diff\n{}\n```",
+                            self.secrets.redact(&diff)
+                        )));
+                        continue;
+                    }
+                }
+                // The answer becomes the summary, the status and the commit message; checks
+                // that still fail after their rounds are said in it.
+                let mut summary = self.secrets.redact(&completion.content);
+                if !problems.is_empty() {
+                    summary.push_str(&format!(
+                        "\n\nChecks still failing:\n{}",
+                        crate::tools::output::head_and_tail(&problems.join("\n"), 2048)
+                    ));
+                }
+                return Ok(LoopEnd::Answered(summary));
             }
             if let Some(reason) = budget.exceeded() {
                 return Ok(LoopEnd::LimitReached(reason));

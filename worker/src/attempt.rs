@@ -10,7 +10,7 @@ use openclaw_common::status::Usage;
 use openclaw_common::store::{EventWriter, Settle, StoreError};
 use tracing::{info, warn};
 
-use crate::git::{GitError, TaskRepo};
+use crate::git::{self, GitError, TaskRepo};
 use crate::prompt::commit_message;
 use crate::run::{Outcome, Task};
 
@@ -25,10 +25,13 @@ impl Task<'_> {
     ) -> Result<(Outcome, Settle), StoreError> {
         let mut commit_sha = None;
         if has_repo {
-            match self
-                .commit_and_push(events, repo, &commit_message(&summary, self.spec), false)
-                .await?
-            {
+            let r = repo.clone();
+            let changed = self
+                .git_step("git status", move || git::changed_files(&r))
+                .await
+                .unwrap_or_default();
+            let message = commit_message(&summary, self.spec, &changed);
+            match self.commit_and_push(events, repo, &message, false).await? {
                 Ok(sha) => commit_sha = sha,
                 Err(e @ GitError::Rejected(_)) => {
                     if let Some((sha, summary)) = self.pushed_by_another_attempt(repo).await {

@@ -7,6 +7,7 @@
 //! - [`prompt`]: what the model is told first, and the commit message its summary becomes.
 //! - [`agent`]: the agent loop: model calls, tool calls, limits, stop requests.
 //! - [`context`]: the conversation kept inside the context window (elide, condense).
+//! - [`checks`]: what runs when the model says it is done (Markdown links, profile commands).
 //! - [`budget`]: tokens and cost spent against the limits; the stuck detector.
 //! - [`llm`]: the OpenAI-compatible chat-completions client (streaming, tools, retries).
 //! - [`tools`]: the tools the model can call, confined to the checkout.
@@ -23,6 +24,7 @@
 pub mod agent;
 mod attempt;
 pub mod budget;
+pub mod checks;
 pub mod cli;
 pub mod command_policy;
 pub mod commands;

@@ -42,7 +42,9 @@ pub fn first_messages(
 }
 
 /// First line of the model's summary as the subject, the rest as body, and the task trailer.
-pub fn commit_message(summary: &str, spec: &TaskSpec) -> String {
+/// A summary with no subject worth the name ("Done.", "Task completed") gets one from the
+/// `changed` files instead.
+pub fn commit_message(summary: &str, spec: &TaskSpec, changed: &[String]) -> String {
     let mut lines = summary.lines().map(str::trim).skip_while(|l| l.is_empty());
     let subject: String = match lines.next() {
         Some(first) => first
@@ -53,10 +55,19 @@ pub fn commit_message(summary: &str, spec: &TaskSpec) -> String {
             .collect(),
         None => String::new(),
     };
-    let subject = if subject.is_empty() {
-        format!("OpenClaw task {}", spec.id)
-    } else {
+    let subject = if !is_generic(&subject) {
         subject
+    } else if let Some(first) = changed.first() {
+        match changed.len() {
+            1 => format!("Update {first}"),
+            n => format!(
+                "Update {first} and {} other file{}",
+                n - 1,
+                if n == 2 { "" } else { "s" }
+            ),
+        }
+    } else {
+        format!("OpenClaw task {}", spec.id)
     };
     let body: Vec<&str> = lines.collect();
     let body = body.join("\n");
@@ -65,5 +76,79 @@ pub fn commit_message(summary: &str, spec: &TaskSpec) -> String {
         format!("{subject}\n\nOpenClaw-Task: {}\n", spec.id)
     } else {
         format!("{subject}\n\n{body}\n\nOpenClaw-Task: {}\n", spec.id)
+    }
+}
+
+/// A subject that says nothing about the change.
+fn is_generic(subject: &str) -> bool {
+    let words: String = subject
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect();
+    let words = words.split_whitespace().collect::<Vec<_>>().join(" ");
+    words.is_empty()
+        || [
+            "done",
+            "ok",
+            "finished",
+            "complete",
+            "completed",
+            "all done",
+            "task done",
+            "task complete",
+            "task completed",
+            "the task is complete",
+            "the task is done",
+            "i have completed the task",
+            "i completed the task",
+            "changes made",
+            "summary",
+        ]
+        .contains(&words.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> TaskSpec {
+        openclaw_common::task::TaskSpec {
+            v: openclaw_common::SCHEMA_VERSION,
+            id: openclaw_common::ids::TaskId::new(),
+            agent: openclaw_common::ids::AgentName::parse("doc-writer").unwrap(),
+            repo: None,
+            prompt: "p".into(),
+            branch: None,
+            push_branch: openclaw_common::ids::BranchName::parse("b").unwrap(),
+            model: None,
+            metadata: serde_json::Map::new(),
+            created_at: openclaw_common::now(),
+            history: Vec::new(),
+            replay_of: None,
+        }
+    }
+
+    #[test]
+    fn a_summary_makes_the_subject_unless_it_says_nothing() {
+        let spec = spec();
+        let files = ["docs/USAGE.md".to_owned(), "README.md".to_owned()];
+        let m = commit_message("Add a usage guide\n\nHow to run it.", &spec, &files);
+        assert!(
+            m.starts_with("Add a usage guide\n\nHow to run it.\n\nOpenClaw-Task: "),
+            "{m}"
+        );
+        let m = commit_message("Done.\n\nWrote the guide.", &spec, &files);
+        assert!(
+            m.starts_with("Update docs/USAGE.md and 1 other file\n\nWrote the guide."),
+            "{m}"
+        );
+        let m = commit_message("", &spec, &files[..1]);
+        assert!(
+            m.starts_with("Update docs/USAGE.md\n\nOpenClaw-Task: "),
+            "{m}"
+        );
+        let m = commit_message("Task completed!", &spec, &[]);
+        assert!(m.starts_with(&format!("OpenClaw task {}", spec.id)), "{m}");
     }
 }

@@ -459,6 +459,8 @@ impl Task<'_> {
             secrets,
             usage: &self.usage,
             context_window,
+            checks: &profile.checks,
+            review: (profile.review_diff && checkout.is_some()).then_some(&task_repo),
         }
         .run(messages)
         .await;

@@ -385,6 +385,67 @@ pub fn clone(
 }
 
 /// Commits every change of the work tree on the current branch. `None` when nothing changed.
+/// The paths the work tree changes against `HEAD` (added, modified, deleted, renamed), sorted.
+pub fn changed_files(repo: &TaskRepo) -> Result<Vec<String>, GitError> {
+    let repo = repo.open()?;
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    let statuses = repo
+        .statuses(Some(&mut options))
+        .map_err(GitError::classify)?;
+    let mut files: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.status().is_empty())
+        .filter_map(|s| s.path().ok().map(str::to_owned))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The work tree's changes against `HEAD` as a patch (new files included), at most `max`
+/// bytes: what the model is shown to review before the commit. Reads only; stages nothing.
+pub fn diff_text(repo: &TaskRepo, max: usize) -> Result<String, GitError> {
+    let repo = repo.open()?;
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .map_err(GitError::classify)?;
+    let mut options = git2::DiffOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .show_untracked_content(true);
+    let diff = repo
+        .diff_tree_to_workdir(Some(&head), Some(&mut options))
+        .map_err(GitError::classify)?;
+    let mut out = String::new();
+    let mut full = false;
+    // Stops adding at `max`, whatever the diff's size.
+    let printed = diff.print(git2::DiffFormat::Patch, |_, _, line| {
+        if out.len() >= max {
+            full = true;
+            return false;
+        }
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            out.push(line.origin());
+        }
+        out.push_str(&String::from_utf8_lossy(line.content()));
+        true
+    });
+    if let Err(e) = printed
+        && !full
+    {
+        return Err(GitError::classify(e));
+    }
+    if full {
+        out.push_str("\n[… the diff goes on; it was cut here …]\n");
+    }
+    Ok(out)
+}
+
 pub fn commit_all(
     repo: &TaskRepo,
     message: &str,

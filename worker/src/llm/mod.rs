@@ -15,6 +15,29 @@ mod wire;
 
 use wire::{parse_full, read_stream};
 
+/// Streamed after the text of an answer that broke off and is asked again.
+pub const BROKE_OFF: &str = "\n[… the answer broke off here; asking the model again …]\n";
+
+/// Where an attempt's text deltas go, remembering whether any went.
+pub struct DeltaSink<'a> {
+    tx: &'a UnboundedSender<String>,
+    sent: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> DeltaSink<'a> {
+    pub fn new(tx: &'a UnboundedSender<String>) -> Self {
+        Self {
+            tx,
+            sent: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn send(&self, text: String) {
+        self.sent.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.tx.send(text);
+    }
+}
+
 /// How the worker's own messages to the model begin ([`ChatMessage::note`]).
 pub const NOTE_PREFIX: &str = "[OpenClaw]";
 
@@ -336,8 +359,9 @@ impl LlmClient {
             .with_jitter();
         let gateway = self.config.base_url.as_str();
         let retried = std::sync::Mutex::new(Vec::new());
+        let sink = DeltaSink::new(deltas);
         let result = (|| async {
-            self.complete_once(turn, deltas)
+            self.complete_once(turn, &sink)
                 .await
                 .map_err(|e| e.at(gateway))
         })
@@ -354,6 +378,11 @@ impl LlmClient {
         })
         .notify(|err, delay| {
             tracing::warn!(error = %err, ?delay, "model call failed; retrying");
+            // The broken attempt's text was relayed already: say it broke off, so the text
+            // the retry streams is not read as its continuation.
+            if sink.sent.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                let _ = deltas.send(BROKE_OFF.to_owned());
+            }
             if let Ok(mut r) = retried.lock() {
                 r.push(err.to_string());
             }
@@ -373,7 +402,7 @@ impl LlmClient {
             tools,
             max_tokens,
         }: Turn<'_>,
-        deltas: &UnboundedSender<String>,
+        deltas: &DeltaSink<'_>,
     ) -> Result<Completion, LlmError> {
         let started = Instant::now();
         let mut body = json!({
@@ -468,7 +497,7 @@ impl LlmClient {
             let mut c = parse_full(&value)?;
             c.cost_usd = header_cost.or(c.cost_usd);
             if !c.content.is_empty() {
-                let _ = deltas.send(c.content.clone());
+                deltas.send(c.content.clone());
             }
             c
         };

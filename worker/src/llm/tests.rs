@@ -12,7 +12,7 @@ fn streamed_tool_call_arguments_are_assembled() {
         json!({"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"th\":\"a\"}"}}]}}]}),
         json!({"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":3}}),
     ] {
-        apply_chunk(&chunk, &mut out, &mut partial, &tx);
+        apply_chunk(&chunk, &mut out, &mut partial, &DeltaSink::new(&tx));
     }
     assert_eq!(rx.try_recv().unwrap(), "Hi");
     assert_eq!(partial[0].id, "c1");

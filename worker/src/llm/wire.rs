@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Completion, FunctionCall, LlmError, ToolCall, describe_reqwest, function_type};
+use super::{
+    Completion, DeltaSink, FunctionCall, LlmError, ToolCall, describe_reqwest, function_type,
+};
 
 pub(super) fn parse_full(value: &Value) -> Result<Completion, LlmError> {
     let message = &value["choices"][0]["message"];
@@ -46,7 +47,7 @@ pub(super) fn parse_full(value: &Value) -> Result<Completion, LlmError> {
 /// Reads `data:` lines of a chat-completions stream, assembling content and tool calls.
 pub(super) async fn read_stream(
     response: reqwest::Response,
-    deltas: &UnboundedSender<String>,
+    deltas: &DeltaSink<'_>,
     started: Instant,
 ) -> Result<Completion, LlmError> {
     let mut out = Completion::default();
@@ -95,7 +96,7 @@ pub(super) fn apply_chunk(
     value: &Value,
     out: &mut Completion,
     partial: &mut Vec<ToolCall>,
-    deltas: &UnboundedSender<String>,
+    deltas: &DeltaSink<'_>,
 ) {
     if let Some(usage) = value.get("usage").filter(|u| u.is_object()) {
         out.prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(out.prompt_tokens);
@@ -121,7 +122,7 @@ pub(super) fn apply_chunk(
     }
     if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
         out.content.push_str(text);
-        let _ = deltas.send(text.to_owned());
+        deltas.send(text.to_owned());
     }
     if let Some(calls) = delta["tool_calls"].as_array() {
         for call in calls {

@@ -54,6 +54,9 @@ pub struct Toolbox {
     /// The worker's secrets: a write that would put one in the checkout (and so in a commit)
     /// is refused.
     secrets: Secrets,
+    /// Files written, edited or moved into place by this run (relative paths): what the
+    /// checks look at.
+    touched: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// A tool's answer: `Ok` output or an error text, both shown to the model.
@@ -78,7 +81,24 @@ impl Toolbox {
             command_env,
             command_timeout: Duration::from_secs(profile.command_timeout_secs),
             secrets,
+            touched: Default::default(),
         })
+    }
+
+    /// The checkout the tools work in (canonical).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The files this run wrote, edited or moved into place.
+    pub fn touched(&self) -> std::collections::BTreeSet<String> {
+        self.touched.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn touch(&self, path: &Path) {
+        if let (Ok(rel), Ok(mut touched)) = (path.strip_prefix(&self.root), self.touched.lock()) {
+            touched.insert(rel.to_string_lossy().into_owned());
+        }
     }
 
     /// The OpenAI `tools` array for the offered tools.
@@ -288,6 +308,7 @@ impl Toolbox {
         tokio::fs::write(&path, args.content.as_bytes())
             .await
             .map_err(|e| format!("{}: {e}", args.path))?;
+        self.touch(&path);
         Ok(format!(
             "wrote {} bytes to {}",
             args.content.len(),
@@ -352,6 +373,7 @@ impl Toolbox {
         tokio::fs::rename(&from, &to)
             .await
             .map_err(|e| format!("{} → {}: {e}", args.from, args.to))?;
+        self.touch(&to);
         Ok(format!("moved {} to {}", args.from, args.to))
     }
 
