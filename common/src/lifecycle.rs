@@ -326,10 +326,12 @@ pub enum AttemptEnd {
     /// Back to the queue: SIGTERM (a checkpoint pushed first) or a failure that may pass.
     HandedBack {
         reason: String,
+        checkpoint: Option<String>,
     },
     Canceled,
     Failed {
         reason: String,
+        checkpoint: Option<String>,
     },
 }
 
@@ -352,14 +354,16 @@ pub fn record_attempt_end(
             s.summary = Some(summary.clone());
             s.error = None;
         }
-        AttemptEnd::HandedBack { reason } => {
+        AttemptEnd::HandedBack { reason, checkpoint } => {
             s.status = TaskState::Queued;
             s.error = Some(reason.clone());
+            s.checkpoint = checkpoint.clone().or(s.checkpoint.take());
         }
         AttemptEnd::Canceled => s.status = TaskState::Canceled,
-        AttemptEnd::Failed { reason } => {
+        AttemptEnd::Failed { reason, checkpoint } => {
             s.status = TaskState::Failed;
             s.error = Some(reason.clone());
+            s.checkpoint = checkpoint.clone().or(s.checkpoint.take());
         }
     }
     if let Some(usage) = usage {

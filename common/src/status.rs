@@ -79,6 +79,10 @@ pub struct TaskStatus {
     /// when a worker claims it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_reason: Option<String>,
+    /// The checkpoint an attempt that stopped early (a limit, the model's error, SIGTERM)
+    /// pushed to `push_branch`: the work a retry, a follow-up or a replay starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
     /// Model calls, tokens, cost and worker time so far (summed over attempts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -131,6 +135,7 @@ impl TaskStatus {
             replay_of: spec.replay_of,
             worker_id: None,
             waiting_reason: None,
+            checkpoint: None,
             usage: None,
         }
     }

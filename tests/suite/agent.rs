@@ -114,6 +114,35 @@ async fn a_run_stopped_by_its_step_limit_pushes_its_work_and_a_follow_up_resumes
     );
     assert_eq!(repo.file(&branch, "docs/a.md").as_deref(), Some("# A\n"));
     assert_eq!(repo.file(&branch, "docs/b.md").as_deref(), Some("# B\n"));
+    assert_eq!(app.status(&id).await["checkpoint"], tip.as_str());
+
+    // A replay starts from the checkpoint and pushes to a branch of its own.
+    let r = app
+        .post_json(&format!("/v1/tasks/{id}/replay"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 202);
+    let replay: Value = r.json().await.unwrap();
+    let replay = openclaw_common::ids::TaskId::parse(replay["id"].as_str().unwrap()).unwrap();
+    let llm_replay =
+        ScriptedLlm::queue(vec![write("docs/d.md", "# D\n"), Reply::text("Add d")]).await;
+    let (_worker, events) = work_task(
+        &app,
+        &llm_replay,
+        &replay,
+        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
+    )
+    .await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{:?}",
+        kinds(&events)
+    );
+    assert_eq!(
+        repo.file(&format!("openclaw/{replay}"), "docs/b.md")
+            .as_deref(),
+        Some("# B\n")
+    );
     // The model heard the limit coming before its last call.
     let last = llm.requests().last().cloned().unwrap();
     assert!(

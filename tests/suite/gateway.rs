@@ -196,3 +196,41 @@ async fn an_html_page_from_the_gateway_reads_as_what_it_is() {
         "the retried 502 is logged with its first line: {log}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_that_breaks_off_is_asked_again_and_its_text_marked_as_broken() {
+    let half = json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "Half an ans"}, "finish_reason": null}]});
+    let llm = ScriptedLlm::queue(vec![
+        Reply::Raw {
+            status: 200,
+            content_type: "text/event-stream",
+            body: format!("data: {half}\n\n"),
+        },
+        write("a.md", "a"),
+        Reply::text("Wrote a.md"),
+    ])
+    .await;
+    let (app, repo, id) = repo_task(&[], "p").await;
+    let (_worker, events) = work_task(&app, &llm, &id, &[]).await;
+    assert_eq!(
+        kinds(&events).last(),
+        Some(&"completed"),
+        "{:?}",
+        kinds(&events)
+    );
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Message { delta } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        streamed
+            .starts_with("Half an ans\n[… the answer broke off here; asking the model again …]\n"),
+        "{streamed:?}"
+    );
+    assert_eq!(llm.requests().len(), 3, "the broken answer was asked again");
+    assert!(repo.new_commits(&format!("openclaw/{id}"))[0].ends_with("Wrote a.md"));
+}

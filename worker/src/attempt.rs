@@ -98,9 +98,9 @@ impl Task<'_> {
         events: &mut EventWriter,
         repo: &TaskRepo,
         has_repo: bool,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(String, Option<String>), StoreError> {
         if !has_repo {
-            return Ok(String::new());
+            return Ok((String::new(), None));
         }
         let message = format!(
             "OpenClaw checkpoint (attempt {})\n\nOpenClaw-Task: {}\nOpenClaw-Checkpoint: true\n",
@@ -108,13 +108,16 @@ impl Task<'_> {
         );
         Ok(
             match self.commit_and_push(events, repo, &message, true).await? {
-                Ok(Some(sha)) => format!(
-                    "; partial work pushed to {} @ {}",
-                    self.spec.push_branch,
-                    &sha[..sha.len().min(12)]
+                Ok(Some(sha)) => (
+                    format!(
+                        "; partial work pushed to {} @ {}",
+                        self.spec.push_branch,
+                        &sha[..sha.len().min(12)]
+                    ),
+                    Some(sha),
                 ),
-                Ok(None) => "; no changes to keep".to_owned(),
-                Err(e) => format!("; the partial work could not be pushed: {e}"),
+                Ok(None) => ("; no changes to keep".to_owned(), None),
+                Err(e) => (format!("; the partial work could not be pushed: {e}"), None),
             },
         )
     }
@@ -127,15 +130,19 @@ impl Task<'_> {
         has_repo: bool,
     ) -> Result<(Outcome, Settle), StoreError> {
         let mut note = "interrupted (SIGTERM)".to_owned();
-        note.push_str(&self.push_checkpoint(events, repo, has_repo).await?);
+        let (kept, checkpoint) = self.push_checkpoint(events, repo, has_repo).await?;
+        note.push_str(&kept);
         events
             .publish(EventKind::Failed {
                 reason: format!("{note}; the task will resume"),
                 retryable: true,
             })
             .await?;
-        self.set_status(AttemptEnd::HandedBack { reason: note })
-            .await?;
+        self.set_status(AttemptEnd::HandedBack {
+            reason: note,
+            checkpoint,
+        })
+        .await?;
         Ok((
             Outcome::Interrupted,
             Settle::Nak(Duration::from_millis(200)),
@@ -153,8 +160,8 @@ impl Task<'_> {
         reason: String,
         transient: bool,
     ) -> Result<(Outcome, Settle), StoreError> {
-        let kept = self.push_checkpoint(events, repo, has_repo).await?;
-        self.fail(events, format!("{reason}{kept}"), transient)
+        let (kept, checkpoint) = self.push_checkpoint(events, repo, has_repo).await?;
+        self.fail_keeping(events, format!("{reason}{kept}"), transient, checkpoint)
             .await
     }
 
@@ -179,6 +186,17 @@ impl Task<'_> {
         reason: String,
         transient: bool,
     ) -> Result<(Outcome, Settle), StoreError> {
+        self.fail_keeping(events, reason, transient, None).await
+    }
+
+    /// [`Self::fail`], recording the `checkpoint` the attempt pushed first.
+    async fn fail_keeping(
+        &self,
+        events: &mut EventWriter,
+        reason: String,
+        transient: bool,
+        checkpoint: Option<String>,
+    ) -> Result<(Outcome, Settle), StoreError> {
         let reason = self.config.redact(&reason);
         let retry = transient && !self.last_attempt;
         warn!(task_id = %self.spec.id, %reason, retry, "task failed");
@@ -191,10 +209,12 @@ impl Task<'_> {
         self.set_status(if retry {
             AttemptEnd::HandedBack {
                 reason: reason.clone(),
+                checkpoint,
             }
         } else {
             AttemptEnd::Failed {
                 reason: reason.clone(),
+                checkpoint,
             }
         })
         .await?;

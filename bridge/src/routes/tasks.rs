@@ -204,7 +204,12 @@ pub async fn replay(
         tracing::warn!(task_id = %id, error = %e, "stored task message is gone");
         ApiError::Conflict(format!("the stored message of task {id} is no longer kept"))
     })?;
-    let spec = original.replay();
+    let mut spec = original.replay();
+    // A task that stopped early left its work as a checkpoint on its branch: the replay starts
+    // from there (and pushes to its own branch) instead of from scratch.
+    if status.checkpoint.is_some() && status.status.is_terminal() {
+        spec.branch = Some(original.push_branch.clone());
+    }
     let msg_id = spec.id.to_string();
     let enqueued = intake::enqueue(&state, spec, &msg_id).await?;
     accepted(&state, &enqueued).await

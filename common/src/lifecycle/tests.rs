@@ -296,6 +296,7 @@ fn a_queue_deadline_fails_only_a_task_no_worker_has_taken() {
         let (mut s, _) = books.records[&handed_back.id].clone();
         let end = AttemptEnd::HandedBack {
             reason: "interrupted".into(),
+            checkpoint: None,
         };
         assert!(matches!(
             record_attempt_end(&mut s, 1, &end, None),

@@ -85,6 +85,13 @@ pub(super) async fn read_stream(
             apply_chunk(&value, &mut out, &mut partial, deltas);
         }
     }
+    // A stream cut before its end (no `[DONE]`, no finish reason) is a broken answer, not a
+    // short one: asked again, never taken as it is.
+    if !done && out.finish_reason.is_none() {
+        return Err(LlmError::transient(
+            "the answer's stream ended before it was complete (no [DONE])".into(),
+        ));
+    }
     out.tool_calls = partial
         .into_iter()
         .filter(|c| !c.function.name.is_empty())
