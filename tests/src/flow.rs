@@ -271,3 +271,24 @@ pub async fn expect_error(
     }
     body
 }
+
+/// Asserts that the task whose events these are completed (its event kinds when not).
+pub fn assert_completed(events: &[TaskEvent]) {
+    assert_eq!(
+        kinds(events).last(),
+        Some(&"completed"),
+        "{:?}",
+        kinds(events)
+    );
+}
+
+/// The text the task's `message` events streamed, joined.
+pub fn streamed_text(events: &[TaskEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Message { delta } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect()
+}

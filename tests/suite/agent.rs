@@ -5,7 +5,7 @@
 
 use openclaw_common::event::{EventKind, TaskEvent};
 use openclaw_tests::app::TestApp;
-use openclaw_tests::flow::{app_without_dispatch, kinds, work_task};
+use openclaw_tests::flow::{app_without_dispatch, assert_completed, kinds, work_task};
 use openclaw_tests::git::BareRepo;
 use openclaw_tests::llm::{Reply, ScriptedLlm, message_text};
 use serde_json::{Value, json};
@@ -43,6 +43,22 @@ async fn writer_task(
     body["agent"] = json!("writer");
     let id = app.submit(&body).await;
     (app, repo, id)
+}
+
+/// Runs task `id` with a worker for the `writer` agent of `agents`.
+async fn run_writer(
+    app: &TestApp,
+    llm: &ScriptedLlm,
+    id: &openclaw_common::ids::TaskId,
+    agents: &str,
+) -> (openclaw_tests::worker::WorkerProcess, Vec<TaskEvent>) {
+    work_task(
+        app,
+        llm,
+        id,
+        &[("OPENCLAW_AGENTS", agents), ("OPENCLAW_AGENT", "writer")],
+    )
+    .await
 }
 
 fn write(path: &str, content: &str) -> Reply {
@@ -97,13 +113,7 @@ async fn a_run_stopped_by_its_step_limit_pushes_its_work_and_a_follow_up_resumes
     ])
     .await;
     let (app, repo, id) = writer_task(&agents, json!({"prompt": "Document everything"})).await;
-    let (_worker, events) = work_task(
-        &app,
-        &llm,
-        &id,
-        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
-    )
-    .await;
+    let (_worker, events) = run_writer(&app, &llm, &id, &agents).await;
     let reason = failure(&events);
     let branch = format!("openclaw/{id}");
     let tip = repo.tip(&branch);
@@ -125,19 +135,8 @@ async fn a_run_stopped_by_its_step_limit_pushes_its_work_and_a_follow_up_resumes
     let replay = openclaw_common::ids::TaskId::parse(replay["id"].as_str().unwrap()).unwrap();
     let llm_replay =
         ScriptedLlm::queue(vec![write("docs/d.md", "# D\n"), Reply::text("Add d")]).await;
-    let (_worker, events) = work_task(
-        &app,
-        &llm_replay,
-        &replay,
-        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
-    )
-    .await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
+    let (_worker, events) = run_writer(&app, &llm_replay, &replay, &agents).await;
+    assert_completed(&events);
     assert_eq!(
         repo.file(&format!("openclaw/{replay}"), "docs/b.md")
             .as_deref(),
@@ -166,19 +165,8 @@ async fn a_run_stopped_by_its_step_limit_pushes_its_work_and_a_follow_up_resumes
                         "push_branch": branch}),
         )
         .await;
-    let (_worker, events) = work_task(
-        &app,
-        &llm,
-        &follow,
-        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
-    )
-    .await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
+    let (_worker, events) = run_writer(&app, &llm, &follow, &agents).await;
+    assert_completed(&events);
     assert!(message_text(&llm.requests()[0]["messages"][0]).contains("already holds earlier work"));
     for f in ["docs/a.md", "docs/b.md", "docs/c.md"] {
         assert!(repo.file(&branch, f).is_some(), "{f}");
@@ -217,19 +205,8 @@ async fn results_past_the_context_window_are_elided_then_condensed_and_the_run_c
     let id = app
         .submit(&json!({"repo": repo.file_url(), "agent": "writer", "prompt": "Write and index the docs"}))
         .await;
-    let (_worker, events) = work_task(
-        &app,
-        &llm,
-        &id,
-        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
-    )
-    .await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
+    let (_worker, events) = run_writer(&app, &llm, &id, &agents).await;
+    assert_completed(&events);
     assert!(
         repo.file(&format!("openclaw/{id}"), "docs/index.md")
             .is_some()
@@ -288,19 +265,8 @@ async fn a_request_refused_as_too_long_is_shrunk_and_retried_once() {
     .await;
     llm.summarize_with("Wrote and read a.md, b.md and c.md.");
     let (app, _repo, id) = writer_task(&agents, json!({"prompt": "p"})).await;
-    let (_worker, events) = work_task(
-        &app,
-        &llm,
-        &id,
-        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
-    )
-    .await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
+    let (_worker, events) = run_writer(&app, &llm, &id, &agents).await;
+    assert_completed(&events);
     let requests = llm.requests();
     let refused = requests
         .iter()
@@ -330,19 +296,8 @@ async fn a_tool_call_cut_at_the_output_limit_is_not_run_and_the_model_is_told() 
     ])
     .await;
     let (app, repo, id) = writer_task(&agents, json!({"prompt": "p"})).await;
-    let (_worker, events) = work_task(
-        &app,
-        &llm,
-        &id,
-        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
-    )
-    .await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
+    let (_worker, events) = run_writer(&app, &llm, &id, &agents).await;
+    assert_completed(&events);
     let calls: Vec<&str> = events
         .iter()
         .filter_map(|e| match &e.kind {
@@ -383,13 +338,7 @@ async fn a_model_going_in_circles_is_told_then_stopped_with_its_work_kept() {
     )
     .await;
     let (app, repo, id) = writer_task(&agents, json!({"prompt": "p"})).await;
-    let (_worker, events) = work_task(
-        &app,
-        &llm,
-        &id,
-        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
-    )
-    .await;
+    let (_worker, events) = run_writer(&app, &llm, &id, &agents).await;
     let reason = failure(&events);
     assert!(
         reason.starts_with("stuck: read_file with the same arguments has returned the same result 5 times; partial work pushed to"),
@@ -424,12 +373,7 @@ async fn a_broken_link_goes_back_to_the_doc_writer_and_the_commit_has_it_fixed()
         .submit(&json!({"repo": repo.file_url(), "prompt": "Write a guide"}))
         .await;
     let (_worker, events) = work_task(&app, &llm, &id, &[]).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
+    assert_completed(&events);
     let requests = llm.requests();
     assert_eq!(requests.len(), 4);
     let told = message_text(requests[2]["messages"].as_array().unwrap().last().unwrap());
@@ -471,19 +415,8 @@ review_diff = true
     ])
     .await;
     let (app, repo, id) = writer_task(&agents, json!({"prompt": "Take notes"})).await;
-    let (_worker, events) = work_task(
-        &app,
-        &llm,
-        &id,
-        &[("OPENCLAW_AGENTS", &agents), ("OPENCLAW_AGENT", "writer")],
-    )
-    .await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
+    let (_worker, events) = run_writer(&app, &llm, &id, &agents).await;
+    assert_completed(&events);
     let requests = llm.requests();
     assert_eq!(requests.len(), 3, "one review turn");
     let review = message_text(requests[2]["messages"].as_array().unwrap().last().unwrap());

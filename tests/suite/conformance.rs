@@ -7,7 +7,9 @@ use openclaw_tests::llm::{Reply, ScriptedLlm};
 use openclaw_tests::worker::WorkerProcess;
 use serde_json::json;
 
-use openclaw_tests::flow::{env_for, events_until_end, kinds, repo_task, worker_bin};
+use openclaw_tests::flow::{
+    env_for, events_until_end, kinds, repo_task, streamed_text, worker_bin,
+};
 
 #[tokio::test]
 async fn a_full_task_through_the_litellm_proxy() {
@@ -48,13 +50,7 @@ async fn a_full_task_through_the_litellm_proxy() {
     let k = kinds(&events);
     assert_eq!(k.last(), Some(&"completed"), "{k:?}\n{}", worker.log_text());
     assert_eq!(k.iter().filter(|x| **x == "tool_call").count(), 2);
-    let streamed: String = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Message { delta } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect();
+    let streamed = streamed_text(&events);
     assert!(streamed.contains("Add a usage guide"), "{streamed}");
     let usage: Vec<(String, u64, u64)> = events
         .iter()

@@ -7,7 +7,7 @@ use openclaw_tests::git::BareRepo;
 use openclaw_tests::llm::{Reply, ScriptedLlm};
 use serde_json::{Value, json};
 
-use openclaw_tests::flow::{app_with_local_dispatch, events_until_end, kinds};
+use openclaw_tests::flow::{app_with_local_dispatch, assert_completed, events_until_end, kinds};
 
 /// A bridge with local dispatch and `llm`, and one task on a new repository, run to its end.
 async fn one_task(
@@ -151,12 +151,7 @@ async fn a_task_handed_back_for_a_retry_gets_a_worker_when_its_nak_delay_is_over
         events_until_end(&app, &id),
     )
     .await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
+    assert_completed(&events);
     assert_eq!(app.status(&id).await["attempts"], 3);
 }
 

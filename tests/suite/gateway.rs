@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::resilience::{last_failed, write};
 use openclaw_tests::flow::{
-    app_without_dispatch, env_for, events_until_end, kinds, repo_task, tool_results, work_task,
-    worker_bin,
+    app_without_dispatch, assert_completed, env_for, events_until_end, kinds, repo_task,
+    streamed_text, tool_results, work_task, worker_bin,
 };
 
 #[tokio::test]
@@ -213,19 +213,8 @@ async fn a_stream_that_breaks_off_is_asked_again_and_its_text_marked_as_broken()
     .await;
     let (app, repo, id) = repo_task(&[], "p").await;
     let (_worker, events) = work_task(&app, &llm, &id, &[]).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
-    let streamed: String = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Message { delta } => Some(delta.as_str()),
-            _ => None,
-        })
-        .collect();
+    assert_completed(&events);
+    let streamed = streamed_text(&events);
     assert!(
         streamed
             .starts_with("Half an ans\n[… the answer broke off here; asking the model again …]\n"),

@@ -8,7 +8,7 @@ use openclaw_tests::llm::{Reply, ScriptedLlm};
 use serde_json::{Value, json};
 
 use crate::security::run_agent;
-use openclaw_tests::flow::{app_without_dispatch, kinds};
+use openclaw_tests::flow::{app_without_dispatch, assert_completed};
 
 /// Reads until the server closes the connection; the bytes it sent before.
 async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
@@ -159,12 +159,7 @@ async fn an_oversized_tool_argument_is_refused_and_its_event_stays_small() {
         .submit(&json!({"repo": repo.file_url(), "prompt": "Write a big file"}))
         .await;
     let (worker, events) = openclaw_tests::flow::work_task(&app, &llm, &id, &[]).await;
-    assert_eq!(
-        kinds(&events).last(),
-        Some(&"completed"),
-        "{:?}",
-        kinds(&events)
-    );
+    assert_completed(&events);
     for event in &events {
         let size = serde_json::to_vec(event).unwrap().len();
         assert!(
