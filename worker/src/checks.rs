@@ -68,14 +68,22 @@ fn markdown_links(root: &Path, rel: &str) -> Vec<String> {
                 ));
                 continue;
             };
-            let full = root.join(&joined);
-            if !full.exists() {
-                problems.push(format!(
-                    "{rel}:{n}: link to {target}: no such file ({})",
-                    joined.display()
-                ));
-                continue;
-            }
+            // Judged on the real path, as the tools judge theirs: a link that resolves
+            // through a symlink out of the checkout (or into a git directory) is not read.
+            let full = match crate::paths::confine(root, &joined.to_string_lossy()) {
+                Ok(full) if full.exists() => full,
+                Ok(_) => {
+                    problems.push(format!(
+                        "{rel}:{n}: link to {target}: no such file ({})",
+                        joined.display()
+                    ));
+                    continue;
+                }
+                Err(why) => {
+                    problems.push(format!("{rel}:{n}: link to {target}: {why}"));
+                    continue;
+                }
+            };
             let shown = joined.display().to_string();
             (
                 shown.clone(),
@@ -213,6 +221,17 @@ mod tests {
              ## Usage\n\n[ref]: ./guide.md#guide\n",
         )
         .unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.md"), "# Hidden heading\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.md"), root.join("docs/out.md"))
+            .unwrap();
+        std::fs::write(root.join("notes.md"), "[x](docs/out.md#nothing)\n").unwrap();
+        let leak = markdown_links(root, "notes.md");
+        assert_eq!(leak.len(), 1, "{leak:?}");
+        assert!(
+            !leak[0].contains("hidden-heading"),
+            "an outside file's headings: {leak:?}"
+        );
         let problems = markdown_links(root, "docs/guide.md");
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(problems[0].starts_with("docs/guide.md:4: link to missing.md: no such file"));
