@@ -8,7 +8,7 @@
 //! path order — so the answer is the same on every run and memory does not grow with the
 //! number of matches.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use grep_matcher::Matcher;
@@ -311,10 +311,8 @@ pub(super) fn search(root: &Path, start: &Path, args: &SearchArgs) -> ToolOutput
         OutputMode::Content => {
             // Phase two, in path order: the lines of as many files as the answer shows.
             let context = args.context.unwrap_or(0).min(MAX_CONTEXT);
-            let mut searcher = SearcherBuilder::new()
-                .binary_detection(BinaryDetection::quit(b'\x00'))
-                .heap_limit(Some(HEAP_LIMIT))
-                .line_number(true)
+            let mut searcher = searcher
+                .clone()
                 .before_context(context)
                 .after_context(context)
                 .build();
@@ -400,16 +398,4 @@ pub(super) fn around(line: &str, at: usize, len: usize) -> String {
     let head = if start > 0 { "…" } else { "" };
     let tail = if end < line.len() { "…" } else { "" };
     format!("{head}{}{tail}", &line[start..end])
-}
-
-/// For tests and the bench: the files a walk of `root` lists, relative and sorted.
-pub fn listed_files(root: &Path) -> Vec<PathBuf> {
-    walker(root, root, None, None)
-        .map(|walk| {
-            each_file(&walk, root, || |_: &Path| Some(()))
-                .into_iter()
-                .map(|(p, ())| PathBuf::from(p))
-                .collect()
-        })
-        .unwrap_or_default()
 }

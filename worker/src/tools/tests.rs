@@ -214,6 +214,17 @@ async fn search_cuts_long_lines_skips_binaries_and_ignored_files_and_counts_true
         files,
         "src/f000.rs\nsrc/f001.rs\n… 116 more matches in 58 more files (120 matches in 60 files in all; narrow with path or glob)"
     );
+    let around = tools
+        .call(
+            "search",
+            r#"{"pattern":"NEEDLE\\(\\)","path":"src/f000.rs","context":1}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        around,
+        "src/f000.rs-1- let NEEDLE = 1;\nsrc/f000.rs:2: NEEDLE();\n(1 matches in 1 files)"
+    );
     let bad = tools
         .call("search", r#"{"pattern":"("}"#)
         .await
