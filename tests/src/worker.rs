@@ -43,6 +43,8 @@ pub struct WorkerProcess {
     pub child: tokio::process::Child,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
+    /// The copy of the binary a worker under another user runs (removed with it).
+    _bin_copy: Option<tempfile::TempDir>,
 }
 
 impl WorkerProcess {
@@ -55,10 +57,18 @@ impl WorkerProcess {
     pub fn start_as(bin: &str, env: &HashMap<String, String>, uid: Option<u32>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("worker.log");
-        let mut command = tokio::process::Command::new(bin);
-        if let Some(id) = uid {
-            command.uid(id).gid(id);
-        }
+        let (mut command, bin_copy) = match uid {
+            None => (tokio::process::Command::new(bin), None),
+            Some(id) => {
+                // Another user may not reach the binary where the checkout put it (a clone in
+                // a private directory, as `mktemp -d` makes): it runs a copy from a directory
+                // anyone may enter.
+                let (copy_dir, copy) = world_readable_copy(bin);
+                let mut command = tokio::process::Command::new(copy);
+                command.uid(id).gid(id);
+                (command, Some(copy_dir))
+            }
+        };
         let child = command
             .envs(env)
             .stdin(Stdio::null())
@@ -71,6 +81,7 @@ impl WorkerProcess {
             child,
             log,
             _dir: dir,
+            _bin_copy: bin_copy,
         }
     }
 
@@ -95,4 +106,18 @@ impl WorkerProcess {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// A copy of `bin` that any user may run, in a directory of its own (mode 0755).
+fn world_readable_copy(bin: &str) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("openclaw-worker-bin-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let copy = dir.path().join("openclaw-worker");
+    std::fs::copy(bin, &copy).expect("copy the worker binary");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, copy)
 }
