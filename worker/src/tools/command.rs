@@ -65,8 +65,8 @@ pub(super) async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
-    let stdout: Kept = Default::default();
-    let stderr: Kept = Default::default();
+    let kept = || Kept::new(std::sync::Mutex::new(HeadTail::new(KEEP_BYTES)));
+    let (stdout, stderr) = (kept(), kept());
     let mut drains = tokio::task::JoinSet::new();
     drains.spawn(drain(child.stdout.take(), stdout.clone()));
     drains.spawn(drain(child.stderr.take(), stderr.clone()));
@@ -91,12 +91,6 @@ pub(super) async fn run(
         stdout: take(stdout),
         stderr: take(stderr),
     })
-}
-
-impl Default for HeadTail {
-    fn default() -> Self {
-        HeadTail::new(KEEP_BYTES)
-    }
 }
 
 /// Reads `pipe` to its end into `kept`.

@@ -71,16 +71,6 @@ pub(super) struct ListArgs {
     pub limit: Option<usize>,
 }
 
-/// What the walk found: files (relative paths) and why others were passed over.
-#[derive(Debug, Default)]
-struct Walked {
-    files: Vec<(String, u64)>,
-    /// Files left out as binary.
-    binary: usize,
-    /// Files that could not be read or had a line longer than [`HEAP_LIMIT`].
-    unreadable: Vec<String>,
-}
-
 /// The walk of the checkout under `start`, as ripgrep walks it. `root` is the canonical
 /// checkout; the walk starts there (so its `.gitignore` applies to any `start`) and descends
 /// only toward and under `start`. Nothing above `root` is read: no parent ignore files, no
@@ -283,26 +273,22 @@ pub(super) fn search(root: &Path, start: &Path, args: &SearchArgs) -> ToolOutput
     });
     let mut unreadable = unreadable.into_inner().unwrap_or_default();
     unreadable.sort();
-    let walked = Walked {
-        files,
-        binary: binary.into_inner(),
-        unreadable,
-    };
-    let total: u64 = walked.files.iter().map(|(_, n)| n).sum();
+    let binary = binary.into_inner();
+    let total: u64 = files.iter().map(|(_, n)| n).sum();
     let limit = args.limit.unwrap_or(DEFAULT_MATCHES).clamp(1, MAX_MATCHES);
     let mut out = Vec::new();
     let mut shown_matches = 0u64;
     let mut shown_files = 0usize;
     match args.output_mode {
         OutputMode::Files => {
-            for (path, n) in walked.files.iter().take(limit) {
+            for (path, n) in files.iter().take(limit) {
                 out.push(path.clone());
                 shown_matches += n;
                 shown_files += 1;
             }
         }
         OutputMode::Count => {
-            for (path, n) in walked.files.iter().take(limit) {
+            for (path, n) in files.iter().take(limit) {
                 out.push(format!("{path}: {n}"));
                 shown_matches += n;
                 shown_files += 1;
@@ -316,7 +302,7 @@ pub(super) fn search(root: &Path, start: &Path, args: &SearchArgs) -> ToolOutput
                 .before_context(context)
                 .after_context(context)
                 .build();
-            for (path, n) in &walked.files {
+            for (path, n) in &files {
                 let room = limit - shown_matches as usize;
                 if room == 0 {
                     break;
@@ -341,35 +327,30 @@ pub(super) fn search(root: &Path, start: &Path, args: &SearchArgs) -> ToolOutput
             }
         }
     }
-    if walked.files.is_empty() {
+    if files.is_empty() {
         out.push(format!("no matches for {:?}", args.pattern));
     } else {
         let more_matches = total - shown_matches.min(total);
-        let more_files = walked.files.len() - shown_files;
+        let more_files = files.len() - shown_files;
         if more_files > 0 {
             out.push(format!(
                 "… {more_matches} more matches in {more_files} more files ({total} matches in {} files in all; narrow with path or glob)",
-                walked.files.len()
+                files.len()
             ));
         } else {
-            out.push(format!("({total} matches in {} files)", walked.files.len()));
+            out.push(format!("({total} matches in {} files)", files.len()));
         }
     }
-    if walked.binary > 0 {
-        out.push(format!("({} binary files skipped)", walked.binary));
+    if binary > 0 {
+        out.push(format!("({binary} binary files skipped)"));
     }
-    if !walked.unreadable.is_empty() {
-        let named: Vec<&str> = walked
-            .unreadable
-            .iter()
-            .take(5)
-            .map(String::as_str)
-            .collect();
+    if !unreadable.is_empty() {
+        let named: Vec<&str> = unreadable.iter().take(5).map(String::as_str).collect();
         out.push(format!(
             "({} files not searched: {}{})",
-            walked.unreadable.len(),
+            unreadable.len(),
             named.join("; "),
-            if walked.unreadable.len() > named.len() {
+            if unreadable.len() > named.len() {
                 "; …"
             } else {
                 ""
