@@ -126,6 +126,24 @@ impl EnvReader<'_> {
         }
     }
 
+    /// An optional value: `None` when unset.
+    pub fn parse_opt<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        expected: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        self.0
+            .get(var)
+            .map(|v| {
+                v.parse().map_err(|_| ConfigError::Invalid {
+                    var,
+                    value: v,
+                    expected: expected.into(),
+                })
+            })
+            .transpose()
+    }
+
     /// A duration given in (possibly fractional) seconds.
     pub fn seconds(&self, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
         match self.0.get(var) {

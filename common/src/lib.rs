@@ -24,6 +24,7 @@ pub mod backoff;
 pub mod config;
 pub mod egress;
 pub mod event;
+pub mod forge;
 pub mod ids;
 pub mod lifecycle;
 pub mod names;

@@ -1,0 +1,651 @@
+//! GitHub's REST API (github.com and Enterprise Server), with a token or as a GitHub App.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::app::AppKey;
+use super::{Forge, ForgeError, ForgeRepo, NewPullRequest, PullRequestRef, PullRequestState};
+use crate::backoff::Backoff;
+use crate::config::{ConfigError, EnvReader, Secret};
+use crate::egress::{RepoPolicy, RepoUrl};
+
+const FORGE: &str = "GitHub";
+/// The REST API version every request asks for (GitHub's `X-GitHub-Api-Version`).
+const API_VERSION: &str = "2022-11-28";
+/// What a GitHub App's installation token may do: the four permissions the README asks the
+/// App for, no more.
+const APP_PERMISSIONS: &str =
+    r#"{"contents":"write","pull_requests":"write","issues":"write","metadata":"read"}"#;
+
+/// How the project authenticates to GitHub.
+pub enum GitHubAuth {
+    /// `GITHUB_TOKEN`: a personal or fine-grained access token.
+    Token(Secret),
+    /// `OPENCLAW_GITHUB_APP_ID` + `OPENCLAW_GITHUB_APP_PRIVATE_KEY_FILE`: an installation token
+    /// is minted per repository, for that repository alone, and expires within the hour.
+    App {
+        app_id: u64,
+        key: Arc<AppKey>,
+        /// `OPENCLAW_GITHUB_APP_INSTALLATION_ID`; otherwise looked up per repository.
+        installation_id: Option<u64>,
+    },
+}
+
+/// Where GitHub is and how to talk to it.
+pub struct GitHubConfig {
+    /// `OPENCLAW_GITHUB_API_URL`: `https://api.github.com`, or `https://HOST/api/v3`.
+    pub api_url: url::Url,
+    /// The host repositories of this forge live on: `github.com` for `api.github.com`, else
+    /// the API's own host (Enterprise Server).
+    pub web_host: String,
+    pub auth: GitHubAuth,
+    /// `OPENCLAW_GITHUB_WEBHOOK_SECRET`: webhooks are refused without it.
+    pub webhook_secret: Option<Secret>,
+}
+
+impl std::fmt::Debug for GitHubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubConfig")
+            .field("api_url", &self.api_url.as_str())
+            .field(
+                "auth",
+                &match self.auth {
+                    GitHubAuth::Token(_) => "token",
+                    GitHubAuth::App { .. } => "app",
+                },
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl GitHubConfig {
+    /// `None` when neither a token nor an App is configured. The API URL obeys the repository
+    /// policy's address rules (https, no private or internal host unless allowed).
+    pub fn from_env(env: &EnvReader<'_>, policy: &RepoPolicy) -> Result<Option<Self>, ConfigError> {
+        let token = env.secret("GITHUB_TOKEN");
+        let app_id = env.string("OPENCLAW_GITHUB_APP_ID");
+        let webhook_secret = env.secret("OPENCLAW_GITHUB_WEBHOOK_SECRET");
+        let auth = match (token, app_id) {
+            (None, None) => {
+                if webhook_secret.is_some() {
+                    return Err(ConfigError::Refused(
+                        "OPENCLAW_GITHUB_WEBHOOK_SECRET is set but neither GITHUB_TOKEN nor \
+                         OPENCLAW_GITHUB_APP_ID: the bridge could not answer on GitHub"
+                            .into(),
+                    ));
+                }
+                return Ok(None);
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Refused(
+                    "both GITHUB_TOKEN and OPENCLAW_GITHUB_APP_ID are set: choose one".into(),
+                ));
+            }
+            (Some(token), None) => GitHubAuth::Token(token),
+            (None, Some(raw)) => {
+                let app_id = raw.parse().map_err(|_| ConfigError::Invalid {
+                    var: "OPENCLAW_GITHUB_APP_ID",
+                    value: raw.clone(),
+                    expected: "the App's numeric id".into(),
+                })?;
+                let path = env
+                    .string("OPENCLAW_GITHUB_APP_PRIVATE_KEY_FILE")
+                    .ok_or_else(|| {
+                        ConfigError::Refused(
+                        "OPENCLAW_GITHUB_APP_ID is set but OPENCLAW_GITHUB_APP_PRIVATE_KEY_FILE \
+                         is not: name the App's private key (PEM)"
+                            .into(),
+                    )
+                    })?;
+                let pem = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                    var: "OPENCLAW_GITHUB_APP_PRIVATE_KEY_FILE",
+                    value: path.clone(),
+                    expected: format!("a readable PEM file ({e})"),
+                })?;
+                let key = AppKey::from_pem(&pem).map_err(|e| ConfigError::Invalid {
+                    var: "OPENCLAW_GITHUB_APP_PRIVATE_KEY_FILE",
+                    value: path,
+                    expected: e,
+                })?;
+                GitHubAuth::App {
+                    app_id,
+                    key: Arc::new(key),
+                    installation_id: env.parse_opt(
+                        "OPENCLAW_GITHUB_APP_INSTALLATION_ID",
+                        "the installation's numeric id",
+                    )?,
+                }
+            }
+        };
+        let raw = env.string_or("OPENCLAW_GITHUB_API_URL", "https://api.github.com");
+        let api_url = api_url(&raw, policy).map_err(|expected| ConfigError::Invalid {
+            var: "OPENCLAW_GITHUB_API_URL",
+            value: raw,
+            expected,
+        })?;
+        let host = api_url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let web_host = if host == "api.github.com" {
+            "github.com".to_owned()
+        } else {
+            host
+        };
+        Ok(Some(Self {
+            api_url,
+            web_host,
+            auth,
+            webhook_secret,
+        }))
+    }
+
+    /// The repository `url` names, when its host is this forge's.
+    pub fn repo_of(&self, url: &RepoUrl) -> Option<ForgeRepo> {
+        let remote = url.remote()?;
+        if !remote.host.eq_ignore_ascii_case(&self.web_host) {
+            return None;
+        }
+        let raw = url.as_str();
+        let path = if raw.contains("://") {
+            url::Url::parse(raw).ok()?.path().to_owned()
+        } else {
+            raw.split_once(':')?.1.to_owned()
+        };
+        ForgeRepo::from_path(&path)
+    }
+
+    /// A browser link comparing `head` with `base` (`https://github.com/o/r/compare/b...h`).
+    pub fn compare_url(&self, repo: &ForgeRepo, base: &str, head: &str) -> String {
+        let api = &self.api_url;
+        let web = if self.web_host == "github.com" {
+            "https://github.com".to_owned()
+        } else {
+            let port = api.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{}{port}", api.scheme(), self.web_host)
+        };
+        format!("{web}/{}/{}/compare/{base}...{head}", repo.owner, repo.name)
+    }
+
+    /// The secrets of this configuration, for the redaction lists.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut all: Vec<&Secret> = self.webhook_secret.iter().collect();
+        if let GitHubAuth::Token(token) = &self.auth {
+            all.push(token);
+        }
+        all
+    }
+}
+
+/// The API URL, checked like a repository's: https (http only where http repos are allowed),
+/// no credentials, no internal host unless private addresses are allowed.
+fn api_url(raw: &str, policy: &RepoPolicy) -> Result<url::Url, String> {
+    let mut url = url::Url::parse(raw).map_err(|e| format!("a URL ({e})"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if policy.allow_http => {}
+        _ => return Err("an https:// URL (http:// only with OPENCLAW_ALLOW_HTTP_REPOS)".into()),
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+        return Err("a URL without credentials or a query".into());
+    }
+    let Some(remote) = crate::egress::Remote::of_url(raw) else {
+        return Err("a URL with a host".into());
+    };
+    if !policy.allow_private
+        && let Some(why) = remote.internal_by_name()
+    {
+        return Err(format!(
+            "a public host, not {why} (OPENCLAW_ALLOW_PRIVATE_REPOS allows it)"
+        ));
+    }
+    if let Some(hosts) = &policy.hosts
+        && !hosts.allows(&remote)
+        && !url
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case("api.github.com"))
+    {
+        // The API host of a listed repository host is fine (github.com → api.github.com is
+        // checked above; Enterprise Server shares its host with its repositories).
+        return Err(format!("a host OPENCLAW_REPO_HOSTS allows ({hosts})"));
+    }
+    let trimmed = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&trimmed);
+    Ok(url)
+}
+
+/// A GitHub client for one deployment. Cheap to clone.
+#[derive(Clone)]
+pub struct GitHub {
+    config: Arc<GitHubConfig>,
+    http: reqwest::Client,
+    /// Installation tokens by repository, with when to stop using them.
+    tokens: Arc<Mutex<HashMap<ForgeRepo, (Secret, Instant)>>>,
+}
+
+#[derive(Deserialize)]
+struct PullRequestWire {
+    number: u64,
+    html_url: String,
+    state: String,
+    #[serde(default)]
+    draft: Option<bool>,
+}
+
+impl PullRequestWire {
+    fn into_state(self) -> PullRequestState {
+        PullRequestState {
+            open: self.state == "open",
+            pull_request: PullRequestRef {
+                url: self.html_url,
+                number: self.number,
+                draft: self.draft.unwrap_or(false),
+            },
+        }
+    }
+}
+
+impl GitHub {
+    pub fn new(config: GitHubConfig) -> Result<Self, ForgeError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            // The token goes to the API host only: a redirect elsewhere is not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("openclaw/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ForgeError::Invalid(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            config: Arc::new(config),
+            http,
+            tokens: Arc::default(),
+        })
+    }
+
+    pub fn config(&self) -> &GitHubConfig {
+        &self.config
+    }
+
+    /// The token a request about `repo` carries: the configured one, or an installation token
+    /// minted for this one repository (kept until ten minutes before it expires).
+    async fn token_for(&self, repo: &ForgeRepo) -> Result<Secret, ForgeError> {
+        let (app_id, key, installation_id) = match &self.config.auth {
+            GitHubAuth::Token(token) => return Ok(token.clone()),
+            GitHubAuth::App {
+                app_id,
+                key,
+                installation_id,
+            } => (*app_id, key, *installation_id),
+        };
+        if let Ok(tokens) = self.tokens.lock()
+            && let Some((token, until)) = tokens.get(repo)
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let jwt = Secret::new(
+            key.jwt(app_id, crate::now().unix_timestamp())
+                .map_err(ForgeError::Invalid)?,
+        );
+        let installation = match installation_id {
+            Some(id) => id,
+            None => {
+                #[derive(Deserialize)]
+                struct Installation {
+                    id: u64,
+                }
+                let found: Installation = self
+                    .send(
+                        "finding the App's installation",
+                        Method::GET,
+                        &["repos", &repo.owner, &repo.name, "installation"],
+                        &[],
+                        None,
+                        &jwt,
+                    )
+                    .await?;
+                found.id
+            }
+        };
+        #[derive(Deserialize)]
+        struct AccessToken {
+            token: String,
+            #[serde(with = "time::serde::rfc3339")]
+            expires_at: time::OffsetDateTime,
+        }
+        let permissions: serde_json::Value = serde_json::from_str(APP_PERMISSIONS)
+            .map_err(|e| ForgeError::Invalid(e.to_string()))?;
+        let minted: AccessToken = self
+            .send(
+                "minting an installation token",
+                Method::POST,
+                &[
+                    "app",
+                    "installations",
+                    &installation.to_string(),
+                    "access_tokens",
+                ],
+                &[],
+                Some(serde_json::json!({"repositories": [repo.name], "permissions": permissions})),
+                &jwt,
+            )
+            .await?;
+        let left = (minted.expires_at - crate::now()).whole_seconds().max(0) as u64;
+        let until = Instant::now() + Duration::from_secs(left.saturating_sub(600));
+        let token = Secret::new(minted.token);
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.insert(repo.clone(), (token.clone(), until));
+        }
+        Ok(token)
+    }
+
+    /// One API call about `repo`, with the token for it.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+        repo: &ForgeRepo,
+    ) -> Result<T, ForgeError> {
+        let token = self.token_for(repo).await?;
+        self.send(what, method, path, query, body, &token).await
+    }
+
+    /// One request to the API, retried while GitHub is down or rate-limiting.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+        token: &Secret,
+    ) -> Result<T, ForgeError> {
+        let mut url = self.config.api_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| ForgeError::Invalid("the API URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(path);
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.expose())
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", API_VERSION);
+            if !query.is_empty() {
+                request = request.query(query);
+            }
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let error = match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    return response
+                        .json::<T>()
+                        .await
+                        .map_err(|e| ForgeError::Unreachable {
+                            forge: FORGE,
+                            what,
+                            message: format!("unreadable answer: {}", e.without_url()),
+                        });
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let text = response.text().await.unwrap_or_default();
+                    ForgeError::Refused {
+                        forge: FORGE,
+                        what,
+                        status,
+                        message: error_message(&text),
+                    }
+                }
+                Err(e) => ForgeError::Unreachable {
+                    forge: FORGE,
+                    what,
+                    message: e.without_url().to_string(),
+                },
+            };
+            if !error.is_transient() || tries >= 4 {
+                return Err(error);
+            }
+            tokio::time::sleep(backoff.failed()).await;
+        }
+    }
+}
+
+/// GitHub's error body (`{"message": …, "errors": [{"message": …}]}`) as one short line.
+fn error_message(body: &str) -> String {
+    let parsed: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let mut message = parsed["message"].as_str().unwrap_or("").to_owned();
+    if let Some(detail) = parsed["errors"]
+        .as_array()
+        .and_then(|e| e.first())
+        .and_then(|e| e["message"].as_str())
+    {
+        message = format!("{message} ({detail})");
+    }
+    if message.is_empty() {
+        message = "no message".into();
+    }
+    message.chars().take(300).collect()
+}
+
+impl Forge for GitHub {
+    fn repo_of(&self, url: &RepoUrl) -> Option<ForgeRepo> {
+        self.config.repo_of(url)
+    }
+
+    async fn find_pull_request(
+        &self,
+        repo: &ForgeRepo,
+        branch: &str,
+    ) -> Result<Option<PullRequestState>, ForgeError> {
+        let head = format!("{}:{branch}", repo.owner);
+        let found: Vec<PullRequestWire> = self
+            .call(
+                "looking up the task's pull request",
+                Method::GET,
+                &["repos", &repo.owner, &repo.name, "pulls"],
+                &[("head", &head), ("state", "all"), ("per_page", "10")],
+                None,
+                repo,
+            )
+            .await?;
+        // Newest first (GitHub's default order): an open one wins over older closed ones.
+        let mut found: Vec<PullRequestState> =
+            found.into_iter().map(PullRequestWire::into_state).collect();
+        found.sort_by_key(|p| !p.open);
+        Ok(found.into_iter().next())
+    }
+
+    async fn create_pull_request(
+        &self,
+        repo: &ForgeRepo,
+        new: &NewPullRequest,
+    ) -> Result<PullRequestRef, ForgeError> {
+        let created: PullRequestWire = self
+            .call(
+                "opening the task's pull request",
+                Method::POST,
+                &["repos", &repo.owner, &repo.name, "pulls"],
+                &[],
+                Some(serde_json::json!({
+                    "title": new.title,
+                    "head": new.head,
+                    "base": new.base,
+                    "body": new.body,
+                    "draft": new.draft,
+                    "maintainer_can_modify": true,
+                })),
+                repo,
+            )
+            .await?;
+        Ok(created.into_state().pull_request)
+    }
+
+    async fn update_pull_request(
+        &self,
+        repo: &ForgeRepo,
+        number: u64,
+        title: &str,
+        body: &str,
+    ) -> Result<PullRequestRef, ForgeError> {
+        let updated: PullRequestWire = self
+            .call(
+                "updating the task's pull request",
+                Method::PATCH,
+                &[
+                    "repos",
+                    &repo.owner,
+                    &repo.name,
+                    "pulls",
+                    &number.to_string(),
+                ],
+                &[],
+                Some(serde_json::json!({"title": title, "body": body})),
+                repo,
+            )
+            .await?;
+        Ok(updated.into_state().pull_request)
+    }
+
+    fn compare_url(&self, repo: &ForgeRepo, base: &str, head: &str) -> String {
+        self.config.compare_url(repo, base, head)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(
+        pairs: &[(&str, &str)],
+        policy: &RepoPolicy,
+    ) -> Result<Option<GitHubConfig>, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        GitHubConfig::from_env(&EnvReader(&env), policy)
+    }
+
+    #[test]
+    fn github_com_repositories_belong_to_api_github_com() {
+        let config = config(&[("GITHUB_TOKEN", "t")], &RepoPolicy::default())
+            .expect("valid")
+            .expect("configured");
+        let github = config;
+        let repo =
+            |raw: &str| github.repo_of(&RepoUrl::parse(raw, &RepoPolicy::default()).expect("url"));
+        let expected = Some(ForgeRepo {
+            owner: "octo-org".into(),
+            name: "hello.world".into(),
+        });
+        assert_eq!(
+            repo("https://github.com/octo-org/hello.world.git"),
+            expected
+        );
+        assert_eq!(repo("https://GitHub.com/octo-org/hello.world"), expected);
+        assert_eq!(repo("git@github.com:octo-org/hello.world.git"), expected);
+        assert_eq!(
+            repo("ssh://git@github.com/octo-org/hello.world.git"),
+            expected
+        );
+        assert_eq!(repo("https://gitlab.com/octo-org/hello.world.git"), None);
+        assert_eq!(repo("https://github.com.evil.example/octo-org/x.git"), None);
+        assert_eq!(repo("https://github.com/octo-org/a/b.git"), None);
+        assert_eq!(repo("https://github.com/../x.git"), None);
+        assert_eq!(
+            github.compare_url(expected.as_ref().expect("repo"), "main", "openclaw/1"),
+            "https://github.com/octo-org/hello.world/compare/main...openclaw/1"
+        );
+    }
+
+    #[test]
+    fn the_api_url_obeys_the_address_rules() {
+        let strict = RepoPolicy::default();
+        let token = ("GITHUB_TOKEN", "t");
+        for bad in [
+            "http://api.github.com",
+            "https://127.0.0.1/api/v3",
+            "https://169.254.169.254/api/v3",
+            "https://user:pw@ghe.example.com/api/v3",
+            "not a url",
+        ] {
+            let err = config(&[token, ("OPENCLAW_GITHUB_API_URL", bad)], &strict)
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("OPENCLAW_GITHUB_API_URL"), "{err}");
+        }
+        let ghes = config(
+            &[
+                token,
+                ("OPENCLAW_GITHUB_API_URL", "https://ghe.example.com/api/v3/"),
+            ],
+            &strict,
+        )
+        .expect("valid")
+        .expect("configured");
+        assert_eq!(ghes.api_url.as_str(), "https://ghe.example.com/api/v3");
+        assert_eq!(ghes.web_host, "ghe.example.com");
+        let loopback = RepoPolicy {
+            allow_private: true,
+            allow_http: true,
+            ..RepoPolicy::default()
+        };
+        assert!(
+            config(
+                &[
+                    token,
+                    ("OPENCLAW_GITHUB_API_URL", "http://127.0.0.1:9/api/v3")
+                ],
+                &loopback
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn one_way_to_authenticate_and_a_secret_needs_one() {
+        let policy = RepoPolicy::default();
+        assert!(config(&[], &policy).expect("nothing").is_none());
+        let err = config(&[("OPENCLAW_GITHUB_WEBHOOK_SECRET", "s")], &policy).expect_err("refused");
+        assert!(err.to_string().contains("GITHUB_TOKEN"), "{err}");
+        let err = config(
+            &[("GITHUB_TOKEN", "t"), ("OPENCLAW_GITHUB_APP_ID", "1")],
+            &policy,
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("choose one"), "{err}");
+        let err = config(&[("OPENCLAW_GITHUB_APP_ID", "1")], &policy).expect_err("refused");
+        assert!(err.to_string().contains("PRIVATE_KEY_FILE"), "{err}");
+        let config = config(
+            &[
+                ("GITHUB_TOKEN", "ghp_secret"),
+                ("OPENCLAW_GITHUB_WEBHOOK_SECRET", "whs"),
+            ],
+            &policy,
+        )
+        .expect("valid")
+        .expect("configured");
+        assert!(!format!("{config:?}").contains("ghp_secret"));
+        assert_eq!(config.secrets().len(), 2);
+    }
+
+    #[test]
+    fn githubs_error_bodies_become_one_line() {
+        let body = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for octo:openclaw/1."}],"documentation_url":"https://docs.github.com/rest"}"#;
+        assert_eq!(
+            error_message(body),
+            "Validation Failed (A pull request already exists for octo:openclaw/1.)"
+        );
+        assert_eq!(error_message("<html>"), "no message");
+    }
+}
