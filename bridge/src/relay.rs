@@ -101,12 +101,21 @@ impl Renderer {
                 commit,
                 branch,
                 usage,
+                pull_request,
                 ..
             } => {
                 let mut closing = match (commit, branch) {
                     (Some(c), Some(b)) => format!("Done: commit {} on branch {b}.", short_sha(c)),
                     _ => "Done.".to_owned(),
                 };
+                if let Some(pr) = pull_request {
+                    closing.push_str(&format!(
+                        " {}ull request #{}: {}",
+                        if pr.draft { "Draft p" } else { "P" },
+                        pr.number,
+                        pr.url
+                    ));
+                }
                 if let Some(u) = usage {
                     closing.push_str(&format!(" ({})", u.summary()));
                 }

@@ -103,12 +103,21 @@ impl Progress {
                 commit,
                 branch,
                 usage,
+                pull_request,
                 ..
             } => {
-                let what = match (commit, branch) {
+                let mut what = match (commit, branch) {
                     (Some(c), Some(b)) => format!("commit {} on {b}", short_sha(c)),
                     _ => "no changes".to_owned(),
                 };
+                if let Some(pr) = pull_request {
+                    what.push_str(&format!(
+                        " · {}pull request #{} {}",
+                        if pr.draft { "draft " } else { "" },
+                        pr.number,
+                        pr.url
+                    ));
+                }
                 // The task's own totals (every attempt, with cost) when the worker sent them.
                 let used = match usage {
                     Some(u) => u.summary(),

@@ -108,6 +108,11 @@ async fn play_worker(app: &TestApp, id: TaskId, from_step: usize) {
                 worker_seconds: 1.5,
                 compute_cost_usd: None,
             }),
+            pull_request: Some(openclaw_common::forge::PullRequestRef {
+                url: "https://github.com/octo-org/docs/pull/7".into(),
+                number: 7,
+                draft: false,
+            }),
         },
     ];
     for step in steps.into_iter().skip(from_step) {
@@ -184,6 +189,7 @@ async fn submit_shows_progress_for_people_and_fails_with_the_task() {
         "pushed",
         "completed  commit 0123456789 on openclaw/",
         "1 model call, 100 in / 20 out tokens, $0.0021",
+        "pull request #7 https://github.com/octo-org/docs/pull/7",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

@@ -203,6 +203,10 @@ pub struct AgentProfile {
     /// fix: one more model call per task.
     #[serde(default)]
     pub review_diff: bool,
+    /// Open a pull request for a completed task's work when its submit does not say (the
+    /// submit's `pull_request` wins). Needs a forge for the repository's host.
+    #[serde(default)]
+    pub pull_request: bool,
     /// Seconds a task may wait to start before it fails with the reason it waited
     /// (overrides `OPENCLAW_QUEUE_TIMEOUT_SECS`).
     #[serde(default)]

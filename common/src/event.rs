@@ -111,6 +111,9 @@ pub enum EventKind {
         /// What the task used, over all its attempts.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<crate::usage::Usage>,
+        /// The pull request the work was opened as.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pull_request: Option<crate::forge::PullRequestRef>,
     },
     Failed {
         reason: String,

@@ -229,12 +229,14 @@ fn adopt_end(s: &mut TaskStatus, end: &TaskEvent) {
             commit,
             summary,
             usage,
+            pull_request,
             ..
         } => {
             s.status = TaskState::Completed;
             s.commit = commit.clone().or(s.commit.take());
             s.summary = Some(summary.clone());
             s.usage = usage.clone().or(s.usage.take());
+            s.pull_request = pull_request.clone().or(s.pull_request.take());
             s.error = None;
         }
         EventKind::Failed { reason, .. } => {
@@ -267,6 +269,7 @@ pub fn end_event(s: &TaskStatus) -> Option<EventKind> {
             commit: s.commit.clone(),
             branch: s.repo.as_ref().map(|_| s.push_branch.to_string()),
             usage: s.usage.clone(),
+            pull_request: s.pull_request.clone(),
         },
         TaskState::Failed => EventKind::Failed {
             reason: s.error.clone().unwrap_or_else(|| "failed".into()),
@@ -322,6 +325,7 @@ pub enum AttemptEnd {
     Completed {
         commit: Option<String>,
         summary: String,
+        links: ForgeLinks,
     },
     /// Back to the queue: SIGTERM (a checkpoint pushed first) or a failure that may pass.
     HandedBack {
@@ -332,7 +336,23 @@ pub enum AttemptEnd {
     Failed {
         reason: String,
         checkpoint: Option<String>,
+        links: ForgeLinks,
     },
+}
+
+/// Where a person finds the work on its forge: the pull request it was opened as, a compare
+/// page. Empty when the remote is no configured forge's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ForgeLinks {
+    pub pull_request: Option<crate::forge::PullRequestRef>,
+    pub compare_url: Option<String>,
+}
+
+impl ForgeLinks {
+    fn record(&self, s: &mut TaskStatus) {
+        s.pull_request = self.pull_request.clone().or(s.pull_request.take());
+        s.compare_url = self.compare_url.clone().or(s.compare_url.take());
+    }
 }
 
 /// Records attempt `attempt`'s `end` on `s`, adding `usage` (the attempt's, once) to the
@@ -348,11 +368,16 @@ pub fn record_attempt_end(
         return Update::Keep(false);
     }
     match end {
-        AttemptEnd::Completed { commit, summary } => {
+        AttemptEnd::Completed {
+            commit,
+            summary,
+            links,
+        } => {
             s.status = TaskState::Completed;
             s.commit = commit.clone().or(s.commit.take());
             s.summary = Some(summary.clone());
             s.error = None;
+            links.record(s);
         }
         AttemptEnd::HandedBack { reason, checkpoint } => {
             s.status = TaskState::Queued;
@@ -360,10 +385,15 @@ pub fn record_attempt_end(
             s.checkpoint = checkpoint.clone().or(s.checkpoint.take());
         }
         AttemptEnd::Canceled => s.status = TaskState::Canceled,
-        AttemptEnd::Failed { reason, checkpoint } => {
+        AttemptEnd::Failed {
+            reason,
+            checkpoint,
+            links,
+        } => {
             s.status = TaskState::Failed;
             s.error = Some(reason.clone());
             s.checkpoint = checkpoint.clone().or(s.checkpoint.take());
+            links.record(s);
         }
     }
     if let Some(usage) = usage {

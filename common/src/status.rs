@@ -83,6 +83,12 @@ pub struct TaskStatus {
     /// pushed to `push_branch`: the work a retry, a follow-up or a replay starts from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// The pull request the task's work was opened as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<crate::forge::PullRequestRef>,
+    /// A forge page comparing the task's branch with its base, when the remote is a forge's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_url: Option<String>,
     /// Model calls, tokens, cost and worker time so far (summed over attempts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -136,6 +142,8 @@ impl TaskStatus {
             worker_id: None,
             waiting_reason: None,
             checkpoint: None,
+            pull_request: None,
+            compare_url: None,
             usage: None,
         }
     }

@@ -37,6 +37,25 @@ pub struct TaskSpec {
     /// The task this one runs again, when it is a replay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<TaskId>,
+    /// What the submit said of a pull request; `None` leaves it to the agent profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestAsk>,
+}
+
+/// A submit's `pull_request` field (`true`, `false` or `{draft?, title?, base?}`), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PullRequestAsk {
+    /// `false` when the submit said `pull_request: false` (over a profile that opens them).
+    pub open: bool,
+    /// Open it as a draft even when the task completes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draft: bool,
+    /// Title instead of the one made from the summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Branch to merge into instead of the task's base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BranchName>,
 }
 
 /// Who said a [`Turn`].

@@ -68,6 +68,15 @@ impl BareRepo {
         self.dir.path()
     }
 
+    /// Serves this repository also as `owner/name.git` under [`BareRepo::root`] (a symlink), the
+    /// path a forge's repositories have.
+    pub fn publish_as(&self, owner: &str, name: &str) -> String {
+        let dir = self.dir.path().join(owner);
+        std::fs::create_dir_all(&dir).expect("owner dir");
+        std::os::unix::fs::symlink(self.path(), dir.join(format!("{name}.git"))).expect("symlink");
+        format!("{owner}/{name}.git")
+    }
+
     pub fn file_url(&self) -> String {
         format!("file://{}", self.path().display())
     }

@@ -21,12 +21,14 @@ pub mod app;
 pub mod flow;
 pub mod generated;
 pub mod git;
+pub mod github;
 pub mod images;
 pub mod kube;
 pub mod langfuse;
 pub mod litellm;
 pub mod llm;
 pub mod nats;
+pub mod openapi;
 pub mod sse;
 pub mod trap;
 pub mod worker;
@@ -81,6 +83,7 @@ pub fn doc_writer_task(repo: &str, prompt: &str) -> openclaw_common::task::TaskS
         created_at: openclaw_common::now(),
         history: Vec::new(),
         replay_of: None,
+        pull_request: None,
     }
 }
 
@@ -186,6 +189,7 @@ pub fn completed_event(summary: &str) -> openclaw_common::event::EventKind {
         commit: None,
         branch: None,
         usage: None,
+        pull_request: None,
     }
 }
 

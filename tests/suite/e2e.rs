@@ -63,6 +63,7 @@ async fn a_task_goes_from_submit_to_a_pushed_commit_streamed_in_order() {
         branch: b,
         summary,
         usage: totals,
+        ..
     } = &events.last().unwrap().kind
     else {
         unreachable!()

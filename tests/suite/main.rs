@@ -14,6 +14,7 @@ mod deploy;
 mod dispatch;
 mod e2e;
 mod events;
+mod forge;
 mod gateway;
 mod hostile;
 mod intake;

@@ -508,6 +508,7 @@ async fn a_task_whose_end_was_stored_but_not_its_status_is_not_run_again() {
             commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             branch: Some(format!("openclaw/{id}")),
             usage: None,
+            pull_request: None,
         },
     ] {
         events.publish(kind).await.unwrap();

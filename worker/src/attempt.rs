@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use openclaw_common::event::EventKind;
-use openclaw_common::lifecycle::{self, AttemptEnd};
+use openclaw_common::lifecycle::{self, AttemptEnd, ForgeLinks};
 use openclaw_common::status::Usage;
 use openclaw_common::store::{EventWriter, Settle, StoreError};
 use tracing::{info, warn};
 
-use crate::git::{self, GitError, TaskRepo};
+use crate::git::{self, Checkout, GitError, TaskRepo};
 use crate::prompt::commit_message;
 use crate::run::{Outcome, Task};
 
@@ -20,11 +20,11 @@ impl Task<'_> {
         &self,
         events: &mut EventWriter,
         repo: &TaskRepo,
-        has_repo: bool,
+        checkout: Option<&Checkout>,
         summary: String,
     ) -> Result<(Outcome, Settle), StoreError> {
         let mut commit_sha = None;
-        if has_repo {
+        if checkout.is_some() {
             let r = repo.clone();
             let changed = self
                 .git_step("git status", move || git::changed_files(&r))
@@ -37,7 +37,7 @@ impl Task<'_> {
                     if let Some((sha, summary)) = self.pushed_by_another_attempt(repo).await {
                         info!(task_id = %self.spec.id, commit = %sha, "another attempt of this task pushed its result first; recording that");
                         return self
-                            .record_completion(events, Some(sha), true, summary)
+                            .record_completion(events, repo, checkout, Some(sha), summary)
                             .await;
                     }
                     return self.fail(events, e.to_string(), false).await;
@@ -48,19 +48,33 @@ impl Task<'_> {
                 }
             }
         }
-        self.record_completion(events, commit_sha, has_repo, summary)
+        self.record_completion(events, repo, checkout, commit_sha, summary)
             .await
     }
 
-    /// `completed`, then the status: the last two steps before the ack.
+    /// The pull request (when asked for), `completed`, then the status: the last steps before
+    /// the ack.
     pub(crate) async fn record_completion(
         &self,
         events: &mut EventWriter,
+        repo: &TaskRepo,
+        checkout: Option<&Checkout>,
         commit_sha: Option<String>,
-        has_repo: bool,
-        summary: String,
+        mut summary: String,
     ) -> Result<(Outcome, Settle), StoreError> {
-        let branch = has_repo.then(|| self.spec.push_branch.to_string());
+        let branch = checkout.map(|_| self.spec.push_branch.to_string());
+        let links = match checkout {
+            Some(checkout) => {
+                let delivery = self
+                    .deliver(repo, checkout, &summary, commit_sha.is_some(), false)
+                    .await;
+                if let Some(problem) = delivery.problem {
+                    summary.push_str(&format!("\n\n(No pull request: {problem})"));
+                }
+                delivery.links
+            }
+            None => ForgeLinks::default(),
+        };
         // The totals: earlier attempts' (in the status) and this one's.
         let earlier = self
             .stores
@@ -75,11 +89,13 @@ impl Task<'_> {
                 commit: commit_sha.clone(),
                 branch,
                 usage: Some(earlier.plus(&self.attempt_usage())),
+                pull_request: links.pull_request.clone(),
             })
             .await?;
         self.set_status(AttemptEnd::Completed {
             commit: commit_sha.clone(),
             summary: summary.clone(),
+            links,
         })
         .await?;
         Ok((
@@ -97,9 +113,9 @@ impl Task<'_> {
         &self,
         events: &mut EventWriter,
         repo: &TaskRepo,
-        has_repo: bool,
+        checkout: Option<&Checkout>,
     ) -> Result<(String, Option<String>), StoreError> {
-        if !has_repo {
+        if checkout.is_none() {
             return Ok((String::new(), None));
         }
         let message = format!(
@@ -127,10 +143,10 @@ impl Task<'_> {
         &self,
         events: &mut EventWriter,
         repo: &TaskRepo,
-        has_repo: bool,
+        checkout: Option<&Checkout>,
     ) -> Result<(Outcome, Settle), StoreError> {
         let mut note = "interrupted (SIGTERM)".to_owned();
-        let (kept, checkpoint) = self.push_checkpoint(events, repo, has_repo).await?;
+        let (kept, checkpoint) = self.push_checkpoint(events, repo, checkout).await?;
         note.push_str(&kept);
         events
             .publish(EventKind::Failed {
@@ -151,17 +167,32 @@ impl Task<'_> {
 
     /// The agent stopped before it finished (a limit, a loop it was stuck in, the model's
     /// error): the work so far is pushed as a checkpoint first, so nothing is thrown away — a
-    /// retry, a follow-up on the branch or a person picks it up — then the attempt fails.
+    /// retry, a follow-up on the branch or a person picks it up — then the attempt fails. On
+    /// the last attempt of a task that asked for a pull request, the checkpoint is opened as a
+    /// draft one.
     pub(crate) async fn ended_early(
         &self,
         events: &mut EventWriter,
         repo: &TaskRepo,
-        has_repo: bool,
+        checkout: Option<&Checkout>,
         reason: String,
         transient: bool,
     ) -> Result<(Outcome, Settle), StoreError> {
-        let (kept, checkpoint) = self.push_checkpoint(events, repo, has_repo).await?;
-        self.fail_keeping(events, format!("{reason}{kept}"), transient, checkpoint)
+        let (kept, checkpoint) = self.push_checkpoint(events, repo, checkout).await?;
+        let mut reason = format!("{reason}{kept}");
+        let mut links = ForgeLinks::default();
+        let last = !transient || self.last_attempt;
+        if let Some(checkout) = checkout
+            && checkpoint.is_some()
+            && last
+        {
+            let delivery = self.deliver(repo, checkout, &reason, true, true).await;
+            if let Some(pr) = &delivery.links.pull_request {
+                reason.push_str(&format!("; draft pull request: {}", pr.url));
+            }
+            links = delivery.links;
+        }
+        self.fail_with(events, reason, transient, checkpoint, links)
             .await
     }
 
@@ -186,16 +217,19 @@ impl Task<'_> {
         reason: String,
         transient: bool,
     ) -> Result<(Outcome, Settle), StoreError> {
-        self.fail_keeping(events, reason, transient, None).await
+        self.fail_with(events, reason, transient, None, ForgeLinks::default())
+            .await
     }
 
-    /// [`Self::fail`], recording the `checkpoint` the attempt pushed first.
-    async fn fail_keeping(
+    /// [`Self::fail`], recording the `checkpoint` the attempt pushed first and where it is on
+    /// the forge.
+    async fn fail_with(
         &self,
         events: &mut EventWriter,
         reason: String,
         transient: bool,
         checkpoint: Option<String>,
+        links: ForgeLinks,
     ) -> Result<(Outcome, Settle), StoreError> {
         let reason = self.config.redact(&reason);
         let retry = transient && !self.last_attempt;
@@ -215,6 +249,7 @@ impl Task<'_> {
             AttemptEnd::Failed {
                 reason: reason.clone(),
                 checkpoint,
+                links,
             }
         })
         .await?;

@@ -72,6 +72,8 @@ pub struct WorkerConfig {
     /// Where traces go: Langfuse (all three `LANGFUSE_*` variables), an OTLP collector
     /// (`OTEL_EXPORTER_OTLP_ENDPOINT`), both, or nowhere.
     pub tracing: crate::traces::TracingConfig,
+    /// GitHub, where the work of tasks on its repositories becomes pull requests.
+    pub github: Option<std::sync::Arc<openclaw_common::forge::github::GitHubConfig>>,
     /// Every secret value of this configuration, gathered once ([`WorkerConfig::secrets`]).
     secrets: crate::secrets::Secrets,
 }
@@ -156,7 +158,11 @@ impl WorkerConfig {
                     .into(),
             ));
         }
+        let repo_policy = RepoPolicy::from_env(&env)?;
+        let github = openclaw_common::forge::github::GitHubConfig::from_env(&env, &repo_policy)?
+            .map(std::sync::Arc::new);
         Ok(Self {
+            github,
             nats: NatsConfig::from_env(&env)?,
             agent,
             agents,
@@ -167,7 +173,7 @@ impl WorkerConfig {
                 .string("OPENCLAW_WORKER_ID")
                 .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
             work_dir: env.string("OPENCLAW_WORK_DIR").map(PathBuf::from),
-            repo_policy: RepoPolicy::from_env(&env)?,
+            repo_policy,
             llm: LlmConfig::from_reader(&env)?,
             tracing,
             secrets: crate::secrets::Secrets::default(),
@@ -192,7 +198,7 @@ impl WorkerConfig {
 
 impl WorkerConfig {
     /// Every configured secret value (LLM key, git token, ssh key and passphrase, NATS
-    /// password and token, Langfuse secret): what the worker takes out of everything it
+    /// password and token, Langfuse secret, GitHub token): what the worker takes out of everything it
     /// publishes that came from outside (gateway and git error messages, tool calls and
     /// output, streamed text), since a gateway may echo the key it refused and a model may
     /// repeat what it found.
@@ -209,6 +215,7 @@ impl WorkerConfig {
     /// for this, not as a setting).
     fn with_secrets(mut self, langfuse_secret: Option<&Secret>) -> Self {
         let auth = &self.nats.auth;
+        let forge_secrets = self.github.iter().flat_map(|g| g.secrets());
         self.secrets = crate::secrets::Secrets::new(
             [
                 self.llm.api_key.as_ref(),
@@ -221,6 +228,7 @@ impl WorkerConfig {
             ]
             .into_iter()
             .flatten()
+            .chain(forge_secrets)
             .map(|s| s.expose().to_owned()),
         );
         self

@@ -30,6 +30,7 @@ pub mod command_policy;
 pub mod commands;
 pub mod config;
 pub mod context;
+mod deliver;
 pub mod git;
 pub mod llm;
 pub mod paths;

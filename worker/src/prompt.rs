@@ -126,6 +126,7 @@ mod tests {
             created_at: openclaw_common::now(),
             history: Vec::new(),
             replay_of: None,
+            pull_request: None,
         }
     }
 

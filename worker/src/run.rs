@@ -408,7 +408,13 @@ impl Task<'_> {
         {
             info!(task_id = %id, commit = %c.sha, "the branch already holds this task's result");
             return self
-                .record_completion(&mut events, Some(c.sha.clone()), true, summary)
+                .record_completion(
+                    &mut events,
+                    &task_repo,
+                    Some(c),
+                    Some(c.sha.clone()),
+                    summary,
+                )
                 .await;
         }
         let secrets = self.config.secrets();
@@ -472,25 +478,25 @@ impl Task<'_> {
                 self.ended_early(
                     &mut events,
                     &task_repo,
-                    checkout.is_some(),
+                    checkout.as_ref(),
                     e.to_string(),
                     transient,
                 )
                 .await
             }
             Ok(LoopEnd::LimitReached(reason)) => {
-                self.ended_early(&mut events, &task_repo, checkout.is_some(), reason, false)
+                self.ended_early(&mut events, &task_repo, checkout.as_ref(), reason, false)
                     .await
             }
             Ok(LoopEnd::Stopped(Stop::Canceled)) => {
                 self.canceled(&mut events, "canceled while running").await
             }
             Ok(LoopEnd::Stopped(Stop::Terminated)) => {
-                self.interrupted(&mut events, &task_repo, checkout.is_some())
+                self.interrupted(&mut events, &task_repo, checkout.as_ref())
                     .await
             }
             Ok(LoopEnd::Answered(summary)) => {
-                self.finish(&mut events, &task_repo, checkout.is_some(), summary)
+                self.finish(&mut events, &task_repo, checkout.as_ref(), summary)
                     .await
             }
         }

@@ -8,7 +8,7 @@ use openclaw_common::egress::RepoUrl;
 use openclaw_common::ids::{AgentName, BranchName, TaskId};
 use openclaw_common::status::{TaskState, TaskStatus};
 use openclaw_common::store::Enqueued;
-use openclaw_common::task::{MAX_PROMPT_CHARS, TaskSpec};
+use openclaw_common::task::{MAX_PROMPT_CHARS, PullRequestAsk, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -32,6 +32,8 @@ pub struct SubmitTask {
     pub push_branch: Option<String>,
     pub model: Option<String>,
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `true`, `false` or `{draft?, title?, base?}`.
+    pub pull_request: Option<serde_json::Value>,
 }
 
 impl SubmitTask {
@@ -100,6 +102,13 @@ impl SubmitTask {
                 "model must be 1-200 printable characters",
             ));
         }
+        let pull_request = self
+            .pull_request
+            .map(|raw| pull_request_ask(&raw))
+            .transpose()?;
+        if pull_request.as_ref().is_some_and(|p| p.open) {
+            check_forge(state, repo.as_ref())?;
+        }
         Ok(TaskSpec {
             v: openclaw_common::SCHEMA_VERSION,
             id,
@@ -113,7 +122,83 @@ impl SubmitTask {
             created_at: openclaw_common::now(),
             history: Vec::new(),
             replay_of: None,
+            pull_request,
         })
+    }
+}
+
+/// The submit's `pull_request`: `true`, `false`, or `{draft?, title?, base?}` (which asks for
+/// one), each part checked and named when wrong.
+fn pull_request_ask(raw: &serde_json::Value) -> Result<PullRequestAsk, ApiError> {
+    const EXPECTED: &str = "pull_request must be true, false or {\"draft\": bool, \"title\": \"…\", \"base\": \"branch\"}";
+    let options = match raw {
+        serde_json::Value::Bool(open) => {
+            return Ok(PullRequestAsk {
+                open: *open,
+                ..PullRequestAsk::default()
+            });
+        }
+        serde_json::Value::Object(options) => options,
+        _ => return Err(ApiError::field("pull_request", EXPECTED)),
+    };
+    let mut ask = PullRequestAsk {
+        open: true,
+        ..PullRequestAsk::default()
+    };
+    for (key, value) in options {
+        match (key.as_str(), value) {
+            ("draft", serde_json::Value::Bool(draft)) => ask.draft = *draft,
+            ("title", serde_json::Value::String(title))
+                if !title.trim().is_empty()
+                    && title.chars().count() <= 256
+                    && !title.chars().any(char::is_control) =>
+            {
+                ask.title = Some(title.trim().to_owned());
+            }
+            ("title", _) => {
+                return Err(ApiError::field(
+                    "pull_request.title",
+                    "pull_request.title must be 1-256 printable characters",
+                ));
+            }
+            ("base", serde_json::Value::String(base)) => {
+                ask.base = Some(
+                    BranchName::parse(base)
+                        .map_err(|e| ApiError::field("pull_request.base", e.to_string()))?,
+                );
+            }
+            (other, _) => {
+                return Err(ApiError::field(
+                    &format!("pull_request.{other}"),
+                    EXPECTED.to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(ask)
+}
+
+/// A pull request needs a repository on a forge this deployment can open pull requests on.
+fn check_forge(state: &AppState, repo: Option<&RepoUrl>) -> Result<(), ApiError> {
+    let Some(repo) = repo else {
+        return Err(ApiError::field(
+            "pull_request",
+            "pull_request needs a repo: the task has none to open it on",
+        ));
+    };
+    match &state.config.github {
+        Some(github) if github.repo_of(repo).is_some() => Ok(()),
+        Some(github) => Err(ApiError::field(
+            "pull_request",
+            format!(
+                "pull requests are opened on {} repositories (owner/name) only; this repo is not one",
+                github.web_host
+            ),
+        )),
+        None => Err(ApiError::field(
+            "pull_request",
+            "this deployment has no forge to open pull requests on: set GITHUB_TOKEN or a GitHub App (OPENCLAW_GITHUB_APP_ID) on the bridge and the workers",
+        )),
     }
 }
 

@@ -44,8 +44,6 @@ pub struct GitHubConfig {
     /// the API's own host (Enterprise Server).
     pub web_host: String,
     pub auth: GitHubAuth,
-    /// `OPENCLAW_GITHUB_WEBHOOK_SECRET`: webhooks are refused without it.
-    pub webhook_secret: Option<Secret>,
 }
 
 impl std::fmt::Debug for GitHubConfig {
@@ -69,18 +67,8 @@ impl GitHubConfig {
     pub fn from_env(env: &EnvReader<'_>, policy: &RepoPolicy) -> Result<Option<Self>, ConfigError> {
         let token = env.secret("GITHUB_TOKEN");
         let app_id = env.string("OPENCLAW_GITHUB_APP_ID");
-        let webhook_secret = env.secret("OPENCLAW_GITHUB_WEBHOOK_SECRET");
         let auth = match (token, app_id) {
-            (None, None) => {
-                if webhook_secret.is_some() {
-                    return Err(ConfigError::Refused(
-                        "OPENCLAW_GITHUB_WEBHOOK_SECRET is set but neither GITHUB_TOKEN nor \
-                         OPENCLAW_GITHUB_APP_ID: the bridge could not answer on GitHub"
-                            .into(),
-                    ));
-                }
-                return Ok(None);
-            }
+            (None, None) => return Ok(None),
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Refused(
                     "both GITHUB_TOKEN and OPENCLAW_GITHUB_APP_ID are set: choose one".into(),
@@ -138,7 +126,6 @@ impl GitHubConfig {
             api_url,
             web_host,
             auth,
-            webhook_secret,
         }))
     }
 
@@ -171,11 +158,10 @@ impl GitHubConfig {
 
     /// The secrets of this configuration, for the redaction lists.
     pub fn secrets(&self) -> Vec<&Secret> {
-        let mut all: Vec<&Secret> = self.webhook_secret.iter().collect();
-        if let GitHubAuth::Token(token) = &self.auth {
-            all.push(token);
+        match &self.auth {
+            GitHubAuth::Token(token) => vec![token],
+            GitHubAuth::App { .. } => Vec::new(),
         }
-        all
     }
 }
 
@@ -248,7 +234,7 @@ impl PullRequestWire {
 }
 
 impl GitHub {
-    pub fn new(config: GitHubConfig) -> Result<Self, ForgeError> {
+    pub fn new(config: Arc<GitHubConfig>) -> Result<Self, ForgeError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             // The token goes to the API host only: a redirect elsewhere is not followed.
@@ -257,7 +243,7 @@ impl GitHub {
             .build()
             .map_err(|e| ForgeError::Invalid(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
-            config: Arc::new(config),
+            config,
             http,
             tokens: Arc::default(),
         })
@@ -613,11 +599,9 @@ mod tests {
     }
 
     #[test]
-    fn one_way_to_authenticate_and_a_secret_needs_one() {
+    fn one_way_to_authenticate() {
         let policy = RepoPolicy::default();
         assert!(config(&[], &policy).expect("nothing").is_none());
-        let err = config(&[("OPENCLAW_GITHUB_WEBHOOK_SECRET", "s")], &policy).expect_err("refused");
-        assert!(err.to_string().contains("GITHUB_TOKEN"), "{err}");
         let err = config(
             &[("GITHUB_TOKEN", "t"), ("OPENCLAW_GITHUB_APP_ID", "1")],
             &policy,
@@ -626,17 +610,11 @@ mod tests {
         assert!(err.to_string().contains("choose one"), "{err}");
         let err = config(&[("OPENCLAW_GITHUB_APP_ID", "1")], &policy).expect_err("refused");
         assert!(err.to_string().contains("PRIVATE_KEY_FILE"), "{err}");
-        let config = config(
-            &[
-                ("GITHUB_TOKEN", "ghp_secret"),
-                ("OPENCLAW_GITHUB_WEBHOOK_SECRET", "whs"),
-            ],
-            &policy,
-        )
-        .expect("valid")
-        .expect("configured");
+        let config = config(&[("GITHUB_TOKEN", "ghp_secret")], &policy)
+            .expect("valid")
+            .expect("configured");
         assert!(!format!("{config:?}").contains("ghp_secret"));
-        assert_eq!(config.secrets().len(), 2);
+        assert_eq!(config.secrets().len(), 1);
     }
 
     #[test]

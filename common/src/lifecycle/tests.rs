@@ -180,6 +180,7 @@ fn queued_task() -> TaskStatus {
         created_at: crate::now(),
         history: Vec::new(),
         replay_of: None,
+        pull_request: None,
     };
     TaskStatus::queued(&spec, 1)
 }
@@ -217,6 +218,7 @@ fn completed(summary: &str) -> EventKind {
         commit: Some("0123abcd".into()),
         branch: None,
         usage: None,
+        pull_request: None,
     }
 }
 
@@ -390,6 +392,7 @@ fn an_earlier_attempt_writes_nothing_once_a_later_one_has_claimed() {
     let end = AttemptEnd::Completed {
         commit: Some("abc".into()),
         summary: "stale".into(),
+        links: ForgeLinks::default(),
     };
     let before = s.clone();
     assert!(matches!(

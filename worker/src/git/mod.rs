@@ -138,6 +138,9 @@ pub struct Checkout {
     pub resumed: bool,
     /// The message of the commit checked out.
     pub message: String,
+    /// The branch the task started from (the one asked for, else the remote's default): what
+    /// its pull request merges into.
+    pub base_branch: String,
 }
 
 impl Checkout {
@@ -381,6 +384,7 @@ pub fn clone(
         branch: push_branch.to_string(),
         resumed,
         message: start.message().unwrap_or_default().to_owned(),
+        base_branch,
     })
 }
 
@@ -444,6 +448,36 @@ pub fn diff_text(repo: &TaskRepo, max: usize) -> Result<String, GitError> {
         out.push_str("\n[… the diff goes on; it was cut here …]\n");
     }
     Ok(out)
+}
+
+/// The paths `HEAD` changes against the fetched tip of `base` (`refs/remotes/origin/<base>`),
+/// sorted; empty when the base is not known.
+pub fn files_since(repo: &TaskRepo, base: &str) -> Result<Vec<String>, GitError> {
+    let repo = repo.open()?;
+    let Ok(base) = repo.find_reference(&tracking_ref(base)) else {
+        return Ok(Vec::new());
+    };
+    let base = base.peel_to_tree().map_err(GitError::classify)?;
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .map_err(GitError::classify)?;
+    let diff = repo
+        .diff_tree_to_tree(Some(&base), Some(&head), None)
+        .map_err(GitError::classify)?;
+    let mut files: Vec<String> = diff
+        .deltas()
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .or_else(|| d.old_file().path())
+                .and_then(|p| p.to_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
 }
 
 pub fn commit_all(

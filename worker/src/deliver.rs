@@ -1,0 +1,175 @@
+//! Where the work goes after its push: the pull request a task asks for — opened once,
+//! whatever retries, redeliveries or second workers happen (it is looked up by its head
+//! first) — and the forge links of the task's status.
+//!
+//! The forge's token is used here, in the worker process, and nowhere the agent reaches: the
+//! tools' children get a built environment without it, and the request goes to the configured
+//! API host only ([`openclaw_common::forge`]).
+
+use openclaw_common::forge::github::GitHub;
+use openclaw_common::forge::{self, NewPullRequest};
+use openclaw_common::lifecycle::ForgeLinks;
+use openclaw_common::task::PullRequestAsk;
+use tracing::{info, warn};
+
+use crate::git::{self, Checkout, TaskRepo};
+use crate::run::Task;
+
+/// What delivering the work gave: the links for the status, and what went wrong when a pull
+/// request was asked for and not opened (said in the task's summary or reason).
+pub(crate) struct Delivery {
+    pub links: ForgeLinks,
+    pub problem: Option<String>,
+}
+
+/// GitHub's limit on a pull request's body is 65,536 characters.
+const MAX_BODY_CHARS: usize = 60_000;
+
+impl Task<'_> {
+    /// The pull request this task asks for: its submit's word, else its agent profile's.
+    fn pull_request_ask(&self) -> Option<PullRequestAsk> {
+        match &self.spec.pull_request {
+            Some(ask) => ask.open.then(|| ask.clone()),
+            None => self
+                .config
+                .agents
+                .get(&self.spec.agent)
+                .is_some_and(|p| p.pull_request)
+                .then(|| PullRequestAsk {
+                    open: true,
+                    ..PullRequestAsk::default()
+                }),
+        }
+    }
+
+    /// The links of the task's pushed branch on its forge, opening the pull request it asks
+    /// for when there is a commit: a draft when `partial` (the work of a task that stopped
+    /// early) or asked so. `text` is the summary (or the reason the task stopped).
+    pub(crate) async fn deliver(
+        &self,
+        repo: &TaskRepo,
+        checkout: &Checkout,
+        text: &str,
+        has_commit: bool,
+        partial: bool,
+    ) -> Delivery {
+        let mut delivery = Delivery {
+            links: ForgeLinks::default(),
+            problem: None,
+        };
+        let ask = self.pull_request_ask();
+        let (Some(config), Some(url)) = (&self.config.github, &self.spec.repo) else {
+            if ask.is_some() && self.spec.pull_request.is_some() {
+                delivery.problem = Some("this worker has no forge configured".into());
+            }
+            return delivery;
+        };
+        let Some(forge_repo) = config.repo_of(url) else {
+            if ask.is_some() && self.spec.pull_request.is_some() {
+                delivery.problem = Some(format!(
+                    "the repository is not on {} (owner/name)",
+                    config.web_host
+                ));
+            }
+            return delivery;
+        };
+        let head = self.spec.push_branch.to_string();
+        let base = ask
+            .as_ref()
+            .and_then(|a| a.base.as_ref().map(ToString::to_string))
+            .unwrap_or_else(|| checkout.base_branch.clone());
+        delivery.links.compare_url = Some(config.compare_url(&forge_repo, &base, &head));
+        let Some(ask) = ask.filter(|_| has_commit) else {
+            return delivery;
+        };
+        let github = match GitHub::new(config.clone()) {
+            Ok(g) => g,
+            Err(e) => {
+                delivery.problem = Some(e.to_string());
+                return delivery;
+            }
+        };
+        // What the branch changes against the base the clone fetched.
+        let (r, fetched_base) = (repo.clone(), checkout.base_branch.clone());
+        let files = tokio::task::spawn_blocking(move || git::files_since(&r, &fetched_base))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let new = NewPullRequest {
+            head,
+            base,
+            title: self.pull_request_title(&ask, text, partial),
+            body: self.pull_request_body(text, &files, partial),
+            draft: ask.draft || partial,
+        };
+        match forge::ensure_pull_request(&github, &forge_repo, &new).await {
+            Ok(pr) => {
+                info!(task_id = %self.spec.id, url = %pr.url, number = pr.number, "pull request");
+                delivery.links.pull_request = Some(pr);
+            }
+            Err(e) => {
+                let problem = self.config.redact(&e.to_string());
+                warn!(task_id = %self.spec.id, %problem, "the pull request was not opened");
+                delivery.problem = Some(problem);
+            }
+        }
+        delivery
+    }
+
+    /// The submit's title, else the summary's first line (cut to 72 characters).
+    fn pull_request_title(&self, ask: &PullRequestAsk, text: &str, partial: bool) -> String {
+        if let Some(title) = &ask.title {
+            return title.clone();
+        }
+        let first = self
+            .config
+            .redact(text)
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| l.trim_start_matches('#').trim().to_owned())
+            .unwrap_or_else(|| format!("OpenClaw task {}", self.spec.id));
+        let mut title: String = first.chars().take(72).collect();
+        if first.chars().count() > 72 {
+            title.push('…');
+        }
+        if partial {
+            title = format!("Partial: {title}");
+        }
+        title
+    }
+
+    /// The summary, the files changed, what the task used and its id.
+    fn pull_request_body(&self, text: &str, files: &[String], partial: bool) -> String {
+        let mut body = String::new();
+        if partial {
+            body.push_str("**The task stopped before it finished; this is its work so far.**\n\n");
+        }
+        body.push_str(self.config.redact(text).trim());
+        body.push_str("\n\n");
+        if !files.is_empty() {
+            body.push_str(&format!("**Files changed** ({}):\n", files.len()));
+            for f in files.iter().take(100) {
+                body.push_str(&format!("- `{f}`\n"));
+            }
+            if files.len() > 100 {
+                body.push_str(&format!("- … and {} more\n", files.len() - 100));
+            }
+            body.push('\n');
+        }
+        let usage = self.attempt_usage();
+        body.push_str(&format!(
+            "---\nOpenClaw task `{}` · agent `{}` · model `{}` · this attempt: {}\n",
+            self.spec.id,
+            self.spec.agent,
+            self.model,
+            usage.summary()
+        ));
+        if body.chars().count() > MAX_BODY_CHARS {
+            body = body.chars().take(MAX_BODY_CHARS).collect();
+            body.push_str("\n\n[… cut …]\n");
+        }
+        body
+    }
+}
