@@ -233,6 +233,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::get))
         .route("/v1/tasks/{id}/events", get(events::stream))
+        .route("/v1/tasks/{id}/diff", get(tasks::diff))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/replay", post(tasks::replay))
         .route_layer(RequestTimeout::layer(state.config.request_timeout));

@@ -121,6 +121,7 @@ impl Grant {
             // its keys (other tasks' ids, no contents): ARCHITECTURE.md, "NATS".
             format!("$JS.API.STREAM.INFO.KV_{}", names::STATUS_BUCKET),
             events.clone(),
+            names::diff_subject(&task),
             format!("$KV.{}.{task}", names::STATUS_BUCKET),
             format!("$JS.API.DIRECT.GET.{}.{events}", names::EVENTS_STREAM),
             record(&task),
@@ -410,6 +411,7 @@ mod tests {
             );
             assert!(
                 subject.ends_with(&replay.to_string())
+                    || *subject == format!("openclaw.events.{replay}.diff")
                     || subject.ends_with(&format!("$KV.openclaw_tasks.{original}"))
                     || subject == "$JS.API.STREAM.INFO.KV_openclaw_tasks",
                 "{subject}"

@@ -23,7 +23,13 @@ pub enum ClientError {
     },
     #[error("unexpected answer from the bridge: {0}")]
     Decode(String),
+    /// A short id that names no recent task, or more than one.
+    #[error("{0}")]
+    Ambiguous(String),
 }
+
+/// How many recent tasks a short id is looked up among (the bridge lists at most 500).
+const SHORT_ID_WINDOW: usize = 500;
 
 /// The bridge at `base`, with an optional bearer token.
 pub struct ApiClient {
@@ -103,6 +109,67 @@ impl ApiClient {
             req = req.header("Idempotency-Key", key);
         }
         self.send(req).await
+    }
+
+    /// The full id `raw` names: a full id as it is, else the one recent task whose id starts
+    /// or ends with `raw` (UUIDv7 ids share their leading time digits, so the random tail —
+    /// the last 8 characters, as `list` shows them — is the short id that tells tasks apart).
+    pub async fn resolve(&self, raw: &str) -> Result<String, ClientError> {
+        let raw = raw.trim().to_ascii_lowercase();
+        if raw.len() == 36 {
+            return Ok(raw);
+        }
+        if raw.len() < 4 || !raw.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(ClientError::Ambiguous(format!(
+                "{raw:?} is not a task id: give the full id, or at least 4 of its first or last characters"
+            )));
+        }
+        let list = self.list(SHORT_ID_WINDOW, None, None).await?;
+        let ids: Vec<String> = list["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["id"].as_str())
+            .filter(|id| id.starts_with(&raw) || id.ends_with(&raw))
+            .map(str::to_owned)
+            .collect();
+        match ids.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ClientError::Ambiguous(format!(
+                "no task among the {SHORT_ID_WINDOW} most recent has an id starting or ending with {raw:?}"
+            ))),
+            many => Err(ClientError::Ambiguous(format!(
+                "{raw:?} names {} tasks ({}): give more characters",
+                many.len(),
+                many.join(", ")
+            ))),
+        }
+    }
+
+    /// `GET /v1/tasks/{id}/diff`: the task's changes as a patch.
+    pub async fn diff(&self, id: &str) -> Result<String, ClientError> {
+        let r = self
+            .request(reqwest::Method::GET, &format!("/v1/tasks/{id}/diff"))
+            .send()
+            .await
+            .map_err(|e| ClientError::Connection(describe(&e)))?;
+        let status = r.status();
+        let text = r
+            .text()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        let body: Value = serde_json::from_str(&text).unwrap_or_default();
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
+            message: body["error"]["message"]
+                .as_str()
+                .unwrap_or("request failed")
+                .to_owned(),
+        })
     }
 
     pub async fn status(&self, id: &str) -> Result<Value, ClientError> {

@@ -80,9 +80,18 @@ pub enum Command {
         /// Return after submitting instead of following.
         #[arg(long)]
         no_follow: bool,
+        /// Open a pull request for the work (on a forge the deployment is set up for).
+        #[arg(long)]
+        pull_request: bool,
+        /// Open the pull request as a draft (implies --pull-request).
+        #[arg(long)]
+        draft: bool,
     },
-    /// Show one task.
+    /// Show one task. Every command taking an id also takes a unique start or end of one (the
+    /// last 8 characters tell tasks apart).
     Status { id: String },
+    /// Print what a task's pushed branch changes against its base, as a patch.
+    Diff { id: String },
     /// List recent tasks, newest first.
     List {
         #[arg(long, default_value_t = 20)]
@@ -126,8 +135,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             model,
             idempotency_key,
             no_follow,
+            pull_request,
+            draft,
         } => {
             let mut body = json!({"prompt": prompt, "agent": agent});
+            if draft {
+                body["pull_request"] = json!({"draft": true});
+            } else if pull_request {
+                body["pull_request"] = json!(true);
+            }
             for (k, v) in [
                 ("repo", repo),
                 ("branch", branch),
@@ -143,14 +159,24 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Command::Replay { id, no_follow } => match client.replay(&id).await {
-            Ok(accepted) => started(&client, accepted, !no_follow, cli.json).await,
-            Err(e) => Err(e),
-        },
-        Command::Status { id } => client.status(&id).await.map(|s| {
-            print_value(&s, cli.json, render::status_text);
-            true
-        }),
+        Command::Replay { id, no_follow } => {
+            match async { client.replay(&client.resolve(&id).await?).await }.await {
+                Ok(accepted) => started(&client, accepted, !no_follow, cli.json).await,
+                Err(e) => Err(e),
+            }
+        }
+        Command::Status { id } => async { client.status(&client.resolve(&id).await?).await }
+            .await
+            .map(|s| {
+                print_value(&s, cli.json, render::status_text);
+                true
+            }),
+        Command::Diff { id } => async { client.diff(&client.resolve(&id).await?).await }
+            .await
+            .map(|diff| {
+                print!("{diff}");
+                true
+            }),
         Command::List {
             limit,
             status,
@@ -162,23 +188,28 @@ pub async fn run(cli: Cli) -> ExitCode {
                 print_value(&l, cli.json, render::list_text);
                 true
             }),
-        Command::Cancel { id } => client.cancel(&id).await.map(|c| {
-            print_value(&c, cli.json, |v| {
-                format!(
-                    "task {} {}",
-                    v["id"].as_str().unwrap_or(""),
-                    if v["status"] == "canceled" {
-                        "canceled"
-                    } else {
-                        "will stop at its next step"
-                    }
-                )
-            });
-            true
-        }),
-        Command::Logs { id, follow } => follow_task(&client, &id, follow, cli.json)
+        Command::Cancel { id } => async { client.cancel(&client.resolve(&id).await?).await }
             .await
-            .map(|end| end.is_none_or(|e| succeeded(&e))),
+            .map(|c| {
+                print_value(&c, cli.json, |v| {
+                    format!(
+                        "task {} {}",
+                        v["id"].as_str().unwrap_or(""),
+                        if v["status"] == "canceled" {
+                            "canceled"
+                        } else {
+                            "will stop at its next step"
+                        }
+                    )
+                });
+                true
+            }),
+        Command::Logs { id, follow } => match client.resolve(&id).await {
+            Ok(id) => follow_task(&client, &id, follow, cli.json)
+                .await
+                .map(|end| end.is_none_or(|e| succeeded(&e))),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

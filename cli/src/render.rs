@@ -164,10 +164,22 @@ pub fn status_text(s: &Value) -> String {
         ("commit", "commit"),
         ("error", "error"),
         ("replay of", "replay_of"),
+        ("compare", "compare_url"),
     ] {
         if let Some(v) = s[key].as_str() {
             out.push_str(&format!("\n  {label:<6} {v}"));
         }
+    }
+    if let Some(url) = s["pull_request"]["url"].as_str() {
+        out.push_str(&format!(
+            "\n  PR     #{} {url}{}",
+            s["pull_request"]["number"],
+            if s["pull_request"]["draft"] == true {
+                " (draft)"
+            } else {
+                ""
+            }
+        ));
     }
     out
 }

@@ -418,3 +418,45 @@ async fn status_and_list_show_why_a_task_waits_or_failed() {
     let (_, out, _) = output(&app, &["status", &waiting.to_string()]).await;
     assert!(out.contains("waiting no node for the worker pod"), "{out}");
 }
+
+#[tokio::test]
+async fn diff_prints_the_stored_patch_and_short_ids_name_one_task() {
+    let app = app().await;
+    let body = serde_json::json!({"repo": "https://example.com/o/r.git", "prompt": "p"});
+    let first = app.submit(&body).await;
+    let second = app.submit(&body).await;
+    let patch = "diff --git a/docs/a.md b/docs/a.md\n+# A\n";
+    app.stores().events.put_diff(&second, patch).await.unwrap();
+
+    // The random tail names the task; the time-ordered head the two share does not.
+    let full = second.to_string();
+    let tail = &full[full.len() - 8..];
+    let (code, stdout, stderr) = output(&app, &["diff", tail]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, patch);
+    let (code, stdout, _) = output(&app, &["status", tail]).await;
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with(&full), "{stdout}");
+    let shared: String = first
+        .to_string()
+        .chars()
+        .zip(full.chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    assert!(
+        shared.len() >= 4,
+        "UUIDv7 ids of one second share their head"
+    );
+    let (code, _, stderr) = output(&app, &["status", &shared[..shared.len().min(8)]]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("names 2 tasks"), "{stderr}");
+    let (code, _, stderr) = output(&app, &["status", "ffff0000"]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no task among"), "{stderr}");
+
+    // A task without pushed work says so.
+    let (code, _, stderr) = output(&app, &["diff", &first.to_string()]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("has pushed no work yet"), "{stderr}");
+}

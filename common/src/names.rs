@@ -50,6 +50,13 @@ pub fn event_subject(task: &TaskId) -> String {
     format!("openclaw.events.{task}")
 }
 
+/// Subject of a task's diff (its pushed branch against its base, capped), beside its events in
+/// the events stream; the last one is the task's (`GET /v1/tasks/{id}/diff`). Event readers
+/// filter on [`event_subject`] exactly, so they never see it.
+pub fn diff_subject(task: &TaskId) -> String {
+    format!("openclaw.events.{task}.diff")
+}
+
 /// Durable pull consumer the workers of `agent` fetch from.
 pub fn worker_consumer(agent: &AgentName) -> String {
     format!("worker-{agent}")

@@ -333,6 +333,10 @@ async fn a_copy_republished_by_hand_with_its_ticket_runs_as_a_replay_under_its_o
         &openclaw_tests::flow::borrowed(&nats_env),
     )
     .await;
+    // The per-task user may store the task's diff beside its events.
+    let diff = app.get(&format!("/v1/tasks/{first}/diff")).await;
+    assert_eq!(diff.status(), 200);
+    assert!(diff.text().await.unwrap().contains("+# Usage"));
 
     // The operator's copy (README, "Viewing and replaying tasks"): the stored body on the
     // same subject, a new message id, and the stored ticket.

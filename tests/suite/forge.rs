@@ -210,6 +210,18 @@ async fn a_task_that_asks_for_a_pull_request_completes_with_exactly_one() {
         .collect();
     assert_eq!(ops, ["pulls/list", "pulls/create"]);
 
+    // The task's diff against its base, as a patch.
+    let r = app.get(&format!("/v1/tasks/{id}/diff")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/x-diff; charset=utf-8");
+    let diff = r.text().await.unwrap();
+    assert!(
+        diff.contains("diff --git a/docs/USAGE.md b/docs/USAGE.md") && diff.contains("+# Usage"),
+        "{diff}"
+    );
+    let unknown = app.get(&format!("/v1/tasks/{}/diff", TaskId::new())).await;
+    expect_error(unknown, 404, "not_found", None).await;
+
     // The token is in no event, status, log line or commit.
     let said = everything_said(&app, &id, &worker, &forge.repo).await;
     assert!(said.contains(&url), "the check reads the right text");

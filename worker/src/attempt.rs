@@ -65,6 +65,9 @@ impl Task<'_> {
         let branch = checkout.map(|_| self.spec.push_branch.to_string());
         let links = match checkout {
             Some(checkout) => {
+                if commit_sha.is_some() {
+                    self.store_diff(repo, checkout).await;
+                }
                 let delivery = self
                     .deliver(repo, checkout, &summary, commit_sha.is_some(), false)
                     .await;
@@ -115,23 +118,26 @@ impl Task<'_> {
         repo: &TaskRepo,
         checkout: Option<&Checkout>,
     ) -> Result<(String, Option<String>), StoreError> {
-        if checkout.is_none() {
+        let Some(checkout) = checkout else {
             return Ok((String::new(), None));
-        }
+        };
         let message = format!(
             "OpenClaw checkpoint (attempt {})\n\nOpenClaw-Task: {}\nOpenClaw-Checkpoint: true\n",
             self.attempt, self.spec.id
         );
         Ok(
             match self.commit_and_push(events, repo, &message, true).await? {
-                Ok(Some(sha)) => (
-                    format!(
-                        "; partial work pushed to {} @ {}",
-                        self.spec.push_branch,
-                        &sha[..sha.len().min(12)]
-                    ),
-                    Some(sha),
-                ),
+                Ok(Some(sha)) => {
+                    self.store_diff(repo, checkout).await;
+                    (
+                        format!(
+                            "; partial work pushed to {} @ {}",
+                            self.spec.push_branch,
+                            &sha[..sha.len().min(12)]
+                        ),
+                        Some(sha),
+                    )
+                }
                 Ok(None) => ("; no changes to keep".to_owned(), None),
                 Err(e) => (format!("; the partial work could not be pushed: {e}"), None),
             },

@@ -24,8 +24,32 @@ pub(crate) struct Delivery {
 
 /// GitHub's limit on a pull request's body is 65,536 characters.
 const MAX_BODY_CHARS: usize = 60_000;
+/// The most of a task's diff that is stored (the events stream takes messages up to 1 MiB).
+const MAX_DIFF_BYTES: usize = 512 * 1024;
 
 impl Task<'_> {
+    /// Stores what the pushed branch changes against its base (capped, secrets taken out), for
+    /// `GET /v1/tasks/{id}/diff`. A failure is logged, not the task's: the branch holds the work.
+    pub(crate) async fn store_diff(&self, repo: &TaskRepo, checkout: &Checkout) {
+        let (r, base) = (repo.clone(), checkout.base_branch.clone());
+        let diff =
+            tokio::task::spawn_blocking(move || git::branch_diff_text(&r, &base, MAX_DIFF_BYTES))
+                .await;
+        let stored = match diff {
+            Ok(Ok(text)) => self
+                .stores
+                .events
+                .put_diff(&self.spec.id, &self.config.redact(&text))
+                .await
+                .map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = stored {
+            warn!(task_id = %self.spec.id, error = %e, "the task's diff was not stored");
+        }
+    }
+
     /// The pull request this task asks for: its submit's word, else its agent profile's.
     fn pull_request_ask(&self) -> Option<PullRequestAsk> {
         match &self.spec.pull_request {

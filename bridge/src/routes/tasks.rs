@@ -397,3 +397,22 @@ pub async fn cancel(
     )
         .into_response())
 }
+
+/// `GET /v1/tasks/{id}/diff`: what the task's pushed branch changes against its base, as its
+/// worker stored it at its last push (capped, secrets taken out), as `text/x-diff`.
+pub async fn diff(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_task_id(&id)?;
+    let stores = state.stores()?;
+    if stores.status_of(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no task {id}")));
+    }
+    let diff = stores.events.diff(&id).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "task {id} has pushed no work yet: its diff is stored with its commit"
+        ))
+    })?;
+    Ok(([(header::CONTENT_TYPE, "text/x-diff; charset=utf-8")], diff).into_response())
+}

@@ -51,6 +51,40 @@ impl EventLog {
         }
     }
 
+    /// Stores `diff` as task `task`'s diff, replacing any earlier one (readers take the last).
+    pub async fn put_diff(&self, task: &TaskId, diff: &str) -> Result<(), StoreError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            names::SCHEMA_HEADER,
+            crate::SCHEMA_VERSION.to_string().as_str(),
+        );
+        let failed = publish_error("diff");
+        let subject = names::diff_subject(task);
+        let payload = Bytes::copy_from_slice(diff.as_bytes());
+        retrying("store the diff", || async {
+            self.js
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                .await
+                .map_err(&failed)?
+                .await
+                .map_err(&failed)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Task `task`'s last stored diff, if it has one.
+    pub async fn diff(&self, task: &TaskId) -> Result<Option<String>, StoreError> {
+        let msg = last_on_subject(
+            &self.stream,
+            &names::diff_subject(task),
+            "read the diff",
+            self.reads,
+        )
+        .await?;
+        Ok(msg.map(|m| String::from_utf8_lossy(&m.payload).into_owned()))
+    }
+
     /// The last event of `task`, if any.
     pub async fn last_event(&self, task: &TaskId) -> Result<Option<TaskEvent>, StoreError> {
         Ok(self.last(task).await?.map(|(ev, _)| ev))

@@ -425,6 +425,21 @@ pub fn diff_text(repo: &TaskRepo, max: usize) -> Result<String, GitError> {
     let diff = repo
         .diff_tree_to_workdir(Some(&head), Some(&mut options))
         .map_err(GitError::classify)?;
+    patch_text(&diff, max)
+}
+
+/// What the committed `HEAD` changes against the fetched tip of `base`, as a patch of at most
+/// `max` bytes: the task's diff (`GET /v1/tasks/{id}/diff`). Empty when the base is unknown.
+pub fn branch_diff_text(repo: &TaskRepo, base: &str, max: usize) -> Result<String, GitError> {
+    let repo = repo.open()?;
+    match diff_since(&repo, base)? {
+        Some(diff) => patch_text(&diff, max),
+        None => Ok(String::new()),
+    }
+}
+
+/// `diff` as `git diff` prints it (with file headers), cut at `max` bytes with a note.
+fn patch_text(diff: &git2::Diff<'_>, max: usize) -> Result<String, GitError> {
     let mut out = String::new();
     let mut full = false;
     // Stops adding at `max`, whatever the diff's size.
@@ -450,21 +465,29 @@ pub fn diff_text(repo: &TaskRepo, max: usize) -> Result<String, GitError> {
     Ok(out)
 }
 
-/// The paths `HEAD` changes against the fetched tip of `base` (`refs/remotes/origin/<base>`),
-/// sorted; empty when the base is not known.
-pub fn files_since(repo: &TaskRepo, base: &str) -> Result<Vec<String>, GitError> {
-    let repo = repo.open()?;
+/// What `HEAD` changes against the fetched tip of `base` (`refs/remotes/origin/<base>`);
+/// `None` when the base is not known.
+fn diff_since<'r>(repo: &'r Repository, base: &str) -> Result<Option<git2::Diff<'r>>, GitError> {
     let Ok(base) = repo.find_reference(&tracking_ref(base)) else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let base = base.peel_to_tree().map_err(GitError::classify)?;
     let head = repo
         .head()
         .and_then(|h| h.peel_to_tree())
         .map_err(GitError::classify)?;
-    let diff = repo
-        .diff_tree_to_tree(Some(&base), Some(&head), None)
-        .map_err(GitError::classify)?;
+    repo.diff_tree_to_tree(Some(&base), Some(&head), None)
+        .map(Some)
+        .map_err(GitError::classify)
+}
+
+/// The paths `HEAD` changes against the fetched tip of `base`, sorted; empty when the base
+/// is not known.
+pub fn files_since(repo: &TaskRepo, base: &str) -> Result<Vec<String>, GitError> {
+    let repo = repo.open()?;
+    let Some(diff) = diff_since(&repo, base)? else {
+        return Ok(Vec::new());
+    };
     let mut files: Vec<String> = diff
         .deltas()
         .filter_map(|d| {
