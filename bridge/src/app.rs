@@ -45,6 +45,8 @@ pub struct Application {
 pub enum BuildError {
     #[error(transparent)]
     Nats(#[from] openclaw_common::store::StoreError),
+    #[error(transparent)]
+    Forge(#[from] openclaw_common::forge::ForgeError),
 }
 
 impl Application {
@@ -61,6 +63,7 @@ impl Application {
         )
         .await?;
         let trace_provider = config.tracing.provider("openclaw-bridge");
+        let config_github = config.github.clone();
         let state = AppState::new(Shared {
             tracer: trace_provider
                 .as_ref()
@@ -76,6 +79,10 @@ impl Application {
             started_unix: openclaw_common::now().unix_timestamp(),
             last_activity: Arc::new(std::sync::Mutex::new(openclaw_common::now())),
             dispatch_waiting: Arc::default(),
+            github: match &config_github {
+                Some(github) => Some(Arc::new(crate::webhooks::GitHubDoor::new(github.clone())?)),
+                None => None,
+            },
         });
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
@@ -246,6 +253,7 @@ pub fn router(state: AppState) -> Router {
     // Probes and scrapes come without the token (kubelet and Prometheus send none); they
     // reveal no secret and change nothing.
     let open = Router::new()
+        .route("/v1/webhooks/github", post(crate::webhooks::github))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))

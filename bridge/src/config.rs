@@ -112,6 +112,21 @@ pub struct BridgeConfig {
     /// GitHub (`GITHUB_TOKEN` or a GitHub App, `OPENCLAW_GITHUB_API_URL`): which repositories
     /// pull requests can be opened on, and the webhooks' secret.
     pub github: Option<std::sync::Arc<openclaw_common::forge::github::GitHubConfig>>,
+    /// GitHub webhooks (`OPENCLAW_GITHUB_WEBHOOK_SECRET`): `None` refuses them.
+    pub github_webhooks: Option<WebhookConfig>,
+}
+
+/// What turns a forge's webhook into a task.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The HMAC key the forge signs deliveries with.
+    pub secret: Secret,
+    /// `OPENCLAW_MENTION` (default `@openclaw`): a comment naming it asks for work.
+    pub mention: String,
+    /// `OPENCLAW_GITHUB_LABEL` (default `openclaw`): an issue given it asks for work.
+    pub label: String,
+    /// `OPENCLAW_WEBHOOK_AGENT` (default: the default agent): who works on issues.
+    pub agent: AgentName,
 }
 
 impl BridgeConfig {
@@ -260,7 +275,43 @@ impl BridgeConfig {
             .transpose()?;
         let github = openclaw_common::forge::github::GitHubConfig::from_env(&env, &repo_policy)?
             .map(std::sync::Arc::new);
+        let github_webhooks = match env.secret("OPENCLAW_GITHUB_WEBHOOK_SECRET") {
+            None => None,
+            Some(_) if github.is_none() => {
+                return Err(ConfigError::Refused(
+                    "OPENCLAW_GITHUB_WEBHOOK_SECRET is set but neither GITHUB_TOKEN nor \
+                     OPENCLAW_GITHUB_APP_ID: the bridge could not check who asks, nor answer"
+                        .into(),
+                ));
+            }
+            Some(secret) => {
+                let raw = env.string_or("OPENCLAW_WEBHOOK_AGENT", default_agent.as_str());
+                let agent = AgentName::parse(&raw)
+                    .ok()
+                    .filter(|a| agents.get(a).is_some())
+                    .ok_or_else(|| ConfigError::Invalid {
+                        var: "OPENCLAW_WEBHOOK_AGENT",
+                        value: raw.clone(),
+                        expected: "a configured agent".into(),
+                    })?;
+                let mention = env.string_or("OPENCLAW_MENTION", "@openclaw");
+                if mention.len() < 2 || mention.chars().any(char::is_whitespace) {
+                    return Err(ConfigError::Invalid {
+                        var: "OPENCLAW_MENTION",
+                        value: mention,
+                        expected: "a handle such as @openclaw".into(),
+                    });
+                }
+                Some(WebhookConfig {
+                    secret,
+                    mention,
+                    label: env.string_or("OPENCLAW_GITHUB_LABEL", "openclaw"),
+                    agent,
+                })
+            }
+        };
         Ok(Self {
+            github_webhooks,
             github,
             callout,
             instance_id,

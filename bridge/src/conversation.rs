@@ -190,6 +190,7 @@ impl ChatInput {
             replay_of: None,
             // The agent profile decides for chat tasks.
             pull_request: None,
+            origin: None,
         };
         let session = self.session.map(|key| {
             (

@@ -16,6 +16,9 @@ pub enum ApiError {
     },
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// A webhook whose signature does not verify; the message names the header.
+    #[error("{0}")]
+    BadSignature(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -45,7 +48,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -60,7 +63,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { .. } => "invalid_request",
-            Self::Unauthorized => "unauthorized",
+            Self::Unauthorized | Self::BadSignature(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",

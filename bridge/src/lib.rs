@@ -33,6 +33,7 @@ pub mod relay;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod webhooks;
 
 pub use app::Application;
 pub use config::BridgeConfig;

@@ -64,6 +64,12 @@ pub async fn watch(
                         state.metrics.task_usage(status.agent.as_str(), usage);
                     }
                     tokio::spawn(write_end_event_later(state.clone(), status.clone()));
+                    if status.origin.is_some() {
+                        tokio::spawn(crate::webhooks::answer::answer_end(
+                            state.clone(),
+                            status.clone(),
+                        ));
+                    }
                 }
                 if started.len() > REMEMBERED || ended.len() > REMEMBERED {
                     started.clear();

@@ -46,6 +46,8 @@ pub struct Shared {
     pub started: std::time::Instant,
     /// The same as a Unix time, for `/v1/models`.
     pub started_unix: i64,
+    /// GitHub, when configured: webhook answers and permission checks.
+    pub github: Option<Arc<crate::webhooks::GitHubDoor>>,
     /// Counters and gauges served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Why each agent's tasks wait, as the dispatcher last saw it (empty: nothing in the way);

@@ -18,6 +18,9 @@ pub const STATUS_BUCKET: &str = "openclaw_tasks";
 pub const LEASES_BUCKET: &str = "openclaw_leases";
 /// KV bucket mapping a conversation (session key) to the branch its tasks build on.
 pub const SESSIONS_BUCKET: &str = "openclaw_sessions";
+/// KV bucket mapping a forge's webhook delivery id to the task it made: a redelivered webhook
+/// makes no second task, whichever bridge it reaches, however late.
+pub const DELIVERIES_BUCKET: &str = "openclaw_deliveries";
 
 /// Subject a task is published on: one per task, under its agent, so the bridge reads a task
 /// by id without an index ([`task_subject_by_id`]) and an agent's workers filter on

@@ -89,6 +89,9 @@ pub struct TaskStatus {
     /// A forge page comparing the task's branch with its base, when the remote is a forge's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare_url: Option<String>,
+    /// The forge conversation the task was asked for in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::task::TaskOrigin>,
     /// Model calls, tokens, cost and worker time so far (summed over attempts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -144,6 +147,7 @@ impl TaskStatus {
             checkpoint: None,
             pull_request: None,
             compare_url: None,
+            origin: spec.origin.clone(),
             usage: None,
         }
     }

@@ -40,6 +40,25 @@ pub struct TaskSpec {
     /// What the submit said of a pull request; `None` leaves it to the agent profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequestAsk>,
+    /// The forge conversation the task was asked for in (a webhook's), answered there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<TaskOrigin>,
+}
+
+/// Where on a forge a task was asked for: the bridge answers there, in one comment it edits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOrigin {
+    /// `github`.
+    pub forge: String,
+    /// `owner/name`.
+    pub repo: String,
+    /// The issue or pull request the request was made on.
+    pub number: u64,
+    /// The bridge's comment there, edited with the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_id: Option<u64>,
+    /// Who asked (their forge login).
+    pub requested_by: String,
 }
 
 /// A submit's `pull_request` field (`true`, `false` or `{draft?, title?, base?}`), as stored.
@@ -56,6 +75,9 @@ pub struct PullRequestAsk {
     /// Branch to merge into instead of the task's base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<BranchName>,
+    /// The issue the pull request closes (`Closes #N` in its body): a webhook task's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closes: Option<u64>,
 }
 
 /// Who said a [`Turn`].

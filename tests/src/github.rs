@@ -9,6 +9,7 @@
 //! is exercised. State: pull requests, installation tokens (for a GitHub App whose key the test
 //! generates), issue comments and collaborators' permissions.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +32,17 @@ pub struct Recorded {
     pub authorization: Option<String>,
     /// The operation id the description gives it (`pulls/create`), empty when none matched.
     pub operation: String,
+}
+
+/// A comment on an issue or pull request.
+#[derive(Debug, Clone)]
+pub struct Comment {
+    pub id: u64,
+    pub repo: String,
+    pub number: u64,
+    pub body: String,
+    /// How many times it was edited.
+    pub edits: u32,
 }
 
 /// A pull request the server holds.
@@ -65,6 +77,9 @@ struct State {
     web: String,
     /// Held: the next create stores its pull request, says so here, and never answers.
     hold_create: Option<oneshot::Sender<u64>>,
+    comments: Vec<Comment>,
+    /// Users' permission levels (`admin`, `write`, `read`, …); others have `read`.
+    permissions: HashMap<String, String>,
 }
 
 /// The running server; stops when dropped.
@@ -170,6 +185,17 @@ impl ScriptedGitHub {
             ),
             ("OPENCLAW_GITHUB_API_URL".into(), self.api_url.clone()),
         ]
+    }
+
+    /// Gives `user` permission `level` (`write`, `admin`, `read`, `none`) on every repository.
+    pub fn set_permission(&self, user: &str, level: &str) {
+        self.lock()
+            .permissions
+            .insert(user.to_owned(), level.to_owned());
+    }
+
+    pub fn comments(&self) -> Vec<Comment> {
+        self.lock().comments.clone()
     }
 
     pub fn pulls(&self) -> Vec<Pull> {
@@ -517,6 +543,50 @@ fn answer(
             let pull = pull.clone();
             Ok((StatusCode::OK, pull_json(api.example(op, 200), &pull, &web)))
         }
+        "repos/get-collaborator-permission-level" => {
+            let user = param("username");
+            let level = s
+                .permissions
+                .get(&user)
+                .cloned()
+                .unwrap_or_else(|| "read".to_owned());
+            let mut example = api.example(op, 200);
+            example["permission"] = json!(level);
+            example["role_name"] = json!(level);
+            example["user"]["login"] = json!(user);
+            // GitHub's example user lacks the `role_name` its schema requires.
+            example["user"]["role_name"] = json!(level);
+            Ok((StatusCode::OK, example))
+        }
+        "issues/create-comment" => {
+            let number: u64 = param("issue_number").parse().unwrap_or(0);
+            let id = 1_000 + s.comments.len() as u64;
+            let body_text = field("body").as_str().unwrap_or("").to_owned();
+            s.comments.push(Comment {
+                id,
+                repo: repo.clone(),
+                number,
+                body: body_text.clone(),
+                edits: 0,
+            });
+            let mut example = api.example(op, 201);
+            example["id"] = json!(id);
+            example["body"] = json!(body_text);
+            Ok((StatusCode::CREATED, example))
+        }
+        "issues/update-comment" => {
+            let id: u64 = param("comment_id").parse().unwrap_or(0);
+            let Some(comment) = s.comments.iter_mut().find(|c| c.id == id && c.repo == repo) else {
+                return Err(error(StatusCode::NOT_FOUND, "Not Found"));
+            };
+            comment.body = field("body").as_str().unwrap_or("").to_owned();
+            comment.edits += 1;
+            let body_text = comment.body.clone();
+            let mut example = api.example(op, 200);
+            example["id"] = json!(id);
+            example["body"] = json!(body_text);
+            Ok((StatusCode::OK, example))
+        }
         other => {
             s.violations
                 .push(format!("the scripted server does not serve {other} yet"));
@@ -538,9 +608,75 @@ fn pull_json(mut example: Value, pull: &Pull, web: &str) -> Value {
     example["head"]["label"] = json!(format!("{owner}:{}", pull.head));
     example["base"]["ref"] = json!(pull.base);
     example["base"]["label"] = json!(format!("{owner}:{}", pull.base));
+    for side in ["head", "base"] {
+        example[side]["repo"]["full_name"] = json!(pull.repo);
+        example[side]["repo"]["name"] = json!(name);
+        example[side]["repo"]["owner"]["login"] = json!(owner);
+    }
     // No reviewers or teams here (and GitHub's example team lacks the `type` its schema
     // requires).
     example["requested_teams"] = json!([]);
     example["requested_reviewers"] = json!([]);
     example
+}
+
+/// One of GitHub's own example payloads of webhook `event` (npm `@octokit/webhooks-examples`),
+/// the first whose `action` is `action` and that `pick` accepts.
+pub fn webhook_example(event: &str, action: &str, pick: impl Fn(&Value) -> bool) -> Value {
+    use std::sync::OnceLock;
+    static ALL: OnceLock<Value> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        let path = crate::openapi::contract_dir().join("webhook-examples.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "GitHub's webhook examples are missing at {} ({e}): run `bash scripts/tools.sh`",
+                path.display()
+            )
+        });
+        serde_json::from_str(&text).expect("the examples are JSON")
+    });
+    all.as_array()
+        .expect("a list of events")
+        .iter()
+        .filter(|e| e["name"] == event)
+        .flat_map(|e| e["examples"].as_array().cloned().unwrap_or_default())
+        .find(|p| p["action"] == action && pick(p))
+        .unwrap_or_else(|| panic!("no {event}.{action} example fits"))
+}
+
+/// `payload` as if it were about `repo` (`owner/name`, cloned from `clone_url`) and sent by
+/// `sender`: the example's other fields stay GitHub's.
+pub fn about(mut payload: Value, repo: &str, clone_url: &str, sender: &str) -> Value {
+    let (owner, name) = repo.split_once('/').expect("owner/name");
+    payload["repository"]["full_name"] = json!(repo);
+    payload["repository"]["name"] = json!(name);
+    payload["repository"]["owner"]["login"] = json!(owner);
+    payload["repository"]["clone_url"] = json!(clone_url);
+    payload["sender"]["login"] = json!(sender);
+    payload["sender"]["type"] = json!("User");
+    payload
+}
+
+/// Delivers `payload` to a bridge's webhook route as GitHub does: the event and delivery id in
+/// their headers, the body signed with `secret` (`X-Hub-Signature-256`).
+pub async fn deliver(
+    bridge: &str,
+    secret: &str,
+    event: &str,
+    delivery: &str,
+    payload: &Value,
+) -> reqwest::Response {
+    let body = serde_json::to_vec(payload).expect("JSON");
+    let signature = openclaw_common::forge::webhook::github_signature(secret.as_bytes(), &body);
+    reqwest::Client::new()
+        .post(format!("{bridge}/v1/webhooks/github"))
+        .header("Content-Type", "application/json")
+        .header("User-Agent", "GitHub-Hookshot/test")
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", delivery)
+        .header("X-Hub-Signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("the bridge answers")
 }

@@ -84,6 +84,7 @@ pub fn doc_writer_task(repo: &str, prompt: &str) -> openclaw_common::task::TaskS
         history: Vec::new(),
         replay_of: None,
         pull_request: None,
+        origin: None,
     }
 }
 

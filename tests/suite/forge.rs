@@ -17,16 +17,16 @@ use serde_json::{Value, json};
 const GIT_TOKEN: &str = "git-token-for-the-test-forge";
 
 /// A repository at `octo-org/docs` on a git server whose host is the scripted GitHub's.
-struct Forge {
-    github: ScriptedGitHub,
-    repo: BareRepo,
-    git: GitHttpServer,
+pub(crate) struct Forge {
+    pub(crate) github: ScriptedGitHub,
+    pub(crate) repo: BareRepo,
+    pub(crate) git: GitHttpServer,
     /// The repository's clone URL.
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Forge {
-    async fn start(github: ScriptedGitHub) -> Self {
+    pub(crate) async fn start(github: ScriptedGitHub) -> Self {
         let repo = BareRepo::new();
         let path = repo.publish_as("octo-org", "docs");
         let git = GitHttpServer::start(repo.root(), "bot", GIT_TOKEN);
@@ -40,7 +40,7 @@ impl Forge {
     }
 
     /// The worker's git credentials for the git server, and `forge` settings.
-    fn worker_settings(&self, forge: &[(String, String)]) -> Vec<(String, String)> {
+    pub(crate) fn worker_settings(&self, forge: &[(String, String)]) -> Vec<(String, String)> {
         let mut all = vec![
             ("GIT_USERNAME".to_owned(), "bot".to_owned()),
             ("GIT_TOKEN".to_owned(), GIT_TOKEN.to_owned()),
@@ -54,7 +54,7 @@ impl Forge {
     }
 }
 
-fn pairs(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+pub(crate) fn pairs(settings: &[(String, String)]) -> Vec<(&str, &str)> {
     settings
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))

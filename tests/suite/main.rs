@@ -30,3 +30,4 @@ mod python;
 mod resilience;
 mod security;
 mod tools;
+mod webhooks;

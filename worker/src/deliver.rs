@@ -124,7 +124,7 @@ impl Task<'_> {
             head,
             base,
             title: self.pull_request_title(&ask, text, partial),
-            body: self.pull_request_body(text, &files, partial),
+            body: self.pull_request_body(text, &files, partial, ask.closes),
             draft: ask.draft || partial,
         };
         match forge::ensure_pull_request(&github, &forge_repo, &new).await {
@@ -165,8 +165,17 @@ impl Task<'_> {
     }
 
     /// The summary, the files changed, what the task used and its id.
-    fn pull_request_body(&self, text: &str, files: &[String], partial: bool) -> String {
+    fn pull_request_body(
+        &self,
+        text: &str,
+        files: &[String],
+        partial: bool,
+        closes: Option<u64>,
+    ) -> String {
         let mut body = String::new();
+        if let Some(issue) = closes {
+            body.push_str(&format!("Closes #{issue}.\n\n"));
+        }
         if partial {
             body.push_str("**The task stopped before it finished; this is its work so far.**\n\n");
         }

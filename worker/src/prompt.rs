@@ -127,6 +127,7 @@ mod tests {
             history: Vec::new(),
             replay_of: None,
             pull_request: None,
+            origin: None,
         }
     }
 

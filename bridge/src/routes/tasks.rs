@@ -123,6 +123,7 @@ impl SubmitTask {
             history: Vec::new(),
             replay_of: None,
             pull_request,
+            origin: None,
         })
     }
 }

@@ -9,7 +9,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::app::AppKey;
-use super::{Forge, ForgeError, ForgeRepo, NewPullRequest, PullRequestRef, PullRequestState};
+use super::{
+    CommentId, Forge, ForgeError, ForgeRepo, NewPullRequest, Permission, PullRequestHead,
+    PullRequestRef, PullRequestState,
+};
 use crate::backoff::Backoff;
 use crate::config::{ConfigError, EnvReader, Secret};
 use crate::egress::{RepoPolicy, RepoUrl};
@@ -504,6 +507,139 @@ impl Forge for GitHub {
 
     fn compare_url(&self, repo: &ForgeRepo, base: &str, head: &str) -> String {
         self.config.compare_url(repo, base, head)
+    }
+
+    async fn pull_request_head(
+        &self,
+        repo: &ForgeRepo,
+        number: u64,
+    ) -> Result<PullRequestHead, ForgeError> {
+        #[derive(Deserialize)]
+        struct Repo {
+            full_name: String,
+        }
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(rename = "ref")]
+            branch: String,
+            repo: Option<Repo>,
+        }
+        #[derive(Deserialize)]
+        struct Pull {
+            title: String,
+            state: String,
+            head: Head,
+        }
+        let pull: Pull = self
+            .call(
+                "reading a pull request",
+                Method::GET,
+                &[
+                    "repos",
+                    &repo.owner,
+                    &repo.name,
+                    "pulls",
+                    &number.to_string(),
+                ],
+                &[],
+                None,
+                repo,
+            )
+            .await?;
+        let own = pull
+            .head
+            .repo
+            .is_some_and(|r| r.full_name.eq_ignore_ascii_case(&repo.to_string()));
+        Ok(PullRequestHead {
+            branch: own.then_some(pull.head.branch),
+            title: pull.title,
+            open: pull.state == "open",
+        })
+    }
+
+    async fn permission(&self, repo: &ForgeRepo, user: &str) -> Result<Permission, ForgeError> {
+        #[derive(Deserialize)]
+        struct Level {
+            permission: String,
+        }
+        let level: Level = self
+            .call(
+                "reading a user's permission",
+                Method::GET,
+                &[
+                    "repos",
+                    &repo.owner,
+                    &repo.name,
+                    "collaborators",
+                    user,
+                    "permission",
+                ],
+                &[],
+                None,
+                repo,
+            )
+            .await?;
+        // `maintain` is reported as `write`, `triage` as `read` (GitHub's legacy levels).
+        Ok(match level.permission.as_str() {
+            "admin" | "maintain" | "write" => Permission::Write,
+            _ => Permission::Read,
+        })
+    }
+
+    async fn comment(
+        &self,
+        repo: &ForgeRepo,
+        number: u64,
+        body: &str,
+    ) -> Result<CommentId, ForgeError> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: u64,
+        }
+        let created: Created = self
+            .call(
+                "commenting",
+                Method::POST,
+                &[
+                    "repos",
+                    &repo.owner,
+                    &repo.name,
+                    "issues",
+                    &number.to_string(),
+                    "comments",
+                ],
+                &[],
+                Some(serde_json::json!({ "body": body })),
+                repo,
+            )
+            .await?;
+        Ok(CommentId(created.id))
+    }
+
+    async fn edit_comment(
+        &self,
+        repo: &ForgeRepo,
+        comment: CommentId,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        let _: serde_json::Value = self
+            .call(
+                "editing a comment",
+                Method::PATCH,
+                &[
+                    "repos",
+                    &repo.owner,
+                    &repo.name,
+                    "issues",
+                    "comments",
+                    &comment.0.to_string(),
+                ],
+                &[],
+                Some(serde_json::json!({ "body": body })),
+                repo,
+            )
+            .await?;
+        Ok(())
     }
 }
 

@@ -151,6 +151,44 @@ pub trait Forge: Send + Sync {
 
     /// A browser link comparing `head` with `base`.
     fn compare_url(&self, repo: &ForgeRepo, base: &str, head: &str) -> String;
+
+    /// Pull request `number`: its head branch (in `repo` itself, else `None`) and title.
+    fn pull_request_head(
+        &self,
+        repo: &ForgeRepo,
+        number: u64,
+    ) -> impl Future<Output = Result<PullRequestHead, ForgeError>> + Send;
+
+    /// What `user` may do in `repo`.
+    fn permission(
+        &self,
+        repo: &ForgeRepo,
+        user: &str,
+    ) -> impl Future<Output = Result<Permission, ForgeError>> + Send;
+
+    /// A new comment on issue or pull request `number`.
+    fn comment(
+        &self,
+        repo: &ForgeRepo,
+        number: u64,
+        body: &str,
+    ) -> impl Future<Output = Result<CommentId, ForgeError>> + Send;
+
+    fn edit_comment(
+        &self,
+        repo: &ForgeRepo,
+        comment: CommentId,
+        body: &str,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+}
+
+/// A pull request's head, as a follow-up needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestHead {
+    /// The head branch when it is in the repository itself (not a fork's).
+    pub branch: Option<String>,
+    pub title: String,
+    pub open: bool,
 }
 
 /// A pull request found by its head, with whether it is still open.

@@ -181,6 +181,7 @@ fn queued_task() -> TaskStatus {
         history: Vec::new(),
         replay_of: None,
         pull_request: None,
+        origin: None,
     };
     TaskStatus::queued(&spec, 1)
 }

@@ -255,6 +255,7 @@ pub struct Stores {
     pub status: StatusStore,
     pub sessions: SessionStore,
     pub leases: LeaseStore,
+    pub deliveries: DeliveryStore,
 }
 
 impl Stores {
@@ -279,6 +280,7 @@ impl Stores {
         };
         let sessions = bucket(names::SESSIONS_BUCKET).await?;
         let leases = bucket(names::LEASES_BUCKET).await?;
+        let deliveries = bucket(names::DELIVERIES_BUCKET).await?;
         Ok(Self {
             tasks: TaskQueue {
                 js: js.clone(),
@@ -288,6 +290,7 @@ impl Stores {
             status,
             sessions: SessionStore { kv: sessions },
             leases: LeaseStore { kv: leases },
+            deliveries: DeliveryStore { kv: deliveries },
             js,
         })
     }
@@ -366,6 +369,7 @@ impl Stores {
             names::STATUS_BUCKET,
             names::SESSIONS_BUCKET,
             names::LEASES_BUCKET,
+            names::DELIVERIES_BUCKET,
         ]
         .map(|b| format!("KV_{b}"));
         let streams = [names::TASKS_STREAM, names::EVENTS_STREAM]

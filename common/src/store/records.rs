@@ -206,6 +206,37 @@ impl SessionStore {
     }
 }
 
+/// Webhook deliveries in the deliveries bucket: which task each made.
+#[derive(Clone)]
+pub struct DeliveryStore {
+    pub(super) kv: kv::Store,
+}
+
+impl DeliveryStore {
+    /// Records that delivery `key` makes task `task`, unless it was recorded before: then the
+    /// task it made first (whichever bridge recorded it).
+    pub async fn claim(&self, key: &str, task: &TaskId) -> Result<Option<TaskId>, StoreError> {
+        let value = Bytes::from(task.to_string());
+        match self.kv.create(key, value).await {
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let Some((first, _)) =
+                    leader_entry(&self.kv, key, "read delivery", Reads::Leader).await?
+                else {
+                    return Err(StoreError::Contention(key.to_owned()));
+                };
+                TaskId::parse(&String::from_utf8_lossy(&first))
+                    .map(Some)
+                    .map_err(|_| StoreError::Corrupt {
+                        key: key.to_owned(),
+                        reason: "not a task id".into(),
+                    })
+            }
+            Err(e) => Err(unavailable("record delivery")(&e)),
+        }
+    }
+}
+
 /// Who holds a lease, until when.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Lease {

@@ -103,6 +103,7 @@ pub async fn ensure_all(
     ensure_bucket(js, status_bucket_config(cfg)).await?;
     ensure_bucket(js, sessions_bucket_config(cfg)).await?;
     ensure_bucket(js, leases_bucket_config(cfg)).await?;
+    ensure_bucket(js, deliveries_bucket_config(cfg)).await?;
     Ok(())
 }
 
@@ -194,6 +195,20 @@ pub fn leases_bucket_config(cfg: &NatsConfig) -> kv::Config {
         bucket: names::LEASES_BUCKET.to_owned(),
         description: "OpenClaw leases: which bridge instance dispatches workers.".to_owned(),
         history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    }
+}
+
+/// The webhook deliveries bucket: a delivery id is remembered for 7 days (GitHub redelivers
+/// deliveries of the last 3).
+pub fn deliveries_bucket_config(cfg: &NatsConfig) -> kv::Config {
+    kv::Config {
+        bucket: names::DELIVERIES_BUCKET.to_owned(),
+        description: "OpenClaw webhook deliveries: delivery id to the task it made.".to_owned(),
+        history: 1,
+        max_age: Duration::from_secs(7 * 24 * 3600),
         storage: stream::StorageType::File,
         num_replicas: cfg.replicas,
         ..Default::default()
