@@ -62,9 +62,15 @@ SETTINGS = [
     "CLUSTER_NAME", "EKS_CLUSTER_NAME", "OPENCLAW_QUEUE_TIMEOUT_SECS",
     # USD per worker hour (your worker nodes' price): each task's compute_cost_usd.
     "OPENCLAW_WORKER_COST_PER_HOUR",
+    # Pull requests and webhooks (README, "Pull requests and webhooks"): the token reaches the
+    # bridge and the doc-writer's workers, the webhook secret the bridge only.
+    "GITHUB_TOKEN", "OPENCLAW_GITHUB_API_URL", "OPENCLAW_GITHUB_WEBHOOK_SECRET", "OPENCLAW_MENTION",
 ]
 SECRET = {"LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN", "LANGFUSE_PUBLIC_KEY",
-          "LANGFUSE_SECRET_KEY", "GIT_TOKEN", "OPENCLAW_DOC_WRITER_GIT_TOKEN", "OPENCLAW_DEVOPS_GIT_TOKEN"}
+          "LANGFUSE_SECRET_KEY", "GIT_TOKEN", "OPENCLAW_DOC_WRITER_GIT_TOKEN", "OPENCLAW_DEVOPS_GIT_TOKEN",
+          "GITHUB_TOKEN", "OPENCLAW_GITHUB_WEBHOOK_SECRET"}
+# The agents whose workers open pull requests (their profiles' `pull_request = true`).
+PULL_REQUEST_AGENTS = ("doc-writer",)
 LANGFUSE_HOST = "http://langfuse-web.langfuse:3000"
 
 
@@ -319,6 +325,14 @@ def secrets_of(settings):
                 own[agent][k] = value
         if own[agent].get("GIT_TOKEN"):
             own[agent]["OPENCLAW_GIT_CREDENTIAL_HOSTS"] = settings.get("OPENCLAW_GIT_CREDENTIAL_HOSTS") or "github.com"
+    forge = {k: settings[k] for k in ("GITHUB_TOKEN", "OPENCLAW_GITHUB_API_URL") if settings.get(k)}
+    if forge.get("GITHUB_TOKEN"):
+        bridge.update(forge)
+        for agent in PULL_REQUEST_AGENTS:
+            own[agent].update(forge)
+        for k in ("OPENCLAW_GITHUB_WEBHOOK_SECRET", "OPENCLAW_MENTION"):
+            if settings.get(k):
+                bridge[k] = settings[k]
     out = {("openclaw", "openclaw-bridge"): bridge, ("openclaw", "openclaw-worker"): worker}
     if settings["OPENCLAW_NATS_AUTH"] == "true":
         users = {}
@@ -404,7 +418,8 @@ def check_prerequisites(settings, args):
 # uninstall it.
 NATS_RELEASE_DESCRIPTION = "installed by the OpenClaw install"
 STREAMS = ("OPENCLAW_TASKS", "OPENCLAW_EVENTS", "OPENCLAW_ADVISORIES",
-           "KV_openclaw_tasks", "KV_openclaw_sessions", "KV_openclaw_leases")
+           "KV_openclaw_tasks", "KV_openclaw_sessions", "KV_openclaw_leases",
+           "KV_openclaw_deliveries")
 
 
 def install_nats(args, operator_password):

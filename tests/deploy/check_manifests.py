@@ -1,5 +1,5 @@
 """Checks the rendered deploy/ manifests beyond their schemas: what the project promises about
-them. usage: BASE_YAML KEDA_YAML DEPLOY_DIR MONITORING_YAML"""
+them. usage: BASE_YAML KEDA_YAML DEPLOY_DIR MONITORING_YAML WEBHOOKS_YAML"""
 import json
 import pathlib
 import sys
@@ -10,6 +10,7 @@ base = list(yaml.safe_load_all(open(sys.argv[1])))
 keda = list(yaml.safe_load_all(open(sys.argv[2])))
 deploy = pathlib.Path(sys.argv[3])
 monitoring = list(yaml.safe_load_all(open(sys.argv[4])))
+webhooks = list(yaml.safe_load_all(open(sys.argv[5])))
 
 
 def one(docs, kind, name):
@@ -205,4 +206,16 @@ admitted = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
             for f in rule["from"] if "namespaceSelector" in f]
 assert "monitoring" in admitted and "openwebui" in admitted, admitted
 assert sm["spec"]["endpoints"][0]["port"] in [p["name"] for p in msvc["spec"]["ports"]]
+# The webhooks overlay publishes the webhook route and nothing else of the bridge: one
+# Ingress, every path under /v1/webhooks/ to the bridge Service; the base has no Ingress.
+assert not [d for d in base if d["kind"] == "Ingress"]
+ingresses = [d for d in webhooks if d["kind"] == "Ingress"]
+assert len(ingresses) == 1 and ingresses[0]["metadata"]["namespace"] == "openclaw", ingresses
+paths = [p for rule in ingresses[0]["spec"]["rules"] for p in rule["http"]["paths"]]
+assert paths and all(p["path"].startswith("/v1/webhooks/") and p["pathType"] == "Prefix" for p in paths), paths
+assert all(p["backend"]["service"] == {"name": "openclaw", "port": {"number": 8080}} for p in paths), paths
+admitted = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for rule in one(webhooks, "NetworkPolicy", "openclaw")["spec"]["ingress"]
+            for f in rule["from"] if "namespaceSelector" in f]
+assert "ingress-nginx" in admitted and "openwebui" in admitted, admitted
 print("manifests: ok")

@@ -25,7 +25,7 @@ for p in (base_p, keda_p, karpenter_p):
     docs += [d for d in yaml.safe_load_all(open(p)) if d]
 agents = [a["name"] for a in tomllib.loads((root / "deploy/base/agents.toml").read_text())["agent"]]
 streams = {json.loads((root / f"nats/{f}.json").read_text())["name"] for f in ("tasks", "events")}
-buckets = {"openclaw_tasks", "openclaw_sessions", "openclaw_leases"}
+buckets = {"openclaw_tasks", "openclaw_sessions", "openclaw_leases", "openclaw_deliveries"}
 EXTERNAL = {"nats", "litellm", "langfuse"}  # installed by others, named by the page
 SECRETS = {"openclaw-bridge", "openclaw-worker"}  # made by deploy/install.py
 KINDS = {"svc": "Service", "service": "Service", "deployment": "Deployment", "configmap": "ConfigMap",

@@ -88,7 +88,7 @@ bin = stand_ins("purge")
 out, calls = install(bin, "--purge", script="uninstall.sh")
 assert out.returncode == 1, out.stderr
 for stream in ("OPENCLAW_TASKS", "OPENCLAW_EVENTS", "OPENCLAW_ADVISORIES", "KV_openclaw_tasks",
-               "KV_openclaw_sessions", "KV_openclaw_leases"):
+               "KV_openclaw_sessions", "KV_openclaw_leases", "KV_openclaw_deliveries"):
     assert f"kubectl -n nats exec deploy/nats-box -- nats stream rm -f {stream}" in calls, (stream, calls)
 assert "helm uninstall nats -n nats" in calls, calls
 assert any("delete secret openclaw-nats-users" in c for c in calls), calls

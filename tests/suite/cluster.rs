@@ -310,6 +310,7 @@ async fn cluster_ready(cluster: &NatsCluster, js: &async_nats::jetstream::Contex
                 names::STATUS_BUCKET,
                 names::SESSIONS_BUCKET,
                 names::LEASES_BUCKET,
+                names::DELIVERIES_BUCKET,
             ]
             .map(|b| format!("KV_{b}")),
         )

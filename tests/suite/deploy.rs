@@ -24,6 +24,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
     let monitoring = render("deploy/overlays/monitoring", tmp.path());
     let karpenter = render("deploy/overlays/karpenter", tmp.path());
     let auto_mode = render("deploy/overlays/eks-auto-mode", tmp.path());
+    let webhooks = render("deploy/overlays/webhooks", tmp.path());
 
     // Core objects against the Kubernetes schemas, unknown fields refused.
     let validate = python().parent().unwrap().join("kubernetes-validate");
@@ -46,6 +47,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
         .args(["--strict", "-k", "1.33.0"])
         .arg(&base)
         .arg(&keda)
+        .arg(&webhooks)
         .args(&templates));
     assert!(
         out.contains("passed for resource deployment/openclaw"),
@@ -77,6 +79,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
             keda.to_str().unwrap(),
             deploy.to_str().unwrap(),
             monitoring.to_str().unwrap(),
+            webhooks.to_str().unwrap(),
         ],
     )
     .await;
@@ -233,7 +236,7 @@ fn rendered_env(
     let worker = both.remove("worker").unwrap();
     // Each agent's pod holds its own NATS user and git credentials and no other agent's.
     for (own, other) in [(&worker, &devops), (&devops, &worker)] {
-        for key in ["NATS_PASSWORD", "GIT_TOKEN"] {
+        for key in ["NATS_PASSWORD", "GIT_TOKEN", "GITHUB_TOKEN"] {
             if let Some(secret) = other.get(key) {
                 assert!(
                     !own.values().any(|v| v == secret),
@@ -267,7 +270,8 @@ async fn the_kits_default_env_renders_a_bridge_and_worker_that_complete_a_task()
                 "LITELLM_API_KEY={}\nLANGFUSE_PUBLIC_KEY=lf_pk_1234567890\n\
                  LANGFUSE_SECRET_KEY=lf_sk_1234567890\n\
                  OPENCLAW_DOC_WRITER_GIT_USERNAME=doc-bot\nOPENCLAW_DOC_WRITER_GIT_TOKEN=ghp_doc_writer_1\n\
-                 OPENCLAW_DEVOPS_GIT_TOKEN=ghp_devops_2\n",
+                 OPENCLAW_DEVOPS_GIT_TOKEN=ghp_devops_2\nGITHUB_TOKEN=ghp_forge_3\n\
+                 OPENCLAW_GITHUB_WEBHOOK_SECRET=whsec_4\n",
                 openclaw_tests::worker::TEST_LLM_KEY
             ),
         )
@@ -277,6 +281,12 @@ async fn the_kits_default_env_renders_a_bridge_and_worker_that_complete_a_task()
         assert_eq!(worker_env["GIT_TOKEN"], "ghp_doc_writer_1");
         assert_eq!(worker_env["GIT_USERNAME"], "doc-bot");
         assert_eq!(worker_env["OPENCLAW_GIT_CREDENTIAL_HOSTS"], "github.com");
+        // The forge token reaches the bridge and the doc-writer (which opens pull requests);
+        // the webhook secret the bridge only.
+        assert_eq!(bridge_env["GITHUB_TOKEN"], "ghp_forge_3");
+        assert_eq!(worker_env["GITHUB_TOKEN"], "ghp_forge_3");
+        assert_eq!(bridge_env["OPENCLAW_GITHUB_WEBHOOK_SECRET"], "whsec_4");
+        assert!(!worker_env.contains_key("OPENCLAW_GITHUB_WEBHOOK_SECRET"));
         let langfuse_vars = [
             "LANGFUSE_HOST",
             "LANGFUSE_PUBLIC_KEY",
