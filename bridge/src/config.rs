@@ -127,6 +127,12 @@ pub struct WebhookConfig {
     pub label: String,
     /// `OPENCLAW_WEBHOOK_AGENT` (default: the default agent): who works on issues.
     pub agent: AgentName,
+    /// `OPENCLAW_DELETE_CLOSED_BRANCHES` (default false): a task's branch is deleted when its
+    /// pull request is closed or merged.
+    pub delete_closed_branches: bool,
+    /// `OPENCLAW_WEBHOOK_REPLY_TO_READERS` (default false): a user who may not write and asks
+    /// for work gets one reply saying so (otherwise nothing).
+    pub reply_to_readers: bool,
 }
 
 impl BridgeConfig {
@@ -307,6 +313,8 @@ impl BridgeConfig {
                     mention,
                     label: env.string_or("OPENCLAW_GITHUB_LABEL", "openclaw"),
                     agent,
+                    delete_closed_branches: env.bool("OPENCLAW_DELETE_CLOSED_BRANCHES", false)?,
+                    reply_to_readers: env.bool("OPENCLAW_WEBHOOK_REPLY_TO_READERS", false)?,
                 })
             }
         };

@@ -181,3 +181,43 @@ pub async fn follow(
     .take_until(shutdown.cancelled_owned());
     Ok(pieces)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_closing_line_names_the_commit_branch_and_pull_request() {
+        let event = |kind| TaskEvent {
+            v: openclaw_common::SCHEMA_VERSION,
+            task_id: TaskId::new(),
+            seq: 9,
+            ts: openclaw_common::now(),
+            attempt: 1,
+            kind,
+        };
+        let completed = |draft| EventKind::Completed {
+            summary: "Wrote the guide".into(),
+            commit: Some("0123456789abcdef".into()),
+            branch: Some("openclaw/x".into()),
+            usage: None,
+            pull_request: Some(openclaw_common::forge::PullRequestRef {
+                url: "https://github.com/o/r/pull/7".into(),
+                number: 7,
+                draft,
+            }),
+        };
+        let text = |kind| match Renderer::default().render(&event(kind)) {
+            Some(Piece::End { text, error, .. }) => {
+                assert!(error.is_none());
+                text
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            text(completed(false)),
+            "**Done: commit 0123456789 on branch openclaw/x. Pull request #7: https://github.com/o/r/pull/7**\n"
+        );
+        assert!(text(completed(true)).contains("Draft pull request #7"));
+    }
+}

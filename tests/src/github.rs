@@ -78,6 +78,8 @@ struct State {
     /// Held: the next create stores its pull request, says so here, and never answers.
     hold_create: Option<oneshot::Sender<u64>>,
     comments: Vec<Comment>,
+    /// Refs deleted (`heads/<branch>`).
+    deleted_refs: Vec<String>,
     /// Users' permission levels (`admin`, `write`, `read`, …); others have `read`.
     permissions: HashMap<String, String>,
 }
@@ -192,6 +194,11 @@ impl ScriptedGitHub {
         self.lock()
             .permissions
             .insert(user.to_owned(), level.to_owned());
+    }
+
+    /// The refs deleted through the API (`heads/<branch>`).
+    pub fn deleted_refs(&self) -> Vec<String> {
+        self.lock().deleted_refs.clone()
     }
 
     pub fn comments(&self) -> Vec<Comment> {
@@ -369,6 +376,9 @@ async fn handle(
 }
 
 fn reply((status, body): (StatusCode, Value)) -> Response {
+    if status == StatusCode::NO_CONTENT {
+        return status.into_response();
+    }
     (status, axum::Json(body)).into_response()
 }
 
@@ -542,6 +552,10 @@ fn answer(
             }
             let pull = pull.clone();
             Ok((StatusCode::OK, pull_json(api.example(op, 200), &pull, &web)))
+        }
+        "git/delete-ref" => {
+            s.deleted_refs.push(param("ref"));
+            Ok((StatusCode::NO_CONTENT, Value::Null))
         }
         "repos/get-collaborator-permission-level" => {
             let user = param("username");

@@ -59,6 +59,31 @@ impl OpenApi {
         let paths = self.doc["paths"].as_object().expect("paths");
         for (template, item) in paths {
             let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+            if item.get(&method).is_none() {
+                continue;
+            }
+            // A last parameter marked `x-multi-segment` (a git ref, a file path) takes the
+            // rest of the path, slashes included.
+            let multi = parts
+                .last()
+                .and_then(|p| p.strip_prefix('{')?.strip_suffix('}'))
+                .is_some_and(|name| {
+                    item[&method]["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| self.resolve(p))
+                        .any(|p| p["name"] == name && p["x-multi-segment"] == true)
+                });
+            let segments: Vec<String> = if multi && segments.len() > parts.len() {
+                let (head, rest) = segments.split_at(parts.len() - 1);
+                head.iter()
+                    .map(|s| (*s).to_owned())
+                    .chain(std::iter::once(rest.join("/")))
+                    .collect()
+            } else {
+                segments.iter().map(|s| (*s).to_owned()).collect()
+            };
             if parts.len() != segments.len() {
                 continue;
             }
@@ -66,14 +91,14 @@ impl OpenApi {
             let mut literal = 0;
             let matched = parts.iter().zip(&segments).all(|(part, seg)| {
                 if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                    params.push((name.to_owned(), (*seg).to_owned()));
+                    params.push((name.to_owned(), seg.clone()));
                     !seg.is_empty()
                 } else {
                     literal += 1;
                     part == seg
                 }
             });
-            if !matched || item.get(&method).is_none() {
+            if !matched {
                 continue;
             }
             if best.as_ref().is_none_or(|(l, _)| literal > *l) {

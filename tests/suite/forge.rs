@@ -413,3 +413,75 @@ async fn a_pull_request_field_that_cannot_be_honoured_is_refused_at_submit() {
     let body = expect_error(r, 400, "invalid_request", Some("pull_request")).await;
     assert!(body.to_string().contains("GITHUB_TOKEN"), "{body}");
 }
+
+#[tokio::test]
+async fn work_stopped_by_a_limit_is_opened_as_a_draft_pull_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.toml");
+    std::fs::write(
+        &agents,
+        r#"
+[[agent]]
+name = "writer"
+system_prompt = "You are writer."
+tools = ["list_files", "read_file", "write_file"]
+pull_request = true
+limits = { max_steps = 2, max_tokens = 100000, max_wall_secs = 60 }
+"#,
+    )
+    .unwrap();
+    let agents = agents.to_str().unwrap();
+    let forge = Forge::start(ScriptedGitHub::start().await).await;
+    let mut settings = forge.github.token_env();
+    settings.push(("OPENCLAW_AGENTS".into(), agents.into()));
+    let app = app_without_dispatch(&pairs(&settings)).await;
+    // The profile opens pull requests; the submit does not say.
+    let id = app
+        .submit(&json!({"repo": forge.url, "agent": "writer", "prompt": "Document everything"}))
+        .await;
+    let write = |path: &str| {
+        openclaw_tests::llm::Reply::tool("write_file", json!({"path": path, "content": "# x\n"}))
+    };
+    let llm = ScriptedLlm::queue(vec![
+        write("docs/a.md"),
+        write("docs/b.md"),
+        write("docs/c.md"),
+    ])
+    .await;
+    let mut worker_settings = forge.worker_settings(&settings);
+    worker_settings.push(("OPENCLAW_AGENT".into(), "writer".into()));
+    let mut worker =
+        WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &pairs(&worker_settings)));
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    let events = events_until_end(&app, &id).await;
+    let reason = match &events.last().unwrap().kind {
+        EventKind::Failed { reason, .. } => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    let pulls = forge.github.pulls();
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    let url = format!(
+        "http://{}/octo-org/docs/pull/{}",
+        forge.github.web, pulls[0].number
+    );
+    assert!(
+        reason.starts_with("step limit of 2 reached; partial work pushed to ")
+            && reason.ends_with(&format!("; draft pull request: {url}")),
+        "{reason}"
+    );
+    assert!(pulls[0].draft);
+    assert!(
+        pulls[0].title.starts_with("Partial: "),
+        "{}",
+        pulls[0].title
+    );
+    assert!(
+        pulls[0]
+            .body
+            .starts_with("**The task stopped before it finished")
+    );
+    let status = app.status(&id).await;
+    assert_eq!(status["pull_request"]["draft"], true, "{status}");
+    assert_eq!(status["status"], "failed");
+    forge.github.assert_contract();
+}

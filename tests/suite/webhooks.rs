@@ -277,3 +277,70 @@ async fn a_review_comment_on_a_tasks_pull_request_continues_on_its_branch() {
     assert_eq!(kinds(&events).last(), Some(&"completed"));
     forge.github.assert_contract();
 }
+
+#[tokio::test]
+async fn closing_a_tasks_pull_request_deletes_its_branch_when_configured() {
+    let forge = Forge::start(ScriptedGitHub::start().await).await;
+    let mut env = forge.github.token_env();
+    env.push(("OPENCLAW_GITHUB_WEBHOOK_SECRET".into(), SECRET.into()));
+    let keep = app_without_dispatch(&pairs(&env)).await;
+    env.push(("OPENCLAW_DELETE_CLOSED_BRANCHES".into(), "true".into()));
+    let delete = {
+        let mut b = TestApp::builder().nats(keep.nats.alias());
+        for (k, v) in &env {
+            b = b.env(k, v.clone());
+        }
+        b.spawn().await
+    };
+    let id = keep
+        .submit(&json!({"repo": forge.url, "prompt": "Document it", "pull_request": true}))
+        .await;
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    run_to_completion(&keep, &forge, &llm, &id).await;
+    let pull = forge.github.pulls()[0].clone();
+
+    let mut payload = about(
+        webhook_example("pull_request", "closed", |_| true),
+        "octo-org/docs",
+        &forge.url,
+        "merge-queue",
+    );
+    payload["pull_request"]["number"] = json!(pull.number);
+    payload["pull_request"]["merged"] = json!(true);
+    payload["pull_request"]["head"]["ref"] = json!(pull.head);
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!("octo-org/docs");
+    // Off by default: the branch stays.
+    let r = deliver(&keep.base, SECRET, "pull_request", "d-closed-1", &payload).await;
+    assert_eq!(r.status(), 200);
+    assert!(forge.github.deleted_refs().is_empty());
+    // On: the task's branch goes.
+    let r = deliver(&delete.base, SECRET, "pull_request", "d-closed-2", &payload).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        forge.github.deleted_refs(),
+        [format!("heads/{}", pull.head)]
+    );
+    // A branch that is no task's stays.
+    payload["pull_request"]["head"]["ref"] = json!("feature/mine");
+    let r = deliver(&delete.base, SECRET, "pull_request", "d-closed-3", &payload).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(forge.github.deleted_refs().len(), 1);
+    forge.github.assert_contract();
+}
+
+#[tokio::test]
+async fn a_reader_is_told_once_when_the_deployment_says_so() {
+    let forge = Forge::start(ScriptedGitHub::start().await).await;
+    let mut env = forge.github.token_env();
+    env.push(("OPENCLAW_GITHUB_WEBHOOK_SECRET".into(), SECRET.into()));
+    env.push(("OPENCLAW_WEBHOOK_REPLY_TO_READERS".into(), "true".into()));
+    let app = app_without_dispatch(&pairs(&env)).await;
+    let payload = issue_comment(&forge, "octo-reader", "@openclaw rewrite everything");
+    let r = deliver(&app.base, SECRET, "issue_comment", "d-polite", &payload).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(task_count(&app).await, 0);
+    let comments = forge.github.comments();
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].body.contains("@octo-reader") && comments[0].body.contains("may write"));
+    forge.github.assert_contract();
+}

@@ -111,6 +111,9 @@ pub async fn github(
     let asked = trigger::trigger(event, &payload, &hooks.mention, &hooks.label);
     let request = match asked {
         Trigger::Ignore(why) => return Ok(ignored(&why)),
+        Trigger::Closed { repo, branch } => {
+            return closed(&state, door, hooks, &repo, &branch).await;
+        }
         request => request,
     };
     match task_for(&state, door, hooks, request).await? {
@@ -144,11 +147,21 @@ async fn task_for(
     hooks: &crate::config::WebhookConfig,
     request: Trigger,
 ) -> Result<Planned, ApiError> {
-    let (payload_repo, sender) = match &request {
-        Trigger::Issue { repo, sender, .. } | Trigger::PullRequest { repo, sender, .. } => {
-            (repo.clone(), sender.clone())
+    let (payload_repo, sender, asked_on) = match &request {
+        Trigger::Issue {
+            repo,
+            sender,
+            number,
+            ..
         }
+        | Trigger::PullRequest {
+            repo,
+            sender,
+            number,
+            ..
+        } => (repo.clone(), sender.clone(), *number),
         Trigger::Ignore(why) => return Ok(Planned::Ignore(why.clone())),
+        Trigger::Closed { .. } => return Ok(Planned::Ignore("not a request for work".into())),
     };
     let sender = &sender;
     let Some((url, repo)) = own_repo(state, door, &payload_repo) else {
@@ -158,6 +171,16 @@ async fn task_for(
         )));
     };
     if !door.may_write(&repo, sender).await.map_err(forge_failure)? {
+        if hooks.reply_to_readers {
+            let reply = format!(
+                "{}\n@{sender}: only people who may write to {repo} can ask me for work here.",
+                trigger::COMMENT_MARKER
+            );
+            door.client
+                .comment(&repo, asked_on, &reply)
+                .await
+                .map_err(forge_failure)?;
+        }
         return Ok(Planned::Ignore(format!(
             "{sender} may not write to {repo}, so may not ask for work there"
         )));
@@ -284,6 +307,7 @@ async fn task_for(
             }
         }
         Trigger::Ignore(why) => return Ok(Planned::Ignore(why)),
+        Trigger::Closed { .. } => return Ok(Planned::Ignore("not a request for work".into())),
     };
     let number = spec.origin.as_ref().map_or(0, |o| o.number);
     Ok(Planned::Task(Box::new(spec), repo, number))
@@ -354,4 +378,40 @@ async fn queue(
         Json(json!({ "task": id, "status_url": format!("/v1/tasks/{id}") })),
     )
         .into_response())
+}
+
+/// A pull request was closed: its branch is deleted when the deployment says so and it is a
+/// task's (`openclaw/<id>` of a task this deployment knows) on a repository it works on.
+async fn closed(
+    state: &AppState,
+    door: &GitHubDoor,
+    hooks: &crate::config::WebhookConfig,
+    named: &PayloadRepo,
+    branch: &str,
+) -> Result<Response, ApiError> {
+    if !hooks.delete_closed_branches {
+        return Ok(ignored(
+            "deleting the branches of closed pull requests is off (OPENCLAW_DELETE_CLOSED_BRANCHES)",
+        ));
+    }
+    let Some(task) = branch
+        .strip_prefix("openclaw/")
+        .and_then(|t| TaskId::parse(t).ok())
+    else {
+        return Ok(ignored("the pull request's branch is not a task's"));
+    };
+    if state.stores()?.status_of(&task).await?.is_none() {
+        return Ok(ignored(
+            "the branch names a task this deployment does not know",
+        ));
+    }
+    let Some((_, repo)) = own_repo(state, door, named) else {
+        return Ok(ignored("not a repository this deployment works on"));
+    };
+    door.client
+        .delete_branch(&repo, branch)
+        .await
+        .map_err(forge_failure)?;
+    tracing::info!(task_id = %task, %branch, "deleted the branch of a closed pull request");
+    Ok((StatusCode::OK, Json(json!({ "deleted": branch }))).into_response())
 }

@@ -29,6 +29,9 @@ pub enum Trigger {
         instruction: String,
         sender: String,
     },
+    /// A pull request was closed (merged or not): its head branch, when it is the
+    /// repository's own.
+    Closed { repo: PayloadRepo, branch: String },
     /// More work on a pull request's branch (a mention in a comment on it, or in a review
     /// comment on one of its lines).
     PullRequest {
@@ -58,12 +61,25 @@ fn ignore(why: impl Into<String>) -> Trigger {
 pub fn trigger(event: &str, payload: &Value, mention: &str, label: &str) -> Trigger {
     let action = payload["action"].as_str().unwrap_or("");
     let sender = payload["sender"]["login"].as_str().unwrap_or("").to_owned();
-    if payload["sender"]["type"] == "Bot" {
-        return ignore("sent by a bot");
-    }
     let Some(repo) = payload_repo(payload) else {
         return ignore("no repository in the payload");
     };
+    if (event, action) == ("pull_request", "closed") {
+        // Whoever closed it (a person, a merge bot): the branch's fate is the deployment's.
+        let head = &payload["pull_request"]["head"];
+        return match head["ref"].as_str() {
+            Some(branch) if head["repo"]["full_name"] == repo.full_name.as_str() => {
+                Trigger::Closed {
+                    branch: branch.to_owned(),
+                    repo,
+                }
+            }
+            _ => ignore("the pull request's head is not a branch of this repository"),
+        };
+    }
+    if payload["sender"]["type"] == "Bot" {
+        return ignore("sent by a bot");
+    }
     match (event, action) {
         ("issue_comment", "created") => {
             let text = payload["comment"]["body"].as_str().unwrap_or("");
@@ -356,6 +372,22 @@ mod tests {
         ));
         assert!(matches!(
             trigger("issues", &labeled("bug"), "@openclaw", "openclaw"),
+            Trigger::Ignore(_)
+        ));
+        let closed = |head_repo: &str| {
+            json!({
+                "action": "closed",
+                "pull_request": {"number": 9, "merged": true, "head": {"ref": "openclaw/x", "repo": {"full_name": head_repo}}},
+                "repository": {"full_name": "o/r", "clone_url": "https://github.com/o/r.git"},
+                "sender": {"login": "merge-bot", "type": "Bot"}
+            })
+        };
+        assert!(matches!(
+            trigger("pull_request", &closed("o/r"), "@openclaw", "openclaw"),
+            Trigger::Closed { ref branch, .. } if branch == "openclaw/x"
+        ));
+        assert!(matches!(
+            trigger("pull_request", &closed("fork/r"), "@openclaw", "openclaw"),
             Trigger::Ignore(_)
         ));
     }

@@ -376,14 +376,18 @@ impl GitHub {
             }
             let error = match request.send().await {
                 Ok(response) if response.status().is_success() => {
-                    return response
-                        .json::<T>()
+                    let unreadable = |message: String| ForgeError::Unreachable {
+                        forge: FORGE,
+                        what,
+                        message: format!("unreadable answer: {message}"),
+                    };
+                    let body = response
+                        .bytes()
                         .await
-                        .map_err(|e| ForgeError::Unreachable {
-                            forge: FORGE,
-                            what,
-                            message: format!("unreadable answer: {}", e.without_url()),
-                        });
+                        .map_err(|e| unreadable(e.without_url().to_string()))?;
+                    // 204 No Content reads as JSON null (what `()` takes).
+                    let body: &[u8] = if body.is_empty() { b"null" } else { &body };
+                    return serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()));
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -614,6 +618,21 @@ impl Forge for GitHub {
             )
             .await?;
         Ok(CommentId(created.id))
+    }
+
+    async fn delete_branch(&self, repo: &ForgeRepo, branch: &str) -> Result<(), ForgeError> {
+        // `git/refs/heads/<branch>` with the branch's own slashes: GitHub's `ref` parameter
+        // spans segments (`x-multi-segment` in its description).
+        let mut path = vec!["repos", &repo.owner, &repo.name, "git", "refs", "heads"];
+        path.extend(branch.split('/'));
+        match self
+            .call::<()>("deleting a branch", Method::DELETE, &path, &[], None, repo)
+            .await
+        {
+            // "Reference does not exist": deleted already.
+            Err(ForgeError::Refused { status: 422, .. }) | Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn edit_comment(

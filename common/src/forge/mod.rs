@@ -180,6 +180,13 @@ pub trait Forge: Send + Sync {
         comment: CommentId,
         body: &str,
     ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+
+    /// Deletes `branch` of `repo`; one already gone is not an error.
+    fn delete_branch(
+        &self,
+        repo: &ForgeRepo,
+        branch: &str,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
 }
 
 /// A pull request's head, as a follow-up needs it.
