@@ -65,10 +65,11 @@ SETTINGS = [
     # Pull requests and webhooks (README, "Pull requests and webhooks"): the token reaches the
     # bridge and the doc-writer's workers, the webhook secret the bridge only.
     "GITHUB_TOKEN", "OPENCLAW_GITHUB_API_URL", "OPENCLAW_GITHUB_WEBHOOK_SECRET", "OPENCLAW_MENTION",
+    "GITLAB_TOKEN", "OPENCLAW_GITLAB_API_URL", "OPENCLAW_GITLAB_WEBHOOK_TOKEN",
 ]
 SECRET = {"LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN", "LANGFUSE_PUBLIC_KEY",
           "LANGFUSE_SECRET_KEY", "GIT_TOKEN", "OPENCLAW_DOC_WRITER_GIT_TOKEN", "OPENCLAW_DEVOPS_GIT_TOKEN",
-          "GITHUB_TOKEN", "OPENCLAW_GITHUB_WEBHOOK_SECRET"}
+          "GITHUB_TOKEN", "OPENCLAW_GITHUB_WEBHOOK_SECRET", "GITLAB_TOKEN", "OPENCLAW_GITLAB_WEBHOOK_TOKEN"}
 # The agents whose workers open pull requests (their profiles' `pull_request = true`).
 PULL_REQUEST_AGENTS = ("doc-writer",)
 LANGFUSE_HOST = "http://langfuse-web.langfuse:3000"
@@ -325,12 +326,16 @@ def secrets_of(settings):
                 own[agent][k] = value
         if own[agent].get("GIT_TOKEN"):
             own[agent]["OPENCLAW_GIT_CREDENTIAL_HOSTS"] = settings.get("OPENCLAW_GIT_CREDENTIAL_HOSTS") or "github.com"
-    forge = {k: settings[k] for k in ("GITHUB_TOKEN", "OPENCLAW_GITHUB_API_URL") if settings.get(k)}
-    if forge.get("GITHUB_TOKEN"):
+    for token, forge_keys, hook_keys in (
+            ("GITHUB_TOKEN", ("GITHUB_TOKEN", "OPENCLAW_GITHUB_API_URL"), ("OPENCLAW_GITHUB_WEBHOOK_SECRET",)),
+            ("GITLAB_TOKEN", ("GITLAB_TOKEN", "OPENCLAW_GITLAB_API_URL"), ("OPENCLAW_GITLAB_WEBHOOK_TOKEN",))):
+        if not settings.get(token):
+            continue
+        forge = {k: settings[k] for k in forge_keys if settings.get(k)}
         bridge.update(forge)
         for agent in PULL_REQUEST_AGENTS:
             own[agent].update(forge)
-        for k in ("OPENCLAW_GITHUB_WEBHOOK_SECRET", "OPENCLAW_MENTION"):
+        for k in (*hook_keys, "OPENCLAW_MENTION"):
             if settings.get(k):
                 bridge[k] = settings[k]
     out = {("openclaw", "openclaw-bridge"): bridge, ("openclaw", "openclaw-worker"): worker}

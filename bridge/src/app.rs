@@ -63,7 +63,7 @@ impl Application {
         )
         .await?;
         let trace_provider = config.tracing.provider("openclaw-bridge");
-        let config_github = config.github.clone();
+        let (config_github, config_gitlab) = (config.github.clone(), config.gitlab.clone());
         let state = AppState::new(Shared {
             tracer: trace_provider
                 .as_ref()
@@ -80,7 +80,11 @@ impl Application {
             last_activity: Arc::new(std::sync::Mutex::new(openclaw_common::now())),
             dispatch_waiting: Arc::default(),
             github: match &config_github {
-                Some(github) => Some(Arc::new(crate::webhooks::GitHubDoor::new(github.clone())?)),
+                Some(github) => Some(Arc::new(crate::webhooks::Door::github(github.clone())?)),
+                None => None,
+            },
+            gitlab: match &config_gitlab {
+                Some(gitlab) => Some(Arc::new(crate::webhooks::Door::gitlab(gitlab.clone())?)),
                 None => None,
             },
         });
@@ -254,6 +258,7 @@ pub fn router(state: AppState) -> Router {
     // reveal no secret and change nothing.
     let open = Router::new()
         .route("/v1/webhooks/github", post(crate::webhooks::github))
+        .route("/v1/webhooks/gitlab", post(crate::webhooks::gitlab))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))

@@ -114,16 +114,21 @@ pub struct BridgeConfig {
     pub github: Option<std::sync::Arc<openclaw_common::forge::github::GitHubConfig>>,
     /// GitHub webhooks (`OPENCLAW_GITHUB_WEBHOOK_SECRET`): `None` refuses them.
     pub github_webhooks: Option<WebhookConfig>,
+    /// GitLab (`GITLAB_TOKEN`, `OPENCLAW_GITLAB_API_URL`): merge requests and answers.
+    pub gitlab: Option<std::sync::Arc<openclaw_common::forge::gitlab::GitLabConfig>>,
+    /// GitLab webhooks (`OPENCLAW_GITLAB_WEBHOOK_TOKEN`): `None` refuses them.
+    pub gitlab_webhooks: Option<WebhookConfig>,
 }
 
 /// What turns a forge's webhook into a task.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    /// The HMAC key the forge signs deliveries with.
+    /// The HMAC key GitHub signs deliveries with; the token GitLab sends with them.
     pub secret: Secret,
     /// `OPENCLAW_MENTION` (default `@openclaw`): a comment naming it asks for work.
     pub mention: String,
-    /// `OPENCLAW_GITHUB_LABEL` (default `openclaw`): an issue given it asks for work.
+    /// `OPENCLAW_GITHUB_LABEL` (default `openclaw`, GitLab's too): an issue given it asks for
+    /// work.
     pub label: String,
     /// `OPENCLAW_WEBHOOK_AGENT` (default: the default agent): who works on issues.
     pub agent: AgentName,
@@ -281,45 +286,58 @@ impl BridgeConfig {
             .transpose()?;
         let github = openclaw_common::forge::github::GitHubConfig::from_env(&env, &repo_policy)?
             .map(std::sync::Arc::new);
-        let github_webhooks = match env.secret("OPENCLAW_GITHUB_WEBHOOK_SECRET") {
-            None => None,
-            Some(_) if github.is_none() => {
-                return Err(ConfigError::Refused(
-                    "OPENCLAW_GITHUB_WEBHOOK_SECRET is set but neither GITHUB_TOKEN nor \
-                     OPENCLAW_GITHUB_APP_ID: the bridge could not check who asks, nor answer"
-                        .into(),
-                ));
+        let gitlab = openclaw_common::forge::gitlab::GitLabConfig::from_env(&env, &repo_policy)?
+            .map(std::sync::Arc::new);
+        let webhooks = |secret_var: &'static str, forge: &str, configured: bool| {
+            let Some(secret) = env.secret(secret_var) else {
+                return Ok(None);
+            };
+            if !configured {
+                return Err(ConfigError::Refused(format!(
+                    "{secret_var} is set but no {forge} token is: the bridge could not check \
+                     who asks, nor answer"
+                )));
             }
-            Some(secret) => {
-                let raw = env.string_or("OPENCLAW_WEBHOOK_AGENT", default_agent.as_str());
-                let agent = AgentName::parse(&raw)
-                    .ok()
-                    .filter(|a| agents.get(a).is_some())
-                    .ok_or_else(|| ConfigError::Invalid {
-                        var: "OPENCLAW_WEBHOOK_AGENT",
-                        value: raw.clone(),
-                        expected: "a configured agent".into(),
-                    })?;
-                let mention = env.string_or("OPENCLAW_MENTION", "@openclaw");
-                if mention.len() < 2 || mention.chars().any(char::is_whitespace) {
-                    return Err(ConfigError::Invalid {
-                        var: "OPENCLAW_MENTION",
-                        value: mention,
-                        expected: "a handle such as @openclaw".into(),
-                    });
-                }
-                Some(WebhookConfig {
-                    secret,
-                    mention,
-                    label: env.string_or("OPENCLAW_GITHUB_LABEL", "openclaw"),
-                    agent,
-                    delete_closed_branches: env.bool("OPENCLAW_DELETE_CLOSED_BRANCHES", false)?,
-                    reply_to_readers: env.bool("OPENCLAW_WEBHOOK_REPLY_TO_READERS", false)?,
-                })
+            let raw = env.string_or("OPENCLAW_WEBHOOK_AGENT", default_agent.as_str());
+            let agent = AgentName::parse(&raw)
+                .ok()
+                .filter(|a| agents.get(a).is_some())
+                .ok_or_else(|| ConfigError::Invalid {
+                    var: "OPENCLAW_WEBHOOK_AGENT",
+                    value: raw.clone(),
+                    expected: "a configured agent".into(),
+                })?;
+            let mention = env.string_or("OPENCLAW_MENTION", "@openclaw");
+            if mention.len() < 2 || mention.chars().any(char::is_whitespace) {
+                return Err(ConfigError::Invalid {
+                    var: "OPENCLAW_MENTION",
+                    value: mention,
+                    expected: "a handle such as @openclaw".into(),
+                });
             }
+            Ok(Some(WebhookConfig {
+                secret,
+                mention,
+                label: env.string_or("OPENCLAW_GITHUB_LABEL", "openclaw"),
+                agent,
+                delete_closed_branches: env.bool("OPENCLAW_DELETE_CLOSED_BRANCHES", false)?,
+                reply_to_readers: env.bool("OPENCLAW_WEBHOOK_REPLY_TO_READERS", false)?,
+            }))
         };
+        let github_webhooks = webhooks(
+            "OPENCLAW_GITHUB_WEBHOOK_SECRET",
+            "GitHub (GITHUB_TOKEN or OPENCLAW_GITHUB_APP_ID)",
+            github.is_some(),
+        )?;
+        let gitlab_webhooks = webhooks(
+            "OPENCLAW_GITLAB_WEBHOOK_TOKEN",
+            "GitLab (GITLAB_TOKEN)",
+            gitlab.is_some(),
+        )?;
         Ok(Self {
             github_webhooks,
+            gitlab_webhooks,
+            gitlab,
             github,
             callout,
             instance_id,

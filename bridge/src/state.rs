@@ -48,6 +48,8 @@ pub struct Shared {
     pub started_unix: i64,
     /// GitHub, when configured: webhook answers and permission checks.
     pub github: Option<Arc<crate::webhooks::GitHubDoor>>,
+    /// GitLab, when configured.
+    pub gitlab: Option<Arc<crate::webhooks::GitLabDoor>>,
     /// Counters and gauges served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Why each agent's tasks wait, as the dispatcher last saw it (empty: nothing in the way);

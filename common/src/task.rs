@@ -54,6 +54,9 @@ pub struct TaskOrigin {
     pub repo: String,
     /// The issue or pull request the request was made on.
     pub number: u64,
+    /// Whether `number` is a pull (merge) request's rather than an issue's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pull_request: bool,
     /// The bridge's comment there, edited with the outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment_id: Option<u64>,
@@ -93,6 +96,17 @@ pub enum TurnRole {
 pub struct Turn {
     pub role: TurnRole,
     pub content: String,
+}
+
+impl TaskOrigin {
+    /// The conversation the task was asked for in.
+    pub fn thread(&self) -> crate::forge::Thread {
+        if self.pull_request {
+            crate::forge::Thread::PullRequest(self.number)
+        } else {
+            crate::forge::Thread::Issue(self.number)
+        }
+    }
 }
 
 impl TaskSpec {

@@ -22,6 +22,7 @@ pub mod flow;
 pub mod generated;
 pub mod git;
 pub mod github;
+pub mod gitlab;
 pub mod images;
 pub mod kube;
 pub mod langfuse;

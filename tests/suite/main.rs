@@ -16,6 +16,7 @@ mod e2e;
 mod events;
 mod forge;
 mod gateway;
+mod gitlab;
 mod hostile;
 mod intake;
 mod invalid_input;

@@ -74,6 +74,8 @@ pub struct WorkerConfig {
     pub tracing: crate::traces::TracingConfig,
     /// GitHub, where the work of tasks on its repositories becomes pull requests.
     pub github: Option<std::sync::Arc<openclaw_common::forge::github::GitHubConfig>>,
+    /// GitLab, where it becomes merge requests.
+    pub gitlab: Option<std::sync::Arc<openclaw_common::forge::gitlab::GitLabConfig>>,
     /// Every secret value of this configuration, gathered once ([`WorkerConfig::secrets`]).
     secrets: crate::secrets::Secrets,
 }
@@ -161,8 +163,11 @@ impl WorkerConfig {
         let repo_policy = RepoPolicy::from_env(&env)?;
         let github = openclaw_common::forge::github::GitHubConfig::from_env(&env, &repo_policy)?
             .map(std::sync::Arc::new);
+        let gitlab = openclaw_common::forge::gitlab::GitLabConfig::from_env(&env, &repo_policy)?
+            .map(std::sync::Arc::new);
         Ok(Self {
             github,
+            gitlab,
             nats: NatsConfig::from_env(&env)?,
             agent,
             agents,
@@ -215,7 +220,11 @@ impl WorkerConfig {
     /// for this, not as a setting).
     fn with_secrets(mut self, langfuse_secret: Option<&Secret>) -> Self {
         let auth = &self.nats.auth;
-        let forge_secrets = self.github.iter().flat_map(|g| g.secrets());
+        let forge_secrets = self
+            .github
+            .iter()
+            .flat_map(|g| g.secrets())
+            .chain(self.gitlab.iter().flat_map(|g| g.secrets()));
         self.secrets = crate::secrets::Secrets::new(
             [
                 self.llm.api_key.as_ref(),

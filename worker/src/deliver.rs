@@ -7,7 +7,8 @@
 //! API host only ([`openclaw_common::forge`]).
 
 use openclaw_common::forge::github::GitHub;
-use openclaw_common::forge::{self, NewPullRequest};
+use openclaw_common::forge::gitlab::GitLab;
+use openclaw_common::forge::{self, Forge, ForgeRepo, NewPullRequest};
 use openclaw_common::lifecycle::ForgeLinks;
 use openclaw_common::task::PullRequestAsk;
 use tracing::{info, warn};
@@ -20,6 +21,12 @@ use crate::run::Task;
 pub(crate) struct Delivery {
     pub links: ForgeLinks,
     pub problem: Option<String>,
+}
+
+/// A forge client with the repository it was made for.
+enum Forge2 {
+    GitHub(GitHub, ForgeRepo),
+    GitLab(GitLab, ForgeRepo),
 }
 
 /// GitHub's limit on a pull request's body is 65,536 characters.
@@ -77,41 +84,91 @@ impl Task<'_> {
         has_commit: bool,
         partial: bool,
     ) -> Delivery {
+        let asked = self.spec.pull_request.is_some();
+        let not_on_a_forge = |why: String| Delivery {
+            links: ForgeLinks::default(),
+            // Said only when the submit asked: a profile's default stays quiet off forges.
+            problem: asked.then_some(why),
+        };
+        let Some(url) = &self.spec.repo else {
+            return not_on_a_forge("the task has no repository".into());
+        };
+        let github = self.config.github.as_ref();
+        let gitlab = self.config.gitlab.as_ref();
+        let made = if let Some(repo_on) = github.and_then(|g| g.repo_of(url).map(|r| (g, r))) {
+            GitHub::new(repo_on.0.clone()).map(|client| Forge2::GitHub(client, repo_on.1))
+        } else if let Some(repo_on) = gitlab.and_then(|g| g.repo_of(url).map(|r| (g, r))) {
+            GitLab::new(repo_on.0.clone()).map(|client| Forge2::GitLab(client, repo_on.1))
+        } else if github.is_none() && gitlab.is_none() {
+            return not_on_a_forge("this worker has no forge configured".into());
+        } else {
+            let hosts: Vec<&str> = github
+                .map(|g| g.web_host.as_str())
+                .into_iter()
+                .chain(gitlab.map(|g| g.web_host.as_str()))
+                .collect();
+            return not_on_a_forge(format!(
+                "the repository is on none of {} (owner/name)",
+                hosts.join(", ")
+            ));
+        };
+        match made {
+            Ok(Forge2::GitHub(client, forge_repo)) => {
+                self.deliver_on(
+                    &client,
+                    &forge_repo,
+                    repo,
+                    checkout,
+                    text,
+                    has_commit,
+                    partial,
+                )
+                .await
+            }
+            Ok(Forge2::GitLab(client, forge_repo)) => {
+                self.deliver_on(
+                    &client,
+                    &forge_repo,
+                    repo,
+                    checkout,
+                    text,
+                    has_commit,
+                    partial,
+                )
+                .await
+            }
+            Err(e) => Delivery {
+                links: ForgeLinks::default(),
+                problem: Some(e.to_string()),
+            },
+        }
+    }
+
+    /// [`Self::deliver`] on the forge `forge_repo` is on.
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver_on<F: Forge>(
+        &self,
+        forge: &F,
+        forge_repo: &ForgeRepo,
+        repo: &TaskRepo,
+        checkout: &Checkout,
+        text: &str,
+        has_commit: bool,
+        partial: bool,
+    ) -> Delivery {
         let mut delivery = Delivery {
             links: ForgeLinks::default(),
             problem: None,
         };
         let ask = self.pull_request_ask();
-        let (Some(config), Some(url)) = (&self.config.github, &self.spec.repo) else {
-            if ask.is_some() && self.spec.pull_request.is_some() {
-                delivery.problem = Some("this worker has no forge configured".into());
-            }
-            return delivery;
-        };
-        let Some(forge_repo) = config.repo_of(url) else {
-            if ask.is_some() && self.spec.pull_request.is_some() {
-                delivery.problem = Some(format!(
-                    "the repository is not on {} (owner/name)",
-                    config.web_host
-                ));
-            }
-            return delivery;
-        };
         let head = self.spec.push_branch.to_string();
         let base = ask
             .as_ref()
             .and_then(|a| a.base.as_ref().map(ToString::to_string))
             .unwrap_or_else(|| checkout.base_branch.clone());
-        delivery.links.compare_url = Some(config.compare_url(&forge_repo, &base, &head));
+        delivery.links.compare_url = Some(forge.compare_url(forge_repo, &base, &head));
         let Some(ask) = ask.filter(|_| has_commit) else {
             return delivery;
-        };
-        let github = match GitHub::new(config.clone()) {
-            Ok(g) => g,
-            Err(e) => {
-                delivery.problem = Some(e.to_string());
-                return delivery;
-            }
         };
         // What the branch changes against the base the clone fetched.
         let (r, fetched_base) = (repo.clone(), checkout.base_branch.clone());
@@ -127,7 +184,7 @@ impl Task<'_> {
             body: self.pull_request_body(text, &files, partial, ask.closes),
             draft: ask.draft || partial,
         };
-        match forge::ensure_pull_request(&github, &forge_repo, &new).await {
+        match forge::ensure_pull_request(forge, forge_repo, &new).await {
             Ok(pr) => {
                 info!(task_id = %self.spec.id, url = %pr.url, number = pr.number, "pull request");
                 delivery.links.pull_request = Some(pr);

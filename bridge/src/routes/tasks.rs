@@ -187,20 +187,35 @@ fn check_forge(state: &AppState, repo: Option<&RepoUrl>) -> Result<(), ApiError>
             "pull_request needs a repo: the task has none to open it on",
         ));
     };
-    match &state.config.github {
-        Some(github) if github.repo_of(repo).is_some() => Ok(()),
-        Some(github) => Err(ApiError::field(
-            "pull_request",
-            format!(
-                "pull requests are opened on {} repositories (owner/name) only; this repo is not one",
-                github.web_host
-            ),
-        )),
-        None => Err(ApiError::field(
-            "pull_request",
-            "this deployment has no forge to open pull requests on: set GITHUB_TOKEN or a GitHub App (OPENCLAW_GITHUB_APP_ID) on the bridge and the workers",
-        )),
+    let config = &state.config;
+    let hosts: Vec<&str> = config
+        .github
+        .iter()
+        .map(|g| g.web_host.as_str())
+        .chain(config.gitlab.iter().map(|g| g.web_host.as_str()))
+        .collect();
+    let on_github = config
+        .github
+        .as_ref()
+        .is_some_and(|g| g.repo_of(repo).is_some());
+    let on_gitlab = config
+        .gitlab
+        .as_ref()
+        .is_some_and(|g| g.repo_of(repo).is_some());
+    if on_github || on_gitlab {
+        return Ok(());
     }
+    Err(ApiError::field(
+        "pull_request",
+        if hosts.is_empty() {
+            "this deployment has no forge to open pull requests on: set GITHUB_TOKEN, a GitHub App (OPENCLAW_GITHUB_APP_ID) or GITLAB_TOKEN on the bridge and the workers".to_owned()
+        } else {
+            format!(
+                "pull requests are opened on repositories (owner/name) of {} only; this repo is not one",
+                hosts.join(", ")
+            )
+        },
+    ))
 }
 
 /// `Idempotency-Key`: 1-200 visible ASCII characters, used as the JetStream message id.

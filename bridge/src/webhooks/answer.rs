@@ -6,7 +6,9 @@ use std::time::Duration;
 use openclaw_common::forge::{CommentId, Forge, ForgeRepo};
 use openclaw_common::ids::TaskId;
 use openclaw_common::status::{TaskState, TaskStatus};
+use openclaw_common::task::TaskOrigin;
 
+use super::Door;
 use super::trigger::COMMENT_MARKER;
 use crate::state::AppState;
 
@@ -79,28 +81,47 @@ pub fn outcome(status: &TaskStatus) -> String {
 /// Edits the comment of an ended task asked for on a forge with its outcome (every bridge
 /// replica that sees the end does: the same text, so once or twice is alike).
 pub async fn answer_end(state: AppState, status: TaskStatus) {
-    let (Some(origin), Some(door)) = (&status.origin, &state.github) else {
-        return;
-    };
-    let Some(comment) = origin.comment_id else {
+    let Some(origin) = &status.origin else {
         return;
     };
     let age = (openclaw_common::now() - status.updated_at).unsigned_abs();
     if age > ANSWER_WINDOW {
         return;
     }
-    let Some(repo) = origin.repo.split_once('/').map(|(owner, name)| ForgeRepo {
+    match origin.forge.as_str() {
+        "github" => {
+            if let Some(door) = &state.github {
+                edit(door, origin, &status).await;
+            }
+        }
+        "gitlab" => {
+            if let Some(door) = &state.gitlab {
+                edit(door, origin, &status).await;
+            }
+        }
+        other => {
+            tracing::warn!(task_id = %status.id, forge = other, "a task from an unknown forge")
+        }
+    }
+}
+
+async fn edit<F: Forge>(door: &Door<F>, origin: &TaskOrigin, status: &TaskStatus) {
+    let Some(comment) = origin.comment_id else {
+        return;
+    };
+    let Some((owner, name)) = origin.repo.rsplit_once('/') else {
+        return;
+    };
+    let repo = ForgeRepo {
         owner: owner.to_owned(),
         name: name.to_owned(),
-    }) else {
-        return;
     };
     if let Err(e) = door
         .client
-        .edit_comment(&repo, CommentId(comment), &outcome(&status))
+        .edit_comment(&repo, origin.thread(), CommentId(comment), &outcome(status))
         .await
     {
-        tracing::warn!(task_id = %status.id, error = %e, "cannot answer on GitHub");
+        tracing::warn!(task_id = %status.id, forge = door.name, error = %e, "cannot answer on the forge");
     }
 }
 

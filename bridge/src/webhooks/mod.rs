@@ -22,7 +22,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use openclaw_common::egress::RepoUrl;
 use openclaw_common::forge::github::{GitHub, GitHubConfig};
-use openclaw_common::forge::{Forge, ForgeError, ForgeRepo, Permission};
+use openclaw_common::forge::gitlab::{GitLab, GitLabConfig};
+use openclaw_common::forge::{Forge, ForgeError, ForgeRepo, Permission, Thread};
 use openclaw_common::ids::{BranchName, TaskId};
 use openclaw_common::task::{PullRequestAsk, TaskOrigin, TaskSpec, Turn, TurnRole};
 use serde_json::{Value, json};
@@ -34,18 +35,37 @@ use trigger::{PayloadRepo, ReviewLine, Trigger};
 /// How long a user's permission is remembered.
 const PERMISSION_TTL: Duration = Duration::from_secs(60);
 
-/// The bridge's GitHub: the client it answers and checks permissions with.
-pub struct GitHubDoor {
-    pub client: GitHub,
+/// A forge as the bridge uses it: the client it answers and checks permissions with, and the
+/// permissions it was told lately.
+pub struct Door<F> {
+    pub client: F,
+    /// `github` or `gitlab`: what task origins name.
+    pub name: &'static str,
     permissions: Mutex<HashMap<(ForgeRepo, String), (Permission, Instant)>>,
 }
 
-impl GitHubDoor {
-    pub fn new(config: Arc<GitHubConfig>) -> Result<Self, ForgeError> {
-        Ok(Self {
-            client: GitHub::new(config)?,
+pub type GitHubDoor = Door<GitHub>;
+pub type GitLabDoor = Door<GitLab>;
+
+impl Door<GitHub> {
+    pub fn github(config: Arc<GitHubConfig>) -> Result<Self, ForgeError> {
+        Ok(Self::new(GitHub::new(config)?, "github"))
+    }
+}
+
+impl Door<GitLab> {
+    pub fn gitlab(config: Arc<GitLabConfig>) -> Result<Self, ForgeError> {
+        Ok(Self::new(GitLab::new(config)?, "gitlab"))
+    }
+}
+
+impl<F: Forge> Door<F> {
+    fn new(client: F, name: &'static str) -> Self {
+        Self {
+            client,
+            name,
             permissions: Mutex::default(),
-        })
+        }
     }
 
     /// Whether `user` may write to `repo` (so may ask an agent to), remembered briefly.
@@ -95,11 +115,7 @@ pub async fn github(
     let event = header("x-github-event")
         .ok_or_else(|| ApiError::field("X-GitHub-Event", "X-GitHub-Event is required"))?;
     let delivery = header("x-github-delivery")
-        .filter(|d| {
-            !d.is_empty()
-                && d.len() <= 100
-                && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+        .filter(|d| delivery_id_valid(d))
         .ok_or_else(|| {
             ApiError::field(
                 "X-GitHub-Delivery",
@@ -108,18 +124,71 @@ pub async fn github(
         })?;
     let payload: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::field("body", format!("the payload is not JSON: {e}")))?;
-    let asked = trigger::trigger(event, &payload, &hooks.mention, &hooks.label);
+    let asked = trigger::github(event, &payload, &hooks.mention, &hooks.label);
+    handle(&state, door, hooks, delivery, asked).await
+}
+
+/// `POST /v1/webhooks/gitlab`: GitLab sends its secret token as is (`X-Gitlab-Token`),
+/// compared in constant time before the body is read.
+pub async fn gitlab(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (Some(hooks), Some(door)) = (&state.config.gitlab_webhooks, &state.gitlab) else {
+        return Err(ApiError::NotFound(
+            "GitLab webhooks are not set up on this bridge (OPENCLAW_GITLAB_WEBHOOK_TOKEN)".into(),
+        ));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let given = header("x-gitlab-token").unwrap_or("").as_bytes();
+    let expected = hooks.secret.expose().as_bytes();
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(given, expected)) {
+        return Err(ApiError::BadSignature(
+            "missing or invalid X-Gitlab-Token: it must be the webhook's secret token".into(),
+        ));
+    }
+    let event = header("x-gitlab-event")
+        .ok_or_else(|| ApiError::field("X-Gitlab-Event", "X-Gitlab-Event is required"))?;
+    // GitLab's delivery id: `Idempotency-Key` (the same on its retries), else the event's UUID.
+    let delivery = header("idempotency-key")
+        .or_else(|| header("x-gitlab-event-uuid"))
+        .filter(|d| delivery_id_valid(d))
+        .ok_or_else(|| {
+            ApiError::field(
+                "X-Gitlab-Event-UUID",
+                "X-Gitlab-Event-UUID (or Idempotency-Key) must be the delivery's id",
+            )
+        })?;
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::field("body", format!("the payload is not JSON: {e}")))?;
+    let asked = trigger::gitlab(event, &payload, &hooks.mention, &hooks.label);
+    handle(&state, door, hooks, delivery, asked).await
+}
+
+fn delivery_id_valid(d: &str) -> bool {
+    !d.is_empty() && d.len() <= 100 && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// What a verified delivery asks for, done.
+async fn handle<F: Forge>(
+    state: &AppState,
+    door: &Door<F>,
+    hooks: &crate::config::WebhookConfig,
+    delivery: &str,
+    asked: Trigger,
+) -> Result<Response, ApiError> {
     let request = match asked {
         Trigger::Ignore(why) => return Ok(ignored(&why)),
         Trigger::Closed { repo, branch } => {
-            return closed(&state, door, hooks, &repo, &branch).await;
+            return closed(state, door, hooks, &repo, &branch).await;
         }
         request => request,
     };
-    match task_for(&state, door, hooks, request).await? {
+    match task_for(state, door, hooks, request).await? {
         Planned::Ignore(why) => Ok(ignored(&why)),
-        Planned::Task(spec, repo, number) => {
-            queue(&state, door, *spec, &repo, number, delivery).await
+        Planned::Task(spec, repo, thread) => {
+            queue(state, door, *spec, &repo, thread, delivery).await
         }
     }
 }
@@ -131,7 +200,7 @@ fn ignored(why: &str) -> Response {
 
 enum Planned {
     Ignore(String),
-    Task(Box<TaskSpec>, ForgeRepo, u64),
+    Task(Box<TaskSpec>, ForgeRepo, Thread),
 }
 
 fn forge_failure(e: ForgeError) -> ApiError {
@@ -141,9 +210,9 @@ fn forge_failure(e: ForgeError) -> ApiError {
 
 /// The task `request` asks for, or why none is made (the repository is not this forge's, the
 /// sender may not write to it, the pull request is not a task's).
-async fn task_for(
+async fn task_for<F: Forge>(
     state: &AppState,
-    door: &GitHubDoor,
+    door: &Door<F>,
     hooks: &crate::config::WebhookConfig,
     request: Trigger,
 ) -> Result<Planned, ApiError> {
@@ -159,7 +228,14 @@ async fn task_for(
             sender,
             number,
             ..
-        } => (repo.clone(), sender.clone(), *number),
+        } => (
+            repo.clone(),
+            sender.clone(),
+            match &request {
+                Trigger::PullRequest { .. } => Thread::PullRequest(*number),
+                _ => Thread::Issue(*number),
+            },
+        ),
         Trigger::Ignore(why) => return Ok(Planned::Ignore(why.clone())),
         Trigger::Closed { .. } => return Ok(Planned::Ignore("not a request for work".into())),
     };
@@ -186,10 +262,11 @@ async fn task_for(
         )));
     }
     let id = TaskId::new();
-    let origin = |number| TaskOrigin {
-        forge: "github".into(),
+    let origin = |thread: Thread| TaskOrigin {
+        forge: door.name.into(),
         repo: repo.to_string(),
-        number,
+        number: thread.number(),
+        pull_request: matches!(thread, Thread::PullRequest(_)),
         comment_id: None,
         requested_by: sender.clone(),
     };
@@ -223,7 +300,7 @@ async fn task_for(
                     closes: Some(number),
                     ..PullRequestAsk::default()
                 }),
-                origin: Some(origin(number)),
+                origin: Some(origin(Thread::Issue(number))),
             }
         }
         Trigger::PullRequest {
@@ -303,21 +380,20 @@ async fn task_for(
                     title: Some(head.title),
                     ..PullRequestAsk::default()
                 }),
-                origin: Some(origin(number)),
+                origin: Some(origin(Thread::PullRequest(number))),
             }
         }
         Trigger::Ignore(why) => return Ok(Planned::Ignore(why)),
         Trigger::Closed { .. } => return Ok(Planned::Ignore("not a request for work".into())),
     };
-    let number = spec.origin.as_ref().map_or(0, |o| o.number);
-    Ok(Planned::Task(Box::new(spec), repo, number))
+    Ok(Planned::Task(Box::new(spec), repo, asked_on))
 }
 
 /// The payload's repository when it is one this deployment may work on and the forge's own
 /// (its clone URL maps back to its name).
-fn own_repo(
+fn own_repo<F: Forge>(
     state: &AppState,
-    door: &GitHubDoor,
+    door: &Door<F>,
     named: &PayloadRepo,
 ) -> Option<(RepoUrl, ForgeRepo)> {
     let url = RepoUrl::parse(&named.clone_url, &state.config.repo_policy).ok()?;
@@ -337,16 +413,16 @@ fn cut(prompt: &str) -> String {
 
 /// Claims `delivery` for the task, says "on it" where it was asked, and queues the task; a
 /// delivery claimed before answers with the task it made.
-async fn queue(
+async fn queue<F: Forge>(
     state: &AppState,
-    door: &GitHubDoor,
+    door: &Door<F>,
     mut spec: TaskSpec,
     repo: &ForgeRepo,
-    number: u64,
+    thread: Thread,
     delivery: &str,
 ) -> Result<Response, ApiError> {
     let stores = state.stores()?;
-    let key = format!("github.{delivery}");
+    let key = format!("{}.{delivery}", door.name);
     if let Some(first) = stores.deliveries.claim(&key, &spec.id).await? {
         if stores.status_of(&first).await?.is_some() {
             tracing::info!(task_id = %first, delivery, "webhook delivered again; no second task");
@@ -365,14 +441,14 @@ async fn queue(
     }
     let comment = door
         .client
-        .comment(repo, number, &answer::on_it(&spec.id))
+        .comment(repo, thread, &answer::on_it(&spec.id))
         .await
         .map_err(forge_failure)?;
     if let Some(origin) = spec.origin.as_mut() {
         origin.comment_id = Some(comment.0);
     }
     let id = spec.id;
-    crate::intake::enqueue(state, spec, &format!("github-{delivery}")).await?;
+    crate::intake::enqueue(state, spec, &format!("{}-{delivery}", door.name)).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "task": id, "status_url": format!("/v1/tasks/{id}") })),
@@ -382,9 +458,9 @@ async fn queue(
 
 /// A pull request was closed: its branch is deleted when the deployment says so and it is a
 /// task's (`openclaw/<id>` of a task this deployment knows) on a repository it works on.
-async fn closed(
+async fn closed<F: Forge>(
     state: &AppState,
-    door: &GitHubDoor,
+    door: &Door<F>,
     hooks: &crate::config::WebhookConfig,
     named: &PayloadRepo,
     branch: &str,

@@ -56,9 +56,9 @@ fn ignore(why: impl Into<String>) -> Trigger {
     Trigger::Ignore(why.into())
 }
 
-/// What webhook `event` with `payload` asks for, given the `mention` handle and trigger
-/// `label` of this deployment.
-pub fn trigger(event: &str, payload: &Value, mention: &str, label: &str) -> Trigger {
+/// What GitHub webhook `event` (`X-GitHub-Event`) with `payload` asks for, given the
+/// `mention` handle and trigger `label` of this deployment.
+pub fn github(event: &str, payload: &Value, mention: &str, label: &str) -> Trigger {
     let action = payload["action"].as_str().unwrap_or("");
     let sender = payload["sender"]["login"].as_str().unwrap_or("").to_owned();
     let Some(repo) = payload_repo(payload) else {
@@ -164,6 +164,116 @@ pub fn trigger(event: &str, payload: &Value, mention: &str, label: &str) -> Trig
     }
 }
 
+/// What GitLab webhook `event` (`X-Gitlab-Event`) with `payload` asks for: the same requests
+/// as GitHub's, in GitLab's words (notes on issues and merge requests, diff notes, labels,
+/// merge requests closed or merged).
+pub fn gitlab(event: &str, payload: &Value, mention: &str, label: &str) -> Trigger {
+    let sender = payload["user"]["username"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let project = &payload["project"];
+    let Some(repo) = project["path_with_namespace"]
+        .as_str()
+        .zip(project["git_http_url"].as_str())
+        .map(|(full_name, clone_url)| PayloadRepo {
+            full_name: full_name.to_owned(),
+            clone_url: clone_url.to_owned(),
+        })
+    else {
+        return ignore("no project in the payload");
+    };
+    let attributes = &payload["object_attributes"];
+    match event {
+        "Note Hook" => {
+            let text = attributes["note"].as_str().unwrap_or("");
+            if text.contains(COMMENT_MARKER) {
+                return ignore("a comment of this bridge");
+            }
+            let Some(instruction) = instruction(text, mention) else {
+                return ignore(format!("the note does not mention {mention}"));
+            };
+            match attributes["noteable_type"].as_str() {
+                Some("Issue") => {
+                    let issue = &payload["issue"];
+                    let Some(number) = issue["iid"].as_u64() else {
+                        return ignore("no issue number");
+                    };
+                    Trigger::Issue {
+                        repo,
+                        number,
+                        title: issue["title"].as_str().unwrap_or("").to_owned(),
+                        body: issue["description"].as_str().unwrap_or("").to_owned(),
+                        instruction,
+                        sender,
+                    }
+                }
+                Some("MergeRequest") if !instruction.is_empty() => {
+                    let Some(number) = payload["merge_request"]["iid"].as_u64() else {
+                        return ignore("no merge request number");
+                    };
+                    let position = &attributes["position"];
+                    let line = position["new_path"].as_str().map(|path| ReviewLine {
+                        path: path.to_owned(),
+                        line: position["new_line"].as_u64(),
+                        diff_hunk: String::new(),
+                    });
+                    Trigger::PullRequest {
+                        repo,
+                        number,
+                        instruction,
+                        line,
+                        sender,
+                    }
+                }
+                Some("MergeRequest") => ignore("a mention without an instruction"),
+                _ => ignore("a note on neither an issue nor a merge request"),
+            }
+        }
+        "Issue Hook" => {
+            let titles = |which: &str| -> Vec<String> {
+                payload["changes"]["labels"][which]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l["title"].as_str().map(str::to_owned))
+                    .collect()
+            };
+            let added = titles("current").iter().any(|l| l == label)
+                && !titles("previous").iter().any(|l| l == label);
+            if !added {
+                return ignore(format!("the label {label} was not given"));
+            }
+            let Some(number) = attributes["iid"].as_u64() else {
+                return ignore("no issue number");
+            };
+            Trigger::Issue {
+                repo,
+                number,
+                title: attributes["title"].as_str().unwrap_or("").to_owned(),
+                body: attributes["description"].as_str().unwrap_or("").to_owned(),
+                instruction: String::new(),
+                sender,
+            }
+        }
+        "Merge Request Hook" => match attributes["action"].as_str() {
+            Some("close" | "merge")
+                if attributes["source_project_id"] == attributes["target_project_id"] =>
+            {
+                match attributes["source_branch"].as_str() {
+                    Some(branch) => Trigger::Closed {
+                        branch: branch.to_owned(),
+                        repo,
+                    },
+                    None => ignore("no source branch"),
+                }
+            }
+            _ => ignore("a merge request event that closes nothing of this project"),
+        },
+        _ => ignore(format!("{event} asks for nothing")),
+    }
+}
+
 fn payload_repo(payload: &Value) -> Option<PayloadRepo> {
     let repo = &payload["repository"];
     Some(PayloadRepo {
@@ -251,7 +361,7 @@ mod tests {
 
     #[test]
     fn comments_on_issues_and_pull_requests() {
-        let t = trigger(
+        let t = github(
             "issue_comment",
             &comment("@openclaw write the docs", false),
             "@openclaw",
@@ -261,7 +371,7 @@ mod tests {
             matches!(t, Trigger::Issue { number: 7, ref instruction, ref title, .. } if instruction == "write the docs" && title == "Docs are missing"),
             "{t:?}"
         );
-        let t = trigger(
+        let t = github(
             "issue_comment",
             &comment("@openclaw use shorter lines", true),
             "@openclaw",
@@ -280,7 +390,7 @@ mod tests {
         );
         // A bare mention on an issue means "do the issue"; on a pull request it asks nothing.
         assert!(matches!(
-            trigger(
+            github(
                 "issue_comment",
                 &comment("@openclaw", false),
                 "@openclaw",
@@ -289,7 +399,7 @@ mod tests {
             Trigger::Issue { .. }
         ));
         assert!(matches!(
-            trigger(
+            github(
                 "issue_comment",
                 &comment("@openclaw", true),
                 "@openclaw",
@@ -298,7 +408,7 @@ mod tests {
             Trigger::Ignore(_)
         ));
         assert!(matches!(
-            trigger(
+            github(
                 "issue_comment",
                 &comment("thanks!", false),
                 "@openclaw",
@@ -312,19 +422,19 @@ mod tests {
     fn the_bridge_and_bots_are_not_heard() {
         let own = comment(&format!("{COMMENT_MARKER}\n@openclaw is on it"), false);
         assert!(matches!(
-            trigger("issue_comment", &own, "@openclaw", "openclaw"),
+            github("issue_comment", &own, "@openclaw", "openclaw"),
             Trigger::Ignore(_)
         ));
         let mut bot = comment("@openclaw do it", false);
         bot["sender"]["type"] = json!("Bot");
         assert!(matches!(
-            trigger("issue_comment", &bot, "@openclaw", "openclaw"),
+            github("issue_comment", &bot, "@openclaw", "openclaw"),
             Trigger::Ignore(_)
         ));
         let mut edited = comment("@openclaw do it", false);
         edited["action"] = json!("edited");
         assert!(matches!(
-            trigger("issue_comment", &edited, "@openclaw", "openclaw"),
+            github("issue_comment", &edited, "@openclaw", "openclaw"),
             Trigger::Ignore(_)
         ));
     }
@@ -338,7 +448,7 @@ mod tests {
             "repository": {"full_name": "o/r", "clone_url": "https://github.com/o/r.git"},
             "sender": {"login": "octocat", "type": "User"}
         });
-        let t = trigger(
+        let t = github(
             "pull_request_review_comment",
             &review,
             "@openclaw",
@@ -367,11 +477,11 @@ mod tests {
             })
         };
         assert!(matches!(
-            trigger("issues", &labeled("openclaw"), "@openclaw", "openclaw"),
+            github("issues", &labeled("openclaw"), "@openclaw", "openclaw"),
             Trigger::Issue { number: 4, .. }
         ));
         assert!(matches!(
-            trigger("issues", &labeled("bug"), "@openclaw", "openclaw"),
+            github("issues", &labeled("bug"), "@openclaw", "openclaw"),
             Trigger::Ignore(_)
         ));
         let closed = |head_repo: &str| {
@@ -383,12 +493,91 @@ mod tests {
             })
         };
         assert!(matches!(
-            trigger("pull_request", &closed("o/r"), "@openclaw", "openclaw"),
+            github("pull_request", &closed("o/r"), "@openclaw", "openclaw"),
             Trigger::Closed { ref branch, .. } if branch == "openclaw/x"
         ));
         assert!(matches!(
-            trigger("pull_request", &closed("fork/r"), "@openclaw", "openclaw"),
+            github("pull_request", &closed("fork/r"), "@openclaw", "openclaw"),
             Trigger::Ignore(_)
+        ));
+    }
+
+    #[test]
+    fn gitlab_notes_labels_and_merges() {
+        let project = json!({"path_with_namespace": "group/project", "git_http_url": "https://gitlab.com/group/project.git"});
+        let note = |noteable: &str, text: &str| {
+            json!({
+                "object_kind": "note",
+                "user": {"username": "dev"},
+                "project": project,
+                "object_attributes": {"note": text, "noteable_type": noteable,
+                    "position": {"new_path": "README.md", "new_line": 4}},
+                "issue": {"iid": 5, "title": "Docs", "description": "Write them."},
+                "merge_request": {"iid": 8}
+            })
+        };
+        let t = gitlab(
+            "Note Hook",
+            &note("Issue", "@openclaw write them"),
+            "@openclaw",
+            "openclaw",
+        );
+        assert!(
+            matches!(t, Trigger::Issue { number: 5, ref sender, .. } if sender == "dev"),
+            "{t:?}"
+        );
+        let t = gitlab(
+            "Note Hook",
+            &note("MergeRequest", "@openclaw shorter"),
+            "@openclaw",
+            "openclaw",
+        );
+        assert!(
+            matches!(
+                t,
+                Trigger::PullRequest {
+                    number: 8,
+                    line: Some(ReviewLine { line: Some(4), .. }),
+                    ..
+                }
+            ),
+            "{t:?}"
+        );
+        assert!(matches!(
+            gitlab("Note Hook", &note("Issue", "nice"), "@openclaw", "openclaw"),
+            Trigger::Ignore(_)
+        ));
+        let labels = |previous: Value, current: Value| {
+            json!({"object_kind": "issue", "user": {"username": "dev"}, "project": project,
+                "object_attributes": {"iid": 6, "title": "t", "description": "d"},
+                "changes": {"labels": {"previous": previous, "current": current}}})
+        };
+        assert!(matches!(
+            gitlab(
+                "Issue Hook",
+                &labels(json!([]), json!([{"title": "openclaw"}])),
+                "@openclaw",
+                "openclaw"
+            ),
+            Trigger::Issue { number: 6, .. }
+        ));
+        assert!(matches!(
+            gitlab(
+                "Issue Hook",
+                &labels(
+                    json!([{"title": "openclaw"}]),
+                    json!([{"title": "openclaw"}, {"title": "bug"}])
+                ),
+                "@openclaw",
+                "openclaw"
+            ),
+            Trigger::Ignore(_)
+        ));
+        let merged = json!({"object_kind": "merge_request", "user": {"username": "dev"}, "project": project,
+            "object_attributes": {"action": "merge", "source_branch": "openclaw/x", "source_project_id": 1, "target_project_id": 1}});
+        assert!(matches!(
+            gitlab("Merge Request Hook", &merged, "@openclaw", "openclaw"),
+            Trigger::Closed { .. }
         ));
     }
 }

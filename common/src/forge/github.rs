@@ -9,11 +9,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::app::AppKey;
+use super::http;
 use super::{
     CommentId, Forge, ForgeError, ForgeRepo, NewPullRequest, Permission, PullRequestHead,
-    PullRequestRef, PullRequestState,
+    PullRequestRef, PullRequestState, Thread,
 };
-use crate::backoff::Backoff;
 use crate::config::{ConfigError, EnvReader, Secret};
 use crate::egress::{RepoPolicy, RepoUrl};
 
@@ -114,7 +114,7 @@ impl GitHubConfig {
             }
         };
         let raw = env.string_or("OPENCLAW_GITHUB_API_URL", "https://api.github.com");
-        let api_url = api_url(&raw, policy).map_err(|expected| ConfigError::Invalid {
+        let api_url = http::api_url(&raw, policy).map_err(|expected| ConfigError::Invalid {
             var: "OPENCLAW_GITHUB_API_URL",
             value: raw,
             expected,
@@ -138,13 +138,7 @@ impl GitHubConfig {
         if !remote.host.eq_ignore_ascii_case(&self.web_host) {
             return None;
         }
-        let raw = url.as_str();
-        let path = if raw.contains("://") {
-            url::Url::parse(raw).ok()?.path().to_owned()
-        } else {
-            raw.split_once(':')?.1.to_owned()
-        };
-        ForgeRepo::from_path(&path)
+        ForgeRepo::from_path(&ForgeRepo::url_path(url)?)
     }
 
     /// A browser link comparing `head` with `base` (`https://github.com/o/r/compare/b...h`).
@@ -166,43 +160,6 @@ impl GitHubConfig {
             GitHubAuth::App { .. } => Vec::new(),
         }
     }
-}
-
-/// The API URL, checked like a repository's: https (http only where http repos are allowed),
-/// no credentials, no internal host unless private addresses are allowed.
-fn api_url(raw: &str, policy: &RepoPolicy) -> Result<url::Url, String> {
-    let mut url = url::Url::parse(raw).map_err(|e| format!("a URL ({e})"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if policy.allow_http => {}
-        _ => return Err("an https:// URL (http:// only with OPENCLAW_ALLOW_HTTP_REPOS)".into()),
-    }
-    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
-        return Err("a URL without credentials or a query".into());
-    }
-    let Some(remote) = crate::egress::Remote::of_url(raw) else {
-        return Err("a URL with a host".into());
-    };
-    if !policy.allow_private
-        && let Some(why) = remote.internal_by_name()
-    {
-        return Err(format!(
-            "a public host, not {why} (OPENCLAW_ALLOW_PRIVATE_REPOS allows it)"
-        ));
-    }
-    if let Some(hosts) = &policy.hosts
-        && !hosts.allows(&remote)
-        && !url
-            .host_str()
-            .is_some_and(|h| h.eq_ignore_ascii_case("api.github.com"))
-    {
-        // The API host of a listed repository host is fine (github.com → api.github.com is
-        // checked above; Enterprise Server shares its host with its repositories).
-        return Err(format!("a host OPENCLAW_REPO_HOSTS allows ({hosts})"));
-    }
-    let trimmed = url.path().trim_end_matches('/').to_owned();
-    url.set_path(&trimmed);
-    Ok(url)
 }
 
 /// A GitHub client for one deployment. Cheap to clone.
@@ -353,81 +310,21 @@ impl GitHub {
         body: Option<serde_json::Value>,
         token: &Secret,
     ) -> Result<T, ForgeError> {
-        let mut url = self.config.api_url.clone();
-        url.path_segments_mut()
-            .map_err(|()| ForgeError::Invalid("the API URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(path);
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(token.expose())
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", API_VERSION);
-            if !query.is_empty() {
-                request = request.query(query);
-            }
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let error = match request.send().await {
-                Ok(response) if response.status().is_success() => {
-                    let unreadable = |message: String| ForgeError::Unreachable {
-                        forge: FORGE,
-                        what,
-                        message: format!("unreadable answer: {message}"),
-                    };
-                    let body = response
-                        .bytes()
-                        .await
-                        .map_err(|e| unreadable(e.without_url().to_string()))?;
-                    // 204 No Content reads as JSON null (what `()` takes).
-                    let body: &[u8] = if body.is_empty() { b"null" } else { &body };
-                    return serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()));
-                }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let text = response.text().await.unwrap_or_default();
-                    ForgeError::Refused {
-                        forge: FORGE,
-                        what,
-                        status,
-                        message: error_message(&text),
-                    }
-                }
-                Err(e) => ForgeError::Unreachable {
-                    forge: FORGE,
-                    what,
-                    message: e.without_url().to_string(),
-                },
-            };
-            if !error.is_transient() || tries >= 4 {
-                return Err(error);
-            }
-            tokio::time::sleep(backoff.failed()).await;
-        }
+        let call = http::Call {
+            forge: FORGE,
+            what,
+            method,
+            url: http::join(&self.config.api_url, path)?,
+            query,
+            body,
+            headers: vec![
+                ("Authorization", format!("Bearer {}", token.expose())),
+                ("Accept", "application/vnd.github+json".to_owned()),
+                ("X-GitHub-Api-Version", API_VERSION.to_owned()),
+            ],
+        };
+        http::send(&self.http, call).await
     }
-}
-
-/// GitHub's error body (`{"message": …, "errors": [{"message": …}]}`) as one short line.
-fn error_message(body: &str) -> String {
-    let parsed: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    let mut message = parsed["message"].as_str().unwrap_or("").to_owned();
-    if let Some(detail) = parsed["errors"]
-        .as_array()
-        .and_then(|e| e.first())
-        .and_then(|e| e["message"].as_str())
-    {
-        message = format!("{message} ({detail})");
-    }
-    if message.is_empty() {
-        message = "no message".into();
-    }
-    message.chars().take(300).collect()
 }
 
 impl Forge for GitHub {
@@ -593,9 +490,11 @@ impl Forge for GitHub {
     async fn comment(
         &self,
         repo: &ForgeRepo,
-        number: u64,
+        thread: Thread,
         body: &str,
     ) -> Result<CommentId, ForgeError> {
+        // Issues and pull requests share numbers and the issue comments API.
+        let number = thread.number();
         #[derive(Deserialize)]
         struct Created {
             id: u64,
@@ -638,6 +537,7 @@ impl Forge for GitHub {
     async fn edit_comment(
         &self,
         repo: &ForgeRepo,
+        _thread: Thread,
         comment: CommentId,
         body: &str,
     ) -> Result<(), ForgeError> {
@@ -770,15 +670,5 @@ mod tests {
             .expect("configured");
         assert!(!format!("{config:?}").contains("ghp_secret"));
         assert_eq!(config.secrets().len(), 1);
-    }
-
-    #[test]
-    fn githubs_error_bodies_become_one_line() {
-        let body = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for octo:openclaw/1."}],"documentation_url":"https://docs.github.com/rest"}"#;
-        assert_eq!(
-            error_message(body),
-            "Validation Failed (A pull request already exists for octo:openclaw/1.)"
-        );
-        assert_eq!(error_message("<html>"), "no message");
     }
 }

@@ -11,6 +11,8 @@
 
 pub mod app;
 pub mod github;
+pub mod gitlab;
+mod http;
 pub mod webhook;
 
 use std::future::Future;
@@ -30,9 +32,16 @@ impl ForgeRepo {
     /// `owner/name` from the path of a repository URL (`/owner/name` or `/owner/name.git`),
     /// each part as GitHub allows it: letters, digits, `-`, `_`, `.`, not `.`/`..`.
     pub fn from_path(path: &str) -> Option<Self> {
+        let repo = Self::from_nested_path(path)?;
+        (!repo.owner.contains('/')).then_some(repo)
+    }
+
+    /// Like [`ForgeRepo::from_path`], the owner being a group path (`group/subgroup`), as
+    /// GitLab's projects have them.
+    pub fn from_nested_path(path: &str) -> Option<Self> {
         let path = path.trim_matches('/');
         let path = path.strip_suffix(".git").unwrap_or(path);
-        let (owner, name) = path.split_once('/')?;
+        let (owner, name) = path.rsplit_once('/')?;
         let valid = |part: &str| {
             !part.is_empty()
                 && part.len() <= 100
@@ -42,10 +51,22 @@ impl ForgeRepo {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
-        (valid(owner) && valid(name)).then(|| Self {
+        let depth = owner.split('/').count();
+        (depth <= 20 && owner.split('/').all(valid) && valid(name)).then(|| Self {
             owner: owner.to_owned(),
             name: name.to_owned(),
         })
+    }
+
+    /// The path of a repository URL (`https://host/o/r.git`, `ssh://git@host/o/r.git`, or
+    /// scp-like `git@host:o/r.git`).
+    pub fn url_path(url: &RepoUrl) -> Option<String> {
+        let raw = url.as_str();
+        if raw.contains("://") {
+            Some(url::Url::parse(raw).ok()?.path().to_owned())
+        } else {
+            Some(raw.split_once(':')?.1.to_owned())
+        }
     }
 }
 
@@ -89,6 +110,23 @@ pub enum Permission {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommentId(pub u64);
 
+/// The conversation a comment is in: GitHub numbers issues and pull requests alike and
+/// comments on both through one API; GitLab keeps issues and merge requests apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "number", rename_all = "snake_case")]
+pub enum Thread {
+    Issue(u64),
+    PullRequest(u64),
+}
+
+impl Thread {
+    pub fn number(self) -> u64 {
+        match self {
+            Self::Issue(n) | Self::PullRequest(n) => n,
+        }
+    }
+}
+
 /// What went wrong talking to a forge. Never holds a token: the forge's status and message,
 /// or the transport's error text (which names the URL, and the URL holds no credential).
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +149,17 @@ pub enum ForgeError {
 }
 
 impl ForgeError {
+    /// The forge refused because what was asked exists already (GitHub 422, GitLab 409).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused {
+                status: 409 | 422,
+                ..
+            }
+        )
+    }
+
     /// Worth trying again later: the forge was down, slow or rate-limiting.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -166,17 +215,18 @@ pub trait Forge: Send + Sync {
         user: &str,
     ) -> impl Future<Output = Result<Permission, ForgeError>> + Send;
 
-    /// A new comment on issue or pull request `number`.
+    /// A new comment in `thread`.
     fn comment(
         &self,
         repo: &ForgeRepo,
-        number: u64,
+        thread: Thread,
         body: &str,
     ) -> impl Future<Output = Result<CommentId, ForgeError>> + Send;
 
     fn edit_comment(
         &self,
         repo: &ForgeRepo,
+        thread: Thread,
         comment: CommentId,
         body: &str,
     ) -> impl Future<Output = Result<(), ForgeError>> + Send;
@@ -222,13 +272,11 @@ pub async fn ensure_pull_request(
     }
     match forge.create_pull_request(repo, new).await {
         Ok(pr) => Ok(pr),
-        // 422: "A pull request already exists for …" — another creator won the race.
-        Err(ForgeError::Refused { status: 422, .. }) => {
-            match forge.find_pull_request(repo, &new.head).await? {
-                Some(found) if found.open => Ok(found.pull_request),
-                _ => forge.create_pull_request(repo, new).await,
-            }
-        }
+        // "A pull request already exists for …" — another creator won the race.
+        Err(e) if e.is_conflict() => match forge.find_pull_request(repo, &new.head).await? {
+            Some(found) if found.open => Ok(found.pull_request),
+            _ => forge.create_pull_request(repo, new).await,
+        },
         Err(e) => Err(e),
     }
 }
