@@ -80,6 +80,8 @@ struct State {
     comments: Vec<Comment>,
     /// Refs deleted (`heads/<branch>`).
     deleted_refs: Vec<String>,
+    /// The value the next installation token gets (a git server can then be told it).
+    next_token: Option<String>,
     /// Users' permission levels (`admin`, `write`, `read`, …); others have `read`.
     permissions: HashMap<String, String>,
 }
@@ -211,6 +213,11 @@ impl ScriptedGitHub {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
+    }
+
+    /// The next installation token minted will be `token`.
+    pub fn mint_next_as(&self, token: &str) {
+        self.lock().next_token = Some(token.to_owned());
     }
 
     /// The installation tokens minted so far.
@@ -475,7 +482,10 @@ fn answer(
                         .collect()
                 })
                 .unwrap_or_default();
-            let token = format!("ghs_{}", uuid::Uuid::now_v7().simple());
+            let token = s
+                .next_token
+                .take()
+                .unwrap_or_else(|| format!("ghs_{}", uuid::Uuid::now_v7().simple()));
             s.installation_tokens.push((token.clone(), repos));
             let mut example = api.example(op, 201);
             example["token"] = json!(token);

@@ -485,3 +485,37 @@ limits = { max_steps = 2, max_tokens = 100000, max_wall_secs = 60 }
     assert_eq!(status["status"], "failed");
     forge.github.assert_contract();
 }
+
+#[tokio::test]
+async fn a_github_app_alone_clones_and_pushes_with_its_installation_token() {
+    // No git token: the worker's git credentials are the App's installation token for this
+    // one repository, offered to the forge's host as `x-access-token`.
+    let (github, app_key) = ScriptedGitHub::start_with_app().await;
+    let minted = "ghs_installation_token_for_git_of_the_test";
+    github.mint_next_as(minted);
+    let repo = BareRepo::new();
+    let path = repo.publish_as("octo-org", "docs");
+    let git = GitHttpServer::start(repo.root(), "x-access-token", minted);
+    let url = git.url(&path);
+    let github_env = github.app_env(&app_key);
+    let app = app_without_dispatch(&pairs(&github_env)).await;
+    let llm = ScriptedLlm::turns(doc_script()).await;
+    let id = app
+        .submit(&json!({"repo": url, "prompt": "Document it", "pull_request": true}))
+        .await;
+    let worker = WorkerProcess::start(worker_bin(), &env_for(&app, &llm, &pairs(&github_env)));
+    let (worker, _) = completed_by(&app, worker, &id).await;
+    assert!(
+        repo.file(&format!("openclaw/{id}"), "docs/USAGE.md")
+            .is_some()
+    );
+    assert_eq!(
+        github.installation_tokens(),
+        [minted],
+        "one token for the task"
+    );
+    assert_eq!(github.pulls().len(), 1);
+    github.assert_contract();
+    let said = everything_said(&app, &id, &worker, &repo).await;
+    assert!(!said.contains(minted), "the installation token leaked");
+}

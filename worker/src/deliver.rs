@@ -95,8 +95,13 @@ impl Task<'_> {
         };
         let github = self.config.github.as_ref();
         let gitlab = self.config.gitlab.as_ref();
-        let made = if let Some(repo_on) = github.and_then(|g| g.repo_of(url).map(|r| (g, r))) {
-            GitHub::new(repo_on.0.clone()).map(|client| Forge2::GitHub(client, repo_on.1))
+        let made = if let Some(repo_on) = github.and_then(|g| g.repo_of(url)) {
+            self.github()
+                .cloned()
+                .map(|client| Forge2::GitHub(client, repo_on))
+                .ok_or_else(|| {
+                    openclaw_common::forge::ForgeError::Invalid("no GitHub client".into())
+                })
         } else if let Some(repo_on) = gitlab.and_then(|g| g.repo_of(url).map(|r| (g, r))) {
             GitLab::new(repo_on.0.clone()).map(|client| Forge2::GitLab(client, repo_on.1))
         } else if github.is_none() && gitlab.is_none() {

@@ -166,6 +166,8 @@ pub async fn run_one(
         usage_recorded: std::sync::atomic::AtomicBool::new(false),
         tracer: &tracer,
         model: &model,
+        git: tokio::sync::OnceCell::new(),
+        github: std::sync::OnceLock::new(),
     };
     let result = task.run().instrument(span).await;
     keep_alive.abort();
@@ -282,6 +284,11 @@ pub(crate) struct Task<'a> {
     pub(crate) tracer: &'a Tracer,
     /// The model the agent runs with: the task's, else its profile's, else the default.
     pub(crate) model: &'a str,
+    /// The git settings of this task's clone and pushes ([`Task::git_config`]), once known.
+    pub(crate) git: tokio::sync::OnceCell<crate::config::GitConfig>,
+    /// The task's one GitHub client ([`Task::github`]): a GitHub App's installation token is
+    /// minted once per task, for git and the pull request alike.
+    pub(crate) github: std::sync::OnceLock<Option<openclaw_common::forge::github::GitHub>>,
 }
 
 impl Task<'_> {

@@ -46,6 +46,59 @@ impl Task<'_> {
         })
     }
 
+    /// The git settings of this task: the worker's, or — when the worker has no git
+    /// credentials and the repository is on GitHub, which it reaches as a GitHub App — the
+    /// installation token minted for this repository, offered to GitHub's host alone.
+    pub(crate) async fn git_config(&self) -> crate::config::GitConfig {
+        self.git
+            .get_or_init(|| async {
+                let own = self.config.git.clone();
+                let has_credentials =
+                    own.token.is_some() || own.ssh_key.is_some() || own.ssh_key_path.is_some();
+                let (Some(github), Some(url)) = (&self.config.github, &self.spec.repo) else {
+                    return own;
+                };
+                let Some(repo) = github.repo_of(url).filter(|_| !has_credentials) else {
+                    return own;
+                };
+                let minted = match self.github() {
+                    Some(client) => client.installation_token(&repo).await,
+                    None => Ok(None),
+                };
+                match (minted, openclaw_common::egress::HostList::parse(&github.web_host)) {
+                    (Ok(Some(token)), Ok(hosts)) => crate::config::GitConfig {
+                        username: Some("x-access-token".into()),
+                        token: Some(token),
+                        credential_hosts: hosts,
+                        ..own
+                    },
+                    (Ok(None), _) => own,
+                    (Err(e), _) => {
+                        warn!(task_id = %self.spec.id, error = %e, "no installation token for git; cloning without credentials");
+                        own
+                    }
+                    (_, Err(e)) => {
+                        warn!(task_id = %self.spec.id, error = %e, "GitHub's host is not a host list entry");
+                        own
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// This task's GitHub client, when GitHub is configured (made once).
+    pub(crate) fn github(&self) -> Option<&openclaw_common::forge::github::GitHub> {
+        self.github
+            .get_or_init(|| {
+                let config = self.config.github.clone()?;
+                openclaw_common::forge::github::GitHub::new(config)
+                    .inspect_err(|e| warn!(task_id = %self.spec.id, error = %e, "no GitHub client"))
+                    .ok()
+            })
+            .as_ref()
+    }
+
     /// Clones (blocking, off the runtime) and publishes `cloned`.
     pub(crate) async fn clone_repo(
         &self,
@@ -67,7 +120,7 @@ impl Task<'_> {
             task_repo.clone(),
             self.spec.branch.clone(),
             self.spec.push_branch.clone(),
-            self.config.git.clone(),
+            self.git_config().await,
         );
         let cloned = self
             .git_step("git clone", move || {
@@ -120,7 +173,7 @@ impl Task<'_> {
                 let (r, b, g) = (
                     repo.clone(),
                     self.spec.push_branch.clone(),
-                    self.config.git.clone(),
+                    self.git_config().await,
                 );
                 self.git_step("git fetch", move || git::remote_tip(&r, &url, &b, &g))
                     .await
@@ -147,7 +200,7 @@ impl Task<'_> {
         message: &str,
         checkpoint: bool,
     ) -> Result<Result<Option<String>, GitError>, StoreError> {
-        let (r, m, g) = (repo.clone(), message.to_owned(), self.config.git.clone());
+        let (r, m, g) = (repo.clone(), message.to_owned(), self.git_config().await);
         let committed = self
             .git_step("git commit", move || git::commit_all(&r, &m, &g))
             .await;
@@ -172,7 +225,7 @@ impl Task<'_> {
         let (r, b, g) = (
             repo.clone(),
             self.spec.push_branch.clone(),
-            self.config.git.clone(),
+            self.git_config().await,
         );
         let pushed = self
             .git_step("git push", move || git::push(&r, &url, &b, &g))

@@ -213,6 +213,15 @@ impl GitHub {
         &self.config
     }
 
+    /// As a GitHub App: the installation token for `repo` (minted now or kept), which also
+    /// serves git over https as user `x-access-token`. `None` with a configured token.
+    pub async fn installation_token(&self, repo: &ForgeRepo) -> Result<Option<Secret>, ForgeError> {
+        match self.config.auth {
+            GitHubAuth::Token(_) => Ok(None),
+            GitHubAuth::App { .. } => self.token_for(repo).await.map(Some),
+        }
+    }
+
     /// The token a request about `repo` carries: the configured one, or an installation token
     /// minted for this one repository (kept until ten minutes before it expires).
     async fn token_for(&self, repo: &ForgeRepo) -> Result<Secret, ForgeError> {
