@@ -47,9 +47,9 @@ pub struct Shared {
     /// The same as a Unix time, for `/v1/models`.
     pub started_unix: i64,
     /// GitHub, when configured: webhook answers and permission checks.
-    pub github: Option<Arc<crate::webhooks::GitHubDoor>>,
+    pub github: Option<Arc<crate::webhooks::door::GitHubDoor>>,
     /// GitLab, when configured.
-    pub gitlab: Option<Arc<crate::webhooks::GitLabDoor>>,
+    pub gitlab: Option<Arc<crate::webhooks::door::GitLabDoor>>,
     /// Counters and gauges served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Why each agent's tasks wait, as the dispatcher last saw it (empty: nothing in the way);

@@ -8,7 +8,7 @@ use openclaw_common::ids::TaskId;
 use openclaw_common::status::{TaskState, TaskStatus};
 use openclaw_common::task::TaskOrigin;
 
-use super::Door;
+use super::door::Door;
 use super::trigger::COMMENT_MARKER;
 use crate::state::AppState;
 

@@ -9,11 +9,11 @@
 //! the outcome when the task ends ([`answer`]).
 
 pub mod answer;
+pub mod door;
 pub mod trigger;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+pub use door::Door;
+
 
 use axum::Json;
 use axum::body::Bytes;
@@ -21,9 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use openclaw_common::egress::RepoUrl;
-use openclaw_common::forge::github::{GitHub, GitHubConfig};
-use openclaw_common::forge::gitlab::{GitLab, GitLabConfig};
-use openclaw_common::forge::{Forge, ForgeError, ForgeRepo, Permission, Thread};
+use openclaw_common::forge::{Forge, ForgeError, ForgeRepo, Thread};
 use openclaw_common::ids::{BranchName, TaskId};
 use openclaw_common::task::{PullRequestAsk, TaskOrigin, TaskSpec, Turn, TurnRole};
 use serde_json::{Value, json};
@@ -31,65 +29,6 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::state::AppState;
 use trigger::{PayloadRepo, ReviewLine, Trigger};
-
-/// How long a user's permission is remembered.
-const PERMISSION_TTL: Duration = Duration::from_secs(60);
-
-/// A forge as the bridge uses it: the client it answers and checks permissions with, and the
-/// permissions it was told lately.
-pub struct Door<F> {
-    pub client: F,
-    /// `github` or `gitlab`: what task origins name.
-    pub name: &'static str,
-    permissions: Mutex<HashMap<(ForgeRepo, String), (Permission, Instant)>>,
-}
-
-pub type GitHubDoor = Door<GitHub>;
-pub type GitLabDoor = Door<GitLab>;
-
-impl Door<GitHub> {
-    pub fn github(config: Arc<GitHubConfig>) -> Result<Self, ForgeError> {
-        Ok(Self::new(GitHub::new(config)?, "github"))
-    }
-}
-
-impl Door<GitLab> {
-    pub fn gitlab(config: Arc<GitLabConfig>) -> Result<Self, ForgeError> {
-        Ok(Self::new(GitLab::new(config)?, "gitlab"))
-    }
-}
-
-impl<F: Forge> Door<F> {
-    fn new(client: F, name: &'static str) -> Self {
-        Self {
-            client,
-            name,
-            permissions: Mutex::default(),
-        }
-    }
-
-    /// Whether `user` may write to `repo` (so may ask an agent to), remembered briefly.
-    async fn may_write(&self, repo: &ForgeRepo, user: &str) -> Result<bool, ForgeError> {
-        let key = (repo.clone(), user.to_ascii_lowercase());
-        if let Ok(cache) = self.permissions.lock()
-            && let Some((permission, at)) = cache.get(&key)
-            && at.elapsed() < PERMISSION_TTL
-        {
-            return Ok(*permission == Permission::Write);
-        }
-        let permission = match self.client.permission(repo, user).await {
-            Ok(p) => p,
-            // Not a collaborator at all.
-            Err(ForgeError::Refused { status: 404, .. }) => Permission::Read,
-            Err(e) => return Err(e),
-        };
-        if let Ok(mut cache) = self.permissions.lock() {
-            cache.retain(|_, (_, at)| at.elapsed() < PERMISSION_TTL);
-            cache.insert(key, (permission, Instant::now()));
-        }
-        Ok(permission == Permission::Write)
-    }
-}
 
 /// `POST /v1/webhooks/github`.
 pub async fn github(
