@@ -80,11 +80,15 @@ impl Application {
             last_activity: Arc::new(std::sync::Mutex::new(openclaw_common::now())),
             dispatch_waiting: Arc::default(),
             github: match &config_github {
-                Some(github) => Some(Arc::new(crate::webhooks::door::Door::github(github.clone())?)),
+                Some(github) => Some(Arc::new(crate::webhooks::door::Door::github(
+                    github.clone(),
+                )?)),
                 None => None,
             },
             gitlab: match &config_gitlab {
-                Some(gitlab) => Some(Arc::new(crate::webhooks::door::Door::gitlab(gitlab.clone())?)),
+                Some(gitlab) => Some(Arc::new(crate::webhooks::door::Door::gitlab(
+                    gitlab.clone(),
+                )?)),
                 None => None,
             },
         });

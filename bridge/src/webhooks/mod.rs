@@ -14,7 +14,6 @@ pub mod trigger;
 
 pub use door::Door;
 
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
