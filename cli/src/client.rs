@@ -28,6 +28,18 @@ pub enum ClientError {
     Ambiguous(String),
 }
 
+/// The bridge's JSON error body (`{"error": {code, message}}`) as a [`ClientError`].
+fn api_error(status: reqwest::StatusCode, body: &Value) -> ClientError {
+    ClientError::Api {
+        status: status.as_u16(),
+        code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
+        message: body["error"]["message"]
+            .as_str()
+            .unwrap_or("request failed")
+            .to_owned(),
+    }
+}
+
 /// How many recent tasks a short id is looked up among (the bridge lists at most 500).
 const SHORT_ID_WINDOW: usize = 500;
 
@@ -89,14 +101,7 @@ impl ApiClient {
         if status.is_success() {
             return Ok(body);
         }
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
-            message: body["error"]["message"]
-                .as_str()
-                .unwrap_or("request failed")
-                .to_owned(),
-        })
+        Err(api_error(status, &body))
     }
 
     pub async fn submit(
@@ -162,14 +167,7 @@ impl ApiClient {
             return Ok(text);
         }
         let body: Value = serde_json::from_str(&text).unwrap_or_default();
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            code: body["error"]["code"].as_str().unwrap_or("error").to_owned(),
-            message: body["error"]["message"]
-                .as_str()
-                .unwrap_or("request failed")
-                .to_owned(),
-        })
+        Err(api_error(status, &body))
     }
 
     pub async fn status(&self, id: &str) -> Result<Value, ClientError> {

@@ -134,11 +134,7 @@ impl GitHubConfig {
 
     /// The repository `url` names, when its host is this forge's.
     pub fn repo_of(&self, url: &RepoUrl) -> Option<ForgeRepo> {
-        let remote = url.remote()?;
-        if !remote.host.eq_ignore_ascii_case(&self.web_host) {
-            return None;
-        }
-        ForgeRepo::from_path(&ForgeRepo::url_path(url)?)
+        ForgeRepo::from_path(&ForgeRepo::path_on(url, &self.web_host)?)
     }
 
     /// A browser link comparing `head` with `base` (`https://github.com/o/r/compare/b...h`).

@@ -60,11 +60,7 @@ impl GitLabConfig {
 
     /// The project `url` names (`group/subgroup/project`), when its host is this GitLab's.
     pub fn repo_of(&self, url: &RepoUrl) -> Option<ForgeRepo> {
-        let remote = url.remote()?;
-        if !remote.host.eq_ignore_ascii_case(&self.web_host) {
-            return None;
-        }
-        ForgeRepo::from_nested_path(&ForgeRepo::url_path(url)?)
+        ForgeRepo::from_nested_path(&ForgeRepo::path_on(url, &self.web_host)?)
     }
 
     /// `https://gitlab.com/group/project/-/compare/base...head`.

@@ -58,6 +58,13 @@ impl ForgeRepo {
         })
     }
 
+    /// The path of `url` when its host is `host` (a forge's web host), else `None`.
+    pub fn path_on(url: &RepoUrl, host: &str) -> Option<String> {
+        url.remote()
+            .filter(|r| r.host.eq_ignore_ascii_case(host))
+            .and_then(|_| Self::url_path(url))
+    }
+
     /// The path of a repository URL (`https://host/o/r.git`, `ssh://git@host/o/r.git`, or
     /// scp-like `git@host:o/r.git`).
     pub fn url_path(url: &RepoUrl) -> Option<String> {
