@@ -68,6 +68,9 @@ impl Renderer {
                 ..
             } => status(format!("{name} failed: {}", first_line(output, 120))),
             EventKind::ToolResult { .. } => None,
+            // A command's live output stays in the task's event stream (and the CLI); the chat
+            // shows the command and how it ended.
+            EventKind::Output { .. } => None,
             EventKind::LlmUsage {
                 prompt_tokens,
                 completion_tokens,

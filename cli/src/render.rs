@@ -69,6 +69,8 @@ impl Progress {
                 format!("{name}: {}", output.lines().next().unwrap_or_default()),
             ),
             EventKind::ToolResult { .. } => String::new(),
+            // A running command's output, as it comes.
+            EventKind::Output { text, .. } => text.clone(),
             EventKind::LlmUsage {
                 prompt_tokens,
                 completion_tokens,

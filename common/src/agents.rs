@@ -45,6 +45,9 @@ pub enum Check {
     MarkdownLinks,
     /// A command that must exit 0.
     Command { command: String, args: Vec<String> },
+    /// A shell command line that must exit 0, run as the coder's `run_command` runs it (in
+    /// the sandbox).
+    Shell { run: String },
 }
 
 #[derive(Deserialize)]
@@ -55,6 +58,9 @@ enum RawCheck {
         command: String,
         #[serde(default)]
         args: Vec<String>,
+    },
+    Shell {
+        run: String,
     },
 }
 
@@ -68,6 +74,7 @@ impl TryFrom<RawCheck> for Check {
                 "unknown check {name:?}: the built-in check is \"markdown-links\"; a command is {{ command = \"…\", args = [\"…\"] }}"
             )),
             RawCheck::Command { command, args } => Ok(Check::Command { command, args }),
+            RawCheck::Shell { run } => Ok(Check::Shell { run }),
         }
     }
 }
@@ -211,6 +218,94 @@ pub struct AgentProfile {
     /// (overrides `OPENCLAW_QUEUE_TIMEOUT_SECS`).
     #[serde(default)]
     pub queue_timeout_secs: Option<u64>,
+    /// Commands run in the kernel sandbox: `run_command` takes a shell command line (any
+    /// program the image has) instead of an allowlisted program, and a setup step runs first.
+    #[serde(default)]
+    pub sandbox: Option<SandboxSettings>,
+}
+
+/// The sandbox of a profile's commands (see `openclaw_sandbox`): the limits of every
+/// command, and the setup and checks used when the repository's `.openclaw.toml` names none.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Shell command lines run before the agent, in the sandbox (a failure fails the task).
+    #[serde(default)]
+    pub setup: Vec<String>,
+    /// Shell command lines that must pass before the work is committed.
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// Seconds each setup command may run.
+    #[serde(default = "default_setup_timeout")]
+    pub setup_timeout_secs: u64,
+    /// Processes (and threads) of the worker's user at once.
+    #[serde(default = "default_max_processes")]
+    pub max_processes: u64,
+    /// Largest file a command may write.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// CPU seconds per process; default twice the command's time limit.
+    #[serde(default)]
+    pub max_cpu_secs: Option<u64>,
+    /// Directories readable (and executable) besides the system's: toolchains elsewhere.
+    #[serde(default)]
+    pub readable: Vec<String>,
+    /// Layers this profile accepts running without (`landlock`, `seccomp`,
+    /// `process-limit`); the task's events say so. Default: none — a missing layer refuses
+    /// the commands.
+    #[serde(default)]
+    pub allow_missing: Vec<String>,
+}
+
+/// What a repository's `.openclaw.toml` says about its commands:
+///
+/// ```toml
+/// [commands]
+/// setup = ["pip install --no-index -e ."]   # before the agent, in the sandbox
+/// checks = ["python -m pytest -q"]          # must pass before the work is committed
+/// ```
+///
+/// The repository is not trusted: these run in the same sandbox as the model's commands, and
+/// nothing here widens what the profile allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RepoCommands {
+    #[serde(default)]
+    pub setup: Option<Vec<String>>,
+    #[serde(default)]
+    pub checks: Option<Vec<String>>,
+}
+
+/// The file a repository names its setup and checks in.
+pub const REPO_FILE: &str = ".openclaw.toml";
+
+impl RepoCommands {
+    /// Parses `.openclaw.toml` (only its `[commands]` table is read; other tables are left
+    /// for other tools).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            commands: Option<RepoCommands>,
+        }
+        toml::from_str::<File>(text)
+            .map(|f| f.commands.unwrap_or_default())
+            .map_err(|e| format!("{REPO_FILE} is not valid: {e}"))
+    }
+}
+
+/// The sandbox layers a profile may name in `allow_missing`.
+pub const SANDBOX_LAYERS: &[&str] = &["landlock", "seccomp", "process-limit"];
+
+fn default_setup_timeout() -> u64 {
+    600
+}
+
+fn default_max_processes() -> u64 {
+    512
+}
+
+fn default_max_file_bytes() -> u64 {
+    1024 * 1024 * 1024
 }
 
 fn yes() -> bool {
@@ -261,9 +356,23 @@ impl AgentCatalog {
         let file: File = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let mut agents = BTreeMap::new();
         for profile in file.agent {
-            if profile.tools.contains(&ToolName::RunCommand) && profile.commands.is_empty() {
+            if profile.tools.contains(&ToolName::RunCommand)
+                && profile.commands.is_empty()
+                && profile.sandbox.is_none()
+            {
                 return Err(invalid(format!(
-                    "agent {} offers run_command but allows no commands",
+                    "agent {} offers run_command but allows no commands (name them in `commands`, or run any in a `[agent.sandbox]`)",
+                    profile.name
+                )));
+            }
+            if let Some(sandbox) = &profile.sandbox
+                && let Some(bad) = sandbox
+                    .allow_missing
+                    .iter()
+                    .find(|l| !SANDBOX_LAYERS.contains(&l.as_str()))
+            {
+                return Err(invalid(format!(
+                    "agent {}: sandbox.allow_missing names {bad:?}; the layers are {SANDBOX_LAYERS:?}",
                     profile.name
                 )));
             }

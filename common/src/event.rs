@@ -46,6 +46,9 @@ impl TaskEvent {
     }
 }
 
+/// Most bytes of one command's live output published as [`EventKind::Output`] events.
+pub const LIVE_OUTPUT_BYTES: usize = 64 * 1024;
+
 /// What happened. Serialized with a `type` tag, which is also the SSE `event:` name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -81,6 +84,13 @@ pub enum EventKind {
         name: String,
         ok: bool,
         output: String,
+    },
+    /// Output of a running command (a setup command, a check, a `run_command`) as it comes,
+    /// so a client watching sees the tests run: chunks as the pipes give them, coalesced, at
+    /// most [`LIVE_OUTPUT_BYTES`] per command. The tool result holds the whole (capped).
+    Output {
+        call_id: String,
+        text: String,
     },
     LlmUsage {
         model: String,
@@ -133,6 +143,7 @@ impl EventKind {
             Self::Started { .. } => "started",
             Self::Cloned { .. } => "cloned",
             Self::Message { .. } => "message",
+            Self::Output { .. } => "output",
             Self::ToolCall { .. } => "tool_call",
             Self::ToolResult { .. } => "tool_result",
             Self::LlmUsage { .. } => "llm_usage",

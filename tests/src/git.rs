@@ -139,6 +139,30 @@ impl BareRepo {
         })
     }
 
+    /// Pushes one commit writing `files` (`(path, content)`) onto `branch`; returns its sha.
+    pub fn push_files(&self, branch: &str, message: &str, files: &[(&str, &str)]) -> String {
+        self.push_change(branch, message, |co| {
+            for (file, content) in files {
+                let path = co.join(file);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).expect("dir");
+                }
+                std::fs::write(&path, content).expect("write");
+            }
+        })
+    }
+
+    /// Gives the repository to the user and group `uid` (the remote a non-root worker pushes
+    /// to: libgit2 writes as that user).
+    pub fn give_to(&self, uid: u32) {
+        let status = std::process::Command::new("chown")
+            .args(["-R", &format!("{uid}:{uid}")])
+            .arg(self.root())
+            .status()
+            .expect("chown");
+        assert!(status.success());
+    }
+
     /// Pushes one commit adding the symlinks `(link, target)` onto `branch`, as a hostile
     /// repository carries them (the target is stored as it is, not checked); returns its sha.
     pub fn push_symlinks(&self, branch: &str, links: &[(&str, &str)]) -> String {

@@ -7,6 +7,7 @@ mod agent;
 mod auth;
 mod cancel;
 mod cluster;
+mod coder;
 mod confinement;
 mod conformance;
 mod definitions;

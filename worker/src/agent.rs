@@ -287,10 +287,11 @@ impl AgentLoop<'_> {
                 })
                 .await?;
             let tool_started = std::time::SystemTime::now();
-            let result = self
-                .tools
-                .call(&call.function.name, &call.function.arguments)
-                .await;
+            let tools = self.tools;
+            let result = crate::live::publishing(self.events, self.secrets, &call.id, |live| {
+                tools.call_live(&call.function.name, &call.function.arguments, Some(live))
+            })
+            .await?;
             let (ok, output) = match result {
                 Ok(out) => (true, self.secrets.redact(&out)),
                 Err(err) => (false, self.secrets.redact(&format!("error: {err}"))),

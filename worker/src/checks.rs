@@ -28,6 +28,12 @@ pub async fn run(tools: &Toolbox, checks: &[Check], changed: &BTreeSet<String>) 
                     problems.push(format!("`{command} {}` failed:\n{output}", args.join(" ")));
                 }
             }
+            Check::Shell { run } => {
+                let call = serde_json::json!({ "command": run }).to_string();
+                if let Err(output) = tools.call("run_command", &call).await {
+                    problems.push(format!("the check `{run}` failed:\n{output}"));
+                }
+            }
         }
     }
     problems

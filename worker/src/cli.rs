@@ -35,6 +35,11 @@ pub async fn main() -> ExitCode {
     let args = <Args as clap::Parser>::parse();
     openclaw_common::telemetry::init("info");
     crate::install_crypto_provider();
+    // Before any task: not dumpable (commands cannot read this process's environment or
+    // memory) and the reaper of what commands leave behind.
+    if let Err(e) = openclaw_sandbox::harden_worker() {
+        tracing::warn!(error = %e, "cannot make the worker undumpable and a subreaper");
+    }
     if args.check_gateway {
         return check_gateway().await;
     }

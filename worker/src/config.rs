@@ -108,6 +108,24 @@ impl LlmConfig {
 }
 
 impl WorkerConfig {
+    /// The files holding the worker's credentials and keys: no sandboxed command may reach
+    /// them.
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        let auth = &self.nats.auth;
+        let mut files: Vec<PathBuf> = [&auth.creds, &auth.nkey_seed, &self.git.ssh_key_path]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if let Some((_, key)) = &auth.client_cert {
+            files.push(key.clone());
+        }
+        if let Some(key) = std::env::var_os("OPENCLAW_GITHUB_APP_PRIVATE_KEY_FILE") {
+            files.push(PathBuf::from(key));
+        }
+        files
+    }
+
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let env = EnvReader(env);
         let agent_raw = env.string_or("OPENCLAW_AGENT", "doc-writer");

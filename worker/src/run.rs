@@ -434,7 +434,7 @@ impl Task<'_> {
                 profile,
                 secrets.clone(),
             )
-            .map(|t| (t, scratch))
+            .map(|t| (t.with_secret_files(self.config.secret_files()), scratch))
         }) {
             Ok(pair) => pair,
             Err(e) => {
@@ -443,6 +443,38 @@ impl Task<'_> {
                     .await;
             }
         };
+        // The sandboxed profiles' setup step, before any model call; their checks join the
+        // profile's.
+        let mut checks = profile.checks.clone();
+        if let Some(settings) = &profile.sandbox {
+            match toolbox.sandbox() {
+                Some(Ok(sandbox)) => {
+                    for (layer, why) in sandbox.running_without() {
+                        events
+                            .publish(openclaw_common::event::EventKind::Output {
+                                call_id: "sandbox".into(),
+                                text: format!(
+                                    "commands run without the sandbox's {layer} layer, as the profile allows: {why}\n"
+                                ),
+                            })
+                            .await?;
+                    }
+                }
+                Some(Err(why)) => warn!(task_id = %id, %why, "commands will be refused"),
+                None => {}
+            }
+            let plan = match crate::setup::Plan::of(&toolbox, settings) {
+                Ok(plan) => plan,
+                Err(e) => return self.fail(&mut events, e, false).await,
+            };
+            let timeout = std::time::Duration::from_secs(settings.setup_timeout_secs);
+            if let Err(e) =
+                crate::setup::run(&toolbox, &mut events, secrets, &plan.setup, timeout).await?
+            {
+                return self.fail(&mut events, e, false).await;
+            }
+            checks.extend(plan.checks);
+        }
         let llm = match LlmClient::new(self.config.llm.clone()) {
             Ok(c) => c,
             Err(e) => return self.fail(&mut events, e.to_string(), false).await,
@@ -472,7 +504,7 @@ impl Task<'_> {
             secrets,
             usage: &self.usage,
             context_window,
-            checks: &profile.checks,
+            checks: &checks,
             review: (profile.review_diff && checkout.is_some()).then_some(&task_repo),
         }
         .run(messages)

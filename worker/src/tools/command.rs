@@ -1,6 +1,7 @@
 //! Running a child for `run_command`: both pipes drained to their end while the child runs
 //! (a child writing more than a pipe holds never blocks), each kept as head and tail in
-//! bounded memory ([`HeadTail`]), the child killed at its timeout with what it printed so far.
+//! bounded memory ([`HeadTail`]), the child killed at its timeout with what it printed so far,
+//! and then its whole process group ended: nothing it started runs on after it returns.
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -47,7 +48,76 @@ impl Ran {
             )),
         }
     }
+
+    /// The result of a shell command line: its output, after the exit status when that is not
+    /// 0 (with the sandbox limit that stopped it, when one did).
+    pub fn into_shell_output(
+        self,
+        timeout: Duration,
+        limits: Option<openclaw_sandbox::Limits>,
+    ) -> Result<String, String> {
+        use std::os::unix::process::ExitStatusExt;
+        let why = match self.status {
+            Some(s) if s.success() => None,
+            // A shell reports a child killed by signal N as exit status 128 + N.
+            Some(s) => Some(match (s.code(), s.signal()) {
+                (Some(code), _) if code > 128 => format!(
+                    "exit status {code}{}",
+                    signal_reason(code - 128, limits)
+                        .map(|why| format!(" ({why})"))
+                        .unwrap_or_default()
+                ),
+                (Some(code), _) => format!("exit status {code}"),
+                (None, Some(sig)) => format!(
+                    "killed by signal {sig}{}",
+                    signal_reason(sig, limits)
+                        .map(|why| format!(" ({why})"))
+                        .unwrap_or_default()
+                ),
+                (None, None) => "ended without a status".to_owned(),
+            }),
+            None => Some(format!(
+                "timed out after {}s and was stopped (with everything it started); its output so far",
+                timeout.as_secs()
+            )),
+        };
+        let mut text = self.stdout.text();
+        let err = self.stderr.text();
+        if !err.is_empty() {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str("[stderr]\n");
+            text.push_str(&err);
+        }
+        match why {
+            None => Ok(text),
+            Some(why) => Err(format!("{why}:\n{text}")),
+        }
+    }
 }
+
+const SIGXCPU: i32 = 24;
+const SIGXFSZ: i32 = 25;
+
+/// What a signal that ended a process says about the sandbox's limits.
+fn signal_reason(sig: i32, limits: Option<openclaw_sandbox::Limits>) -> Option<String> {
+    let limits = limits?;
+    match sig {
+        SIGXFSZ => Some(format!(
+            "a file reached the sandbox's size limit ({} bytes)",
+            limits.file_bytes
+        )),
+        SIGXCPU => Some(format!(
+            "the sandbox's CPU limit of {}s per process",
+            limits.cpu_secs
+        )),
+        _ => None,
+    }
+}
+
+/// How long ending a command's process group may take.
+const GROUP_END: Duration = Duration::from_secs(5);
 
 /// How long the pipes may stay open after the child ended (a background grandchild holding
 /// them): what arrived by then is the output.
@@ -55,10 +125,12 @@ const PIPE_GRACE: Duration = Duration::from_secs(2);
 
 type Kept = std::sync::Arc<std::sync::Mutex<HeadTail>>;
 
-/// Runs `cmd` (stdio set here) for at most `timeout`.
+/// Runs `cmd` (stdio set here; it leads a process group of its own, by the sandbox or
+/// `process_group(0)`) for at most `timeout`, its output also sent to `live`.
 pub(super) async fn run(
     mut cmd: tokio::process::Command,
     timeout: Duration,
+    live: Option<super::LiveOutput>,
 ) -> std::io::Result<Ran> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -68,8 +140,9 @@ pub(super) async fn run(
     let kept = || Kept::new(std::sync::Mutex::new(HeadTail::new(KEEP_BYTES)));
     let (stdout, stderr) = (kept(), kept());
     let mut drains = tokio::task::JoinSet::new();
-    drains.spawn(drain(child.stdout.take(), stdout.clone()));
-    drains.spawn(drain(child.stderr.take(), stderr.clone()));
+    drains.spawn(drain(child.stdout.take(), stdout.clone(), live.clone()));
+    drains.spawn(drain(child.stderr.take(), stderr.clone(), live));
+    let group = child.id();
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => Some(status?),
         Err(_) => {
@@ -77,6 +150,12 @@ pub(super) async fn run(
             None
         }
     };
+    // The command returned (or was stopped): what it left running goes with its group, and
+    // with them the pipes they held open.
+    if let Some(group) = group {
+        let _ = tokio::task::spawn_blocking(move || openclaw_sandbox::end_group(group, GROUP_END))
+            .await;
+    }
     let drained = async { while drains.join_next().await.is_some() {} };
     if tokio::time::timeout(PIPE_GRACE, drained).await.is_err() {
         drains.abort_all();
@@ -93,8 +172,8 @@ pub(super) async fn run(
     })
 }
 
-/// Reads `pipe` to its end into `kept`.
-async fn drain(pipe: Option<impl AsyncRead + Unpin>, kept: Kept) {
+/// Reads `pipe` to its end into `kept` (and `live`, when it has room).
+async fn drain(pipe: Option<impl AsyncRead + Unpin>, kept: Kept, live: Option<super::LiveOutput>) {
     let Some(mut pipe) = pipe else {
         return;
     };
@@ -105,6 +184,9 @@ async fn drain(pipe: Option<impl AsyncRead + Unpin>, kept: Kept) {
             Ok(n) => {
                 if let Ok(mut k) = kept.lock() {
                     k.push(&buf[..n]);
+                }
+                if let Some(live) = &live {
+                    let _ = live.try_send(buf[..n].to_vec());
                 }
             }
         }

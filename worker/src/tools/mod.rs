@@ -57,7 +57,20 @@ pub struct Toolbox {
     /// Files written, edited or moved into place by this run (relative paths): what the
     /// checks look at.
     touched: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The kernel sandbox `run_command` runs shell command lines in, for a profile with
+    /// `[agent.sandbox]`; `Err` says which layer is missing (every command is refused so).
+    sandbox: Option<Result<openclaw_sandbox::Sandbox, String>>,
+    /// What builds the sandbox: kept to build it again with the worker's secret files.
+    sandbox_plan: Option<(openclaw_sandbox::Policy, Vec<PathBuf>)>,
 }
+
+/// A channel the output of a running command is sent to as it comes (chunks as the pipes
+/// give them; full channel: the chunk is not sent — the tool result still has it all).
+pub type LiveOutput = tokio::sync::mpsc::Sender<Vec<u8>>;
+
+/// Layers `OPENCLAW_SANDBOX_DISABLE` (comma-separated) switches off, as if the kernel lacked
+/// them: for tests of the refusal and of running with less.
+pub const SANDBOX_DISABLE_VAR: &str = "OPENCLAW_SANDBOX_DISABLE";
 
 /// A tool's answer: `Ok` output or an error text, both shown to the model.
 pub type ToolOutput = Result<String, String>;
@@ -71,10 +84,27 @@ impl Toolbox {
         profile: &AgentProfile,
         secrets: Secrets,
     ) -> std::io::Result<Self> {
-        let command_env =
+        let mut command_env =
             CommandEnv::build(scratch, &profile.command_env, |k| std::env::var(k).ok())?;
+        if profile.sandbox.is_some() {
+            // Python's bytecode cache judges a source by its mtime in seconds and its size: an
+            // edit within the second that keeps the size (`a - b` → `a + b`) would run the old
+            // code. Nor does the cache belong in the checkout.
+            command_env
+                .vars
+                .push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+        }
+        let root = root.canonicalize()?;
+        let sandbox_plan = profile.sandbox.as_ref().map(|settings| {
+            let policy = sandbox_policy(settings, profile, &root, &scratch.canonicalize()?);
+            Ok::<_, std::io::Error>((policy, Vec::new()))
+        });
+        let sandbox_plan = sandbox_plan.transpose()?;
+        let sandbox = sandbox_plan
+            .as_ref()
+            .map(|(policy, _)| build_sandbox(policy));
         Ok(Self {
-            root: root.canonicalize()?,
+            root,
             tools: profile.tools.clone(),
             commands: profile.commands.clone(),
             commands_read_only: profile.commands_read_only,
@@ -82,7 +112,55 @@ impl Toolbox {
             command_timeout: Duration::from_secs(profile.command_timeout_secs),
             secrets,
             touched: Default::default(),
+            sandbox,
+            sandbox_plan,
         })
+    }
+
+    /// The worker's secret files (credentials, keys): the sandbox is refused when one of them
+    /// would be within its reach.
+    pub fn with_secret_files(mut self, files: Vec<PathBuf>) -> Self {
+        if let Some((mut policy, _)) = self.sandbox_plan.take() {
+            policy.secrets = files.clone();
+            self.sandbox = Some(build_sandbox(&policy));
+            self.sandbox_plan = Some((policy, files));
+        }
+        self
+    }
+
+    /// The sandbox of this profile's commands: `None` without `[agent.sandbox]`; `Err` when
+    /// it cannot run (the missing layer named).
+    pub fn sandbox(&self) -> Option<Result<&openclaw_sandbox::Sandbox, &str>> {
+        self.sandbox
+            .as_ref()
+            .map(|s| s.as_ref().map_err(String::as_str))
+    }
+
+    /// Runs a shell command line in the sandbox, in the checkout, for at most `timeout`: the
+    /// setup step, the checks and the model's `run_command` all come here.
+    pub async fn run_shell(
+        &self,
+        line: &str,
+        timeout: Duration,
+        live: Option<LiveOutput>,
+    ) -> ToolOutput {
+        let sandbox = match self.sandbox() {
+            Some(Ok(sandbox)) => sandbox,
+            Some(Err(why)) => return Err(why.to_owned()),
+            None => return Err("this agent runs no shell commands".into()),
+        };
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(line)
+            .env_clear()
+            .envs(self.command_env.vars.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.root);
+        sandbox.confine(&mut cmd);
+        let ran = command::run(tokio::process::Command::from(cmd), timeout, live)
+            .await
+            .map_err(|e| format!("cannot start the command: {e}"))?;
+        let limits = self.sandbox_plan.as_ref().map(|(policy, _)| policy.limits);
+        ran.into_shell_output(timeout, limits)
     }
 
     /// The checkout the tools work in (canonical).
@@ -164,6 +242,14 @@ impl Toolbox {
                     "limit":{"type":"integer","minimum":1,"maximum":500}},
                     "required":["pattern"]}),
             ),
+            ToolName::RunCommand if self.sandbox.is_some() => (
+                "run_command",
+                "Run a shell command line (/bin/sh -c) in the repository's root, in a sandbox: no network, files writable only in the repository and in $HOME and $TMPDIR, anything still running when the command returns is stopped. Use it to build, run tests and linters, and inspect. The answer is the exit status (when not 0) and the output (stdout, then stderr marked [stderr]); long output keeps its beginning and end.",
+                json!({"type":"object","properties":{
+                    "command":{"type":"string","description":"A shell command line, e.g. `python -m pytest -x -q tests/test_x.py`"},
+                    "timeout_secs":{"type":"integer","minimum":1,"maximum": self.command_timeout.as_secs()}},
+                    "required":["command"]}),
+            ),
             ToolName::RunCommand => (
                 "run_command",
                 "Run an allowed program with arguments in the working directory. The answer is its output (stdout, then stderr marked [stderr]); long output keeps its beginning and end.",
@@ -179,13 +265,28 @@ impl Toolbox {
     /// Runs the tool `name` with the model's raw JSON `arguments`. Whatever it answers, output
     /// or error, is at most [`MAX_RESULT_BYTES`] ([`head_and_tail`]).
     pub async fn call(&self, name: &str, arguments: &str) -> ToolOutput {
-        match self.call_unbounded(name, arguments).await {
+        self.call_live(name, arguments, None).await
+    }
+
+    /// [`Toolbox::call`], with the output of a command sent to `live` as it comes.
+    pub async fn call_live(
+        &self,
+        name: &str,
+        arguments: &str,
+        live: Option<LiveOutput>,
+    ) -> ToolOutput {
+        match self.call_unbounded(name, arguments, live).await {
             Ok(out) => Ok(head_and_tail(&out, MAX_RESULT_BYTES)),
             Err(err) => Err(head_and_tail(&err, MAX_RESULT_BYTES)),
         }
     }
 
-    async fn call_unbounded(&self, name: &str, arguments: &str) -> ToolOutput {
+    async fn call_unbounded(
+        &self,
+        name: &str,
+        arguments: &str,
+        live: Option<LiveOutput>,
+    ) -> ToolOutput {
         let tool = match name {
             "list_files" => ToolName::ListFiles,
             "read_file" => ToolName::ReadFile,
@@ -220,6 +321,14 @@ impl Toolbox {
             ToolName::DeleteFile => self.delete_file(parse(args)?).await,
             ToolName::MoveFile => self.move_file(parse(args)?).await,
             ToolName::Search => self.search(parse(args)?).await,
+            ToolName::RunCommand if self.sandbox.is_some() => {
+                let args: ShellArgs = parse(args)?;
+                let timeout = args
+                    .timeout_secs
+                    .map_or(self.command_timeout, Duration::from_secs)
+                    .clamp(Duration::from_secs(1), self.command_timeout);
+                self.run_shell(&args.command, timeout, live).await
+            }
             ToolName::RunCommand => self.run_command(parse(args)?).await,
         }
     }
@@ -404,15 +513,63 @@ impl Toolbox {
             .env_clear()
             .envs(self.command_env.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root);
-        let ran = command::run(cmd, self.command_timeout)
+        cmd.process_group(0);
+        let ran = command::run(cmd, self.command_timeout, None)
             .await
             .map_err(|e| format!("cannot start {}: {e}", args.command))?;
         ran.into_output(&args.command, self.command_timeout)
     }
 }
 
+/// The sandbox policy of a profile's commands: read-write the checkout and the scratch
+/// directory, read the system's directories and the profile's `readable`.
+fn sandbox_policy(
+    settings: &openclaw_common::agents::SandboxSettings,
+    profile: &AgentProfile,
+    root: &Path,
+    scratch: &Path,
+) -> openclaw_sandbox::Policy {
+    let mut policy = openclaw_sandbox::Policy::new(
+        vec![root.to_path_buf(), scratch.to_path_buf()],
+        openclaw_sandbox::Limits {
+            processes: settings.max_processes,
+            file_bytes: settings.max_file_bytes,
+            cpu_secs: settings.max_cpu_secs.unwrap_or(
+                profile
+                    .command_timeout_secs
+                    .max(settings.setup_timeout_secs)
+                    .saturating_mul(2),
+            ),
+        },
+    );
+    policy
+        .readable
+        .extend(settings.readable.iter().map(PathBuf::from));
+    policy.allow_missing = settings
+        .allow_missing
+        .iter()
+        .filter_map(|l| openclaw_sandbox::Layer::parse(l))
+        .collect();
+    policy.disabled = std::env::var(SANDBOX_DISABLE_VAR)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(openclaw_sandbox::Layer::parse)
+        .collect();
+    policy
+}
+
+fn build_sandbox(policy: &openclaw_sandbox::Policy) -> Result<openclaw_sandbox::Sandbox, String> {
+    openclaw_sandbox::Sandbox::new(policy).map_err(|e| e.to_string())
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(args: Value) -> Result<T, String> {
     serde_json::from_value(args).map_err(|e| format!("invalid arguments: {e}"))
+}
+
+#[derive(Deserialize)]
+struct ShellArgs {
+    command: String,
+    timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,440 @@
+//! The coder agent: shell commands in the kernel sandbox, the repository's setup and checks,
+//! live output — driven by a scripted model through a real worker run as a non-root user
+//! (as in the Job templates; the kernel's process limit does not apply to root).
+
+use std::os::unix::fs::PermissionsExt;
+
+use openclaw_common::event::{EventKind, TaskEvent};
+use openclaw_tests::flow::{app_without_dispatch, completed_by, env_for, tool_results, worker_bin};
+use openclaw_tests::git::BareRepo;
+use openclaw_tests::llm::{Reply, ScriptedLlm};
+use openclaw_tests::worker::WorkerProcess;
+use serde_json::json;
+
+/// A coder profile with limits a test can reach quickly.
+const CODER_AGENTS: &str = r#"
+[[agent]]
+name = "coder"
+system_prompt = "You are coder."
+tools = ["read_file", "write_file", "edit_file", "run_command"]
+command_timeout_secs = 20
+
+[agent.sandbox]
+max_processes = 64
+max_file_bytes = 10000000
+
+[agent.limits]
+max_steps = 30
+max_tokens = 1000000
+max_wall_secs = 300
+max_tool_calls_per_answer = 4
+"#;
+
+/// A directory (and its files) anyone may read: what only the sandbox keeps a non-root
+/// worker's commands from.
+fn open_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn write_open(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+fn agents_file(dir: &tempfile::TempDir) -> String {
+    let file = dir.path().join("agents.toml");
+    write_open(&file, CODER_AGENTS);
+    file.to_str().unwrap().to_owned()
+}
+
+fn shell(command: &str) -> Reply {
+    Reply::tool("run_command", json!({ "command": command }))
+}
+
+fn shell_within(command: &str, secs: u64) -> Reply {
+    Reply::tool(
+        "run_command",
+        json!({ "command": command, "timeout_secs": secs }),
+    )
+}
+
+/// Runs one coder task on `repo` with `replies`, the worker under `uid` (root when `None`)
+/// with `extra` settings; its events.
+async fn coder_task(
+    repo: &BareRepo,
+    replies: Vec<Reply>,
+    uid: Option<u32>,
+    extra: &[(&str, &str)],
+) -> (Vec<TaskEvent>, ScriptedLlm, WorkerProcess) {
+    let dir = open_dir();
+    let agents = agents_file(&dir);
+    let llm = ScriptedLlm::turns(replies).await;
+    let app = app_without_dispatch(&[("OPENCLAW_AGENTS", &agents)]).await;
+    let id = app
+        .submit(&json!({"agent": "coder", "repo": repo.file_url(), "prompt": "Fix the bug"}))
+        .await;
+    if let Some(uid) = uid {
+        repo.give_to(uid);
+    }
+    let mut settings = vec![
+        ("OPENCLAW_AGENTS", agents.as_str()),
+        ("OPENCLAW_AGENT", "coder"),
+        ("HOME", "/nonexistent"),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ];
+    settings.extend_from_slice(extra);
+    let worker = WorkerProcess::start_as(worker_bin(), &env_for(&app, &llm, &settings), uid);
+    let (worker, events) = completed_by(&app, worker, &id).await;
+    if uid.is_some() {
+        repo.give_to(0);
+    }
+    (events, llm, worker)
+}
+
+const BUGGY: &str = "def add(a, b):\n    return a - b\n";
+const TEST: &str = "import unittest\n\nimport calc\n\n\nclass AddTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(calc.add(2, 3), 5)\n\n\nif __name__ == '__main__':\n    unittest.main()\n";
+const REPO_FILE: &str = "[commands]\nsetup = [\"python3 -c 'import calc; print(\\\"setup ok\\\")'\"]\nchecks = [\"python3 -m unittest -q\"]\n";
+
+fn output_of(events: &[TaskEvent], call: &str) -> String {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Output { call_id, text } if call_id.starts_with(call) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_coder_runs_the_tests_sees_the_failure_fixes_it_and_the_checks_pass() {
+    let repo = BareRepo::new();
+    repo.push_files(
+        "main",
+        "A calculator",
+        &[
+            ("calc.py", BUGGY),
+            ("test_calc.py", TEST),
+            (".openclaw.toml", REPO_FILE),
+        ],
+    );
+    let (events, llm, _worker) = coder_task(
+        &repo,
+        vec![
+            shell("python3 -m unittest -q"),
+            Reply::tool(
+                "edit_file",
+                json!({"path": "calc.py", "old_text": "a - b", "new_text": "a + b"}),
+            ),
+            shell("python3 -m unittest -q"),
+            Reply::text("Fix add\n\nadd subtracted."),
+        ],
+        Some(20_001),
+        &[],
+    )
+    .await;
+    let results = tool_results(&events);
+    // setup, the failing run, the edit, the passing run.
+    assert_eq!(
+        results.iter().map(|(ok, _)| *ok).collect::<Vec<_>>(),
+        [true, false, true, true],
+        "{results:?}"
+    );
+    assert!(results[0].1.contains("setup ok"), "{results:?}");
+    assert!(
+        results[1].1.starts_with("error: exit status 1"),
+        "{}",
+        results[1].1
+    );
+    assert!(
+        results[1].1.contains("FAILED (failures=1)"),
+        "{}",
+        results[1].1
+    );
+    assert!(results[3].1.contains("OK"), "{}", results[3].1);
+    // The model saw the failure the test printed.
+    let second = llm.requests()[2].to_string();
+    assert!(second.contains("AssertionError: -1 != 5"), "{second}");
+    // The output came live too, before each result.
+    assert!(output_of(&events, "setup-1").contains("setup ok"));
+    assert!(
+        events.iter().any(
+            |e| matches!(&e.kind, EventKind::Output { text, .. } if text.contains("AssertionError"))
+        ),
+        "the failing run's output was streamed"
+    );
+    // The check (the repository's) ran and passed; the fix was pushed.
+    let branch = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Pushed { branch, .. } => Some(branch.clone()),
+            _ => None,
+        })
+        .expect("pushed");
+    assert_eq!(
+        repo.file(&branch, "calc.py").as_deref(),
+        Some("def add(a, b):\n    return a + b\n")
+    );
+    assert!(repo.message(&branch).starts_with("Fix add"));
+}
+
+#[tokio::test]
+async fn a_check_that_fails_goes_back_to_the_model() {
+    let repo = BareRepo::new();
+    repo.push_files(
+        "main",
+        "A calculator",
+        &[
+            ("calc.py", BUGGY),
+            ("test_calc.py", TEST),
+            (
+                ".openclaw.toml",
+                "[commands]\nchecks = [\"python3 -m unittest -q\"]\n",
+            ),
+        ],
+    );
+    let (events, llm, _worker) = coder_task(
+        &repo,
+        vec![
+            Reply::text("Done without running anything"),
+            Reply::tool(
+                "edit_file",
+                json!({"path": "calc.py", "old_text": "a - b", "new_text": "a + b"}),
+            ),
+            Reply::text("Fix add"),
+        ],
+        Some(20_002),
+        &[],
+    )
+    .await;
+    let after_done = llm.requests()[1].to_string();
+    assert!(
+        after_done.contains("python3 -m unittest -q") && after_done.contains("FAILED"),
+        "the check's failure went to the model: {after_done}"
+    );
+    assert!(matches!(
+        events.last().map(|e| &e.kind),
+        Some(EventKind::Completed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_failing_setup_fails_the_task_with_its_output() {
+    let repo = BareRepo::new();
+    repo.push_files(
+        "main",
+        "Setup that fails",
+        &[(
+            ".openclaw.toml",
+            "[commands]\nsetup = [\"echo preparing; echo missing-dependency >&2; exit 3\"]\n",
+        )],
+    );
+    let dir = open_dir();
+    let agents = agents_file(&dir);
+    let llm = ScriptedLlm::turns(vec![Reply::text("never asked")]).await;
+    let app = app_without_dispatch(&[("OPENCLAW_AGENTS", &agents)]).await;
+    let id = app
+        .submit(&json!({"agent": "coder", "repo": repo.file_url(), "prompt": "x"}))
+        .await;
+    repo.give_to(20_003);
+    let mut worker = WorkerProcess::start_as(
+        worker_bin(),
+        &env_for(
+            &app,
+            &llm,
+            &[
+                ("OPENCLAW_AGENTS", &agents),
+                ("OPENCLAW_AGENT", "coder"),
+                ("HOME", "/nonexistent"),
+                ("PATH", "/usr/bin:/bin"),
+            ],
+        ),
+        Some(20_003),
+    );
+    assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
+    repo.give_to(0);
+    let events = openclaw_tests::flow::events_until_end(&app, &id).await;
+    let Some(EventKind::Failed { reason, retryable }) = events.last().map(|e| &e.kind) else {
+        panic!("{events:?}");
+    };
+    assert!(!retryable);
+    assert!(
+        reason.contains("setup command") && reason.contains("exit status 3"),
+        "{reason}"
+    );
+    assert!(reason.contains("missing-dependency"), "{reason}");
+    assert!(
+        llm.requests().is_empty(),
+        "no model call after a failed setup"
+    );
+}
+
+/// Every process of `uid` now (the worker has exited: none should be left).
+fn processes_of(uid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = entry.path();
+        let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
+            continue;
+        };
+        let owner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next().map(str::to_owned));
+        if owner.as_deref() == Some(&uid.to_string()) {
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            found.push(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn hostile_commands_are_refused_or_contained_and_the_task_survives() {
+    let uid = 20_004;
+    let repo = BareRepo::new();
+    repo.push_files("main", "start", &[("README.md", "# x\n")]);
+    let outside = open_dir();
+    let secret = outside.path().join("outside.txt");
+    write_open(&secret, "outside-secret-7f3");
+    let key = outside.path().join("id_ed25519");
+    write_open(&key, "ssh-key-secret-91c");
+    let listener = openclaw_tests::trap::ConnectionRecorder::start().await;
+    let written = outside.path().join("written");
+    let replies = vec![
+        shell("cat /proc/$PPID/environ"),
+        shell("head -c 64 /proc/$PPID/mem"),
+        shell(&format!("cat {}", key.display())),
+        shell(&format!("cat {}", secret.display())),
+        shell(&format!("echo pwned > {}", written.display())),
+        shell(&format!(
+            "python3 -c \"import socket; socket.create_connection(('127.0.0.1', {}), 2); print('connected')\"",
+            listener.port
+        )),
+        shell(
+            "python3 -c \"import socket; print(socket.getaddrinfo('metadata.google.internal', 80))\"; \
+             python3 -c \"import socket; socket.create_connection(('169.254.169.254', 80), 2); print('connected')\"",
+        ),
+        shell_within("f() { f | f & }; f; sleep 3; echo after-bomb", 8),
+        shell("echo alive"),
+        shell("sleep 1000 >/dev/null 2>&1 & echo started"),
+        shell("head -c 10000000000 /dev/zero > $TMPDIR/big"),
+        shell_within("echo begin; sleep 1000", 2),
+        shell("yes 0123456789 | head -c 100000000"),
+        shell("kill -9 $PPID; echo still-here"),
+        Reply::tool(
+            "write_file",
+            json!({"path": "NOTES.md", "content": "# Notes\n"}),
+        ),
+        Reply::text("Survived"),
+    ];
+    let (events, _llm, worker) = coder_task(
+        &repo,
+        replies,
+        Some(uid),
+        &[("GIT_SSH_KEY_PATH", key.to_str().unwrap())],
+    )
+    .await;
+    let r = tool_results(&events);
+    assert_eq!(r.len(), 15, "{r:?}");
+    let refused = |n: usize, why: &str| {
+        assert!(!r[n].0, "command {n} was refused: {}", r[n].1);
+        assert!(r[n].1.contains(why), "command {n}: {why} in {}", r[n].1);
+    };
+    refused(0, "Permission denied");
+    refused(1, "Permission denied");
+    refused(2, "Permission denied");
+    refused(3, "Permission denied");
+    refused(4, "Permission denied");
+    assert!(!written.exists(), "nothing written outside");
+    refused(5, "Permission denied");
+    refused(6, "Permission denied");
+    for (n, text) in r.iter().enumerate() {
+        for secret in [
+            "outside-secret-7f3",
+            "ssh-key-secret-91c",
+            "LITELLM_API_KEY",
+        ] {
+            assert!(!text.1.contains(secret), "command {n} read {secret}");
+        }
+    }
+    // The fork bomb met the process limit and the task went on.
+    assert!(
+        r[7].1.contains("after-bomb") || r[7].1.contains("timed out"),
+        "{}",
+        r[7].1
+    );
+    assert_eq!(r[8], (true, "alive\n".to_owned()));
+    assert_eq!(r[9], (true, "started\n".to_owned()));
+    refused(10, "size limit (10000000 bytes)");
+    refused(11, "timed out after 2s");
+    assert!(r[11].1.contains("begin"), "{}", r[11].1);
+    assert!(r[12].0, "{}", &r[12].1[..200]);
+    assert!(r[12].1.contains("bytes omitted"), "head and tail only");
+    assert!(r[12].1.len() < 64 * 1024, "{} bytes", r[12].1.len());
+    assert!(r[12].1.starts_with("0123456789"));
+    // The worker was not killed (it went on to answer), and the command saw why.
+    assert!(
+        r[13].1.contains("kill: Operation not permitted") && r[13].1.contains("still-here"),
+        "{}",
+        r[13].1
+    );
+    assert!(
+        worker.log_text().contains("worker done"),
+        "{}",
+        worker.log_text()
+    );
+    // The listener saw nothing: the next connection it accepts is the test's own, the first.
+    let own = tokio::net::TcpStream::connect(("127.0.0.1", listener.port))
+        .await
+        .unwrap();
+    openclaw_tests::eventually(10, "the test's own connection is recorded", || async {
+        (listener.connections() >= 1).then_some(())
+    })
+    .await;
+    drop(own);
+    assert_eq!(listener.connections(), 1, "a command reached the listener");
+    // Nothing of the worker's user runs on: no background sleep, no bomb.
+    let left = processes_of(uid);
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[tokio::test]
+async fn a_root_worker_refuses_commands_and_names_the_missing_process_limit() {
+    let repo = BareRepo::new();
+    repo.push_files("main", "start", &[("README.md", "# x\n")]);
+    let (events, _llm, _worker) = coder_task(
+        &repo,
+        vec![shell("echo hi"), Reply::text("Could not run")],
+        None,
+        &[],
+    )
+    .await;
+    let r = tool_results(&events);
+    assert!(!r[0].0);
+    assert!(
+        r[0].1.contains("process-limit is missing") && r[0].1.contains("root"),
+        "{}",
+        r[0].1
+    );
+}
+
+#[tokio::test]
+async fn layers_switched_off_refuse_commands_by_name() {
+    let repo = BareRepo::new();
+    repo.push_files("main", "start", &[("README.md", "# x\n")]);
+    let (events, _llm, _worker) = coder_task(
+        &repo,
+        vec![shell("echo hi"), Reply::text("Could not run")],
+        Some(20_005),
+        &[("OPENCLAW_SANDBOX_DISABLE", "landlock,seccomp")],
+    )
+    .await;
+    let r = tool_results(&events);
+    assert!(!r[0].0);
+    for layer in ["landlock is missing", "seccomp is missing"] {
+        assert!(r[0].1.contains(layer), "{}", r[0].1);
+    }
+    assert!(!r[0].1.contains("process-limit"), "{}", r[0].1);
+}

@@ -1,0 +1,95 @@
+//! The coder's setup step and checks: taken from the repository's `.openclaw.toml` (its
+//! `[commands]` table) or else the profile's `[agent.sandbox]`, run in the same sandbox as
+//! the model's commands, each setup command's output published as it comes.
+
+use std::time::Duration;
+
+use openclaw_common::agents::{Check, REPO_FILE, RepoCommands, SandboxSettings};
+use openclaw_common::event::EventKind;
+use openclaw_common::store::{EventWriter, StoreError};
+
+use crate::secrets::Secrets;
+use crate::tools::Toolbox;
+
+/// Largest `.openclaw.toml` read.
+const MAX_REPO_FILE_BYTES: u64 = 64 * 1024;
+
+/// The setup commands and the checks of a task: the repository's, where its file names them,
+/// else the profile's.
+pub(crate) struct Plan {
+    pub setup: Vec<String>,
+    pub checks: Vec<Check>,
+}
+
+impl Plan {
+    /// Reads the repository's file in `tools`' checkout (confined like every tool path).
+    pub(crate) fn of(tools: &Toolbox, settings: &SandboxSettings) -> Result<Self, String> {
+        let repo = match tools.resolve(REPO_FILE) {
+            Ok(path) if path.is_file() => {
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if size > MAX_REPO_FILE_BYTES {
+                    return Err(format!(
+                        "{REPO_FILE} is {size} bytes; at most {MAX_REPO_FILE_BYTES} are read"
+                    ));
+                }
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {REPO_FILE}: {e}"))?;
+                RepoCommands::parse(&text)?
+            }
+            _ => RepoCommands::default(),
+        };
+        Ok(Self {
+            setup: repo.setup.unwrap_or_else(|| settings.setup.clone()),
+            checks: repo
+                .checks
+                .unwrap_or_else(|| settings.checks.clone())
+                .into_iter()
+                .map(|run| Check::Shell { run })
+                .collect(),
+        })
+    }
+}
+
+/// Runs the setup commands in order, each a `setup` tool call and result in the events with
+/// its output in between; the first failure is the error (its output's tail included).
+pub(crate) async fn run(
+    tools: &Toolbox,
+    events: &mut EventWriter,
+    secrets: &Secrets,
+    setup: &[String],
+    timeout: Duration,
+) -> Result<Result<(), String>, StoreError> {
+    for (n, line) in setup.iter().enumerate() {
+        let call_id = format!("setup-{}", n + 1);
+        events
+            .publish(EventKind::ToolCall {
+                call_id: call_id.clone(),
+                name: "setup".into(),
+                arguments: secrets.redact(&serde_json::json!({ "command": line }).to_string()),
+            })
+            .await?;
+        let result = crate::live::publishing(events, secrets, &call_id, |live| {
+            tools.run_shell(line, timeout, Some(live))
+        })
+        .await?;
+        let (ok, output) = match &result {
+            Ok(out) => (true, secrets.redact(out)),
+            Err(err) => (false, secrets.redact(err)),
+        };
+        events
+            .publish(EventKind::ToolResult {
+                call_id,
+                name: "setup".into(),
+                ok,
+                output: crate::tools::output::head_and_tail(&output, 4096),
+            })
+            .await?;
+        if !ok {
+            return Ok(Err(format!(
+                "setup command `{line}` failed: {}",
+                crate::tools::output::head_and_tail(&output, 2048)
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
