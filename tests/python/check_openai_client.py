@@ -8,7 +8,7 @@ base, token, repo = sys.argv[1:4]
 client = openai.OpenAI(base_url=base + "/v1", api_key=token, max_retries=0, timeout=120)
 
 ids = sorted(m.id for m in client.models.list())
-assert ids == ["openclaw:devops", "openclaw:doc-writer"], ids
+assert ids == ["openclaw:coder", "openclaw:devops", "openclaw:doc-writer"], ids
 assert all(m.owned_by == "openclaw" for m in client.models.list())
 
 ask = [{"role": "user", "content": f"Document how to run the program in {repo}"}]

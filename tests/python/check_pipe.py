@@ -25,7 +25,7 @@ async def main():
     pipe.valves = pipe.Valves(OPENCLAW_BASE_URL=base, OPENCLAW_TOKEN=token, REQUEST_TIMEOUT=120, DEFAULT_REPO=repo)
 
     models = pipe.pipes()
-    assert [m["id"] for m in models] == ["devops", "doc-writer"], models
+    assert [m["id"] for m in models] == ["coder", "devops", "doc-writer"], models
 
     statuses = []
 

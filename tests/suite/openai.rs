@@ -66,7 +66,10 @@ async fn models_are_the_agents() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["openclaw:devops", "openclaw:doc-writer"]);
+    assert_eq!(
+        ids,
+        ["openclaw:coder", "openclaw:devops", "openclaw:doc-writer"]
+    );
     assert!(
         models["data"]
             .as_array()
