@@ -117,6 +117,10 @@ async fn the_coder_runs_the_tests_sees_the_failure_fixes_it_and_the_checks_pass(
             ("calc.py", BUGGY),
             ("test_calc.py", TEST),
             (".openclaw.toml", REPO_FILE),
+            (
+                "AGENTS.md",
+                "# Agents\nKeep functions pure; tests live in test_*.py.\n",
+            ),
         ],
     );
     let (events, llm, _worker) = coder_task(
@@ -153,6 +157,12 @@ async fn the_coder_runs_the_tests_sees_the_failure_fixes_it_and_the_checks_pass(
         results[1].1
     );
     assert!(results[3].1.contains("OK"), "{}", results[3].1);
+    // The model was told the checks and the repository's guidance.
+    let first = llm.requests()[0].to_string();
+    assert!(
+        first.contains("- `python3 -m unittest -q`") && first.contains("Keep functions pure"),
+        "{first}"
+    );
     // The model saw the failure the test printed.
     let second = llm.requests()[2].to_string();
     assert!(second.contains("AssertionError: -1 != 5"), "{second}");

@@ -446,6 +446,7 @@ impl Task<'_> {
         // The sandboxed profiles' setup step, before any model call; their checks join the
         // profile's.
         let mut checks = profile.checks.clone();
+        let mut repo_notes = String::new();
         if let Some(settings) = &profile.sandbox {
             match toolbox.sandbox() {
                 Some(Ok(sandbox)) => {
@@ -474,6 +475,7 @@ impl Task<'_> {
                 return self.fail(&mut events, e, false).await;
             }
             checks.extend(plan.checks);
+            repo_notes = plan.notes;
         }
         let llm = match LlmClient::new(self.config.llm.clone()) {
             Ok(c) => c,
@@ -485,7 +487,12 @@ impl Task<'_> {
             task: id,
             attempt: self.attempt,
         };
-        let messages = crate::prompt::first_messages(self.spec, profile, checkout.as_ref());
+        let mut messages = crate::prompt::first_messages(self.spec, profile, checkout.as_ref());
+        if let (false, Some(system)) = (repo_notes.is_empty(), messages.first_mut()) {
+            let text = system.content.get_or_insert_with(String::new);
+            text.push_str("\n\n");
+            text.push_str(&repo_notes);
+        }
         let context_window = match profile.limits.context_window {
             Some(window) => window,
             None => llm

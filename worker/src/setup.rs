@@ -13,12 +13,17 @@ use crate::tools::Toolbox;
 
 /// Largest `.openclaw.toml` read.
 const MAX_REPO_FILE_BYTES: u64 = 64 * 1024;
+/// Most of the repository's `AGENTS.md` put in the system prompt (its head).
+const MAX_AGENTS_MD_BYTES: usize = 8 * 1024;
 
 /// The setup commands and the checks of a task: the repository's, where its file names them,
 /// else the profile's.
 pub(crate) struct Plan {
     pub setup: Vec<String>,
     pub checks: Vec<Check>,
+    /// For the system prompt: the checks that will run, and the repository's `AGENTS.md`
+    /// (guidance for agents, as Codex and others read it; its commands are not run).
+    pub notes: String,
 }
 
 impl Plan {
@@ -38,14 +43,26 @@ impl Plan {
             }
             _ => RepoCommands::default(),
         };
+        let checks = repo.checks.unwrap_or_else(|| settings.checks.clone());
+        let mut notes = String::new();
+        if !checks.is_empty() {
+            notes.push_str("Before your work is committed these checks run and must pass:\n");
+            for run in &checks {
+                notes.push_str(&format!("- `{run}`\n"));
+            }
+        }
+        if let Ok(path) = tools.resolve("AGENTS.md")
+            && let Ok(text) = std::fs::read_to_string(path)
+        {
+            let head = crate::tools::output::head_and_tail(&text, MAX_AGENTS_MD_BYTES);
+            notes.push_str(&format!(
+                "\nThe repository's AGENTS.md (its guidance for agents):\n\n{head}\n"
+            ));
+        }
         Ok(Self {
             setup: repo.setup.unwrap_or_else(|| settings.setup.clone()),
-            checks: repo
-                .checks
-                .unwrap_or_else(|| settings.checks.clone())
-                .into_iter()
-                .map(|run| Check::Shell { run })
-                .collect(),
+            checks: checks.into_iter().map(|run| Check::Shell { run }).collect(),
+            notes,
         })
     }
 }
