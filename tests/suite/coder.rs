@@ -448,3 +448,51 @@ async fn layers_switched_off_refuse_commands_by_name() {
     }
     assert!(!r[0].1.contains("process-limit"), "{}", r[0].1);
 }
+
+#[tokio::test]
+async fn a_worker_told_to_stop_ends_the_running_command_and_all_it_started() {
+    let uid = 20_006;
+    let repo = BareRepo::new();
+    repo.push_files("main", "start", &[("README.md", "# x\n")]);
+    let dir = open_dir();
+    let agents = agents_file(&dir);
+    let llm = ScriptedLlm::turns(vec![
+        shell("sleep 1001 & sleep 1002"),
+        Reply::text("never reached"),
+    ])
+    .await;
+    let app = app_without_dispatch(&[("OPENCLAW_AGENTS", &agents)]).await;
+    let _id = app
+        .submit(&json!({"agent": "coder", "repo": repo.file_url(), "prompt": "x"}))
+        .await;
+    repo.give_to(uid);
+    let mut worker = WorkerProcess::start_as(
+        worker_bin(),
+        &env_for(
+            &app,
+            &llm,
+            &[
+                ("OPENCLAW_AGENTS", &agents),
+                ("OPENCLAW_AGENT", "coder"),
+                ("HOME", "/nonexistent"),
+                ("PATH", "/usr/bin:/bin"),
+            ],
+        ),
+        Some(uid),
+    );
+    openclaw_tests::eventually(30, "the command runs", || async {
+        let running = processes_of(uid);
+        running
+            .iter()
+            .any(|p| p.contains("sleep 1002"))
+            .then_some(())
+    })
+    .await;
+    worker.signal("TERM");
+    // Well within the command's 20 s limit and the worker's 75 s grace.
+    let exit = openclaw_tests::within(15, "the worker stops", worker.wait()).await;
+    assert!(exit.is_some(), "{}", worker.log_text());
+    repo.give_to(0);
+    let left = processes_of(uid);
+    assert!(left.is_empty(), "left running: {left:?}");
+}

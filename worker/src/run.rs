@@ -434,7 +434,12 @@ impl Task<'_> {
                 profile,
                 secrets.clone(),
             )
-            .map(|t| (t.with_secret_files(self.config.secret_files()), scratch))
+            .map(|t| {
+                let t = t
+                    .with_secret_files(self.config.secret_files())
+                    .with_stop(self.terminate.clone());
+                (t, scratch)
+            })
         }) {
             Ok(pair) => pair,
             Err(e) => {

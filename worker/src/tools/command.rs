@@ -16,8 +16,10 @@ const KEEP_BYTES: usize = 8 * 1024;
 /// What a finished (or stopped) child left.
 #[derive(Debug)]
 pub(super) struct Ran {
-    /// `None`: killed at the timeout.
+    /// `None`: killed at the timeout, or because the worker is stopping (`stopped`).
     pub status: Option<ExitStatus>,
+    /// Killed because the worker is stopping, not at its time limit.
+    pub stopped: bool,
     pub stdout: HeadTail,
     pub stderr: HeadTail,
 }
@@ -76,6 +78,10 @@ impl Ran {
                 ),
                 (None, None) => "ended without a status".to_owned(),
             }),
+            None if self.stopped => Some(
+                "stopped (with everything it started): the worker is stopping; its output so far"
+                    .to_owned(),
+            ),
             None => Some(format!(
                 "timed out after {}s and was stopped (with everything it started); its output so far",
                 timeout.as_secs()
@@ -131,6 +137,7 @@ pub(super) async fn run(
     mut cmd: tokio::process::Command,
     timeout: Duration,
     live: Option<super::LiveOutput>,
+    stop: &tokio_util::sync::CancellationToken,
 ) -> std::io::Result<Ran> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -143,10 +150,19 @@ pub(super) async fn run(
     drains.spawn(drain(child.stdout.take(), stdout.clone(), live.clone()));
     drains.spawn(drain(child.stderr.take(), stderr.clone(), live));
     let group = child.id();
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => Some(status?),
-        Err(_) => {
+    let mut stopped = false;
+    let status = tokio::select! {
+        waited = tokio::time::timeout(timeout, child.wait()) => match waited {
+            Ok(status) => Some(status?),
+            Err(_) => {
+                let _ = child.kill().await;
+                None
+            }
+        },
+        // The worker is stopping: the command goes now, with its group, as at a timeout.
+        () = stop.cancelled() => {
             let _ = child.kill().await;
+            stopped = true;
             None
         }
     };
@@ -167,6 +183,7 @@ pub(super) async fn run(
     };
     Ok(Ran {
         status,
+        stopped,
         stdout: take(stdout),
         stderr: take(stderr),
     })

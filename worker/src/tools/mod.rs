@@ -62,6 +62,9 @@ pub struct Toolbox {
     sandbox: Option<Result<openclaw_sandbox::Sandbox, String>>,
     /// What builds the sandbox: kept to build it again with the worker's secret files.
     sandbox_plan: Option<(openclaw_sandbox::Policy, Vec<PathBuf>)>,
+    /// Cancelled when the worker is told to stop: a running command (and its group) is
+    /// stopped at once rather than at its time limit.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// A channel the output of a running command is sent to as it comes (chunks as the pipes
@@ -114,7 +117,14 @@ impl Toolbox {
             touched: Default::default(),
             sandbox,
             sandbox_plan,
+            stop: tokio_util::sync::CancellationToken::new(),
         })
+    }
+
+    /// Stops running commands when `stop` is cancelled (the worker's termination).
+    pub fn with_stop(mut self, stop: tokio_util::sync::CancellationToken) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// The worker's secret files (credentials, keys): the sandbox is refused when one of them
@@ -156,9 +166,14 @@ impl Toolbox {
             .envs(self.command_env.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root);
         sandbox.confine(&mut cmd);
-        let ran = command::run(tokio::process::Command::from(cmd), timeout, live)
-            .await
-            .map_err(|e| format!("cannot start the command: {e}"))?;
+        let ran = command::run(
+            tokio::process::Command::from(cmd),
+            timeout,
+            live,
+            &self.stop,
+        )
+        .await
+        .map_err(|e| format!("cannot start the command: {e}"))?;
         let limits = self.sandbox_plan.as_ref().map(|(policy, _)| policy.limits);
         ran.into_shell_output(timeout, limits)
     }
@@ -514,7 +529,7 @@ impl Toolbox {
             .envs(self.command_env.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root);
         cmd.process_group(0);
-        let ran = command::run(cmd, self.command_timeout, None)
+        let ran = command::run(cmd, self.command_timeout, None, &self.stop)
             .await
             .map_err(|e| format!("cannot start {}: {e}", args.command))?;
         ran.into_output(&args.command, self.command_timeout)
