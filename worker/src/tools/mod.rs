@@ -71,6 +71,9 @@ pub struct Toolbox {
 /// give them; full channel: the chunk is not sent — the tool result still has it all).
 pub type LiveOutput = tokio::sync::mpsc::Sender<Vec<u8>>;
 
+/// The shell `run_command` runs a command line with (`sh -c`).
+const SHELL: &str = "/bin/sh";
+
 /// Layers `OPENCLAW_SANDBOX_DISABLE` (comma-separated) switches off, as if the kernel lacked
 /// them: for tests of the refusal and of running with less.
 pub const SANDBOX_DISABLE_VAR: &str = "OPENCLAW_SANDBOX_DISABLE";
@@ -159,7 +162,12 @@ impl Toolbox {
             Some(Err(why)) => return Err(why.to_owned()),
             None => return Err("this agent runs no shell commands".into()),
         };
-        let mut cmd = std::process::Command::new("/bin/sh");
+        if !Path::new(SHELL).exists() {
+            return Err(format!(
+                "this worker's image has no {SHELL}: run this agent in an image with a shell and the repository's toolchains (OPENCLAW_WORKER_IMAGE_<AGENT>; the README's \"The coder agent\")"
+            ));
+        }
+        let mut cmd = std::process::Command::new(SHELL);
         cmd.arg("-c")
             .arg(line)
             .env_clear()
