@@ -93,6 +93,29 @@ async fn coder_task(
     (events, llm, worker)
 }
 
+/// A coder worker under `uid` with the test's agents file and a system PATH.
+fn coder_worker(
+    app: &openclaw_tests::app::TestApp,
+    llm: &ScriptedLlm,
+    agents: &str,
+    uid: u32,
+) -> WorkerProcess {
+    WorkerProcess::start_as(
+        worker_bin(),
+        &env_for(
+            app,
+            llm,
+            &[
+                ("OPENCLAW_AGENTS", agents),
+                ("OPENCLAW_AGENT", "coder"),
+                ("HOME", "/nonexistent"),
+                ("PATH", "/usr/bin:/bin"),
+            ],
+        ),
+        Some(uid),
+    )
+}
+
 const BUGGY: &str = "def add(a, b):\n    return a - b\n";
 const TEST: &str = "import unittest\n\nimport calc\n\n\nclass AddTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(calc.add(2, 3), 5)\n\n\nif __name__ == '__main__':\n    unittest.main()\n";
 const REPO_FILE: &str = "[commands]\nsetup = [\"python3 -c 'import calc; print(\\\"setup ok\\\")'\"]\nchecks = [\"python3 -m unittest -q\"]\n";
@@ -248,20 +271,7 @@ async fn a_failing_setup_fails_the_task_with_its_output() {
         .submit(&json!({"agent": "coder", "repo": repo.file_url(), "prompt": "x"}))
         .await;
     repo.give_to(20_003);
-    let mut worker = WorkerProcess::start_as(
-        worker_bin(),
-        &env_for(
-            &app,
-            &llm,
-            &[
-                ("OPENCLAW_AGENTS", &agents),
-                ("OPENCLAW_AGENT", "coder"),
-                ("HOME", "/nonexistent"),
-                ("PATH", "/usr/bin:/bin"),
-            ],
-        ),
-        Some(20_003),
-    );
+    let mut worker = coder_worker(&app, &llm, &agents, 20_003);
     assert_eq!(worker.wait().await, Some(0), "{}", worker.log_text());
     repo.give_to(0);
     let events = openclaw_tests::flow::events_until_end(&app, &id).await;
@@ -466,20 +476,7 @@ async fn a_worker_told_to_stop_ends_the_running_command_and_all_it_started() {
         .submit(&json!({"agent": "coder", "repo": repo.file_url(), "prompt": "x"}))
         .await;
     repo.give_to(uid);
-    let mut worker = WorkerProcess::start_as(
-        worker_bin(),
-        &env_for(
-            &app,
-            &llm,
-            &[
-                ("OPENCLAW_AGENTS", &agents),
-                ("OPENCLAW_AGENT", "coder"),
-                ("HOME", "/nonexistent"),
-                ("PATH", "/usr/bin:/bin"),
-            ],
-        ),
-        Some(uid),
-    );
+    let mut worker = coder_worker(&app, &llm, &agents, uid);
     openclaw_tests::eventually(30, "the command runs", || async {
         let running = processes_of(uid);
         running

@@ -25,9 +25,8 @@ pub(super) struct Ran {
 }
 
 impl Ran {
-    /// The result the model sees: the output (stderr marked), and the exit status when it is
-    /// not success, first, so that it survives any later cut.
-    pub fn into_output(self, program: &str, timeout: Duration) -> Result<String, String> {
+    /// stdout, then stderr after a `[stderr]` line.
+    fn output(&self) -> String {
         let mut text = self.stdout.text();
         let err = self.stderr.text();
         if !err.is_empty() {
@@ -37,6 +36,13 @@ impl Ran {
             text.push_str("[stderr]\n");
             text.push_str(&err);
         }
+        text
+    }
+
+    /// The result the model sees: the output (stderr marked), and the exit status when it is
+    /// not success, first, so that it survives any later cut.
+    pub fn into_output(self, program: &str, timeout: Duration) -> Result<String, String> {
+        let text = self.output();
         match self.status {
             Some(s) if s.success() => Ok(text),
             Some(s) => Err(format!(
@@ -87,15 +93,7 @@ impl Ran {
                 timeout.as_secs()
             )),
         };
-        let mut text = self.stdout.text();
-        let err = self.stderr.text();
-        if !err.is_empty() {
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str("[stderr]\n");
-            text.push_str(&err);
-        }
+        let text = self.output();
         match why {
             None => Ok(text),
             Some(why) => Err(format!("{why}:\n{text}")),
