@@ -52,9 +52,9 @@ impl Plan {
             }
         }
         if let Ok(path) = tools.resolve("AGENTS.md")
-            && let Ok(text) = std::fs::read_to_string(path)
+            && path.is_file()
+            && let Ok(head) = read_head(&path, MAX_AGENTS_MD_BYTES)
         {
-            let head = crate::tools::output::head_and_tail(&text, MAX_AGENTS_MD_BYTES);
             notes.push_str(&format!(
                 "\nThe repository's AGENTS.md (its guidance for agents):\n\n{head}\n"
             ));
@@ -65,6 +65,23 @@ impl Plan {
             notes,
         })
     }
+}
+
+/// At most `max` bytes of the start of `path` (whatever the file's size), with a line saying
+/// so when there is more.
+fn read_head(path: &std::path::Path, max: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    let more = bytes.len() > max;
+    bytes.truncate(max);
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if more {
+        text.push_str("\n[… the rest of the file is not shown]");
+    }
+    Ok(text)
 }
 
 /// Runs the setup commands in order, each a `setup` tool call and result in the events with
@@ -109,4 +126,25 @@ pub(crate) async fn run(
         }
     }
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_head_of_a_large_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("AGENTS.md");
+        std::fs::write(&path, "a".repeat(5 * 1024 * 1024)).unwrap();
+        let head = read_head(&path, 100).unwrap();
+        assert!(head.starts_with(&"a".repeat(100)));
+        assert!(
+            head.ends_with("[… the rest of the file is not shown]"),
+            "{head}"
+        );
+        assert!(head.len() < 200);
+        std::fs::write(&path, "short\n").unwrap();
+        assert_eq!(read_head(&path, 100).unwrap(), "short\n");
+    }
 }

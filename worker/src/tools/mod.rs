@@ -57,11 +57,12 @@ pub struct Toolbox {
     /// Files written, edited or moved into place by this run (relative paths): what the
     /// checks look at.
     touched: std::sync::Mutex<std::collections::BTreeSet<String>>,
-    /// The kernel sandbox `run_command` runs shell command lines in, for a profile with
-    /// `[agent.sandbox]`; `Err` says which layer is missing (every command is refused so).
-    sandbox: Option<Result<openclaw_sandbox::Sandbox, String>>,
-    /// What builds the sandbox: kept to build it again with the worker's secret files.
-    sandbox_plan: Option<(openclaw_sandbox::Policy, Vec<PathBuf>)>,
+    /// The policy of the kernel sandbox `run_command` runs shell command lines in, for a
+    /// profile with `[agent.sandbox]`.
+    sandbox_policy: Option<openclaw_sandbox::Policy>,
+    /// The sandbox, prepared from the policy at its first use (once the worker's secret files
+    /// are known); `Err` says which layer is missing (every command is refused so).
+    sandbox: std::sync::OnceLock<Result<openclaw_sandbox::Sandbox, String>>,
     /// Cancelled when the worker is told to stop: a running command (and its group) is
     /// stopped at once rather than at its time limit.
     stop: tokio_util::sync::CancellationToken,
@@ -101,14 +102,15 @@ impl Toolbox {
                 .push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
         }
         let root = root.canonicalize()?;
-        let sandbox_plan = profile.sandbox.as_ref().map(|settings| {
-            let policy = sandbox_policy(settings, profile, &root, &scratch.canonicalize()?);
-            Ok::<_, std::io::Error>((policy, Vec::new()))
-        });
-        let sandbox_plan = sandbox_plan.transpose()?;
-        let sandbox = sandbox_plan
-            .as_ref()
-            .map(|(policy, _)| build_sandbox(policy));
+        let sandbox_policy = match &profile.sandbox {
+            Some(settings) => Some(sandbox_policy(
+                settings,
+                profile,
+                &root,
+                &scratch.canonicalize()?,
+            )),
+            None => None,
+        };
         Ok(Self {
             root,
             tools: profile.tools.clone(),
@@ -118,8 +120,8 @@ impl Toolbox {
             command_timeout: Duration::from_secs(profile.command_timeout_secs),
             secrets,
             touched: Default::default(),
-            sandbox,
-            sandbox_plan,
+            sandbox_policy,
+            sandbox: std::sync::OnceLock::new(),
             stop: tokio_util::sync::CancellationToken::new(),
         })
     }
@@ -133,10 +135,8 @@ impl Toolbox {
     /// The worker's secret files (credentials, keys): the sandbox is refused when one of them
     /// would be within its reach.
     pub fn with_secret_files(mut self, files: Vec<PathBuf>) -> Self {
-        if let Some((mut policy, _)) = self.sandbox_plan.take() {
-            policy.secrets = files.clone();
-            self.sandbox = Some(build_sandbox(&policy));
-            self.sandbox_plan = Some((policy, files));
+        if let Some(policy) = &mut self.sandbox_policy {
+            policy.secrets = files;
         }
         self
     }
@@ -144,9 +144,11 @@ impl Toolbox {
     /// The sandbox of this profile's commands: `None` without `[agent.sandbox]`; `Err` when
     /// it cannot run (the missing layer named).
     pub fn sandbox(&self) -> Option<Result<&openclaw_sandbox::Sandbox, &str>> {
-        self.sandbox
-            .as_ref()
-            .map(|s| s.as_ref().map_err(String::as_str))
+        let policy = self.sandbox_policy.as_ref()?;
+        let prepared = self
+            .sandbox
+            .get_or_init(|| openclaw_sandbox::Sandbox::new(policy).map_err(|e| e.to_string()));
+        Some(prepared.as_ref().map_err(String::as_str))
     }
 
     /// Runs a shell command line in the sandbox, in the checkout, for at most `timeout`: the
@@ -182,7 +184,7 @@ impl Toolbox {
         )
         .await
         .map_err(|e| format!("cannot start the command: {e}"))?;
-        let limits = self.sandbox_plan.as_ref().map(|(policy, _)| policy.limits);
+        let limits = self.sandbox_policy.as_ref().map(|policy| policy.limits);
         ran.into_shell_output(timeout, limits)
     }
 
@@ -265,7 +267,7 @@ impl Toolbox {
                     "limit":{"type":"integer","minimum":1,"maximum":500}},
                     "required":["pattern"]}),
             ),
-            ToolName::RunCommand if self.sandbox.is_some() => (
+            ToolName::RunCommand if self.sandbox_policy.is_some() => (
                 "run_command",
                 "Run a shell command line (/bin/sh -c) in the repository's root, in a sandbox: no network, files writable only in the repository and in $HOME and $TMPDIR, anything still running when the command returns is stopped. Use it to build, run tests and linters, and inspect. The answer is the exit status (when not 0) and the output (stdout, then stderr marked [stderr]); long output keeps its beginning and end.",
                 json!({"type":"object","properties":{
@@ -344,7 +346,7 @@ impl Toolbox {
             ToolName::DeleteFile => self.delete_file(parse(args)?).await,
             ToolName::MoveFile => self.move_file(parse(args)?).await,
             ToolName::Search => self.search(parse(args)?).await,
-            ToolName::RunCommand if self.sandbox.is_some() => {
+            ToolName::RunCommand if self.sandbox_policy.is_some() => {
                 let args: ShellArgs = parse(args)?;
                 let timeout = args
                     .timeout_secs
@@ -579,10 +581,6 @@ fn sandbox_policy(
         .filter_map(openclaw_sandbox::Layer::parse)
         .collect();
     policy
-}
-
-fn build_sandbox(policy: &openclaw_sandbox::Policy) -> Result<openclaw_sandbox::Sandbox, String> {
-    openclaw_sandbox::Sandbox::new(policy).map_err(|e| e.to_string())
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(args: Value) -> Result<T, String> {
