@@ -11,6 +11,7 @@ use crate::Policy;
 
 const CREATE_RULESET_VERSION: u32 = 1;
 const RULE_PATH_BENEATH: u32 = 1;
+const RULE_NET_PORT: u32 = 2;
 
 // Filesystem rights (uapi/linux/landlock.h).
 const EXECUTE: u64 = 1 << 0;
@@ -36,6 +37,12 @@ struct RulesetAttr {
     handled_access_fs: u64,
     handled_access_net: u64,
     scoped: u64,
+}
+
+#[repr(C, packed)]
+struct NetPortAttr {
+    allowed_access: u64,
+    port: u64,
 }
 
 #[repr(C, packed)]
@@ -77,7 +84,7 @@ pub(crate) fn ruleset(abi: u32, policy: &Policy) -> std::io::Result<OwnedFd> {
     let fs = handled_fs(abi);
     let attr = RulesetAttr {
         handled_access_fs: fs,
-        // Handled with no rule: no TCP bind or connect at all.
+        // Handled with no rule but the proxy's port: no TCP bind, and no connect elsewhere.
         handled_access_net: if abi >= 4 { BIND_TCP | CONNECT_TCP } else { 0 },
         scoped: if abi >= 6 {
             SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
@@ -122,7 +129,36 @@ pub(crate) fn ruleset(abi: u32, policy: &Policy) -> std::io::Result<OwnedFd> {
         };
         add_path(&ruleset, path, rights)?;
     }
+    if let Some(port) = policy.connect_port {
+        add_port(&ruleset, port)?;
+    }
     Ok(ruleset)
+}
+
+/// Allows TCP connections to `port` (on any address: Landlock does not look at addresses).
+fn add_port(ruleset: &OwnedFd, port: u16) -> std::io::Result<()> {
+    let attr = NetPortAttr {
+        allowed_access: CONNECT_TCP,
+        port: u64::from(port),
+    };
+    // SAFETY: `attr` and the descriptor outlive the call.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            RULE_NET_PORT,
+            &attr as *const NetPortAttr,
+            0u32,
+        )
+    };
+    if done != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(
+            err.kind(),
+            format!("TCP port {port}: {err}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Allows `rights` beneath `path` (only the file rights when it is not a directory). A path

@@ -13,11 +13,13 @@
 //! 4. **Landlock** ([`Layer::Landlock`]): read-write only beneath the writable paths (the
 //!    checkout and the task's scratch directory), read and execute beneath the readable ones
 //!    (system directories), read-write on a few devices; nothing else exists for it. On ABI
-//!    4+ no TCP bind or connect, on ABI 6+ no signal to, and no abstract Unix socket of, a
+//!    4+ no TCP bind or connect (but to [`Policy::connect_port`], the worker's egress proxy),
+//!    on ABI 6+ no signal to, and no abstract Unix socket of, a
 //!    process outside the sandbox (the worker). Landlock also refuses `ptrace` and
 //!    `/proc/<pid>/mem`-style access to processes outside its domain.
 //! 5. **seccomp** ([`Layer::Seccomp`]): sockets other than Unix and netlink refused (no
-//!    network), `ptrace`, `process_vm_*`, `pidfd_getfd`, namespaces, mounts, keyrings,
+//!    network; with [`Policy::connect_port`], IPv4 TCP sockets too, which Landlock then lets
+//!    connect to that port only, and TCP Fast Open, which connects without `connect`, refused), `ptrace`, `process_vm_*`, `pidfd_getfd`, namespaces, mounts, keyrings,
 //!    `bpf`, `perf_event_open`, `io_uring` (whose operations seccomp cannot see), `kill(-1)`,
 //!    and leaving the process group refused; `clone3` answers `ENOSYS` so the C library falls
 //!    back to `clone`, whose namespace flags are refused.
@@ -99,6 +101,11 @@ pub struct Policy {
     /// is beneath a readable or writable path.
     pub secrets: Vec<PathBuf>,
     pub limits: Limits,
+    /// TCP connections to this port (on whatever address) and no other: the worker's egress
+    /// proxy on 127.0.0.1. `None`: no network at all. Landlock filters TCP by port only, so
+    /// this needs Landlock ABI 4 and is refused without it; off the pod, the worker's
+    /// NetworkPolicy (egress to named ports only) keeps the port from reaching elsewhere.
+    pub connect_port: Option<u16>,
     /// Layers the profile accepts running without (the task's events say so).
     pub allow_missing: BTreeSet<Layer>,
     /// Layers switched off as if the kernel lacked them (`OPENCLAW_SANDBOX_DISABLE`, for tests
@@ -138,6 +145,7 @@ impl Policy {
             devices: existing(DEVICES),
             secrets: Vec::new(),
             limits,
+            connect_port: None,
             allow_missing: BTreeSet::new(),
             disabled: BTreeSet::new(),
         }
@@ -253,6 +261,20 @@ impl Sandbox {
             return Err(SandboxError::Missing(refused));
         }
         let has = |layer: Layer| !missing.iter().any(|(l, _)| *l == layer);
+        if let Some(port) = policy.connect_port {
+            // Without Landlock's TCP rules, letting inet sockets through seccomp would open
+            // every address and port: refused whatever the profile allows missing.
+            let abi = probe.landlock_abi.filter(|_| has(Layer::Landlock));
+            if abi.is_none_or(|abi| abi < 4) {
+                let has = abi.map_or("none".to_owned(), |abi| format!("ABI {abi}"));
+                return Err(SandboxError::Missing(vec![(
+                    Layer::Landlock,
+                    format!(
+                        "commands may reach the network (the proxy on port {port}) only where Landlock filters TCP connections: ABI 4, Linux 6.7 or later; here {has}"
+                    ),
+                )]));
+            }
+        }
         let ruleset = match (has(Layer::Landlock), probe.landlock_abi) {
             (true, Some(abi)) => {
                 check_secrets(policy)?;
@@ -265,7 +287,9 @@ impl Sandbox {
             }
             _ => None,
         };
-        let filter = has(Layer::Seccomp).then(seccomp::program).flatten();
+        let filter = has(Layer::Seccomp)
+            .then(|| seccomp::program(policy.connect_port.is_some()))
+            .flatten();
         Ok(Self {
             inner: Arc::new(Prepared {
                 ruleset,

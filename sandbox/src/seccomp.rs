@@ -20,11 +20,21 @@ const JEQ_K: u16 = 0x15;
 const JGE_K: u16 = 0x35;
 const JSET_K: u16 = 0x45;
 const RET_K: u16 = 0x06;
+const ALU_AND_K: u16 = 0x54;
 
 // Offsets in `struct seccomp_data` (little-endian: an argument's low word comes first).
 const NR: u32 = 0;
 const ARCH: u32 = 4;
 const ARG0_LOW: u32 = 16;
+const ARG1_LOW: u32 = 24;
+const ARG2_LOW: u32 = 32;
+const ARG3_LOW: u32 = 40;
+
+/// `MSG_FASTOPEN`: `sendto`/`sendmsg` with it connect a TCP socket without `connect(2)`,
+/// where Landlock's port rule is checked.
+const MSG_FASTOPEN: u32 = 0x2000_0000;
+/// The type bits of `socket(2)`'s second argument (the rest are `SOCK_NONBLOCK`/`CLOEXEC`).
+const SOCK_TYPE_MASK: u32 = 0xf;
 
 /// `CLONE_NEW*` flags that `clone` takes in its flags word (`CLONE_NEWTIME` only via
 /// `clone3`/`unshare`, both refused).
@@ -115,9 +125,10 @@ pub(crate) fn available() -> bool {
     unsafe { libc::prctl(libc::PR_GET_SECCOMP) >= 0 }
 }
 
-/// The filter's program, or `None` on an architecture it does not know.
+/// The filter's program, or `None` on an architecture it does not know. `tcp`: IPv4 TCP
+/// sockets are allowed too (Landlock decides where they connect).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub(crate) fn program() -> Option<Vec<sock_filter>> {
+pub(crate) fn program(tcp: bool) -> Option<Vec<sock_filter>> {
     let errno = |e: i32| RET_ERRNO | (e as u32 & 0xffff);
     let mut p = vec![
         stmt(LD_W_ABS, ARCH),
@@ -134,13 +145,46 @@ pub(crate) fn program() -> Option<Vec<sock_filter>> {
         p.push(jump(JEQ_K, nr(call), 0, 1));
         p.push(stmt(RET_K, errno(e)));
     }
-    // socket(domain, …): Unix and netlink only — no network.
-    p.push(jump(JEQ_K, nr(libc::SYS_socket), 0, 5));
-    p.push(stmt(LD_W_ABS, ARG0_LOW));
-    p.push(jump(JEQ_K, libc::AF_UNIX as u32, 2, 0));
-    p.push(jump(JEQ_K, libc::AF_NETLINK as u32, 1, 0));
-    p.push(stmt(RET_K, errno(libc::EACCES)));
-    p.push(stmt(RET_K, RET_ALLOW));
+    if tcp {
+        // socket(domain, type, protocol): Unix, netlink, and IPv4 TCP sockets (protocol 0 or
+        // IPPROTO_TCP: SCTP and MPTCP stream sockets are not what Landlock's rule filters).
+        p.push(jump(JEQ_K, nr(libc::SYS_socket), 0, 14));
+        p.push(stmt(LD_W_ABS, ARG0_LOW));
+        p.push(jump(JEQ_K, libc::AF_UNIX as u32, 11, 0));
+        p.push(jump(JEQ_K, libc::AF_NETLINK as u32, 10, 0));
+        p.push(jump(JEQ_K, libc::AF_INET as u32, 1, 0));
+        p.push(stmt(RET_K, errno(libc::EACCES)));
+        p.push(stmt(LD_W_ABS, ARG1_LOW));
+        p.push(stmt(ALU_AND_K, SOCK_TYPE_MASK));
+        p.push(jump(JEQ_K, libc::SOCK_STREAM as u32, 1, 0));
+        p.push(stmt(RET_K, errno(libc::EACCES)));
+        p.push(stmt(LD_W_ABS, ARG2_LOW));
+        p.push(jump(JEQ_K, 0, 2, 0));
+        p.push(jump(JEQ_K, libc::IPPROTO_TCP as u32, 1, 0));
+        p.push(stmt(RET_K, errno(libc::EACCES)));
+        p.push(stmt(RET_K, RET_ALLOW));
+        // No TCP Fast Open: sendto(…, flags) and sendmmsg(…, flags) take the flags as their
+        // fourth argument, sendmsg(…, flags) as its third.
+        for (call, flags) in [
+            (libc::SYS_sendto, ARG3_LOW),
+            (libc::SYS_sendmmsg, ARG3_LOW),
+            (libc::SYS_sendmsg, ARG2_LOW),
+        ] {
+            p.push(jump(JEQ_K, nr(call), 0, 4));
+            p.push(stmt(LD_W_ABS, flags));
+            p.push(jump(JSET_K, MSG_FASTOPEN, 0, 1));
+            p.push(stmt(RET_K, errno(libc::EACCES)));
+            p.push(stmt(RET_K, RET_ALLOW));
+        }
+    } else {
+        // socket(domain, …): Unix and netlink only — no network.
+        p.push(jump(JEQ_K, nr(libc::SYS_socket), 0, 5));
+        p.push(stmt(LD_W_ABS, ARG0_LOW));
+        p.push(jump(JEQ_K, libc::AF_UNIX as u32, 2, 0));
+        p.push(jump(JEQ_K, libc::AF_NETLINK as u32, 1, 0));
+        p.push(stmt(RET_K, errno(libc::EACCES)));
+        p.push(stmt(RET_K, RET_ALLOW));
+    }
     // clone(flags, …): no new namespaces.
     p.push(jump(JEQ_K, nr(libc::SYS_clone), 0, 4));
     p.push(stmt(LD_W_ABS, ARG0_LOW));
@@ -158,6 +202,6 @@ pub(crate) fn program() -> Option<Vec<sock_filter>> {
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub(crate) fn program() -> Option<Vec<sock_filter>> {
+pub(crate) fn program(_tcp: bool) -> Option<Vec<sock_filter>> {
     None
 }

@@ -145,6 +145,82 @@ fn the_file_size_limit_stops_a_large_write() {
 }
 
 #[test]
+fn with_a_proxy_port_tcp_reaches_that_port_only() {
+    use std::io::Read;
+    let d = dirs();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let port = |l: &std::net::TcpListener| l.local_addr().unwrap().port();
+    let mut p = policy(&d);
+    p.connect_port = Some(port(&proxy));
+    let sandbox = Sandbox::new(&p).unwrap();
+    let accepted = std::thread::spawn(move || {
+        let (mut conn, _) = proxy.accept().unwrap();
+        let mut got = String::new();
+        conn.read_to_string(&mut got).unwrap();
+        got
+    });
+    // Each attempt prints what happened: the proxy's port, another port on the same address,
+    // UDP (DNS), IPv6, SCTP, raw, and TCP Fast Open to the other port.
+    let probe = format!(
+        "import socket\n\
+        def try_(name, f):\n\
+        \x20   try: f(); print(name, 'ok')\n\
+        \x20   except OSError as e: print(name, 'refused', e.errno)\n\
+        def connect(port):\n\
+        \x20   s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.connect(('127.0.0.1', port)); s.sendall(b'hello'); s.close()\n\
+        try_('proxy', lambda: connect({proxy}))\n\
+        try_('other', lambda: connect({other}))\n\
+        try_('udp', lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))\n\
+        try_('inet6', lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM))\n\
+        try_('sctp', lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132))\n\
+        try_('fastopen', lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).sendto(b'x', 0x20000000, ('127.0.0.1', {other})))\n",
+        proxy = p.connect_port.unwrap(),
+        other = port(&other),
+    );
+    let (code, out) = sh(
+        &sandbox,
+        d.work.path(),
+        &format!("python3 -c \"{}\"", probe.replace('"', "\\\"")),
+    );
+    assert_eq!(code, 0, "{out}");
+    let e = libc::EACCES;
+    assert_eq!(
+        out,
+        format!(
+            "proxy ok\nother refused {e}\nudp refused {e}\ninet6 refused {e}\nsctp refused {e}\nfastopen refused {e}\n"
+        )
+    );
+    assert_eq!(accepted.join().unwrap(), "hello");
+    // The other listener saw nothing: checked after the child is gone.
+    assert_eq!(
+        other.accept().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock)
+    );
+}
+
+#[test]
+fn a_proxy_port_without_landlock_tcp_rules_is_refused() {
+    let d = dirs();
+    let mut p = policy(&d);
+    p.connect_port = Some(3128);
+    let old = Probe {
+        landlock_abi: Some(3),
+        seccomp: true,
+        process_limit: true,
+    };
+    let err = Sandbox::with_probe(&p, old).unwrap_err().to_string();
+    assert!(err.contains("landlock is missing"), "{err}");
+    assert!(err.contains("ABI 4") && err.contains("here ABI 3"), "{err}");
+    // Allowing Landlock to be missing does not open the network without it.
+    p.allow_missing.insert(Layer::Landlock);
+    p.disabled.insert(Layer::Landlock);
+    let err = Sandbox::new(&p).unwrap_err().to_string();
+    assert!(err.contains("here none"), "{err}");
+}
+
+#[test]
 fn missing_layers_are_refused_by_name_unless_allowed() {
     let d = dirs();
     let mut p = policy(&d);
