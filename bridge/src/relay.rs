@@ -71,6 +71,9 @@ impl Renderer {
             // A command's live output stays in the task's event stream (and the CLI); the chat
             // shows the command and how it ended.
             EventKind::Output { .. } => None,
+            EventKind::NetworkRefused { target, .. } => {
+                status(format!("network: {target} refused"))
+            }
             EventKind::LlmUsage {
                 prompt_tokens,
                 completion_tokens,

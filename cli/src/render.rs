@@ -71,6 +71,9 @@ impl Progress {
             EventKind::ToolResult { .. } => String::new(),
             // A running command's output, as it comes.
             EventKind::Output { text, .. } => text.clone(),
+            EventKind::NetworkRefused { target, reason, .. } => {
+                stage(self, "network refused", format!("{target}: {reason}"))
+            }
             EventKind::LlmUsage {
                 prompt_tokens,
                 completion_tokens,

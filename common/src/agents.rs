@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::egress::HostList;
 use crate::ids::AgentName;
 
 const BUILT_IN: &str = include_str!("../../deploy/base/agents.toml");
@@ -255,18 +256,74 @@ pub struct SandboxSettings {
     /// the commands.
     #[serde(default)]
     pub allow_missing: Vec<String>,
+    /// Hosts commands reach through the worker's egress proxy; none by default.
+    #[serde(default)]
+    pub network: NetworkSettings,
 }
 
-/// What a repository's `.openclaw.toml` says about its commands:
+/// The network of a profile's sandboxed commands: HTTPS (and plain HTTP where an entry names
+/// its port) to the listed hosts through a proxy in the worker that applies the repositories'
+/// egress policy (no internal addresses unless `OPENCLAW_ALLOW_PRIVATE_REPOS`). Entries are
+/// `host`, `host:port` or `*.domain[:port]`; without a port, 443.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// During the setup step (dependency registries).
+    #[serde(default, deserialize_with = "host_patterns")]
+    pub setup: HostList,
+    /// During the agent's own commands and the checks.
+    #[serde(default, deserialize_with = "host_patterns")]
+    pub agent: HostList,
+    /// What a repository's `.openclaw.toml` `[network]` may add to either (its other entries
+    /// are refused, and the task's events say so). Default: nothing.
+    #[serde(default, deserialize_with = "host_patterns")]
+    pub repo_may_allow: HostList,
+}
+
+fn host_patterns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HostList, D::Error> {
+    let entries = Vec::<String>::deserialize(d)?;
+    HostList::parse_patterns(entries.iter().map(String::as_str)).map_err(serde::de::Error::custom)
+}
+
+/// The hosts a repository's `.openclaw.toml` asks its commands to reach:
+///
+/// ```toml
+/// [network]
+/// setup = ["registry.npmjs.org"]
+/// agent = []
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoNetwork {
+    #[serde(default, deserialize_with = "host_patterns")]
+    pub setup: HostList,
+    #[serde(default, deserialize_with = "host_patterns")]
+    pub agent: HostList,
+}
+
+/// What a repository's `.openclaw.toml` says:
 ///
 /// ```toml
 /// [commands]
 /// setup = ["pip install --no-index -e ."]   # before the agent, in the sandbox
 /// checks = ["python -m pytest -q"]          # must pass before the work is committed
+///
+/// [network]                                 # see RepoNetwork
+/// setup = ["registry.npmjs.org"]
 /// ```
 ///
 /// The repository is not trusted: these run in the same sandbox as the model's commands, and
-/// nothing here widens what the profile allows.
+/// nothing here widens what the profile allows (its hosts only within the profile's
+/// `repo_may_allow`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RepoFile {
+    #[serde(default)]
+    pub commands: RepoCommands,
+    #[serde(default)]
+    pub network: RepoNetwork,
+}
+
+/// The `[commands]` table of `.openclaw.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct RepoCommands {
     #[serde(default)]
@@ -275,21 +332,14 @@ pub struct RepoCommands {
     pub checks: Option<Vec<String>>,
 }
 
-/// The file a repository names its setup and checks in.
+/// The file a repository names its setup, checks and hosts in.
 pub const REPO_FILE: &str = ".openclaw.toml";
 
-impl RepoCommands {
-    /// Parses `.openclaw.toml` (only its `[commands]` table is read; other tables are left
-    /// for other tools).
+impl RepoFile {
+    /// Parses `.openclaw.toml` (only its `[commands]` and `[network]` tables are read; other
+    /// tables are left for other tools).
     pub fn parse(text: &str) -> Result<Self, String> {
-        #[derive(Deserialize)]
-        struct File {
-            #[serde(default)]
-            commands: Option<RepoCommands>,
-        }
-        toml::from_str::<File>(text)
-            .map(|f| f.commands.unwrap_or_default())
-            .map_err(|e| format!("{REPO_FILE} is not valid: {e}"))
+        toml::from_str::<RepoFile>(text).map_err(|e| format!("{REPO_FILE} is not valid: {e}"))
     }
 }
 
@@ -434,5 +484,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("allows no commands"), "{err}");
+    }
+
+    #[test]
+    fn the_coder_reaches_registries_at_setup_and_nothing_after() {
+        let c = AgentCatalog::built_in();
+        let coder = c.get(&AgentName::parse("coder").unwrap()).unwrap();
+        let net = &coder.sandbox.as_ref().unwrap().network;
+        let pypi = crate::egress::Remote::new("pypi.org", 443).unwrap();
+        assert!(net.setup.allows(&pypi));
+        assert!(net.agent.is_empty() && net.repo_may_allow.is_empty());
+    }
+
+    #[test]
+    fn a_bad_host_entry_is_named() {
+        let profile = "[[agent]]\nname='x'\nsystem_prompt='p'\ntools=['run_command']\n[agent.sandbox]\n[agent.sandbox.network]\nsetup=['pypi.org', 'https://evil.io/x']\n";
+        let err = AgentCatalog::parse(profile, "t").unwrap_err().to_string();
+        assert!(err.contains(r#""https://evil.io/x" is not host"#), "{err}");
+        let err = RepoFile::parse("[network]\nagent = ['*.com']\n").unwrap_err();
+        assert!(err.contains("*.com") && err.contains(REPO_FILE), "{err}");
+        let repo = RepoFile::parse(
+            "[commands]\nchecks=['make test']\n[network]\nsetup=['registry.npmjs.org']\n[tool.other]\nx=1\n",
+        )
+        .unwrap();
+        assert_eq!(repo.commands.checks.unwrap(), ["make test"]);
+        assert_eq!(repo.network.setup.to_string(), "registry.npmjs.org");
     }
 }

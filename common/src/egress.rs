@@ -59,7 +59,9 @@ impl Remote {
         Self::new(host, 22)
     }
 
-    fn new(host: &str, port: u16) -> Option<Self> {
+    /// A remote of `host` (lowercased, without IPv6 brackets or a trailing dot) and `port`;
+    /// `None` for an empty host.
+    pub fn new(host: &str, port: u16) -> Option<Self> {
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -264,17 +266,38 @@ fn internal_v4(ip: Ipv4Addr) -> bool {
         || (o[0] & 0xf0) == 224 // multicast
 }
 
-/// A list of `host[:port]` entries (`OPENCLAW_GIT_CREDENTIAL_HOSTS`, `OPENCLAW_REPO_HOSTS`).
-/// An entry without a port matches the host on any port; with one, only that port.
+/// A list of `host[:port]` entries (`OPENCLAW_GIT_CREDENTIAL_HOSTS`, `OPENCLAW_REPO_HOSTS`,
+/// and the hosts a sandboxed command may reach). An entry without a port matches the host on
+/// any port; with one, only that port. Only lists parsed by [`HostList::parse_patterns`] hold
+/// `*.example.com` entries (any name below `example.com`, not itself).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostList(Vec<(String, Option<u16>)>);
 
 impl HostList {
     /// Parses a comma-separated list; the error names the entry at fault.
     pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::parse_entries(raw.split(','), false)
+    }
+
+    /// Parses entries that may be `*.domain` patterns (the network of sandboxed commands):
+    /// credentials and repositories are only ever offered to hosts named in full.
+    pub fn parse_patterns<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        Self::parse_entries(entries, true)
+    }
+
+    fn parse_entries<'a>(
+        entries: impl IntoIterator<Item = &'a str>,
+        wildcards: bool,
+    ) -> Result<Self, String> {
         let mut out = Vec::new();
-        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let bad = || format!("{entry:?} is not host or host:port");
+        for entry in entries.into_iter().map(str::trim).filter(|e| !e.is_empty()) {
+            let bad = || {
+                if wildcards {
+                    format!("{entry:?} is not host, host:port, or *.domain[:port]")
+                } else {
+                    format!("{entry:?} is not host or host:port")
+                }
+            };
             let (host, port) = match entry.rsplit_once(':') {
                 // A bare IPv6 address has colons but no port.
                 Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
@@ -282,11 +305,18 @@ impl HostList {
                 }
                 _ => (entry, None),
             };
-            if host.contains(['/', '@', ' ', '*']) {
+            let (star, name) = match host.strip_prefix("*.") {
+                Some(name) if wildcards => ("*.", name),
+                _ => ("", host),
+            };
+            // A pattern names a domain (`*.com` would be most of the internet, `*.1` no name).
+            let domain_ok = star.is_empty()
+                || (name.contains('.') && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
+            if name.contains(['/', '@', ' ', '*']) || !domain_ok {
                 return Err(bad());
             }
-            let remote = Remote::new(host, port.unwrap_or(0)).ok_or_else(bad)?;
-            out.push((remote.host, port));
+            let remote = Remote::new(name, port.unwrap_or(0)).ok_or_else(bad)?;
+            out.push((format!("{star}{}", remote.host), port));
         }
         Ok(Self(out))
     }
@@ -295,24 +325,65 @@ impl HostList {
         self.0.is_empty()
     }
 
-    pub fn allows(&self, remote: &Remote) -> bool {
+    /// Each entry as written: `host`, `host:port`, `*.domain`.
+    pub fn entries(&self) -> Vec<String> {
         self.0
-            .iter()
-            .any(|(host, port)| *host == remote.host && port.is_none_or(|p| p == remote.port))
-    }
-}
-
-impl fmt::Display for HostList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries: Vec<String> = self
-            .0
             .iter()
             .map(|(h, p)| match p {
                 Some(p) => format!("{h}:{p}"),
                 None => h.clone(),
             })
-            .collect();
-        f.write_str(&entries.join(","))
+            .collect()
+    }
+
+    pub fn allows(&self, remote: &Remote) -> bool {
+        self.0.iter().any(|(host, port)| {
+            let host_matches = match host.strip_prefix('*') {
+                Some(suffix) => remote.host.ends_with(suffix),
+                None => *host == remote.host,
+            };
+            host_matches && port.is_none_or(|p| p == remote.port)
+        })
+    }
+
+    /// The entries of `other` this list covers (an entry of `other` is covered when every
+    /// host and port it matches, this list matches too), and those it does not.
+    pub fn split_covered(&self, other: &HostList) -> (HostList, HostList) {
+        let (covered, not): (Vec<_>, Vec<_>) = other.0.iter().cloned().partition(|(host, port)| {
+            self.0.iter().any(|(mine, my_port)| {
+                let host_covered = match (mine.strip_prefix('*'), host.strip_prefix('*')) {
+                    (Some(suffix), Some(theirs)) => theirs.ends_with(suffix),
+                    (Some(suffix), None) => host.ends_with(suffix),
+                    (None, Some(_)) => false,
+                    (None, None) => mine == host,
+                };
+                host_covered && (my_port.is_none() || my_port == port)
+            })
+        });
+        (HostList(covered), HostList(not))
+    }
+
+    /// This list with `port` on the entries that name none.
+    pub fn with_default_port(&self, port: u16) -> HostList {
+        HostList(
+            self.0
+                .iter()
+                .map(|(host, p)| (host.clone(), Some(p.unwrap_or(port))))
+                .collect(),
+        )
+    }
+
+    /// Both lists' entries.
+    pub fn union(&self, other: &HostList) -> HostList {
+        let mut all = self.0.clone();
+        all.extend(other.0.iter().filter(|e| !self.0.contains(e)).cloned());
+        HostList(all)
+    }
+}
+
+impl fmt::Display for HostList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.entries().join(","))
     }
 }
 
@@ -547,5 +618,55 @@ mod tests {
         assert!(HostList::parse("https://github.com").is_err());
         assert!(HostList::parse("h:notaport").is_err());
         assert!(HostList::parse("").unwrap().is_empty());
+        assert!(
+            HostList::parse("*.github.com").is_err(),
+            "credential and repo lists name hosts in full"
+        );
+    }
+
+    #[test]
+    fn host_patterns() {
+        let list = HostList::parse_patterns(["pypi.org", "*.pythonhosted.org:443"]).unwrap();
+        let remote = |host: &str, port| Remote::new(host, port).unwrap();
+        assert!(list.allows(&remote("files.pythonhosted.org", 443)));
+        assert!(list.allows(&remote("a.b.pythonhosted.org", 443)));
+        assert!(
+            !list.allows(&remote("pythonhosted.org", 443)),
+            "the domain itself is not below it"
+        );
+        assert!(!list.allows(&remote("evilpythonhosted.org", 443)));
+        assert!(!list.allows(&remote("files.pythonhosted.org", 80)));
+        assert!(!list.allows(&remote("pythonhosted.org.evil.io", 443)));
+        for bad in [
+            "*.com",
+            "*",
+            "*.1.2",
+            "a.*.org",
+            "**.org",
+            "https://pypi.org",
+        ] {
+            let err = HostList::parse_patterns([bad]).unwrap_err();
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+        // What a repository asks for, against what its profile lets repositories add.
+        let may = HostList::parse_patterns(["*.npmjs.org", "crates.io:443"]).unwrap();
+        let asked = HostList::parse_patterns([
+            "registry.npmjs.org",
+            "*.cdn.npmjs.org",
+            "crates.io",
+            "evil.io",
+        ])
+        .unwrap();
+        let (ok, refused) = may.split_covered(&asked);
+        assert_eq!(ok.to_string(), "registry.npmjs.org,*.cdn.npmjs.org");
+        assert_eq!(
+            refused.to_string(),
+            "crates.io,evil.io",
+            "any port is more than port 443"
+        );
+        assert_eq!(
+            ok.with_default_port(443).union(&may).to_string(),
+            "registry.npmjs.org:443,*.cdn.npmjs.org:443,*.npmjs.org,crates.io:443"
+        );
     }
 }

@@ -92,6 +92,15 @@ pub enum EventKind {
         call_id: String,
         text: String,
     },
+    /// A command tried to reach a host its sandbox's network does not allow (through the
+    /// worker's egress proxy), or the repository asked for one its profile does not let it
+    /// add: what a user would allow, and why it was refused. `target` is `host:port` (or the
+    /// repository's entry).
+    NetworkRefused {
+        call_id: String,
+        target: String,
+        reason: String,
+    },
     LlmUsage {
         model: String,
         prompt_tokens: u64,
@@ -144,6 +153,7 @@ impl EventKind {
             Self::Cloned { .. } => "cloned",
             Self::Message { .. } => "message",
             Self::Output { .. } => "output",
+            Self::NetworkRefused { .. } => "network_refused",
             Self::ToolCall { .. } => "tool_call",
             Self::ToolResult { .. } => "tool_result",
             Self::LlmUsage { .. } => "llm_usage",

@@ -44,8 +44,12 @@ fn write_open(path: &std::path::Path, text: &str) {
 }
 
 fn agents_file(dir: &tempfile::TempDir) -> String {
+    agents_file_with(dir, CODER_AGENTS)
+}
+
+fn agents_file_with(dir: &tempfile::TempDir, text: &str) -> String {
     let file = dir.path().join("agents.toml");
-    write_open(&file, CODER_AGENTS);
+    write_open(&file, text);
     file.to_str().unwrap().to_owned()
 }
 
@@ -68,8 +72,19 @@ async fn coder_task(
     uid: Option<u32>,
     extra: &[(&str, &str)],
 ) -> (Vec<TaskEvent>, ScriptedLlm, WorkerProcess) {
+    coder_task_with(CODER_AGENTS, repo, replies, uid, extra).await
+}
+
+/// [`coder_task`] with the agents file `agents_text`.
+async fn coder_task_with(
+    agents_text: &str,
+    repo: &BareRepo,
+    replies: Vec<Reply>,
+    uid: Option<u32>,
+    extra: &[(&str, &str)],
+) -> (Vec<TaskEvent>, ScriptedLlm, WorkerProcess) {
     let dir = open_dir();
-    let agents = agents_file(&dir);
+    let agents = agents_file_with(&dir, agents_text);
     let llm = ScriptedLlm::turns(replies).await;
     let app = app_without_dispatch(&[("OPENCLAW_AGENTS", &agents)]).await;
     let id = app
@@ -492,4 +507,155 @@ async fn a_worker_told_to_stop_ends_the_running_command_and_all_it_started() {
     repo.give_to(0);
     let left = processes_of(uid);
     assert!(left.is_empty(), "left running: {left:?}");
+}
+
+/// A package index on 127.0.0.1: serves one module, and records each path asked for.
+async fn package_index() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(uri.path().to_owned());
+            "VALUE = 42\n"
+        }
+    });
+    let (url, _server) = openclaw_tests::serve(app).await;
+    let port = url.rsplit(':').next().unwrap().parse().unwrap();
+    (port, asked)
+}
+
+fn refusals(events: &[TaskEvent]) -> Vec<(String, String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::NetworkRefused {
+                call_id,
+                target,
+                reason,
+            } => Some((call_id.clone(), target.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn setup_reaches_allowed_hosts_through_the_proxy_and_the_agent_reaches_none() {
+    let (port, asked) = package_index().await;
+    let agents = CODER_AGENTS.replace(
+        "[agent.limits]",
+        &format!(
+            "[agent.sandbox.network]\nrepo_may_allow = [\"localhost:{port}\"]\n\n[agent.limits]"
+        ),
+    );
+    let fetch = format!(
+        "import os, urllib.request\n\
+         os.makedirs('vendor', exist_ok=True)\n\
+         with urllib.request.urlopen('http://localhost:{port}/simple/dep.py', timeout=10) as r:\n\
+         \x20   open('vendor/dep.py', 'wb').write(r.read())\n\
+         try:\n\
+         \x20   urllib.request.urlopen('http://169.254.169.254/latest/meta-data/', timeout=10)\n\
+         \x20   print('metadata reached')\n\
+         except Exception as e:\n\
+         \x20   print('metadata refused:', e)\n\
+         print('fetched')\n"
+    );
+    let test = "import sys, unittest\nsys.path.insert(0, 'vendor')\nimport dep\n\n\nclass DepTest(unittest.TestCase):\n    def test_value(self):\n        self.assertEqual(dep.VALUE, 42)\n";
+    let repo_file = format!(
+        "[commands]\nsetup = [\"python3 fetch.py\"]\nchecks = [\"python3 -m unittest -q\"]\n\n\
+         [network]\nsetup = [\"localhost:{port}\", \"evil.example\"]\n"
+    );
+    let repo = BareRepo::new();
+    repo.push_files(
+        "main",
+        "A project with a dependency",
+        &[
+            ("fetch.py", fetch.as_str()),
+            ("test_dep.py", test),
+            (".gitignore", "vendor/\n"),
+            (".openclaw.toml", repo_file.as_str()),
+        ],
+    );
+    let fetch_again = format!(
+        "python3 -c \"import urllib.request; urllib.request.urlopen('http://localhost:{port}/simple/dep.py', timeout=10)\""
+    );
+    let (events, _llm, _worker) = coder_task_with(
+        &agents,
+        &repo,
+        vec![
+            shell(&fetch_again),
+            shell("python3 -m unittest -q"),
+            Reply::tool(
+                "write_file",
+                json!({"path": "NOTES.md", "content": "dep is fetched at setup\n"}),
+            ),
+            Reply::text("Note how dep arrives"),
+        ],
+        Some(20_007),
+        &[],
+    )
+    .await;
+    let r = tool_results(&events);
+    assert_eq!(r.len(), 4, "{r:?}");
+    // Setup fetched the dependency through the proxy; the metadata address was refused.
+    assert!(r[0].0, "{}", r[0].1);
+    assert!(r[0].1.contains("fetched"), "{}", r[0].1);
+    assert!(
+        r[0].1.contains("metadata refused: HTTP Error 403"),
+        "{}",
+        r[0].1
+    );
+    // In the agent's phase the same host is refused, and the model is told why.
+    assert!(!r[1].0, "{}", r[1].1);
+    assert!(
+        r[1].1.contains(&format!(
+            "[network] refused by the sandbox's egress proxy:\n- localhost:{port}: not an allowed host (allowed now: none"
+        )),
+        "{}",
+        r[1].1
+    );
+    assert!(r[2].0 && r[2].1.contains("OK"), "{}", r[2].1);
+    // Each refused host is in the events, with the call it came from.
+    let refused = refusals(&events);
+    let agent_call = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ToolCall { call_id, name, .. } if name == "run_command" => {
+                Some(call_id.clone())
+            }
+            _ => None,
+        })
+        .next()
+        .unwrap();
+    assert_eq!(
+        refused
+            .iter()
+            .map(|(call, target, _)| (call.as_str(), target.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("setup", "evil.example"),
+            ("setup-1", "169.254.169.254:80"),
+            (agent_call.as_str(), format!("localhost:{port}").as_str()),
+        ],
+        "{refused:?}"
+    );
+    assert!(
+        refused[0]
+            .2
+            .contains(&format!("lets repositories add only: localhost:{port}")),
+        "{}",
+        refused[0].2
+    );
+    // The index saw the setup's one request, nothing of the agent's.
+    assert_eq!(*asked.lock().unwrap(), ["/simple/dep.py"]);
+    // The check passed with the fetched module; what setup fetched is not committed.
+    let branch = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Pushed { branch, .. } => Some(branch.clone()),
+            _ => None,
+        })
+        .expect("pushed");
+    assert!(repo.file(&branch, "NOTES.md").is_some());
+    assert_eq!(repo.file(&branch, "vendor/dep.py"), None);
 }

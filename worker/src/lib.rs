@@ -36,6 +36,7 @@ mod live;
 pub mod llm;
 pub mod paths;
 pub mod prompt;
+pub mod proxy;
 pub mod run;
 pub mod secrets;
 mod setup;

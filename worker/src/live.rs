@@ -1,5 +1,6 @@
 //! A command's output published as it comes ([`EventKind::Output`]): chunks coalesced for a
-//! quarter second or 4 KiB, secrets redacted, at most [`LIVE_OUTPUT_BYTES`] per command.
+//! quarter second or 4 KiB, secrets redacted, at most [`LIVE_OUTPUT_BYTES`] per command; the
+//! hosts its network refused as [`EventKind::NetworkRefused`].
 
 use std::future::Future;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use openclaw_common::event::{EventKind, LIVE_OUTPUT_BYTES};
 use openclaw_common::store::{EventWriter, StoreError};
 
 use crate::secrets::Secrets;
-use crate::tools::LiveOutput;
+use crate::tools::{Live, LiveOutput};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const FLUSH_BYTES: usize = 4096;
@@ -21,7 +22,7 @@ pub(crate) async fn publishing<T, F: Future<Output = T>>(
     call_id: &str,
     work: impl FnOnce(LiveOutput) -> F,
 ) -> Result<T, StoreError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Live>(64);
     let work = work(tx);
     tokio::pin!(work);
     let mut out = Relay {
@@ -34,8 +35,8 @@ pub(crate) async fn publishing<T, F: Future<Output = T>>(
     let result = loop {
         tokio::select! {
             result = &mut work => break result,
-            Some(chunk) = rx.recv() => {
-                out.pending.extend_from_slice(&chunk);
+            Some(live) = rx.recv() => {
+                out.take(events, live).await?;
                 if out.pending.len() >= FLUSH_BYTES {
                     out.flush(events).await?;
                 }
@@ -43,8 +44,8 @@ pub(crate) async fn publishing<T, F: Future<Output = T>>(
             _ = tick.tick() => out.flush(events).await?,
         }
     };
-    while let Ok(chunk) = rx.try_recv() {
-        out.pending.extend_from_slice(&chunk);
+    while let Ok(live) = rx.try_recv() {
+        out.take(events, live).await?;
     }
     out.flush(events).await?;
     Ok(result)
@@ -58,6 +59,25 @@ struct Relay<'a> {
 }
 
 impl Relay<'_> {
+    /// Output waits for the next flush; a refused host is published at once (after the output
+    /// before it).
+    async fn take(&mut self, events: &mut EventWriter, live: Live) -> Result<(), StoreError> {
+        match live {
+            Live::Output(chunk) => self.pending.extend_from_slice(&chunk),
+            Live::Refused(refusal) => {
+                self.flush(events).await?;
+                events
+                    .publish(EventKind::NetworkRefused {
+                        call_id: self.call_id.to_owned(),
+                        target: refusal.target(),
+                        reason: self.secrets.redact(&refusal.reason),
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn flush(&mut self, events: &mut EventWriter) -> Result<(), StoreError> {
         if self.pending.is_empty() || self.sent >= LIVE_OUTPUT_BYTES {
             self.pending.clear();

@@ -426,7 +426,7 @@ impl Task<'_> {
         }
         let secrets = self.config.secrets();
         // Commands' HOME, TMPDIR and kubeconfig: outside the checkout, gone with the task.
-        let (toolbox, _scratch) = match self.work_dir().and_then(|scratch| {
+        let (mut toolbox, _scratch) = match self.work_dir().and_then(|scratch| {
             std::fs::create_dir_all(task_repo.work_tree())?;
             Toolbox::new(
                 task_repo.work_tree(),
@@ -452,7 +452,43 @@ impl Task<'_> {
         // profile's.
         let mut checks = profile.checks.clone();
         let mut repo_notes = String::new();
+        // The egress proxy of the commands, when they may reach any host: the setup's hosts
+        // first, then the agent's (kept alive by the toolbox until the task ends).
+        let mut network = None;
         if let Some(settings) = &profile.sandbox {
+            let plan = match crate::setup::Plan::of(&toolbox, settings) {
+                Ok(plan) => plan,
+                Err(e) => return self.fail(&mut events, e, false).await,
+            };
+            for target in plan.refused_hosts.entries() {
+                events
+                    .publish(openclaw_common::event::EventKind::NetworkRefused {
+                        call_id: "setup".into(),
+                        target,
+                        reason: format!(
+                            "the repository's {} asks for it; this agent's profile lets repositories add only: {}",
+                            openclaw_common::agents::REPO_FILE,
+                            describe_hosts(&settings.network.repo_may_allow)
+                        ),
+                    })
+                    .await?;
+            }
+            if !(plan.setup_hosts.is_empty() && plan.agent_hosts.is_empty()) {
+                let proxy =
+                    match crate::proxy::EgressProxy::start(self.config.repo_policy.allow_private)
+                        .await
+                    {
+                        Ok(proxy) => std::sync::Arc::new(proxy),
+                        Err(e) => {
+                            return self
+                                .fail(&mut events, format!("egress proxy: {e}"), true)
+                                .await;
+                        }
+                    };
+                proxy.allow(&plan.setup_hosts);
+                toolbox.set_network(proxy.clone());
+                network = Some((proxy, plan.agent_hosts.clone()));
+            }
             match toolbox.sandbox() {
                 Some(Ok(sandbox)) => {
                     for (layer, why) in sandbox.running_without() {
@@ -469,15 +505,14 @@ impl Task<'_> {
                 Some(Err(why)) => warn!(task_id = %id, %why, "commands will be refused"),
                 None => {}
             }
-            let plan = match crate::setup::Plan::of(&toolbox, settings) {
-                Ok(plan) => plan,
-                Err(e) => return self.fail(&mut events, e, false).await,
-            };
             let timeout = std::time::Duration::from_secs(settings.setup_timeout_secs);
             if let Err(e) =
                 crate::setup::run(&toolbox, &mut events, secrets, &plan.setup, timeout).await?
             {
                 return self.fail(&mut events, e, false).await;
+            }
+            if let Some((proxy, agent_hosts)) = &network {
+                proxy.allow(agent_hosts);
             }
             checks.extend(plan.checks);
             repo_notes = plan.notes;
@@ -551,5 +586,14 @@ impl Task<'_> {
                     .await
             }
         }
+    }
+}
+
+/// A host list as the task's events show it: `none` when empty.
+fn describe_hosts(hosts: &openclaw_common::egress::HostList) -> String {
+    if hosts.is_empty() {
+        "none".into()
+    } else {
+        hosts.to_string()
     }
 }

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use openclaw_common::agents::{Check, REPO_FILE, RepoCommands, SandboxSettings};
+use openclaw_common::agents::{Check, REPO_FILE, RepoFile, SandboxSettings};
+use openclaw_common::egress::HostList;
 use openclaw_common::event::EventKind;
 use openclaw_common::store::{EventWriter, StoreError};
 
@@ -24,6 +25,13 @@ pub(crate) struct Plan {
     /// For the system prompt: the checks that will run, and the repository's `AGENTS.md`
     /// (guidance for agents, as Codex and others read it; its commands are not run).
     pub notes: String,
+    /// Hosts commands reach during setup, and during the agent's commands and checks: the
+    /// profile's, with the repository's where the profile lets it add them.
+    pub setup_hosts: HostList,
+    pub agent_hosts: HostList,
+    /// Hosts the repository asked for that the profile does not let it add: said in the
+    /// task's events.
+    pub refused_hosts: HostList,
 }
 
 impl Plan {
@@ -39,10 +47,14 @@ impl Plan {
                 }
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| format!("cannot read {REPO_FILE}: {e}"))?;
-                RepoCommands::parse(&text)?
+                RepoFile::parse(&text)?
             }
-            _ => RepoCommands::default(),
+            _ => RepoFile::default(),
         };
+        let net = &settings.network;
+        let (setup_added, setup_refused) = net.repo_may_allow.split_covered(&repo.network.setup);
+        let (agent_added, agent_refused) = net.repo_may_allow.split_covered(&repo.network.agent);
+        let repo = repo.commands;
         let checks = repo.checks.unwrap_or_else(|| settings.checks.clone());
         let mut notes = String::new();
         if !checks.is_empty() {
@@ -59,10 +71,23 @@ impl Plan {
                 "\nThe repository's AGENTS.md (its guidance for agents):\n\n{head}\n"
             ));
         }
+        let agent_hosts = net.agent.union(&agent_added);
+        if agent_hosts.is_empty() {
+            notes.push_str(
+                "\nYour commands have no network: work with what the setup step installed.\n",
+            );
+        } else {
+            notes.push_str(&format!(
+                "\nYour commands reach only these hosts, through the proxy in $HTTPS_PROXY: {agent_hosts}.\n"
+            ));
+        }
         Ok(Self {
             setup: repo.setup.unwrap_or_else(|| settings.setup.clone()),
             checks: checks.into_iter().map(|run| Check::Shell { run }).collect(),
             notes,
+            setup_hosts: net.setup.union(&setup_added),
+            agent_hosts,
+            refused_hosts: setup_refused.union(&agent_refused),
         })
     }
 }

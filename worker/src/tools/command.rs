@@ -201,7 +201,7 @@ async fn drain(pipe: Option<impl AsyncRead + Unpin>, kept: Kept, live: Option<su
                     k.push(&buf[..n]);
                 }
                 if let Some(live) = &live {
-                    let _ = live.try_send(buf[..n].to_vec());
+                    let _ = live.try_send(super::Live::Output(buf[..n].to_vec()));
                 }
             }
         }

@@ -66,11 +66,35 @@ pub struct Toolbox {
     /// Cancelled when the worker is told to stop: a running command (and its group) is
     /// stopped at once rather than at its time limit.
     stop: tokio_util::sync::CancellationToken,
+    /// The egress proxy of the sandboxed commands, when the profile or the repository allows
+    /// them hosts; `None`: no network at all.
+    network: Option<std::sync::Arc<crate::proxy::EgressProxy>>,
 }
 
-/// A channel the output of a running command is sent to as it comes (chunks as the pipes
-/// give them; full channel: the chunk is not sent — the tool result still has it all).
-pub type LiveOutput = tokio::sync::mpsc::Sender<Vec<u8>>;
+/// A channel what a running command does is sent to as it comes.
+pub type LiveOutput = tokio::sync::mpsc::Sender<Live>;
+
+/// What a running command did, as it comes.
+#[derive(Debug)]
+pub enum Live {
+    /// Output, in chunks as the pipes give them (full channel: the chunk is not sent — the
+    /// tool result still has it all).
+    Output(Vec<u8>),
+    /// A host the egress proxy refused it.
+    Refused(crate::proxy::Refusal),
+}
+
+/// The variables that point HTTP clients (pip, npm, cargo, git, curl) at the egress proxy;
+/// `NO_PROXY` empty, so nothing goes around it (nothing could: the sandbox reaches only the
+/// proxy's port).
+const PROXY_VARS: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
 
 /// The shell `run_command` runs a command line with (`sh -c`).
 const SHELL: &str = "/bin/sh";
@@ -123,7 +147,31 @@ impl Toolbox {
             sandbox_policy,
             sandbox: std::sync::OnceLock::new(),
             stop: tokio_util::sync::CancellationToken::new(),
+            network: None,
         })
+    }
+
+    /// Gives the sandboxed commands the network `proxy` allows (and nothing else): their
+    /// sandbox lets TCP reach its port only, and their environment names it. Before the first
+    /// command (the sandbox is prepared once); no effect on a profile without a sandbox.
+    pub fn set_network(&mut self, proxy: std::sync::Arc<crate::proxy::EgressProxy>) {
+        let Some(policy) = &mut self.sandbox_policy else {
+            return;
+        };
+        policy.connect_port = Some(proxy.port());
+        let url = proxy.url();
+        self.command_env
+            .vars
+            .retain(|(k, _)| !PROXY_VARS.contains(&k.as_str()));
+        for var in PROXY_VARS {
+            let value = if var.eq_ignore_ascii_case("no_proxy") {
+                ""
+            } else {
+                url.as_str()
+            };
+            self.command_env.vars.push(((*var).into(), value.into()));
+        }
+        self.network = Some(proxy);
     }
 
     /// Stops running commands when `stop` is cancelled (the worker's termination).
@@ -176,6 +224,7 @@ impl Toolbox {
             .envs(self.command_env.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root);
         sandbox.confine(&mut cmd);
+        let live_refusals = live.clone();
         let ran = command::run(
             tokio::process::Command::from(cmd),
             timeout,
@@ -185,7 +234,24 @@ impl Toolbox {
         .await
         .map_err(|e| format!("cannot start the command: {e}"))?;
         let limits = self.sandbox_policy.as_ref().map(|policy| policy.limits);
-        ran.into_shell_output(timeout, limits)
+        let output = ran.into_shell_output(timeout, limits);
+        let refused = self
+            .network
+            .as_ref()
+            .map(|proxy| proxy.take_refused())
+            .unwrap_or_default();
+        if refused.is_empty() {
+            return output;
+        }
+        // The model learns what it could not reach, and the task's events say it too.
+        let mut note = String::from("\n[network] refused by the sandbox's egress proxy:");
+        for refusal in refused {
+            note.push_str(&format!("\n- {refusal}"));
+            if let Some(live) = &live_refusals {
+                let _ = live.send(Live::Refused(refusal)).await;
+            }
+        }
+        output.map(|out| out + &note).map_err(|err| err + &note)
     }
 
     /// The checkout the tools work in (canonical).
