@@ -659,3 +659,65 @@ async fn setup_reaches_allowed_hosts_through_the_proxy_and_the_agent_reaches_non
     assert!(repo.file(&branch, "NOTES.md").is_some());
     assert_eq!(repo.file(&branch, "vendor/dep.py"), None);
 }
+
+#[tokio::test]
+async fn a_command_cannot_read_the_workers_nats_credentials() {
+    let uid = 20_008;
+    let app = crate::confinement::secured_app(&["coder"]).await;
+    let security = app.nats.security.as_ref().unwrap();
+    // The worker's NKey seed and the CA, readable by anyone as far as file modes go: only the
+    // sandbox keeps a command from them.
+    let creds = open_dir();
+    let seed = creds.path().join("worker.nk");
+    let seed_text = std::fs::read_to_string(security.worker_seed("coder")).unwrap();
+    write_open(&seed, &seed_text);
+    let ca = creds.path().join("ca.pem");
+    write_open(&ca, &std::fs::read_to_string(&security.ca).unwrap());
+    let repo = BareRepo::new();
+    repo.push_files("main", "start", &[("README.md", "# x\n")]);
+    let dir = open_dir();
+    let agents = agents_file(&dir);
+    let llm = ScriptedLlm::turns(vec![
+        shell(&format!("cat {}", seed.display())),
+        shell(&format!(
+            "cp {} $TMPDIR/seed && cat $TMPDIR/seed",
+            seed.display()
+        )),
+        shell("cat /proc/$PPID/environ"),
+        Reply::text("Nothing read"),
+    ])
+    .await;
+    let id = app
+        .submit(&json!({"agent": "coder", "repo": repo.file_url(), "prompt": "x"}))
+        .await;
+    repo.give_to(uid);
+    let worker = WorkerProcess::start_as(
+        worker_bin(),
+        &env_for(
+            &app,
+            &llm,
+            &[
+                ("OPENCLAW_AGENTS", &agents),
+                ("OPENCLAW_AGENT", "coder"),
+                ("HOME", "/nonexistent"),
+                ("PATH", "/usr/bin:/bin"),
+                ("NATS_CA", ca.to_str().unwrap()),
+                ("NATS_NKEY_SEED", seed.to_str().unwrap()),
+            ],
+        ),
+        Some(uid),
+    );
+    // The worker reached NATS with that seed (the task ran and completed under its user).
+    let (_worker, events) = completed_by(&app, worker, &id).await;
+    repo.give_to(0);
+    let r = tool_results(&events);
+    assert_eq!(r.len(), 3, "{r:?}");
+    for (n, (ok, text)) in r.iter().enumerate() {
+        assert!(!ok, "command {n} was refused: {text}");
+        assert!(text.contains("Permission denied"), "command {n}: {text}");
+        assert!(
+            !text.contains(seed_text.trim()),
+            "command {n} read the seed"
+        );
+    }
+}
