@@ -8,6 +8,10 @@
 #       the devops agent's worker: the worker plus aws and kubectl from Debian trixie's packages
 #       (unpacked with mmdebstrap); helm, which Debian lacks, is added from
 #       OPENCLAW_HELM_BIN_AMD64 / OPENCLAW_HELM_BIN_ARM64 when they name a helm binary
+#   target/images/openclaw-worker-coder-{amd64,arm64}.oci.tar
+#       the coder agent's worker: a slim Debian trixie tree (a shell and its utilities, git, gcc
+#       and make, Python, Node) with the static worker copied in — the README's recipe for
+#       making any image a worker image
 #   target/images/oci/
 #       an OCI image layout holding the multi-arch indexes openclaw-{bridge,worker}:VERSION
 #       (`podman pull oci:target/images/oci:openclaw-worker:0.1.0`, or skopeo copy to a registry)
@@ -94,6 +98,24 @@ for arch in $platforms; do
     echo "note: no helm in the linux/$arch devops image (set $helm_var to a helm binary for it)" >&2
   fi
 done
+# The coder worker's tree, per platform, the same way: what builds and tests most
+# repositories (a POSIX shell and utilities, git, a C toolchain, Python, Node).
+coder_packages=dash,bash,coreutils,findutils,grep,sed,mawk,diffutils,patch,tar,gzip,xz-utils,procps,git,gcc,make,libc6-dev,python3,nodejs
+for arch in $platforms; do
+  tree=$dist/coder-$arch
+  rm -rf "$tree"
+  echo "==> the coder tools for linux/$arch (Debian trixie: git, gcc, make, python3, nodejs)" >&2
+  mmdebstrap --quiet --mode=root --variant=extract --architectures="$arch" \
+    --include="$coder_packages" trixie "$tree" http://deb.debian.org/debian >&2
+  rm -rf "$tree"/usr/share/{doc,man,info,locale,lintian} "$tree"/var/cache/* "$tree"/var/lib/apt \
+    "$tree"/var/lib/dpkg "$tree"/var/log/* "$tree"/dev "$tree"/proc "$tree"/sys "$tree"/run \
+    "$tree"/etc/passwd "$tree"/etc/group
+  for d in bin lib lib64 sbin; do if [ -e "$tree/usr/$d" ]; then ln -sfn "usr/$d" "$tree/$d"; fi; done
+  # Links that packages' configuration would make (extract runs none).
+  [ -e "$tree/usr/bin/sh" ] || ln -s dash "$tree/usr/bin/sh"
+  [ -e "$tree/usr/bin/cc" ] || ln -s gcc "$tree/usr/bin/cc"
+  [ -e "$tree/usr/bin/awk" ] || ln -s mawk "$tree/usr/bin/awk"
+done
 [ "$binaries_only" = 1 ] && { ls -l "$dist"/linux-*/ >&2; exit 0; }
 
 # 3. Images. Storage and engine settings for buildah and podman on this machine kind (vfs,
@@ -119,7 +141,7 @@ export BUILDAH_ISOLATION=chroot
 
 rm -rf "$images"
 mkdir -p "$images"
-for image in bridge worker worker-devops; do
+for image in bridge worker worker-devops worker-coder; do
   name=localhost/openclaw-$image
   buildah manifest rm "$name:$version" >/dev/null 2>&1 || buildah rmi "$name:$version" >/dev/null 2>&1 || true
   buildah manifest create "$name:$version" >/dev/null
@@ -137,7 +159,7 @@ done
 # 4. The table: the archive (layers compressed, what a registry stores and a node pulls) and
 # the image unpacked on a node.
 printf '%-22s %-12s %10s %10s\n' IMAGE PLATFORM ARCHIVE UNPACKED
-for image in bridge worker worker-devops; do
+for image in bridge worker worker-devops worker-coder; do
   for arch in $platforms; do
     archive=$(stat -c %s "$images/openclaw-$image-$arch.oci.tar")
     unpacked=$(podman image inspect --format '{{.Size}}' "localhost/openclaw-$image:$version-$arch")

@@ -11,6 +11,7 @@ keda = list(yaml.safe_load_all(open(sys.argv[2])))
 deploy = pathlib.Path(sys.argv[3])
 monitoring = list(yaml.safe_load_all(open(sys.argv[4])))
 webhooks = list(yaml.safe_load_all(open(sys.argv[5])))
+coder_kata = list(yaml.safe_load_all(open(sys.argv[6])))
 
 
 def one(docs, kind, name):
@@ -90,9 +91,10 @@ assert agents == (deploy / "base/agents.toml").read_text()
 templates = one(base, "ConfigMap", "openclaw-job-templates")["data"]
 default = json.loads(templates["default.json"])
 devops_t = json.loads(templates["devops.json"])
+coder_t = json.loads(templates["coder.json"])
 
 # Worker Jobs: arm64 + spot, tolerate the worker taint, bounded, hardened, no k8s retries.
-for name, t in (("default", default), ("devops", devops_t)):
+for name, t in (("default", default), ("devops", devops_t), ("coder", coder_t)):
     spec = t["spec"]
     assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0, name
     p = spec["template"]["spec"]
@@ -130,6 +132,27 @@ for pod in (dp, ddp):
 assert own_secret(dp["containers"][0]) == "openclaw-worker-devops"
 assert own_secret(ddp["containers"][0]) == "openclaw-worker-doc-writer"
 assert d == dd, "devops.json drifted from default.json"
+# coder.json is default.json but for its image, its own Secret, and room to build: more CPU,
+# memory and disk. No service account token, like the doc-writer.
+c = json.loads(json.dumps(coder_t))
+cp = c["spec"]["template"]["spec"]
+assert cp["serviceAccountName"] == "openclaw-worker" and cp["automountServiceAccountToken"] is False
+assert cp["containers"][0].pop("image").endswith("openclaw-worker-coder:0.1.0")
+assert own_secret(cp["containers"][0]) == "openclaw-worker-coder"
+assert cp["containers"][0].pop("resources") == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
+work = [v for v in cp["volumes"] if v["name"] == "work"][0]
+assert work["emptyDir"].pop("sizeLimit") == "10Gi"
+dc = json.loads(json.dumps(default))
+dcp = dc["spec"]["template"]["spec"]
+dcp["containers"][0].pop("image"), dcp["containers"][0].pop("resources")
+own_secret(dcp["containers"][0])
+[v for v in dcp["volumes"] if v["name"] == "work"][0]["emptyDir"].pop("sizeLimit")
+assert c == dc, "coder.json drifted from default.json"
+# The coder-kata overlay: the same coder template in a Kata VM, nothing else changed.
+kata_t = json.loads(one(coder_kata, "ConfigMap", "openclaw-job-templates")["data"]["coder.json"])
+assert kata_t["spec"]["template"]["spec"].pop("runtimeClassName") == "kata"
+assert kata_t == coder_t, "deploy/components/coder-kata/coder.json drifted from the base's coder.json"
+assert json.loads(one(coder_kata, "ConfigMap", "openclaw-job-templates")["data"]["default.json"]) == default
 
 # Workers reach git remotes on public addresses only; the devops agent also the API server.
 worker_np = one(base, "NetworkPolicy", "openclaw-worker")
@@ -173,7 +196,7 @@ assert seed_volume["secret"]["secretName"] == "openclaw-nats-callout" and seed_v
 assert [m["mountPath"] for m in bc["volumeMounts"] if m["name"] == "nats-callout"] == ["/var/run/openclaw/nats-callout"]
 
 # KEDA ScaledJobs run the same pods as the bridge's Jobs, one per agent and consumer.
-for agent, t in (("doc-writer", default), ("devops", devops_t)):
+for agent, t in (("doc-writer", default), ("devops", devops_t), ("coder", coder_t)):
     sj = one(keda, "ScaledJob", f"openclaw-worker-{agent}")
     trig = sj["spec"]["triggers"][0]
     assert trig["type"] == "nats-jetstream" and trig["metadata"]["stream"] == "OPENCLAW_TASKS", trig

@@ -350,3 +350,93 @@ async fn the_devops_image_runs_kubectl_for_its_agent_and_carries_the_aws_cli() {
         "kubectl's answer reached the model: {tool_result}"
     );
 }
+
+/// The coder image (a Debian tree with the static worker copied in, as any repository's dev
+/// image becomes a worker image) takes a coder task as its Job runs it — non-root, read-only
+/// root, no capabilities — and the deployed profile's sandbox runs the repository's tests.
+#[tokio::test]
+async fn the_coder_image_runs_the_repositorys_tests_in_its_sandbox() {
+    openclaw_tests::init();
+    let image = images::load("worker-coder", "amd64");
+    let nats = NatsServer::start();
+    let repo = BareRepo::new();
+    repo.push_files(
+        "main",
+        "A calculator in C and Python",
+        &[
+            ("calc.py", "def add(a, b):\n    return a - b\n"),
+            (
+                "test_calc.py",
+                "import unittest\n\nimport calc\n\n\nclass AddTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(calc.add(2, 3), 5)\n",
+            ),
+            ("hello.c", "#include <stdio.h>\nint main(void) { puts(\"hello from C\"); return 0; }\n"),
+            (
+                ".openclaw.toml",
+                "[commands]\nsetup = [\"cc -o $TMPDIR/hello hello.c && $TMPDIR/hello && node -e 'console.log(\\\"node\\\", process.version)' && git --version\"]\nchecks = [\"python3 -m unittest -q\"]\n",
+            ),
+        ],
+    );
+    let git = GitHttpServer::start(repo.root(), "bot", GIT_TOKEN);
+    let llm = ScriptedLlm::turns(vec![
+        Reply::tool("run_command", json!({"command": "python3 -m unittest -q"})),
+        Reply::tool(
+            "edit_file",
+            json!({"path": "calc.py", "old_text": "a - b", "new_text": "a + b"}),
+        ),
+        Reply::tool(
+            "run_command",
+            json!({"command": "id -u && python3 -m unittest -q"}),
+        ),
+        Reply::text("Fix add"),
+    ])
+    .await;
+    let profiles = openclaw_tests::workspace_root().join("deploy/base/agents.toml");
+    let profiles = profiles.to_str().expect("utf-8 path");
+    let app = TestApp::builder()
+        .nats(nats)
+        .env("OPENCLAW_AGENTS", profiles)
+        .spawn()
+        .await;
+    let id = app
+        .submit(&json!({"agent": "coder", "repo": git.url("origin.git"), "prompt": "Fix add"}))
+        .await;
+    let mut env = worker_env(&app.nats.url(), &llm.url);
+    env.insert("GIT_USERNAME".into(), "bot".into());
+    env.insert("GIT_TOKEN".into(), GIT_TOKEN.into());
+    env.insert("OPENCLAW_AGENTS".into(), "/etc/openclaw/agents.toml".into());
+    env.insert("OPENCLAW_AGENT".into(), "coder".into());
+    env.insert("OPENCLAW_WORK_DIR".into(), "/work".into());
+    let mount = format!("{profiles}:/etc/openclaw/agents.toml:ro");
+    // The Job's user (the image's USER 65532) and its process limit.
+    let worker = Container::run(
+        &image,
+        &pairs(env),
+        &["--volume", &mount, "--ulimit", "nproc=4096:4096"],
+    );
+    assert_eq!(worker.wait().await, 0, "{}", worker.logs());
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "completed", "{status}\n{}", worker.logs());
+    let events = openclaw_tests::flow::events_until_end(&app, &id).await;
+    let results = openclaw_tests::flow::tool_results(&events);
+    // setup (C, Node and git in the image), the failing run, the edit, the passing run as 65532.
+    assert_eq!(
+        results.iter().map(|(ok, _)| *ok).collect::<Vec<_>>(),
+        [true, false, true, true],
+        "{results:?}\n{}",
+        worker.logs()
+    );
+    assert!(results[0].1.contains("hello from C"), "{}", results[0].1);
+    assert!(results[0].1.contains("node v"), "{}", results[0].1);
+    assert!(results[0].1.contains("git version"), "{}", results[0].1);
+    assert!(
+        results[1].1.contains("FAILED (failures=1)"),
+        "{}",
+        results[1].1
+    );
+    assert!(results[3].1.starts_with("65532\n"), "{}", results[3].1);
+    let branch = format!("openclaw/{id}");
+    assert_eq!(
+        repo.file(&branch, "calc.py").as_deref(),
+        Some("def add(a, b):\n    return a + b\n")
+    );
+}

@@ -10,7 +10,7 @@ use std::process::Command;
 pub const PLATFORMS: [&str; 2] = ["amd64", "arm64"];
 
 /// The images, by their short name.
-pub const IMAGES: [&str; 3] = ["bridge", "worker", "worker-devops"];
+pub const IMAGES: [&str; 4] = ["bridge", "worker", "worker-devops", "worker-coder"];
 
 /// The images held to the size goal (the devops worker carries Python and the AWS CLI).
 pub const SMALL_IMAGES: [&str; 2] = ["bridge", "worker"];

@@ -25,11 +25,12 @@ async fn manifests_render_validate_and_keep_their_promises() {
     let karpenter = render("deploy/overlays/karpenter", tmp.path());
     let auto_mode = render("deploy/overlays/eks-auto-mode", tmp.path());
     let webhooks = render("deploy/overlays/webhooks", tmp.path());
+    let coder_kata = render("deploy/overlays/coder-kata", tmp.path());
 
     // Core objects against the Kubernetes schemas, unknown fields refused.
     let validate = python().parent().unwrap().join("kubernetes-validate");
     let mut templates = Vec::new();
-    for name in ["default", "devops"] {
+    for name in ["default", "devops", "coder"] {
         // A Job template gets its name from the dispatcher; give it one to validate.
         let mut job: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(
@@ -48,15 +49,18 @@ async fn manifests_render_validate_and_keep_their_promises() {
         .arg(&base)
         .arg(&keda)
         .arg(&webhooks)
+        .arg(&coder_kata)
         .args(&templates));
     assert!(
         out.contains("passed for resource deployment/openclaw"),
         "{out}"
     );
-    assert!(
-        out.contains("passed for resource job/openclaw-worker-devops-x1"),
-        "{out}"
-    );
+    for job in ["devops", "coder"] {
+        assert!(
+            out.contains(&format!("passed for resource job/openclaw-worker-{job}-x1")),
+            "{out}"
+        );
+    }
 
     // Custom resources against their CRD schemas.
     let script = workspace_root().join("tests/deploy/validate-crds.mjs");
@@ -69,7 +73,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
         .arg(&keda)
         .arg(&karpenter)
         .arg(&auto_mode));
-    assert_eq!(out.trim(), "custom resources valid: 5");
+    assert_eq!(out.trim(), "custom resources valid: 6");
 
     let deploy = workspace_root().join("deploy");
     let out = run_python_check(
@@ -80,6 +84,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
             deploy.to_str().unwrap(),
             monitoring.to_str().unwrap(),
             webhooks.to_str().unwrap(),
+            coder_kata.to_str().unwrap(),
         ],
     )
     .await;
