@@ -721,3 +721,64 @@ async fn a_command_cannot_read_the_workers_nats_credentials() {
         );
     }
 }
+
+/// A regression: libgit2's bare open skipped the shallow file, so every push from a depth-1
+/// clone of a repository with history failed ("object not found").
+#[tokio::test]
+async fn a_depth_one_clone_over_http_pushes_the_fix() {
+    let repo = BareRepo::new();
+    repo.push_files(
+        "main",
+        "A calculator",
+        &[
+            ("calc.py", BUGGY),
+            ("test_calc.py", TEST),
+            (".openclaw.toml", REPO_FILE),
+        ],
+    );
+    let git =
+        openclaw_tests::git::GitHttpServer::start(repo.root(), "bot", "ghp_coderHttp0123456789");
+    let dir = open_dir();
+    let agents = agents_file(&dir);
+    let llm = ScriptedLlm::turns(vec![
+        Reply::tool(
+            "edit_file",
+            json!({"path": "calc.py", "old_text": "a - b", "new_text": "a + b"}),
+        ),
+        Reply::text("Fix add"),
+    ])
+    .await;
+    let app = app_without_dispatch(&[("OPENCLAW_AGENTS", &agents)]).await;
+    let id = app
+        .submit(&json!({"agent": "coder", "repo": git.url("origin.git"), "prompt": "Fix the bug"}))
+        .await;
+    let worker = WorkerProcess::start_as(
+        worker_bin(),
+        &env_for(
+            &app,
+            &llm,
+            &[
+                ("OPENCLAW_AGENTS", agents.as_str()),
+                ("OPENCLAW_AGENT", "coder"),
+                ("HOME", "/nonexistent"),
+                ("PATH", "/usr/bin:/bin"),
+                ("GIT_USERNAME", "bot"),
+                ("GIT_TOKEN", "ghp_coderHttp0123456789"),
+            ],
+        ),
+        Some(20_009),
+    );
+    // The clone is shallow (depth 1 over a smart transport) and the base has history the
+    // worker never fetched: the push must stop at the clone's boundary.
+    let (_worker, events) = completed_by(&app, worker, &id).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Pushed { .. })),
+        "pushed"
+    );
+    assert_eq!(
+        repo.file(&format!("openclaw/{id}"), "calc.py").as_deref(),
+        Some("def add(a, b):\n    return a + b\n")
+    );
+}

@@ -204,7 +204,16 @@ impl TaskRepo {
     /// Opens the repository by its git directory, with the work tree set in memory: no
     /// discovery from the work tree and no `core.worktree` from any config.
     fn open(&self) -> Result<Repository, GitError> {
-        let repo = Repository::open_bare(&self.git_dir).map_err(GitError::classify)?;
+        // Bare (no `core.worktree`, no config-driven work tree), no search up the tree, no
+        // `.git` appended, no `GIT_DIR` from the environment. Not `open_bare`: libgit2's
+        // bare open skips the shallow file, and a push from the depth-1 clone would then walk
+        // past its boundary into commits it never fetched ("object not found").
+        let flags = git2::RepositoryOpenFlags::NO_SEARCH
+            | git2::RepositoryOpenFlags::BARE
+            | git2::RepositoryOpenFlags::NO_DOTGIT;
+        let repo =
+            Repository::open_ext(&self.git_dir, flags, std::iter::empty::<&std::ffi::OsStr>())
+                .map_err(GitError::classify)?;
         repo.set_workdir(&self.work_tree, false)
             .map_err(GitError::classify)?;
         Ok(repo)
