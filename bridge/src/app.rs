@@ -29,6 +29,10 @@ use crate::state::{AppState, Shared};
 /// How long shutdown waits for in-flight requests and worker processes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
+/// How often the tokens file is checked for a change (a mounted Secret is updated in place
+/// within a minute or so of its change).
+const TOKENS_RELOAD_EVERY: Duration = Duration::from_secs(2);
+
 /// A bridge bound to its listener, ready to serve.
 pub struct Application {
     /// The listener, bound by the caller (tests bind port 0).
@@ -47,6 +51,8 @@ pub enum BuildError {
     Nats(#[from] openclaw_common::store::StoreError),
     #[error(transparent)]
     Forge(#[from] openclaw_common::forge::ForgeError),
+    #[error("OPENCLAW_TOKENS_FILE: {0}")]
+    Tokens(#[from] crate::principals::TokensError),
 }
 
 impl Application {
@@ -64,6 +70,11 @@ impl Application {
         .await?;
         let trace_provider = config.tracing.provider("openclaw-bridge");
         let (config_github, config_gitlab) = (config.github.clone(), config.gitlab.clone());
+        let gateway = config.auth_token.as_ref().map(|t| t.expose().to_owned());
+        let principals = Arc::new(match &config.tokens_file {
+            Some(path) => crate::principals::Principals::with_file(gateway.as_deref(), path)?,
+            None => crate::principals::Principals::gateway(gateway.as_deref()),
+        });
         let state = AppState::new(Shared {
             tracer: trace_provider
                 .as_ref()
@@ -79,6 +90,7 @@ impl Application {
             started_unix: openclaw_common::now().unix_timestamp(),
             last_activity: Arc::new(std::sync::Mutex::new(openclaw_common::now())),
             dispatch_waiting: Arc::default(),
+            principals: principals.clone(),
             github: match &config_github {
                 Some(github) => Some(Arc::new(crate::webhooks::door::Door::github(
                     github.clone(),
@@ -94,6 +106,11 @@ impl Application {
         });
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
+        tasks.spawn(principals.watch(
+            TOKENS_RELOAD_EVERY,
+            state.shutdown.clone(),
+            crate::audit::token_reload(state.clone()),
+        ));
         tasks.spawn(crate::advisories::watch(state.clone()));
         if let Some(callout) = state.config.callout.clone() {
             let context = crate::callout::CalloutContext {
@@ -251,6 +268,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}/diff", get(tasks::diff))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/replay", post(tasks::replay))
+        .route("/v1/audit", get(crate::routes::audit::list))
         .route_layer(RequestTimeout::layer(state.config.request_timeout));
     let protected = Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -270,6 +288,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(open)
         .merge(protected)
+        // Around both: webhooks are audited too, and refused tokens.
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::audit::record_changes,
+        ))
         // Where extractors can read the body limit, to name it in a 413.
         .layer(Extension(BodyLimit(state.config.body_limit)))
         .layer(from_fn_with_state(state.clone(), count_requests))

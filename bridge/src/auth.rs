@@ -1,39 +1,41 @@
-//! Bearer-token authentication for every route but `/health`.
+//! Authentication for every route but `/health` (and the probes and webhooks): the bearer
+//! token names a principal ([`crate::principals`]); the request carries its [`Caller`].
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
-use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::principals::Caller;
 use crate::state::AppState;
 
-/// Rejects requests without `Authorization: Bearer <OPENCLAW_GATEWAY_TOKEN>` when a token is
-/// configured. The comparison takes the same time wherever the first wrong byte is.
+/// Rejects requests whose `Authorization: Bearer <token>` names no principal (when any token
+/// is configured), and gives the others their [`Caller`] as a request extension. The token is
+/// compared in constant time with every known one.
 pub async fn require_bearer(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let Some(expected) = &state.config.auth_token {
-        let presented = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .unwrap_or("");
-        let ok: bool = presented
-            .as_bytes()
-            .ct_eq(expected.expose().as_bytes())
-            .into();
-        if !ok {
-            return Err(ApiError::Unauthorized);
-        }
-    }
-    Ok(next.run(req).await)
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or("");
+    let principal = state
+        .principals
+        .authenticate(presented)
+        .ok_or(ApiError::Unauthorized)?;
+    let caller = Caller::of(principal, req.headers());
+    req.extensions_mut().insert(caller.clone());
+    let mut response = next.run(req).await;
+    // For the audit layer outside this one.
+    response.extensions_mut().insert(caller);
+    Ok(response)
 }

@@ -71,6 +71,9 @@ pub struct BridgeConfig {
     /// Bearer token every route but `/health` requires (`OPENCLAW_GATEWAY_TOKEN`, alias
     /// `BRIDGE_AUTH_TOKEN`). `None`: no auth, allowed only on loopback or when opted in.
     pub auth_token: Option<Secret>,
+    /// API tokens with an identity (`OPENCLAW_TOKENS_FILE`, TOML; see `principals`), read
+    /// again when the file changes.
+    pub tokens_file: Option<std::path::PathBuf>,
     pub dispatch: DispatchMode,
     pub local: LocalDispatchConfig,
     pub kubernetes: KubernetesDispatchConfig,
@@ -169,12 +172,19 @@ impl BridgeConfig {
         let auth_token = env
             .secret("OPENCLAW_GATEWAY_TOKEN")
             .or_else(|| env.secret("BRIDGE_AUTH_TOKEN"));
+        let tokens_file = env
+            .string("OPENCLAW_TOKENS_FILE")
+            .map(std::path::PathBuf::from);
         let allow_no_auth = env.bool("OPENCLAW_ALLOW_NO_AUTH", false)?;
-        if auth_token.is_none() && !listen.ip().is_loopback() && !allow_no_auth {
+        if auth_token.is_none()
+            && tokens_file.is_none()
+            && !listen.ip().is_loopback()
+            && !allow_no_auth
+        {
             return Err(ConfigError::Refused(format!(
                 "refusing to listen on {listen} without authentication: set \
-                 OPENCLAW_GATEWAY_TOKEN, listen on a loopback address, or set \
-                 OPENCLAW_ALLOW_NO_AUTH=true to accept unauthenticated requests"
+                 OPENCLAW_GATEWAY_TOKEN or OPENCLAW_TOKENS_FILE, listen on a loopback address, \
+                 or set OPENCLAW_ALLOW_NO_AUTH=true to accept unauthenticated requests"
             )));
         }
         let dispatch = env.choice(
@@ -344,6 +354,7 @@ impl BridgeConfig {
             listen,
             nats: NatsConfig::from_env(&env)?,
             auth_token,
+            tokens_file,
             dispatch,
             local: LocalDispatchConfig {
                 worker_bin,

@@ -30,8 +30,8 @@ pub struct ChatInput {
     pub branch: Option<String>,
     pub model_override: Option<String>,
     pub session: Option<SessionKey>,
-    /// Who asked (OpenAI's `user`), for traces.
-    pub user: Option<String>,
+    /// Who asked: the caller, and the user it acts for.
+    pub submitted_by: openclaw_common::task::SubmittedBy,
 }
 
 /// The agent named by `model` (`openclaw:<agent>`, or the bare name).
@@ -175,22 +175,20 @@ impl ChatInput {
             branch,
             push_branch: push_branch.clone(),
             model: self.model_override,
-            // Traces name the conversation and the user.
-            metadata: [
-                self.session
-                    .as_ref()
-                    .map(|k| ("session".to_owned(), k.as_str().into())),
-                self.user.map(|u| ("user".to_owned(), u.into())),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
+            // Traces name the conversation (the user is in `submitted_by`).
+            metadata: self
+                .session
+                .as_ref()
+                .map(|k| ("session".to_owned(), k.as_str().into()))
+                .into_iter()
+                .collect(),
             created_at: openclaw_common::now(),
             history: bounded_history(self.history),
             replay_of: None,
             // The agent profile decides for chat tasks.
             pull_request: None,
             origin: None,
+            submitted_by: Some(self.submitted_by),
         };
         let session = self.session.map(|key| {
             (

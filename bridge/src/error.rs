@@ -19,6 +19,9 @@ pub enum ApiError {
     /// A webhook whose signature does not verify; the message names the header.
     #[error("{0}")]
     BadSignature(String),
+    /// A resource only admins read (usage of others, the audit trail).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -49,6 +52,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -64,6 +68,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => "invalid_request",
             Self::Unauthorized | Self::BadSignature(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",

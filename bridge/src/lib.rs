@@ -12,13 +12,15 @@
 //!   feeds the task outcome metrics from the status records.
 //! - [`routes`]: thin handlers, one module per resource.
 //! - [`error`]: [`ApiError`], the one JSON error shape every handler returns.
-//! - [`auth`]: the bearer-token middleware.
+//! - [`auth`]: the bearer-token middleware; [`principals`]: who a token names, and the user a
+//!   trusted front end acts for; [`audit`]: the record of every state-changing request.
 //! - [`advisories`]: marks tasks failed that JetStream gave up on.
 //! - [`callout`]: answers the NATS server's auth callout with a user for one task.
 //! - [`dispatch`]: who starts workers (`local` child processes, or `none` for KEDA).
 
 pub mod advisories;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod callout;
 pub mod config;
@@ -29,6 +31,7 @@ pub mod extract;
 pub mod intake;
 pub mod metrics;
 pub mod outcomes;
+pub mod principals;
 pub mod relay;
 pub mod routes;
 pub mod serve;

@@ -42,7 +42,7 @@ impl Renderer {
     pub fn render(&mut self, ev: &TaskEvent) -> Option<Piece> {
         let status = |s: String| Some(s);
         let line = match &ev.kind {
-            EventKind::Queued { agent } => {
+            EventKind::Queued { agent, .. } => {
                 status(format!("queued for {agent} (task {})", ev.task_id))
             }
             EventKind::Waiting { reason } => status(format!("waiting: {reason}")),

@@ -59,6 +59,8 @@ pub struct Shared {
     pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     /// When a task was last submitted (or the bridge started), for `/status`.
     pub last_activity: Arc<std::sync::Mutex<time::OffsetDateTime>>,
+    /// Who may call: the gateway token and the tokens file.
+    pub principals: Arc<crate::principals::Principals>,
 }
 
 impl Shared {

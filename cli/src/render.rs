@@ -39,7 +39,7 @@ impl Progress {
                 }
                 out
             }
-            EventKind::Queued { agent } => {
+            EventKind::Queued { agent, .. } => {
                 stage(self, "queued", format!("{agent} (task {})", ev.task_id))
             }
             EventKind::Waiting { reason } => stage(self, "waiting", reason.clone()),

@@ -206,6 +206,7 @@ pub const WORKER_ENV_VARS: &[&str] = &[
     "OPENCLAW_STREAM_REPLICAS",
     "OPENCLAW_ACK_WAIT_SECS",
     "OPENCLAW_MAX_DELIVER",
+    "OPENCLAW_AUDIT_MAX_AGE_DAYS",
     "OPENCLAW_AGENT",
     "OPENCLAW_AGENTS",
     "OPENCLAW_FETCH_WAIT_SECS",
@@ -343,6 +344,9 @@ pub struct NatsConfig {
     pub ack_wait: Duration,
     /// How many times a task is delivered before it is given up as failed.
     pub max_deliver: i64,
+    /// How long audit records are kept (`OPENCLAW_AUDIT_MAX_AGE_DAYS`); `None`: the stream
+    /// definition's 90 days.
+    pub audit_max_age: Option<Duration>,
 }
 
 impl NatsConfig {
@@ -364,6 +368,14 @@ impl NatsConfig {
             replicas: env.parse("OPENCLAW_STREAM_REPLICAS", 1, "1, 3 or 5")?,
             ack_wait: env.seconds("OPENCLAW_ACK_WAIT_SECS", Duration::from_secs(300))?,
             max_deliver: env.parse("OPENCLAW_MAX_DELIVER", 5, "a positive integer")?,
+            audit_max_age: match env.string("OPENCLAW_AUDIT_MAX_AGE_DAYS") {
+                None => None,
+                Some(_) => Some(Duration::from_secs(
+                    env.parse::<u64>("OPENCLAW_AUDIT_MAX_AGE_DAYS", 90, "a number of days")?
+                        .clamp(1, 36_500)
+                        * 86_400,
+                )),
+            },
         })
     }
 }

@@ -32,6 +32,7 @@ impl TaskEvent {
         task_id: TaskId,
         agent: &crate::ids::AgentName,
         created_at: OffsetDateTime,
+        submitted_by: Option<crate::task::SubmittedBy>,
     ) -> Self {
         Self {
             v: crate::SCHEMA_VERSION,
@@ -41,6 +42,7 @@ impl TaskEvent {
             attempt: 0,
             kind: EventKind::Queued {
                 agent: agent.to_string(),
+                submitted_by,
             },
         }
     }
@@ -55,6 +57,9 @@ pub const LIVE_OUTPUT_BYTES: usize = 64 * 1024;
 pub enum EventKind {
     Queued {
         agent: String,
+        /// Who asked for the task.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        submitted_by: Option<crate::task::SubmittedBy>,
     },
     /// Why a queued task has not started: what keeps its workers from starting (a worker that
     /// exits at start, a pod no node takes, an image that cannot be pulled). Published when the

@@ -7,6 +7,10 @@ use crate::ids::{AgentName, TaskId};
 pub const TASKS_STREAM: &str = "OPENCLAW_TASKS";
 /// Stream holding the progress events of every task, one subject per task.
 pub const EVENTS_STREAM: &str = "OPENCLAW_EVENTS";
+/// Stream holding the audit records of state-changing requests, one subject per action.
+pub const AUDIT_STREAM: &str = "OPENCLAW_AUDIT";
+/// Audit records are published on `openclaw.audit.<action>`.
+pub const AUDIT_SUBJECT_PREFIX: &str = "openclaw.audit";
 /// Stream keeping JetStream's max-deliveries advisories for [`TASKS_STREAM`], so none is lost
 /// while no bridge is connected.
 pub const ADVISORIES_STREAM: &str = "OPENCLAW_ADVISORIES";

@@ -95,6 +95,9 @@ pub struct TaskStatus {
     /// Model calls, tokens, cost and worker time so far (summed over attempts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Who asked for the task (from its message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<crate::task::SubmittedBy>,
 }
 
 /// The task a worker runs for the message at stream sequence `msg_seq` (stored at `stored`)
@@ -121,7 +124,12 @@ impl TaskStatus {
     /// The record of a task that has just been stored at stream sequence `seq`.
     /// The task's first event ([`crate::event::TaskEvent::queued`]).
     pub fn queued_event(&self) -> crate::event::TaskEvent {
-        crate::event::TaskEvent::queued(self.id, &self.agent, self.created_at)
+        crate::event::TaskEvent::queued(
+            self.id,
+            &self.agent,
+            self.created_at,
+            self.submitted_by.clone(),
+        )
     }
 
     pub fn queued(spec: &TaskSpec, seq: u64) -> Self {
@@ -149,6 +157,7 @@ impl TaskStatus {
             compare_url: None,
             origin: spec.origin.clone(),
             usage: None,
+            submitted_by: spec.submitted_by.clone(),
         }
     }
 }

@@ -86,6 +86,7 @@ pub fn doc_writer_task(repo: &str, prompt: &str) -> openclaw_common::task::TaskS
         replay_of: None,
         pull_request: None,
         origin: None,
+        submitted_by: None,
     }
 }
 

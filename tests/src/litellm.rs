@@ -9,6 +9,10 @@ use crate::llm::ScriptedLlm;
 
 /// The model name the proxy serves.
 pub const MODEL: &str = "conformance-model";
+/// The same scripted upstream behind a model of OpenAI's catalog (`openai/gpt-4o-mini`): the
+/// provider LiteLLM hands OpenAI's `user` on to (for other OpenAI-compatible models it keeps
+/// `user` for its own end-user tracking only).
+pub const CATALOG_MODEL: &str = "catalog-model";
 
 pub struct LiteLlm {
     child: Child,
@@ -47,7 +51,7 @@ impl LiteLlm {
         std::fs::write(
             &config,
             format!(
-                "model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/scripted\n      api_base: {}/v1\n      api_key: sk-upstream-scripted\n    model_info:\n      input_cost_per_token: {INPUT_COST_PER_TOKEN}\n      output_cost_per_token: {OUTPUT_COST_PER_TOKEN}\n",
+                "model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/scripted\n      api_base: {0}/v1\n      api_key: sk-upstream-scripted\n    model_info:\n      input_cost_per_token: {INPUT_COST_PER_TOKEN}\n      output_cost_per_token: {OUTPUT_COST_PER_TOKEN}\n  - model_name: {CATALOG_MODEL}\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_base: {0}/v1\n      api_key: sk-upstream-scripted\n",
                 upstream.url
             ),
         )

@@ -87,6 +87,7 @@ async fn setup_is_idempotent_and_applies_changed_definitions() {
         replicas: 1,
         ack_wait: std::time::Duration::from_secs(30),
         max_deliver: 3,
+        audit_max_age: None,
     };
     openclaw_common::store::ensure_all(&js, &cfg, &agents)
         .await

@@ -27,6 +27,7 @@ mod langfuse;
 mod limits;
 mod openai;
 mod outage;
+mod principals;
 mod profiles;
 mod python;
 mod resilience;

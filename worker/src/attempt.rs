@@ -122,8 +122,9 @@ impl Task<'_> {
             return Ok((String::new(), None));
         };
         let message = format!(
-            "OpenClaw checkpoint (attempt {})\n\nOpenClaw-Task: {}\nOpenClaw-Checkpoint: true\n",
-            self.attempt, self.spec.id
+            "OpenClaw checkpoint (attempt {})\n\n{}OpenClaw-Checkpoint: true\n",
+            self.attempt,
+            crate::prompt::trailers(self.spec)
         );
         Ok(
             match self.commit_and_push(events, repo, &message, true).await? {

@@ -72,11 +72,21 @@ pub fn commit_message(summary: &str, spec: &TaskSpec, changed: &[String]) -> Str
     let body: Vec<&str> = lines.collect();
     let body = body.join("\n");
     let body = body.trim();
+    let trailers = trailers(spec);
     if body.is_empty() {
-        format!("{subject}\n\nOpenClaw-Task: {}\n", spec.id)
+        format!("{subject}\n\n{trailers}")
     } else {
-        format!("{subject}\n\n{body}\n\nOpenClaw-Task: {}\n", spec.id)
+        format!("{subject}\n\n{body}\n\n{trailers}")
     }
+}
+
+/// The trailers of a task's commits: the task, and who asked for it.
+pub fn trailers(spec: &TaskSpec) -> String {
+    let mut out = format!("OpenClaw-Task: {}\n", spec.id);
+    if let Some(by) = &spec.submitted_by {
+        out.push_str(&format!("OpenClaw-Requested-By: {by}\n"));
+    }
+    out
 }
 
 /// A subject that says nothing about the change.
@@ -128,6 +138,7 @@ mod tests {
             replay_of: None,
             pull_request: None,
             origin: None,
+            submitted_by: None,
         }
     }
 

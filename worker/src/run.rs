@@ -518,7 +518,7 @@ impl Task<'_> {
             repo_notes = plan.notes;
         }
         let llm = match LlmClient::new(self.config.llm.clone()) {
-            Ok(c) => c,
+            Ok(c) => c.for_task(self.spec),
             Err(e) => return self.fail(&mut events, e.to_string(), false).await,
         };
         let stop = StopSignals {

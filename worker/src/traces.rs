@@ -109,7 +109,11 @@ impl Tracer {
         if let Some(session) = spec.metadata.get("session").and_then(|v| v.as_str()) {
             attributes.push(kv("session.id", session.to_owned()));
         }
-        if let Some(user) = spec.metadata.get("user").and_then(|v| v.as_str()) {
+        // Langfuse's user: who asked (the user acted for, else the principal).
+        if let Some(by) = &spec.submitted_by {
+            attributes.push(kv("user.id", by.who().to_owned()));
+            attributes.push(kv("openclaw.principal", by.principal.clone()));
+        } else if let Some(user) = spec.metadata.get("user").and_then(|v| v.as_str()) {
             attributes.push(kv("user.id", user.to_owned()));
         }
         let mut span_builder = tracer

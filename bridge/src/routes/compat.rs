@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +38,12 @@ pub async fn status(State(state): State<AppState>) -> Json<Value> {
 /// was sent to (`doc-writer.openclaw` → doc-writer), else the default agent; its
 /// text streams back as `data: {"content": …}` frames, an `data: {"error": …}` frame when it
 /// fails, and always `data: [DONE]`.
-pub async fn message(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn message(
+    State(state): State<AppState>,
+    Extension(caller): Extension<crate::principals::Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let message = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v["message"].as_str().map(str::to_owned))
@@ -60,8 +65,8 @@ pub async fn message(State(state): State<AppState>, headers: HeaderMap, body: By
         repo: None,
         branch: None,
         model_override: None,
-        user: None,
-        session: session_key(&headers, &[]),
+        submitted_by: caller.submitted_by(),
+        session: session_key(&headers, &[], &caller),
     };
     let started = async {
         let (spec, session) = input.into_task(&state).await?;

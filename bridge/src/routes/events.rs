@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
@@ -24,6 +24,7 @@ pub struct EventsQuery {
 /// With `?follow=false`, only the events stored so far.
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(caller): Extension<crate::principals::Caller>,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<EventsQuery>,
     headers: HeaderMap,
@@ -44,7 +45,12 @@ pub async fn stream(
     };
     let stores = state.stores()?;
     // The task itself (its `queued` event); where it is comes from its events below.
-    let Some(task) = stores.record_of(&id).await? else {
+    // Another's task is not found: the answer says nothing of whether it exists.
+    let Some(task) = stores
+        .record_of(&id)
+        .await?
+        .filter(|t| caller.may_see(t.submitted_by.as_ref()))
+    else {
         return Err(ApiError::NotFound(format!("no task {id}")));
     };
     // An end decided in the record whose event was never written (the bridge that decided it

@@ -1,5 +1,6 @@
 //! HTTP handlers. Thin: parse, call the stores, shape the answer.
 
+pub mod audit;
 pub mod compat;
 pub mod events;
 pub mod health;

@@ -4,13 +4,15 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, stream};
 use openclaw_common::ids::TaskId;
 use openclaw_common::session::SessionKey;
+
+use crate::principals::Caller;
 use openclaw_common::task::Turn;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -86,12 +88,21 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The conversation key: an explicit session header, Open WebUI's chat id, then `user`.
-pub fn session_key(headers: &HeaderMap, candidates: &[Option<&str>]) -> Option<SessionKey> {
+/// The conversation key: an explicit session header, Open WebUI's chat id, then `user` —
+/// under the caller's own name, so one user's key never finds another's conversation.
+pub fn session_key(
+    headers: &HeaderMap,
+    candidates: &[Option<&str>],
+    caller: &Caller,
+) -> Option<SessionKey> {
     header(headers, "x-openclaw-session-key")
         .or_else(|| header(headers, "x-openwebui-chat-id"))
         .or_else(|| candidates.iter().flatten().next().copied())
-        .and_then(SessionKey::from_client)
+        .filter(|k| !k.trim().is_empty())
+        .and_then(|k| match caller.conversation_owner() {
+            Some(owner) => SessionKey::from_client(&format!("{owner}\n{k}")),
+            None => SessionKey::from_client(k),
+        })
 }
 
 /// A short answer to Open WebUI's background prompts (title, tags, follow-ups), which must
@@ -112,9 +123,12 @@ fn background_answer(prompt: &str) -> String {
 /// `POST /v1/chat/completions`, streaming or not.
 pub async fn chat_completions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
+    // OpenAI's `user` names a user only when a service principal sends it.
+    let caller = caller.acting_for(req.user.as_deref());
     let model = req.model.clone().unwrap_or_default();
     let agent = match header(&headers, "x-openclaw-agent-id") {
         Some(a) => conversation::agent_from_model(&state, a)?,
@@ -172,7 +186,7 @@ pub async fn chat_completions(
         repo: req.repo.clone().or_else(|| meta("repo")),
         branch: req.branch.clone().or_else(|| meta("branch")),
         model_override: None,
-        user: req.user.clone(),
+        submitted_by: caller.submitted_by(),
         session: session_key(
             &headers,
             &[
@@ -180,6 +194,7 @@ pub async fn chat_completions(
                 meta("chat_id").as_deref(),
                 req.user.as_deref(),
             ],
+            &caller,
         ),
     };
     let (spec, session) = input.into_task(&state).await?;

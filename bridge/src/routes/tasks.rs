@@ -1,7 +1,7 @@
 //! Task intake, status and cancel.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use openclaw_common::egress::RepoUrl;
@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::intake;
+use crate::principals::Caller;
 use crate::state::AppState;
 
 /// The agent a task goes to when it names none.
@@ -124,6 +125,7 @@ impl SubmitTask {
             replay_of: None,
             pull_request,
             origin: None,
+            submitted_by: None,
         })
     }
 }
@@ -241,11 +243,13 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
 /// The same `Idempotency-Key` within the duplicate window returns the first task.
 pub async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SubmitTask>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let spec = body.into_spec(&state)?;
+    let mut spec = body.into_spec(&state)?;
+    spec.submitted_by = Some(caller.submitted_by());
     let msg_id = key.unwrap_or_else(|| spec.id.to_string());
     let enqueued = intake::enqueue(&state, spec, &msg_id).await?;
     accepted(&state, &enqueued).await
@@ -290,14 +294,12 @@ async fn accepted(state: &AppState, enqueued: &Enqueued) -> Result<Response, Api
 /// `POST /v1/tasks/{id}/replay`: a new task from the stored spec of `id`, linked to it.
 pub async fn replay(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_task_id(&id)?;
     let stores = state.stores()?;
-    let status = stores
-        .status_of(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))?;
+    let status = visible_status(&state, &caller, &id).await?;
     let seq = status
         .seq
         .ok_or_else(|| ApiError::Conflict(format!("task {id} has no stored message to replay")))?;
@@ -306,6 +308,8 @@ pub async fn replay(
         ApiError::Conflict(format!("the stored message of task {id} is no longer kept"))
     })?;
     let mut spec = original.replay();
+    // The replay is the caller's request (its cost, its audit record).
+    spec.submitted_by = Some(caller.submitted_by());
     // A task that stopped early left its work as a checkpoint on its branch: the replay starts
     // from there (and pushes to its own branch) instead of from scratch.
     if status.checkpoint.is_some() && status.status.is_terminal() {
@@ -320,18 +324,29 @@ pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
     TaskId::parse(raw).map_err(|_| ApiError::NotFound(format!("no task {raw:?}")))
 }
 
+/// The status of task `id` when `caller` may see it; another's task is 404, the same answer
+/// as a task that does not exist (a 403 would say it does).
+pub(crate) async fn visible_status(
+    state: &AppState,
+    caller: &Caller,
+    id: &TaskId,
+) -> Result<TaskStatus, ApiError> {
+    state
+        .stores()?
+        .status_of(id)
+        .await?
+        .filter(|t| caller.may_see(t.submitted_by.as_ref()))
+        .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))
+}
+
 /// `GET /v1/tasks/{id}`.
 pub async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<TaskStatus>, ApiError> {
     let id = parse_task_id(&id)?;
-    state
-        .stores()?
-        .status_of(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))
+    visible_status(&state, &caller, &id).await.map(Json)
 }
 
 #[derive(Debug, Deserialize)]
@@ -339,14 +354,23 @@ pub struct ListQuery {
     limit: Option<String>,
     status: Option<String>,
     agent: Option<String>,
+    user: Option<String>,
 }
 
-/// `GET /v1/tasks?limit=N&status=S&agent=A`: most recent first, optionally only those in one
-/// state or of one agent.
+/// `GET /v1/tasks?limit=N&status=S&agent=A&user=U`: most recent first, only the caller's own
+/// (every task for an admin), optionally only those in one state, of one agent, or (admins)
+/// submitted by one user or principal.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if q.user.is_some() && !caller.is_admin() {
+        return Err(ApiError::field(
+            "user",
+            "user filters are for admins; you see your own tasks",
+        ));
+    }
     let limit = match q.limit {
         None => 20,
         Some(raw) => raw
@@ -370,8 +394,18 @@ pub async fn list(
         .agent
         .map(|a| AgentName::parse(&a).map_err(|e| ApiError::field("agent", e.to_string())))
         .transpose()?;
+    let by_user = |t: &TaskStatus| {
+        q.user.as_deref().is_none_or(|u| {
+            t.submitted_by
+                .as_ref()
+                .is_some_and(|b| b.who() == u || b.principal == u)
+        })
+    };
     let keep = |t: &TaskStatus| {
-        status.is_none_or(|s| t.status == s) && agent.as_ref().is_none_or(|a| &t.agent == a)
+        status.is_none_or(|s| t.status == s)
+            && agent.as_ref().is_none_or(|a| &t.agent == a)
+            && caller.may_see(t.submitted_by.as_ref())
+            && by_user(t)
     };
     let stores = state.stores()?;
     // Tasks with records are in the KV; those without are among the unfinished ones, read
@@ -403,9 +437,11 @@ pub async fn list(
 /// and its worker stops at its next step. 409 for a task that already ended.
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_task_id(&id)?;
+    visible_status(&state, &caller, &id).await?;
     let status = intake::cancel(&state, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -418,13 +454,12 @@ pub async fn cancel(
 /// worker stored it at its last push (capped, secrets taken out), as `text/x-diff`.
 pub async fn diff(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_task_id(&id)?;
+    visible_status(&state, &caller, &id).await?;
     let stores = state.stores()?;
-    if stores.status_of(&id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no task {id}")));
-    }
     let diff = stores.events.diff(&id).await?.ok_or_else(|| {
         ApiError::NotFound(format!(
             "task {id} has pushed no work yet: its diff is stored with its commit"

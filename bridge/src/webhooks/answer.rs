@@ -145,6 +145,7 @@ mod tests {
             replay_of: None,
             pull_request: None,
             origin: None,
+            submitted_by: None,
         };
         let mut s = TaskStatus::queued(&spec, 1);
         s.status = state;

@@ -126,7 +126,15 @@ async fn handle<F: Forge>(
     match task_for(state, door, hooks, request).await? {
         Planned::Ignore(why) => Ok(ignored(&why)),
         Planned::Task(spec, repo, thread) => {
-            queue(state, door, *spec, &repo, thread, delivery).await
+            let (id, by) = (spec.id, spec.submitted_by.clone());
+            let mut response = queue(state, door, *spec, &repo, thread, delivery).await?;
+            // Who and which task, for the audit record.
+            if let Some(by) = by {
+                response
+                    .extensions_mut()
+                    .insert(crate::audit::Acted { by, task: Some(id) });
+            }
+            Ok(response)
         }
     }
 }
@@ -239,6 +247,7 @@ async fn task_for<F: Forge>(
                     ..PullRequestAsk::default()
                 }),
                 origin: Some(origin(Thread::Issue(number))),
+                submitted_by: Some(webhook_submitter(door.name, sender)),
             }
         }
         Trigger::PullRequest {
@@ -319,12 +328,23 @@ async fn task_for<F: Forge>(
                     ..PullRequestAsk::default()
                 }),
                 origin: Some(origin(Thread::PullRequest(number))),
+                submitted_by: Some(webhook_submitter(door.name, sender)),
             }
         }
         Trigger::Ignore(why) => return Ok(Planned::Ignore(why)),
         Trigger::Closed { .. } => return Ok(Planned::Ignore("not a request for work".into())),
     };
     Ok(Planned::Task(Box::new(spec), repo, asked_on))
+}
+
+/// A webhook task acts for the forge user who asked (checked a writer of the repository), by
+/// the forge's webhook principal (`github-webhook`, `gitlab-webhook`).
+fn webhook_submitter(forge: &str, sender: &str) -> openclaw_common::task::SubmittedBy {
+    openclaw_common::task::SubmittedBy {
+        principal: format!("{forge}-webhook"),
+        user: Some(format!("{forge}:{sender}")),
+        team: None,
+    }
 }
 
 /// The payload's repository when it is one this deployment may work on and the forge's own

@@ -182,6 +182,7 @@ fn queued_task() -> TaskStatus {
         replay_of: None,
         pull_request: None,
         origin: None,
+        submitted_by: None,
     };
     TaskStatus::queued(&spec, 1)
 }

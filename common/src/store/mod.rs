@@ -23,12 +23,14 @@ use crate::lifecycle::{self, Ledger, Update};
 use crate::names;
 use crate::status::TaskStatus;
 
+mod audit;
 mod events;
 mod held;
 mod records;
 mod setup;
 mod tasks;
 
+pub use audit::*;
 pub use events::*;
 pub use held::*;
 pub use records::*;
@@ -256,6 +258,7 @@ pub struct Stores {
     pub sessions: SessionStore,
     pub leases: LeaseStore,
     pub deliveries: DeliveryStore,
+    pub audit: AuditLog,
 }
 
 impl Stores {
@@ -281,6 +284,7 @@ impl Stores {
         let sessions = bucket(names::SESSIONS_BUCKET).await?;
         let leases = bucket(names::LEASES_BUCKET).await?;
         let deliveries = bucket(names::DELIVERIES_BUCKET).await?;
+        let audit = AuditLog::bind(&js).await?;
         Ok(Self {
             tasks: TaskQueue {
                 js: js.clone(),
@@ -291,6 +295,7 @@ impl Stores {
             sessions: SessionStore { kv: sessions },
             leases: LeaseStore { kv: leases },
             deliveries: DeliveryStore { kv: deliveries },
+            audit,
             js,
         })
     }

@@ -18,6 +18,7 @@ pub const EVENTS_STREAM_JSON: &str = include_str!("../../../nats/events.json");
 pub const WORKER_CONSUMER_JSON: &str = include_str!("../../../nats/worker-consumer.json");
 /// The stream keeping max-deliveries advisories, and the bridges' consumer of it.
 pub const ADVISORIES_STREAM_JSON: &str = include_str!("../../../nats/advisories.json");
+pub const AUDIT_STREAM_JSON: &str = include_str!("../../../nats/audit.json");
 pub const ADVISORIES_CONSUMER_JSON: &str = include_str!("../../../nats/advisories-consumer.json");
 
 /// The tasks stream definition with this deployment's replicas.
@@ -28,6 +29,15 @@ pub fn tasks_stream_config(cfg: &NatsConfig) -> Result<stream::Config, StoreErro
 /// The events stream definition with this deployment's replicas.
 pub fn events_stream_config(cfg: &NatsConfig) -> Result<stream::Config, StoreError> {
     stream_config(EVENTS_STREAM_JSON, "nats/events.json", cfg)
+}
+
+/// The audit stream definition with this deployment's replicas and retention.
+pub fn audit_stream_config(cfg: &NatsConfig) -> Result<stream::Config, StoreError> {
+    let mut config = stream_config(AUDIT_STREAM_JSON, "nats/audit.json", cfg)?;
+    if let Some(max_age) = cfg.audit_max_age {
+        config.max_age = max_age;
+    }
+    Ok(config)
 }
 
 /// The advisories stream definition with this deployment's replicas.
@@ -95,6 +105,7 @@ pub async fn ensure_all(
 ) -> Result<(), StoreError> {
     let tasks = ensure_stream(js, tasks_stream_config(cfg)?).await?;
     ensure_stream(js, events_stream_config(cfg)?).await?;
+    ensure_stream(js, audit_stream_config(cfg)?).await?;
     for agent in agents.names() {
         ensure_consumer(&tasks, worker_consumer_config(agent, cfg)?).await?;
     }

@@ -295,6 +295,9 @@ pub async fn check_gateway(config: &LlmConfig) -> Result<String, String> {
 pub struct LlmClient {
     http: reqwest::Client,
     config: LlmConfig,
+    /// Who the requests are for: OpenAI's `user` and LiteLLM's `metadata`, so the gateway's
+    /// own spend tracking attributes them.
+    requester: Option<(String, Value)>,
 }
 
 /// What one model turn is asked: the model, the conversation so far, the tools it may call.
@@ -313,7 +316,27 @@ impl LlmClient {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| LlmError::malformed(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, config })
+        Ok(Self {
+            http,
+            config,
+            requester: None,
+        })
+    }
+
+    /// Requests name `task`'s requester: `user` is the user acted for (else the principal),
+    /// `metadata` the task, principal, user and team.
+    pub fn for_task(mut self, task: &openclaw_common::task::TaskSpec) -> Self {
+        if let Some(by) = &task.submitted_by {
+            let metadata = json!({
+                "openclaw_task_id": task.id.to_string(),
+                "openclaw_agent": task.agent.to_string(),
+                "openclaw_principal": by.principal,
+                "openclaw_user": by.user,
+                "openclaw_team": by.team,
+            });
+            self.requester = Some((by.who().to_owned(), metadata));
+        }
+        self
     }
 
     /// The context window of `model` as LiteLLM's `/model/info` gives it (`max_input_tokens`
@@ -413,6 +436,10 @@ impl LlmClient {
         });
         if let Some(max) = max_tokens {
             body["max_tokens"] = json!(max);
+        }
+        if let Some((user, metadata)) = &self.requester {
+            body["user"] = json!(user);
+            body["metadata"] = metadata.clone();
         }
         if !tools.is_empty() {
             body["tools"] = Value::Array(tools.to_vec());

@@ -1,0 +1,430 @@
+//! Principals: tokens with an identity (a tokens file beside the gateway token), the user a
+//! trusted front end acts for, each seeing their own tasks, and the audit trail.
+
+use openclaw_common::event::EventKind;
+use openclaw_common::ids::TaskId;
+use openclaw_tests::app::TestApp;
+use openclaw_tests::flow::{env_for, worker_bin};
+use openclaw_tests::git::BareRepo;
+use openclaw_tests::litellm::{CATALOG_MODEL, LiteLlm};
+use openclaw_tests::llm::{Reply, ScriptedLlm};
+use openclaw_tests::worker::WorkerProcess;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "gateway-admin-token-5c1";
+const ALICE: &str = "alice-token-9f2";
+const BOB: &str = "bob-token-71d";
+const WEBUI: &str = "webui-service-token-3aa";
+const CAROL: &str = "carol-token-0be";
+
+fn sha256_hex(token: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn tokens_toml(entries: &[(&str, &str, &str)]) -> String {
+    entries
+        .iter()
+        .map(|(name, role, token)| {
+            format!(
+                "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
+                sha256_hex(token)
+            )
+        })
+        .collect()
+}
+
+const PEOPLE: &[(&str, &str, &str)] = &[
+    ("alice", "user", ALICE),
+    ("bob", "user", BOB),
+    ("webui", "service", WEBUI),
+];
+
+/// A bridge with the gateway token (admin) and a tokens file of `entries`.
+async fn app_with(entries: &[(&str, &str, &str)]) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.toml");
+    std::fs::write(&file, tokens_toml(entries)).unwrap();
+    let app = TestApp::builder()
+        .token(ADMIN)
+        .env("OPENCLAW_TOKENS_FILE", file.to_str().unwrap())
+        .spawn()
+        .await;
+    (app, dir)
+}
+
+/// A request as `token`, with `headers`.
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = app
+        .http
+        .request(method, format!("{}{path}", app.base))
+        .bearer_auth(token);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.expect("the bridge answers")
+}
+
+async fn submit_as(app: &TestApp, token: &str, headers: &[(&str, &str)]) -> TaskId {
+    let r = call(
+        app,
+        reqwest::Method::POST,
+        "/v1/tasks",
+        token,
+        headers,
+        Some(json!({"repo": "https://example.com/o/r.git", "prompt": "p"})),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    TaskId::parse(body["id"].as_str().unwrap()).unwrap()
+}
+
+async fn get_json(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let r = call(app, reqwest::Method::GET, path, token, &[], None).await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_user_sees_only_their_own_tasks_and_admins_see_all() {
+    let (app, _dir) = app_with(PEOPLE).await;
+    let alices = submit_as(&app, ALICE, &[]).await;
+    let bobs = submit_as(&app, BOB, &[]).await;
+    // Alice cannot read, stream, diff, cancel or replay Bob's task: 404, as for no task.
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/v1/tasks/{bobs}")),
+        (
+            reqwest::Method::GET,
+            format!("/v1/tasks/{bobs}/events?follow=false"),
+        ),
+        (reqwest::Method::GET, format!("/v1/tasks/{bobs}/diff")),
+        (reqwest::Method::POST, format!("/v1/tasks/{bobs}/cancel")),
+        (reqwest::Method::POST, format!("/v1/tasks/{bobs}/replay")),
+    ] {
+        let r = call(&app, method.clone(), &path, ALICE, &[], None).await;
+        assert_eq!(r.status(), 404, "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{body}");
+        assert_eq!(body["error"]["message"], format!("no task {bobs}"));
+    }
+    // Bob's task is untouched (not canceled, not replayed).
+    let (_, bob_status) = get_json(&app, &format!("/v1/tasks/{bobs}"), BOB).await;
+    assert_eq!(bob_status["status"], "queued");
+    assert_eq!(bob_status["cancel_requested"], false);
+    assert_eq!(bob_status["submitted_by"], json!({"principal": "bob"}));
+    // Her own she reads, and her list holds only hers.
+    let (status, mine) = get_json(&app, &format!("/v1/tasks/{alices}"), ALICE).await;
+    assert_eq!(status, 200);
+    assert_eq!(mine["submitted_by"]["principal"], "alice");
+    let (_, list) = get_json(&app, "/v1/tasks", ALICE).await;
+    assert_eq!(ids(&list), [alices.to_string()]);
+    let (status, refused) = get_json(&app, "/v1/tasks?user=bob", ALICE).await;
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"]["field"], "user");
+    // The admin sees both, and filters by user.
+    let (_, all) = get_json(&app, "/v1/tasks", ADMIN).await;
+    assert_eq!(ids(&all), [bobs.to_string(), alices.to_string()]);
+    let (_, only_bob) = get_json(&app, "/v1/tasks?user=bob", ADMIN).await;
+    assert_eq!(ids(&only_bob), [bobs.to_string()]);
+    let (status, _) = get_json(&app, &format!("/v1/tasks/{bobs}"), ADMIN).await;
+    assert_eq!(status, 200);
+    // Bob cancels his own.
+    let r = call(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/tasks/{bobs}/cancel"),
+        BOB,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+}
+
+#[tokio::test]
+async fn forwarded_user_headers_count_only_from_the_service_principal() {
+    let (app, _dir) = app_with(PEOPLE).await;
+    let user_1 = [
+        ("X-OpenWebUI-User-Id", "u-1"),
+        ("X-OpenWebUI-User-Email", "one@example.com"),
+    ];
+    // From a user principal the headers are ignored: the task is Alice's.
+    let by_alice = submit_as(&app, ALICE, &user_1).await;
+    let (_, status) = get_json(&app, &format!("/v1/tasks/{by_alice}"), ALICE).await;
+    assert_eq!(status["submitted_by"], json!({"principal": "alice"}));
+    // From the service they name the user it acts for.
+    let for_u1 = submit_as(&app, WEBUI, &user_1).await;
+    let (status_code, status) = get_json(&app, &format!("/v1/tasks/{for_u1}"), WEBUI).await;
+    assert_eq!(
+        status_code, 404,
+        "the service without the user's headers is not u-1"
+    );
+    let r = call(
+        &app,
+        reqwest::Method::GET,
+        &format!("/v1/tasks/{for_u1}"),
+        WEBUI,
+        &user_1,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let status_u1: Value = r.json().await.unwrap();
+    assert_eq!(
+        status_u1["submitted_by"],
+        json!({"principal": "webui", "user": "u-1"})
+    );
+    let _ = status;
+    // Another user of the same front end does not see it.
+    let r = call(
+        &app,
+        reqwest::Method::GET,
+        &format!("/v1/tasks/{for_u1}"),
+        WEBUI,
+        &[("X-OpenWebUI-User-Id", "u-2")],
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    // The task's first event names who asked.
+    let queued = app.queued_event(&for_u1).await;
+    let EventKind::Queued { submitted_by, .. } = queued.kind else {
+        panic!("{queued:?}");
+    };
+    assert_eq!(submitted_by.unwrap().who(), "u-1");
+}
+
+#[tokio::test]
+async fn unknown_tokens_are_refused_and_the_file_is_read_again_without_a_restart() {
+    let (app, dir) = app_with(PEOPLE).await;
+    let r = call(&app, reqwest::Method::GET, "/v1/tasks", CAROL, &[], None).await;
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let mut entries = PEOPLE.to_vec();
+    entries.push(("carol", "user", CAROL));
+    std::fs::write(dir.path().join("tokens.toml"), tokens_toml(&entries)).unwrap();
+    openclaw_tests::eventually(20, "carol's token works once the file changed", || async {
+        let r = call(&app, reqwest::Method::GET, "/v1/tasks", CAROL, &[], None).await;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    // The reload is in the audit trail.
+    let (_, audit) = get_json(&app, "/v1/audit?action=token_reload", ADMIN).await;
+    let records = audit["records"].as_array().unwrap();
+    assert!(
+        records.iter().any(|r| r["detail"] == "loaded 4 principals"),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn every_state_changing_request_is_audited_and_no_record_holds_a_token() {
+    let (app, _dir) = app_with(PEOPLE).await;
+    let id = submit_as(&app, ALICE, &[]).await;
+    let r = call(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/tasks/{id}/replay"),
+        ALICE,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let r = call(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/tasks/{id}/cancel"),
+        ALICE,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let r = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/tasks",
+        "not-a-token",
+        &[],
+        Some(json!({"prompt": "p"})),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    // Reads are not audited; users may not read the trail.
+    let (status, refused) = get_json(&app, "/v1/audit", ALICE).await;
+    assert_eq!(status, 403);
+    assert_eq!(refused["error"]["code"], "forbidden");
+    let (_, audit) = get_json(&app, "/v1/audit", ADMIN).await;
+    let records = audit["records"].as_array().unwrap();
+    let seen: Vec<(String, String, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["principal"].as_str().unwrap().to_owned(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("submit".to_owned(), "unauthenticated".to_owned(), 401),
+            ("cancel".to_owned(), "alice".to_owned(), 202),
+            ("replay".to_owned(), "alice".to_owned(), 202),
+            ("submit".to_owned(), "alice".to_owned(), 202),
+        ],
+        "{audit}"
+    );
+    assert_eq!(records[3]["task_id"], id.to_string());
+    assert_eq!(records[1]["task_id"], id.to_string());
+    assert_eq!(records[3]["from"], "127.0.0.1");
+    let text = audit.to_string();
+    for token in [ADMIN, ALICE, BOB, WEBUI, "not-a-token"] {
+        assert!(!text.contains(token), "a token in the audit trail");
+    }
+    assert!(!text.contains("\"prompt\""), "no prompt in the audit trail");
+}
+
+/// Opens a streamed chat as `token` with `headers` and returns the task it started.
+async fn chat_task(app: &TestApp, token: &str, headers: &[(&str, &str)], chat_id: &str) -> TaskId {
+    let r = call(
+        app,
+        reqwest::Method::POST,
+        "/v1/chat/completions",
+        token,
+        headers,
+        Some(json!({
+            "model": "openclaw:doc-writer",
+            "stream": true,
+            "chat_id": chat_id,
+            "messages": [{"role": "user", "content": "Document https://example.com/o/r.git"}],
+        })),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let id = r
+        .headers()
+        .get("x-openclaw-task-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("the task id header")
+        .to_owned();
+    TaskId::parse(&id).unwrap()
+}
+
+#[tokio::test]
+async fn one_user_cannot_continue_another_users_conversation() {
+    let (app, _dir) = app_with(PEOPLE).await;
+    let u1 = [("X-OpenWebUI-User-Id", "u-1")];
+    let u2 = [("X-OpenWebUI-User-Id", "u-2")];
+    let first = chat_task(&app, WEBUI, &u1, "chat-42").await;
+    let again = chat_task(&app, WEBUI, &u1, "chat-42").await;
+    let other = chat_task(&app, WEBUI, &u2, "chat-42").await;
+    let branch = |id: TaskId| {
+        let app = &app;
+        async move {
+            let r = call(
+                app,
+                reqwest::Method::GET,
+                &format!("/v1/tasks/{id}"),
+                ADMIN,
+                &[],
+                None,
+            )
+            .await;
+            let status: Value = r.json().await.unwrap();
+            status["push_branch"].as_str().unwrap().to_owned()
+        }
+    };
+    // The same user's follow-up continues on the conversation's branch; another user with
+    // the same chat id starts their own.
+    assert_eq!(branch(again).await, branch(first).await);
+    assert_eq!(branch(other).await, format!("openclaw/{other}"));
+}
+
+#[tokio::test]
+async fn the_gateways_requests_and_the_commit_name_the_user_a_task_is_for() {
+    let (app, _dir) = app_with(PEOPLE).await;
+    let repo = BareRepo::new();
+    let upstream = ScriptedLlm::turns(vec![
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/USAGE.md", "content": "# Usage\n"}),
+        ),
+        Reply::text("Add a usage guide"),
+    ])
+    .await;
+    let proxy = LiteLlm::start(&upstream).await;
+    let r = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/tasks",
+        WEBUI,
+        &[("X-OpenWebUI-User-Id", "u-7")],
+        Some(json!({"repo": repo.file_url(), "prompt": "Document it"})),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let id = TaskId::parse(r.json::<Value>().await.unwrap()["id"].as_str().unwrap()).unwrap();
+    let base = proxy.url();
+    let mut worker = WorkerProcess::start(
+        worker_bin(),
+        &env_for(
+            &app,
+            &upstream,
+            &[
+                ("LITELLM_BASE_URL", &base),
+                ("LITELLM_API_KEY", &proxy.key),
+                ("LITELLM_MODEL_NAME", CATALOG_MODEL),
+            ],
+        ),
+    );
+    assert_eq!(
+        worker.wait().await,
+        Some(0),
+        "{}\n--- litellm ---\n{}",
+        worker.log_text(),
+        proxy.log_tail()
+    );
+    // Through the real LiteLLM proxy (which keeps `user` as the end user its spend tracking
+    // attributes, and hands it on to OpenAI's models), every request reached the provider as
+    // u-7's.
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(request["user"], "u-7", "{request}");
+    }
+    // The commit says who asked.
+    let message = repo.message(&format!("openclaw/{id}"));
+    assert!(
+        message
+            .lines()
+            .any(|l| l == "OpenClaw-Requested-By: u-7 (via webui)"),
+        "{message}"
+    );
+}
