@@ -96,9 +96,9 @@ class Pipe:
         if len(text) > MAX_MESSAGE_CHARS:
             return f"OpenClaw: the message is too long ({len(text)} characters, at most {MAX_MESSAGE_CHARS})."
         agent = str(body.get("model", "")).split(".", 1)[-1]
-        return self._run(agent, messages, text, __event_emitter__, __metadata__ or {})
+        return self._run(agent, messages, text, __event_emitter__, __metadata__ or {}, __user__ or {})
 
-    async def _run(self, agent, messages, text, emit, metadata) -> AsyncGenerator[str, None]:
+    async def _run(self, agent, messages, text, emit, metadata, user) -> AsyncGenerator[str, None]:
         async def status(description: str, done: bool = False):
             if emit:
                 await emit({"type": "status", "data": {"description": description, "done": done}})
@@ -113,6 +113,13 @@ class Pipe:
         headers = self._headers()
         if metadata.get("chat_id"):
             headers["x-openclaw-session-key"] = str(metadata["chat_id"])
+        # Who is chatting, as Open WebUI forwards it on its connections
+        # (ENABLE_FORWARD_USER_INFO_HEADERS): the bridge takes it from a `service` token only.
+        for key, header in (("id", "X-OpenWebUI-User-Id"), ("email", "X-OpenWebUI-User-Email"),
+                            ("name", "X-OpenWebUI-User-Name"), ("role", "X-OpenWebUI-User-Role")):
+            value = user.get(key)
+            if isinstance(value, str) and value and value.isprintable() and len(value) <= 200:
+                headers[header] = value
         timeout = httpx.Timeout(self.valves.REQUEST_TIMEOUT, connect=10)
         try:
             async with httpx.AsyncClient(timeout=timeout) as client:

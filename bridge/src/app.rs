@@ -269,6 +269,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/replay", post(tasks::replay))
         .route("/v1/audit", get(crate::routes::audit::list))
+        .route("/v1/usage", get(crate::routes::usage::usage))
         .route_layer(RequestTimeout::layer(state.config.request_timeout));
     let protected = Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))

@@ -74,6 +74,13 @@ pub struct BridgeConfig {
     /// API tokens with an identity (`OPENCLAW_TOKENS_FILE`, TOML; see `principals`), read
     /// again when the file changes.
     pub tokens_file: Option<std::path::PathBuf>,
+    /// Limits of a principal (and the users it acts for) whose token entry sets none
+    /// (`OPENCLAW_DEFAULT_MAX_IN_FLIGHT`, `…_MAX_SUBMITS_PER_MINUTE`, `…_MAX_COST_USD_PER_DAY`,
+    /// `…_MAX_COST_USD_PER_MONTH`); unset: no limit.
+    pub default_limits: crate::principals::Limits,
+    /// What a task reserves of a budget when its agent sets no `max_cost_usd`
+    /// (`OPENCLAW_TASK_COST_RESERVE_USD`, default 1).
+    pub task_cost_reserve_usd: f64,
     pub dispatch: DispatchMode,
     pub local: LocalDispatchConfig,
     pub kubernetes: KubernetesDispatchConfig,
@@ -175,6 +182,33 @@ impl BridgeConfig {
         let tokens_file = env
             .string("OPENCLAW_TOKENS_FILE")
             .map(std::path::PathBuf::from);
+        let optional_count = |var: &'static str| -> Result<Option<u32>, ConfigError> {
+            env.string(var)
+                .map(|_| env.parse::<u32>(var, 0, "a whole number"))
+                .transpose()
+        };
+        let optional_usd = |var: &'static str| -> Result<Option<f64>, ConfigError> {
+            env.string(var)
+                .map(|raw| {
+                    raw.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && *v >= 0.0)
+                        .ok_or(ConfigError::Invalid {
+                            var,
+                            value: raw.clone(),
+                            expected: "an amount in USD, such as 25 or 2.5".into(),
+                        })
+                })
+                .transpose()
+        };
+        let default_limits = crate::principals::Limits {
+            max_in_flight: optional_count("OPENCLAW_DEFAULT_MAX_IN_FLIGHT")?,
+            max_submits_per_minute: optional_count("OPENCLAW_DEFAULT_MAX_SUBMITS_PER_MINUTE")?,
+            max_cost_usd_per_day: optional_usd("OPENCLAW_DEFAULT_MAX_COST_USD_PER_DAY")?,
+            max_cost_usd_per_month: optional_usd("OPENCLAW_DEFAULT_MAX_COST_USD_PER_MONTH")?,
+        };
+        let task_cost_reserve_usd = optional_usd("OPENCLAW_TASK_COST_RESERVE_USD")?.unwrap_or(1.0);
         let allow_no_auth = env.bool("OPENCLAW_ALLOW_NO_AUTH", false)?;
         if auth_token.is_none()
             && tokens_file.is_none()
@@ -355,6 +389,8 @@ impl BridgeConfig {
             nats: NatsConfig::from_env(&env)?,
             auth_token,
             tokens_file,
+            default_limits,
+            task_cost_reserve_usd,
             dispatch,
             local: LocalDispatchConfig {
                 worker_bin,

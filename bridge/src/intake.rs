@@ -49,10 +49,27 @@ pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<E
         .callout
         .as_ref()
         .map(|_| crate::callout::new_ticket());
+    // Quotas and budgets, before anything is stored: a refusal costs nothing.
+    let reservation = match crate::quota::reserve(state, &spec).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(span) = span.as_mut() {
+                span.set_status(Status::error(e.to_string()));
+                span.end();
+            }
+            return Err(e);
+        }
+    };
     let published = stores
         .tasks
         .publish(spec, msg_id, traceparent.as_deref(), ticket.as_deref())
         .await;
+    // Not stored, or a duplicate of a task that holds its own place: give the place back.
+    if let Some(reservation) = reservation
+        && published.as_ref().map_or(true, |e| e.duplicate)
+    {
+        crate::quota::release(state, reservation).await;
+    }
     if let Some(span) = span.as_mut() {
         match &published {
             Ok(e) => span.set_attribute(KeyValue::new("openclaw.duplicate", e.duplicate)),

@@ -13,7 +13,8 @@
 //! - [`routes`]: thin handlers, one module per resource.
 //! - [`error`]: [`ApiError`], the one JSON error shape every handler returns.
 //! - [`auth`]: the bearer-token middleware; [`principals`]: who a token names, and the user a
-//!   trusted front end acts for; [`audit`]: the record of every state-changing request.
+//!   trusted front end acts for; [`audit`]: the record of every state-changing request;
+//!   [`quota`]: tasks in flight, submits per minute and budgets, enforced at submit.
 //! - [`advisories`]: marks tasks failed that JetStream gave up on.
 //! - [`callout`]: answers the NATS server's auth callout with a user for one task.
 //! - [`dispatch`]: who starts workers (`local` child processes, or `none` for KEDA).
@@ -32,6 +33,7 @@ pub mod intake;
 pub mod metrics;
 pub mod outcomes;
 pub mod principals;
+pub mod quota;
 pub mod relay;
 pub mod routes;
 pub mod serve;

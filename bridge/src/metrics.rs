@@ -153,6 +153,11 @@ const QUEUE_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 ];
 
+/// Most users with a label of their own in the per-user metrics: the first this many seen
+/// since the bridge started (typically the most active); everyone after them is `other`, so a
+/// thousand users cannot make a thousand series.
+pub const MAX_USER_LABELS: usize = 20;
+
 /// Every metric of the bridge. Shared through `AppState`.
 pub struct Metrics {
     /// HTTP requests by method, matched route and status.
@@ -173,8 +178,12 @@ pub struct Metrics {
     queue_times: Histograms,
     /// Model tokens of ended tasks, by agent, model and kind (input, output).
     llm_tokens: Family,
-    /// What the gateway said ended tasks' model calls cost (USD), by agent and model.
+    /// What the gateway said ended tasks' model calls cost (USD), by agent, model and user.
     llm_cost: Family,
+    /// Tasks that ended, by user and outcome.
+    finished_by_user: Family,
+    /// The users that have a label of their own ([`MAX_USER_LABELS`]; the rest are `other`).
+    user_labels: Mutex<std::collections::BTreeSet<String>>,
     /// Worker wall time of ended tasks, by agent.
     worker_seconds: Family,
     /// Open event streams (SSE and chat streams).
@@ -196,6 +205,8 @@ impl Default for Metrics {
             queue_times: Histograms::new(QUEUE_BUCKETS),
             llm_tokens: Family::default(),
             llm_cost: Family::default(),
+            finished_by_user: Family::default(),
+            user_labels: Mutex::default(),
             worker_seconds: Family::default(),
             streams_open: AtomicI64::new(0),
             workers_running: AtomicI64::new(0),
@@ -211,8 +222,37 @@ impl Metrics {
         self.durations.observe(&labels, seconds);
     }
 
-    /// What an ended task of `agent` used, over its attempts.
-    pub fn task_usage(&self, agent: &str, usage: &openclaw_common::status::Usage) {
+    /// The label of `user` in the per-user metrics: its name while there is room, else
+    /// `other` (`unknown` for a task without a submitter).
+    fn user_label(&self, user: Option<&str>) -> String {
+        let Some(user) = user else {
+            return "unknown".into();
+        };
+        let Ok(mut known) = self.user_labels.lock() else {
+            return "other".into();
+        };
+        if known.contains(user) || (known.len() < MAX_USER_LABELS && known.insert(user.to_owned()))
+        {
+            user.to_owned()
+        } else {
+            "other".into()
+        }
+    }
+
+    /// A task `user` asked for ended as `outcome`.
+    pub fn task_finished_for(&self, user: Option<&str>, outcome: &str) {
+        let user = self.user_label(user);
+        self.finished_by_user
+            .inc(&[("user", user.as_str()), ("outcome", outcome)]);
+    }
+
+    /// What an ended task of `agent` (asked for by `user`) used, over its attempts.
+    pub fn task_usage(
+        &self,
+        agent: &str,
+        user: Option<&str>,
+        usage: &openclaw_common::status::Usage,
+    ) {
         let model = usage.model.as_deref().unwrap_or("unknown");
         for (kind, n) in [
             ("input", usage.input_tokens),
@@ -224,8 +264,11 @@ impl Metrics {
             );
         }
         if let Some(cost) = usage.cost_usd {
-            self.llm_cost
-                .add(&[("agent", agent), ("model", model)], cost);
+            let user = self.user_label(user);
+            self.llm_cost.add(
+                &[("agent", agent), ("model", model), ("user", user.as_str())],
+                cost,
+            );
         }
         self.worker_seconds
             .add(&[("agent", agent)], usage.worker_seconds);
@@ -316,7 +359,12 @@ impl Metrics {
         self.llm_cost.render(
             &mut out,
             "openclaw_llm_cost_usd_total",
-            "What the gateway said ended tasks' model calls cost, in US dollars.",
+            "What the gateway said ended tasks' model calls cost, in US dollars, by agent, model and user (the first 20 users by name, the rest as other).",
+        );
+        self.finished_by_user.render(
+            &mut out,
+            "openclaw_tasks_finished_by_user_total",
+            "Tasks that ended, by user (the first 20 by name, the rest as other) and outcome.",
         );
         self.worker_seconds.render(
             &mut out,
@@ -367,5 +415,49 @@ impl StreamGauge {
 impl Drop for StreamGauge {
     fn drop(&mut self) {
         self.0.streams_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_user_series_are_bounded_and_the_rest_are_other() {
+        let m = Metrics::default();
+        for n in 0..MAX_USER_LABELS + 5 {
+            m.task_finished_for(Some(&format!("user-{n}")), "completed");
+        }
+        m.task_finished_for(Some("user-0"), "failed");
+        m.task_finished_for(None, "completed");
+        let usage = openclaw_common::status::Usage {
+            model: Some("m".into()),
+            cost_usd: Some(0.25),
+            ..Default::default()
+        };
+        m.task_usage("doc-writer", Some("a\"quote"), &usage);
+        let out = m.render(true);
+        let series = |name: &str| out.lines().filter(|l| l.starts_with(name)).count();
+        // 20 named users completed, 5 more as one "other" series, user-0 failed, one unknown.
+        assert_eq!(
+            series("openclaw_tasks_finished_by_user_total{"),
+            MAX_USER_LABELS + 3
+        );
+        assert!(out.contains(
+            "openclaw_tasks_finished_by_user_total{user=\"other\",outcome=\"completed\"} 5"
+        ));
+        assert!(out.contains(
+            "openclaw_tasks_finished_by_user_total{user=\"user-0\",outcome=\"failed\"} 1"
+        ));
+        assert!(out.contains(
+            "openclaw_tasks_finished_by_user_total{user=\"unknown\",outcome=\"completed\"} 1"
+        ));
+        // A new user after the twenty is "other", its quote never reaching the output raw.
+        assert!(
+            out.contains(
+                "openclaw_llm_cost_usd_total{agent=\"doc-writer\",model=\"m\",user=\"other\"} 0.25"
+            ),
+            "{out}"
+        );
     }
 }

@@ -60,8 +60,12 @@ pub async fn watch(
                         status.status.as_str(),
                         seconds,
                     );
+                    let user = status.submitted_by.as_ref().map(|b| b.who());
+                    state
+                        .metrics
+                        .task_finished_for(user, status.status.as_str());
                     if let Some(usage) = &status.usage {
-                        state.metrics.task_usage(status.agent.as_str(), usage);
+                        state.metrics.task_usage(status.agent.as_str(), user, usage);
                     }
                     tokio::spawn(write_end_event_later(state.clone(), status.clone()));
                     if status.origin.is_some() {

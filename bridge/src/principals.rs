@@ -56,6 +56,27 @@ pub struct Limits {
     pub max_in_flight: Option<u32>,
     pub max_submits_per_minute: Option<u32>,
     pub max_cost_usd_per_day: Option<f64>,
+    pub max_cost_usd_per_month: Option<f64>,
+}
+
+impl Limits {
+    pub fn is_unlimited(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// These limits, with `defaults` where these set none.
+    pub fn or(&self, defaults: &Limits) -> Limits {
+        Limits {
+            max_in_flight: self.max_in_flight.or(defaults.max_in_flight),
+            max_submits_per_minute: self
+                .max_submits_per_minute
+                .or(defaults.max_submits_per_minute),
+            max_cost_usd_per_day: self.max_cost_usd_per_day.or(defaults.max_cost_usd_per_day),
+            max_cost_usd_per_month: self
+                .max_cost_usd_per_month
+                .or(defaults.max_cost_usd_per_month),
+        }
+    }
 }
 
 /// A named holder of a token.
@@ -108,6 +129,24 @@ pub enum TokensError {
 struct TokensFile {
     #[serde(default)]
     token: Vec<TokenEntry>,
+    /// Limits of a team as a whole (`[[team]] name = "…"`, then the same limit keys).
+    #[serde(default)]
+    team: Vec<TeamEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TeamEntry {
+    name: String,
+    #[serde(flatten)]
+    limits: Limits,
+}
+
+/// What a tokens file says: its principals and its teams' limits.
+#[derive(Default)]
+struct FileContents {
+    tokens: Vec<Known>,
+    teams: std::collections::BTreeMap<String, Limits>,
 }
 
 #[derive(Deserialize)]
@@ -136,12 +175,21 @@ fn sha256(token: &str) -> [u8; 32] {
 }
 
 /// Parses a tokens file's text; the error names the entry at fault.
-fn parse(text: &str, path: &str) -> Result<Vec<Known>, TokensError> {
+fn parse(text: &str, path: &str) -> Result<FileContents, TokensError> {
     let invalid = |message: String| TokensError::Invalid {
         path: path.to_owned(),
         message,
     };
     let file: TokensFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let mut teams = std::collections::BTreeMap::new();
+    for team in file.team {
+        if team.name.trim().is_empty() || teams.insert(team.name.clone(), team.limits).is_some() {
+            return Err(invalid(format!(
+                "team {:?}: a team needs a name, once",
+                team.name
+            )));
+        }
+    }
     let mut known: Vec<Known> = Vec::new();
     for (n, entry) in file.token.into_iter().enumerate() {
         let at = format!("token {} ({:?})", n + 1, entry.name);
@@ -182,7 +230,10 @@ fn parse(text: &str, path: &str) -> Result<Vec<Known>, TokensError> {
             }),
         });
     }
-    Ok(known)
+    Ok(FileContents {
+        tokens: known,
+        teams,
+    })
 }
 
 fn decode_hex(hex: &str) -> Option<[u8; 32]> {
@@ -213,7 +264,7 @@ pub struct Principals {
     /// The gateway token's digest (`OPENCLAW_GATEWAY_TOKEN`).
     gateway: Option<[u8; 32]>,
     file: Option<PathBuf>,
-    known: RwLock<(Arc<Vec<Known>>, Option<Stamp>)>,
+    known: RwLock<(Arc<FileContents>, Option<Stamp>)>,
 }
 
 /// What a reload did, for the log and the audit trail.
@@ -232,7 +283,7 @@ impl Principals {
         Self {
             gateway: token.map(sha256),
             file: None,
-            known: RwLock::new((Arc::new(Vec::new()), None)),
+            known: RwLock::new((Arc::new(FileContents::default()), None)),
         }
     }
 
@@ -274,12 +325,35 @@ impl Principals {
             }));
         }
         let known = self.known.read().map(|k| k.0.clone()).unwrap_or_default();
-        for entry in known.iter() {
+        for entry in known.tokens.iter() {
             if bool::from(digest.ct_eq(&entry.digest)) {
                 found = Some(entry.principal.clone());
             }
         }
         found
+    }
+
+    /// The limits of `by`'s owner ledger (its principal's, over `defaults`) and of its team's
+    /// (the file's `[[team]]`, when the principal has a team that has limits).
+    pub fn limits_for(
+        &self,
+        by: &SubmittedBy,
+        defaults: &Limits,
+    ) -> (Limits, Option<(String, Limits)>) {
+        let known = self.known.read().map(|k| k.0.clone()).unwrap_or_default();
+        let principal = known
+            .tokens
+            .iter()
+            .find(|k| k.principal.name == by.principal)
+            .map(|k| k.principal.clone());
+        let own = principal
+            .as_ref()
+            .map_or_else(|| defaults.clone(), |p| p.limits.or(defaults));
+        let team = by
+            .team
+            .as_ref()
+            .and_then(|t| known.teams.get(t).map(|l| (t.clone(), l.clone())));
+        (own, team)
     }
 
     /// Reads the tokens file again if it changed since it was last read.
@@ -302,9 +376,9 @@ impl Principals {
             return Reloaded::Unchanged;
         };
         match parsed {
-            Ok(list) => {
-                let n = list.len();
-                *known = (Arc::new(list), now);
+            Ok(contents) => {
+                let n = contents.tokens.len();
+                *known = (Arc::new(contents), now);
                 Reloaded::Loaded(n)
             }
             Err(e) => {
@@ -562,14 +636,15 @@ mod tests {
             "t",
         )
         .unwrap();
-        let a = &limits[0].principal;
+        let a = &limits.tokens[0].principal;
         assert_eq!(a.team.as_deref(), Some("t"));
         assert_eq!(
             a.limits,
             Limits {
                 max_in_flight: Some(5),
                 max_submits_per_minute: Some(10),
-                max_cost_usd_per_day: Some(2.5)
+                max_cost_usd_per_day: Some(2.5),
+                max_cost_usd_per_month: None,
             }
         );
     }

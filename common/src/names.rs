@@ -25,6 +25,8 @@ pub const SESSIONS_BUCKET: &str = "openclaw_sessions";
 /// KV bucket mapping a forge's webhook delivery id to the task it made: a redelivered webhook
 /// makes no second task, whichever bridge it reaches, however late.
 pub const DELIVERIES_BUCKET: &str = "openclaw_deliveries";
+/// KV bucket of quota ledgers (tasks in flight, recent submits, spend), per owner and team.
+pub const QUOTAS_BUCKET: &str = "openclaw_quotas";
 
 /// Subject a task is published on: one per task, under its agent, so the bridge reads a task
 /// by id without an index ([`task_subject_by_id`]) and an agent's workers filter on

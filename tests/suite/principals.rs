@@ -428,3 +428,269 @@ async fn the_gateways_requests_and_the_commit_name_the_user_a_task_is_for() {
         "{message}"
     );
 }
+
+/// A tokens file whose entries carry `extra` lines (limits, team) after their role.
+async fn app_with_limits(
+    entries: &[(&str, &str, &str, &str)],
+    extra_file: &str,
+    env: &[(&str, &str)],
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.toml");
+    let mut text: String = entries
+        .iter()
+        .map(|(name, role, token, extra)| {
+            format!(
+                "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n{extra}\n\n",
+                sha256_hex(token)
+            )
+        })
+        .collect();
+    text.push_str(extra_file);
+    std::fs::write(&file, text).unwrap();
+    let mut builder = TestApp::builder()
+        .token(ADMIN)
+        .env("OPENCLAW_TOKENS_FILE", file.to_str().unwrap());
+    for (k, v) in env {
+        builder = builder.env(k, *v);
+    }
+    (builder.spawn().await, dir)
+}
+
+/// Submits `n` tasks as `token` at once: (accepted ids, refusals as (status, Retry-After, body)).
+async fn submit_many(
+    app: &TestApp,
+    token: &str,
+    n: usize,
+) -> (Vec<TaskId>, Vec<(u16, Option<u64>, Value)>) {
+    let answers = futures_util::future::join_all((0..n).map(|_| {
+        call(
+            app,
+            reqwest::Method::POST,
+            "/v1/tasks",
+            token,
+            &[],
+            Some(json!({"repo": "https://example.com/o/r.git", "prompt": "p"})),
+        )
+    }))
+    .await;
+    let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+    for r in answers {
+        let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body: Value = r.json().await.unwrap();
+        if status == 202 {
+            accepted.push(TaskId::parse(body["id"].as_str().unwrap()).unwrap());
+        } else {
+            refused.push((status, retry_after, body));
+        }
+    }
+    (accepted, refused)
+}
+
+#[tokio::test]
+async fn twenty_concurrent_submits_against_five_in_flight_accept_exactly_five() {
+    let (app, _dir) = app_with_limits(
+        &[
+            ("alice", "user", ALICE, "max_in_flight = 5"),
+            ("bob", "user", BOB, ""),
+        ],
+        "",
+        &[],
+    )
+    .await;
+    let (accepted, refused) = submit_many(&app, ALICE, 20).await;
+    assert_eq!(accepted.len(), 5, "{refused:?}");
+    assert_eq!(refused.len(), 15);
+    for (status, retry_after, body) in &refused {
+        assert_eq!(*status, 429);
+        assert!(retry_after.is_some_and(|s| s > 0), "Retry-After");
+        assert_eq!(body["error"]["code"], "quota_exceeded");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("5 tasks in flight"),
+            "{body}"
+        );
+    }
+    // Nothing of the refused was stored: the admin's list holds the five.
+    let (_, all) = get_json(&app, "/v1/tasks?limit=100", ADMIN).await;
+    assert_eq!(ids(&all).len(), 5);
+    // One ends: there is room for exactly one more.
+    let r = call(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/tasks/{}/cancel", accepted[0]),
+        ALICE,
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let (more, refused) = submit_many(&app, ALICE, 3).await;
+    assert_eq!((more.len(), refused.len()), (1, 2));
+    // Another user is not held by Alice's limit.
+    let (bobs, refused) = submit_many(&app, BOB, 3).await;
+    assert_eq!(bobs.len(), 3, "{refused:?}");
+}
+
+#[tokio::test]
+async fn budgets_refuse_what_completed_tasks_spent_and_what_running_ones_reserved() {
+    let (app, _dir) = app_with_limits(
+        &[
+            ("alice", "user", ALICE, "max_cost_usd_per_day = 2.5"),
+            ("bob", "user", BOB, "max_cost_usd_per_day = 2.0"),
+        ],
+        "",
+        &[("OPENCLAW_TASK_COST_RESERVE_USD", "1.0")],
+    )
+    .await;
+    // Reserved budgets: ten at once against $2.50 with $1 each: two, never three.
+    let (accepted, refused) = submit_many(&app, ALICE, 10).await;
+    assert_eq!(accepted.len(), 2, "{refused:?}");
+    let message = refused[0].2["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("daily budget of $2.50: $0.00 spent, $2.00 reserved"),
+        "{message}"
+    );
+    // Spent: Bob's first task completes having cost $1.50; the next would reserve $1 more.
+    let (first, _) = submit_many(&app, BOB, 1).await;
+    app.set_record(&first[0], |s| {
+        s.status = openclaw_common::status::TaskState::Completed;
+        s.usage = Some(openclaw_common::usage::Usage {
+            cost_usd: Some(1.5),
+            ..Default::default()
+        });
+    })
+    .await;
+    let (none, refused) = submit_many(&app, BOB, 1).await;
+    assert!(none.is_empty());
+    let (status, retry_after, body) = &refused[0];
+    assert_eq!(*status, 429);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("daily budget of $2.00: $1.50 spent, $0.00 reserved"),
+        "{message}"
+    );
+    assert!(
+        retry_after.is_some_and(|s| (1..=86_400).contains(&s)),
+        "until the next UTC day: {retry_after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_teams_limit_holds_its_members_together() {
+    let (app, _dir) = app_with_limits(
+        &[
+            ("alice", "user", ALICE, "team = \"platform\""),
+            ("bob", "user", BOB, "team = \"platform\""),
+        ],
+        "[[team]]\nname = \"platform\"\nmax_in_flight = 3\n",
+        &[],
+    )
+    .await;
+    let (alices, _) = submit_many(&app, ALICE, 2).await;
+    assert_eq!(alices.len(), 2);
+    let (bobs, refused) = submit_many(&app, BOB, 2).await;
+    assert_eq!(bobs.len(), 1);
+    let message = refused[0].2["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("team platform has 3 tasks in flight"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn usage_sums_the_recorded_costs_per_user_agent_and_model() {
+    let (app, _dir) = app_with(PEOPLE).await;
+    let ended = |cost: Option<f64>, model: &'static str| {
+        move |s: &mut openclaw_common::status::TaskStatus| {
+            s.status = openclaw_common::status::TaskState::Completed;
+            s.usage = Some(openclaw_common::usage::Usage {
+                model: Some(model.into()),
+                model_calls: 2,
+                input_tokens: 100,
+                output_tokens: 10,
+                cost_usd: cost,
+                worker_seconds: 1.5,
+                compute_cost_usd: None,
+            });
+        }
+    };
+    let mut recorded = Vec::new();
+    for (token, cost, model) in [
+        (ALICE, Some(0.25), "m1"),
+        (ALICE, Some(1.5), "m2"),
+        (BOB, Some(0.5), "m1"),
+        (BOB, None, "m1"),
+    ] {
+        let id = submit_as(&app, token, &[]).await;
+        let status = app.set_record(&id, ended(cost, model)).await;
+        recorded.push(status);
+    }
+    // The sums are the records' own figures, summed.
+    let cost_of = |who: &str| -> f64 {
+        recorded
+            .iter()
+            .filter(|s| s.submitted_by.as_ref().unwrap().who() == who)
+            .filter_map(|s| s.usage.as_ref().unwrap().cost_usd)
+            .sum()
+    };
+    let (status, all) = get_json(&app, "/v1/usage", ADMIN).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["group_by"], "user");
+    let groups = all["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{all}");
+    let group = |key: &str| groups.iter().find(|g| g["key"] == key).unwrap().clone();
+    assert_eq!(group("alice")["cost_usd"].as_f64(), Some(cost_of("alice")));
+    assert_eq!(group("alice")["tasks"], 2);
+    assert_eq!(group("bob")["cost_usd"].as_f64(), Some(cost_of("bob")));
+    assert_eq!(group("bob")["tasks_without_cost"], 1);
+    assert_eq!(
+        all["total"]["cost_usd"].as_f64(),
+        Some(cost_of("alice") + cost_of("bob"))
+    );
+    assert_eq!(all["total"]["input_tokens"], 400);
+    // By model, for one user.
+    let (_, by_model) = get_json(&app, "/v1/usage?user=alice&group_by=model", ADMIN).await;
+    let models: Vec<(String, f64)> = by_model["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["key"].as_str().unwrap().to_owned(),
+                g["cost_usd"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(models, [("m1".to_owned(), 0.25), ("m2".to_owned(), 1.5)]);
+    // A user sees their own, and only their own.
+    let (_, own) = get_json(&app, "/v1/usage", ALICE).await;
+    let keys: Vec<&str> = own["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["alice"]);
+    let (status, refused) = get_json(&app, "/v1/usage?user=bob", ALICE).await;
+    assert_eq!(status, 403, "{refused}");
+    // Nothing since tomorrow; a bad date is named.
+    let tomorrow = (openclaw_common::now() + time::Duration::days(1)).date();
+    let (_, later) = get_json(&app, &format!("/v1/usage?since={tomorrow}"), ADMIN).await;
+    assert_eq!(later["groups"].as_array().unwrap().len(), 0, "{later}");
+    let (status, bad) = get_json(&app, "/v1/usage?since=yesterday", ADMIN).await;
+    assert_eq!(
+        (status, bad["error"]["field"].as_str()),
+        (400, Some("since"))
+    );
+}

@@ -113,3 +113,54 @@ async fn the_starter_kits_agent_pipes_reach_their_agents_by_host_unmodified() {
             .is_some()
     );
 }
+
+/// With a `service` token, the pipe's chats run as the Open WebUI user who sent them.
+#[tokio::test]
+async fn the_pipe_runs_each_chat_as_its_open_webui_user() {
+    const SERVICE: &str = "webui-service-token-for-python";
+    let llm = ScriptedLlm::turns(vec![
+        Reply::tool(
+            "write_file",
+            json!({"path": "docs/USAGE.md", "content": "# Usage\n"}),
+        ),
+        Reply::text("Add a usage guide"),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    let digest: String = ring::digest::digest(&ring::digest::SHA256, SERVICE.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(
+        &tokens,
+        format!("[[token]]\nname = \"webui\"\nrole = \"service\"\nsha256 = \"{digest}\"\n"),
+    )
+    .unwrap();
+    let app = local_dispatch(
+        TestApp::builder()
+            .token(TOKEN)
+            .env("OPENCLAW_TOKENS_FILE", tokens.to_str().unwrap()),
+        &llm,
+        &[],
+    )
+    .spawn()
+    .await;
+    let repo = BareRepo::new();
+    let pipe = workspace_root().join("openwebui/openclaw_pipe.py");
+    let out = run_python_check(
+        "check_pipe_user.py",
+        &[&app.base, SERVICE, &repo.file_url(), pipe.to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("pipe user: ok"), "{out}");
+    let list: serde_json::Value = app.get("/v1/tasks").await.json().await.unwrap();
+    let tasks = list["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        tasks[0]["submitted_by"],
+        json!({"principal": "webui", "user": "u-9"})
+    );
+    assert_eq!(tasks[0]["status"], "completed");
+}

@@ -6,3 +6,4 @@ pub mod events;
 pub mod health;
 pub mod openai;
 pub mod tasks;
+pub mod usage;

@@ -26,6 +26,7 @@ use crate::status::TaskStatus;
 mod audit;
 mod events;
 mod held;
+mod quotas;
 mod records;
 mod setup;
 mod tasks;
@@ -33,6 +34,7 @@ mod tasks;
 pub use audit::*;
 pub use events::*;
 pub use held::*;
+pub use quotas::*;
 pub use records::*;
 pub use setup::*;
 pub use tasks::*;
@@ -259,6 +261,7 @@ pub struct Stores {
     pub leases: LeaseStore,
     pub deliveries: DeliveryStore,
     pub audit: AuditLog,
+    pub quotas: QuotaStore,
 }
 
 impl Stores {
@@ -285,6 +288,7 @@ impl Stores {
         let leases = bucket(names::LEASES_BUCKET).await?;
         let deliveries = bucket(names::DELIVERIES_BUCKET).await?;
         let audit = AuditLog::bind(&js).await?;
+        let quotas = bucket(names::QUOTAS_BUCKET).await?;
         Ok(Self {
             tasks: TaskQueue {
                 js: js.clone(),
@@ -296,6 +300,7 @@ impl Stores {
             leases: LeaseStore { kv: leases },
             deliveries: DeliveryStore { kv: deliveries },
             audit,
+            quotas: QuotaStore { kv: quotas },
             js,
         })
     }

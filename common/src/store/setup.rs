@@ -115,6 +115,7 @@ pub async fn ensure_all(
     ensure_bucket(js, sessions_bucket_config(cfg)).await?;
     ensure_bucket(js, leases_bucket_config(cfg)).await?;
     ensure_bucket(js, deliveries_bucket_config(cfg)).await?;
+    ensure_bucket(js, quotas_bucket_config(cfg)).await?;
     Ok(())
 }
 
@@ -220,6 +221,22 @@ pub fn deliveries_bucket_config(cfg: &NatsConfig) -> kv::Config {
         description: "OpenClaw webhook deliveries: delivery id to the task it made.".to_owned(),
         history: 1,
         max_age: Duration::from_secs(7 * 24 * 3600),
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    }
+}
+
+/// The quotas bucket definition: a ledger untouched for 40 days (past any month it counts)
+/// goes.
+pub fn quotas_bucket_config(cfg: &NatsConfig) -> kv::Config {
+    kv::Config {
+        bucket: names::QUOTAS_BUCKET.to_owned(),
+        description:
+            "OpenClaw quota ledgers: tasks in flight, recent submits, spend per day and month."
+                .to_owned(),
+        history: 1,
+        max_age: Duration::from_secs(40 * 24 * 3600),
         storage: stream::StorageType::File,
         num_replicas: cfg.replicas,
         ..Default::default()
