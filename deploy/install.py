@@ -71,7 +71,7 @@ SECRET = {"LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN", "LANGFUSE_PUBLIC_KEY",
           "LANGFUSE_SECRET_KEY", "GIT_TOKEN", "OPENCLAW_DOC_WRITER_GIT_TOKEN", "OPENCLAW_DEVOPS_GIT_TOKEN",
           "GITHUB_TOKEN", "OPENCLAW_GITHUB_WEBHOOK_SECRET", "GITLAB_TOKEN", "OPENCLAW_GITLAB_WEBHOOK_TOKEN"}
 # The agents whose workers open pull requests (their profiles' `pull_request = true`).
-PULL_REQUEST_AGENTS = ("doc-writer",)
+PULL_REQUEST_AGENTS = ("doc-writer", "coder")
 LANGFUSE_HOST = "http://langfuse-web.langfuse:3000"
 
 
@@ -194,9 +194,14 @@ def images_of(settings, args):
     scripts/push-images.sh), else OPENCLAW_IMAGE_REPOSITORY/NAME:OPENCLAW_IMAGE_TAG
     (OPENCLAW_DEVOPS_IMAGE for the devops worker when set)."""
     repo, tag = settings["OPENCLAW_IMAGE_REPOSITORY"].rstrip("/"), settings["OPENCLAW_IMAGE_TAG"]
-    images = {name: f"{repo}/{name}:{tag}" for name in ("openclaw-bridge", "openclaw-worker", "openclaw-worker-devops")}
+    images = {name: f"{repo}/{name}:{tag}"
+              for name in ("openclaw-bridge", "openclaw-worker", "openclaw-worker-devops", "openclaw-worker-coder")}
     if settings.get("OPENCLAW_DEVOPS_IMAGE"):
         images["openclaw-worker-devops"] = settings["OPENCLAW_DEVOPS_IMAGE"]
+    if settings.get("OPENCLAW_CODER_IMAGE"):
+        # The coder's own image: the repositories' dev image with the worker copied in
+        # (README, "The coder agent").
+        images["openclaw-worker-coder"] = settings["OPENCLAW_CODER_IMAGE"]
     if getattr(args, "images_from", None):
         path = pathlib.Path(args.images_from)
         try:
@@ -226,11 +231,13 @@ def write_overlay(settings, args, checksum):
     """deploy/.install/kustomization.yaml (JSON is YAML): the chosen overlay plus the settings."""
     OUT.mkdir(parents=True, exist_ok=True)
     images = images_of(settings, args)
-    worker_image, devops_image, bridge_image = (
-        images["openclaw-worker"], images["openclaw-worker-devops"], images["openclaw-bridge"])
+    worker_image, devops_image, coder_image, bridge_image = (
+        images["openclaw-worker"], images["openclaw-worker-devops"], images["openclaw-worker-coder"],
+        images["openclaw-bridge"])
     bridge_env = [
         {"name": "OPENCLAW_WORKER_IMAGE", "value": worker_image},
         {"name": "OPENCLAW_WORKER_IMAGE_DEVOPS", "value": devops_image},
+        {"name": "OPENCLAW_WORKER_IMAGE_CODER", "value": coder_image},
     ]
     for key in ("GIT_REPO_URL", "OPENCLAW_QUEUE_TIMEOUT_SECS"):
         if settings.get(key):
@@ -294,13 +301,14 @@ def write_overlay(settings, args, checksum):
         kustomization["images"] = [
             {"name": "ghcr.io/openclaw/openclaw-worker", **kustomize_image(worker_image)},
             {"name": "ghcr.io/openclaw/openclaw-worker-devops", **kustomize_image(devops_image)},
+            {"name": "ghcr.io/openclaw/openclaw-worker-coder", **kustomize_image(coder_image)},
         ]
     (OUT / "kustomization.yaml").write_text(
         "# Written by deploy/install.py; re-run the install to change it.\n" + json.dumps(kustomization, indent=2) + "\n")
     return OUT
 
 
-AGENTS = ("doc-writer", "devops")
+AGENTS = ("doc-writer", "devops", "coder")
 
 
 def agent_key(agent, key):
@@ -341,7 +349,7 @@ def secrets_of(settings):
     out = {("openclaw", "openclaw-bridge"): bridge, ("openclaw", "openclaw-worker"): worker}
     if settings["OPENCLAW_NATS_AUTH"] == "true":
         users = {}
-        for user in ("bridge", "worker_doc_writer", "worker_devops", "operator"):
+        for user in ("bridge", *[f"worker_{a.replace('-', '_')}" for a in AGENTS], "operator"):
             users[user] = existing_secret_value("nats", "openclaw-nats-users", user) or os.urandom(24).hex()
         # The auth callout's issuer (bridge/src/callout.rs): the server trusts the public key,
         # the bridge signs per-task users with the seed (a file in its own Secret). Kept across

@@ -6,7 +6,7 @@
 #   bash scripts/push-images.sh REPOSITORY        e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/openclaw
 #                                                 or ghcr.io/you/openclaw
 #
-# Images go to REPOSITORY/openclaw-{bridge,worker,worker-devops}:VERSION, both platforms. For
+# Images go to REPOSITORY/openclaw-{bridge,worker,worker-devops,worker-coder}:VERSION, both platforms. For
 # Amazon ECR the script signs buildah in with `aws ecr get-login-password` and creates the
 # repositories that are missing; any other registry needs `buildah login HOST` first.
 set -euo pipefail
@@ -25,7 +25,7 @@ export CONTAINERS_STORAGE_CONF=$containers/storage.conf CONTAINERS_CONF=$contain
 host=${repository%%/*}
 path=${repository#"$host"}
 path=${path#/}
-images=(bridge worker worker-devops)
+images=(bridge worker worker-devops worker-coder)
 
 if [[ $host =~ ^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com$ ]]; then
   region=${BASH_REMATCH[1]}

@@ -73,12 +73,19 @@ pub async fn record_changes(State(state): State<AppState>, req: Request, next: N
         task_id = Some(task.to_string());
     }
     if task_id.is_none() {
-        // A submit's 202 names the new task.
+        // A submit's 202 names the new task; a chat names it in its own header.
         task_id = response
             .headers()
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
-            .and_then(task_in_path);
+            .and_then(task_in_path)
+            .or_else(|| {
+                response
+                    .headers()
+                    .get(crate::routes::openai::TASK_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            });
     }
     let by = caller
         .as_ref()

@@ -12,6 +12,7 @@ deploy = pathlib.Path(sys.argv[3])
 monitoring = list(yaml.safe_load_all(open(sys.argv[4])))
 webhooks = list(yaml.safe_load_all(open(sys.argv[5])))
 coder_kata = list(yaml.safe_load_all(open(sys.argv[6])))
+tokens_overlay = list(yaml.safe_load_all(open(sys.argv[7])))
 
 
 def one(docs, kind, name):
@@ -208,6 +209,21 @@ for agent, t in (("doc-writer", default), ("devops", devops_t), ("coder", coder_
     got["metadata"]["labels"].pop("app.kubernetes.io/part-of", None)
     pod_t["metadata"]["labels"].pop("app.kubernetes.io/part-of", None)
     assert got == pod_t, f"ScaledJob {agent} drifted from its Job template"
+# The tokens overlay: the bridge reads its tokens file from the Secret, mounted as a directory
+# (an update reaches the pod), and nothing else of the bridge changes.
+tb = one(tokens_overlay, "Deployment", "openclaw")["spec"]["template"]["spec"]
+tc = tb["containers"][0]
+assert env(tc)["OPENCLAW_TOKENS_FILE"] == "/etc/openclaw/tokens/tokens.toml", env(tc)
+mount = [m for m in tc["volumeMounts"] if m["name"] == "tokens"][0]
+assert mount["mountPath"] == "/etc/openclaw/tokens" and mount["readOnly"] is True and "subPath" not in mount, mount
+vol = [v for v in tb["volumes"] if v["name"] == "tokens"][0]
+assert vol["secret"]["secretName"] == "openclaw-tokens" and not vol["secret"].get("optional"), vol
+base_bridge = one(base, "Deployment", "openclaw")["spec"]["template"]["spec"]
+tcopy = json.loads(json.dumps(tb))
+tcopy["containers"][0]["env"] = [e for e in tcopy["containers"][0]["env"] if e["name"] != "OPENCLAW_TOKENS_FILE"]
+tcopy["containers"][0]["volumeMounts"] = [m for m in tcopy["containers"][0]["volumeMounts"] if m["name"] != "tokens"]
+tcopy["volumes"] = [v for v in tcopy["volumes"] if v["name"] != "tokens"]
+assert tcopy == base_bridge, "the tokens overlay changed more of the bridge than its tokens file"
 # Two bridges that a drain takes one at a time, spread over nodes and zones.
 pdb = one(base, "PodDisruptionBudget", "openclaw")
 bridge_spec = one(base, "Deployment", "openclaw")["spec"]

@@ -53,11 +53,11 @@ assert "aws ecr get-login-password --region eu-west-1" in calls, calls
 assert "token on stdin: ecr-token-s3cret" in calls[login:], calls
 assert not any("ecr-token-s3cret" in c for c in calls if not c.startswith("token on stdin")), calls
 pushes = [c for c in calls if c.startswith("buildah manifest push")]
-assert len(pushes) == 3 and all(" --all " in p for p in pushes), pushes
+assert len(pushes) == 4 and all(" --all " in p for p in pushes), pushes
 assert max(i for i, c in enumerate(calls) if "create-repository" in c) < login, calls
 assert login < calls.index(pushes[0]), calls
 pushed = json.loads((target / "images/pushed.json").read_text())
-for image in ("bridge", "worker", "worker-devops"):
+for image in ("bridge", "worker", "worker-devops", "worker-coder"):
     assert any(p.endswith(f"localhost/openclaw-{image}:{version} docker://{repo}/openclaw-{image}:{version}") for p in pushes), pushes
     assert re.fullmatch(rf"{re.escape(repo)}/openclaw-{image}@sha256:[0-9]{{64}}", pushed[f"openclaw-{image}"]), pushed
 
@@ -70,7 +70,7 @@ out = subprocess.run([str(root / "deploy/install.sh"), "--dry-run", "--keda", "-
                       str(target / "images/pushed.json"), "--config-dir", str(kit)],
                      capture_output=True, text=True, env=env)
 assert out.returncode == 0, out.stderr
-for image in ("bridge", "worker", "worker-devops"):
+for image in ("bridge", "worker", "worker-devops", "worker-coder"):
     assert pushed[f"openclaw-{image}"] in out.stdout, (image, out.stdout[:2000])
 assert f"{repo}/openclaw-worker:{version}" not in out.stdout
 # A file without a digest is refused in one line.

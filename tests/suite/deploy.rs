@@ -26,6 +26,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
     let auto_mode = render("deploy/overlays/eks-auto-mode", tmp.path());
     let webhooks = render("deploy/overlays/webhooks", tmp.path());
     let coder_kata = render("deploy/overlays/coder-kata", tmp.path());
+    let tokens = render("deploy/overlays/tokens", tmp.path());
 
     // Core objects against the Kubernetes schemas, unknown fields refused.
     let validate = python().parent().unwrap().join("kubernetes-validate");
@@ -50,6 +51,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
         .arg(&keda)
         .arg(&webhooks)
         .arg(&coder_kata)
+        .arg(&tokens)
         .args(&templates));
     assert!(
         out.contains("passed for resource deployment/openclaw"),
@@ -85,6 +87,7 @@ async fn manifests_render_validate_and_keep_their_promises() {
             monitoring.to_str().unwrap(),
             webhooks.to_str().unwrap(),
             coder_kata.to_str().unwrap(),
+            tokens.to_str().unwrap(),
         ],
     )
     .await;

@@ -365,6 +365,27 @@ async fn one_user_cannot_continue_another_users_conversation() {
     // the same chat id starts their own.
     assert_eq!(branch(again).await, branch(first).await);
     assert_eq!(branch(other).await, format!("openclaw/{other}"));
+    // Each chat is in the audit trail with the task it started and the user it was for.
+    let (_, audit) = get_json(&app, "/v1/audit?action=chat", ADMIN).await;
+    let chats: Vec<(String, String)> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["task_id"].as_str().unwrap().to_owned(),
+                r["user"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chats,
+        [
+            (other.to_string(), "u-2".to_owned()),
+            (again.to_string(), "u-1".to_owned()),
+            (first.to_string(), "u-1".to_owned()),
+        ]
+    );
 }
 
 #[tokio::test]
