@@ -77,6 +77,28 @@ async fn a_writers_mention_on_an_issue_makes_one_task_answered_in_one_comment() 
     let status = app.status(&id).await;
     assert_eq!(status["origin"]["requested_by"], WRITER);
     assert_eq!(status["origin"]["number"], issue);
+    // The task acts for the forge user who asked, and both deliveries are in the audit trail.
+    let by_writer = json!({"principal": "github-webhook", "user": format!("github:{WRITER}")});
+    assert_eq!(status["submitted_by"], by_writer);
+    let audit: Value = app
+        .get("/v1/audit?action=webhook")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let records = audit["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{audit}");
+    for (record, code) in records.iter().zip([200, 202]) {
+        assert_eq!(record["status"], code, "{record}");
+        assert_eq!(record["principal"], "github-webhook");
+        assert_eq!(record["user"], format!("github:{WRITER}"));
+        assert_eq!(record["request"], "POST /v1/webhooks/github");
+    }
+    assert_eq!(records[1]["task_id"], id.to_string());
+    assert!(
+        !audit.to_string().contains(SECRET),
+        "the webhook secret is not in the audit trail"
+    );
     let llm = ScriptedLlm::turns(doc_script()).await;
     run_to_completion(&app, &forge, &llm, &id).await;
     let prompt = openclaw_tests::llm::message_text(&llm.requests()[0]["messages"][1]);

@@ -130,9 +130,11 @@ async fn handle<F: Forge>(
             let mut response = queue(state, door, *spec, &repo, thread, delivery).await?;
             // Who and which task, for the audit record.
             if let Some(by) = by {
+                // A redelivery answers with the task its first delivery made, not this id.
+                let task = (response.status() == StatusCode::ACCEPTED).then_some(id);
                 response
                     .extensions_mut()
-                    .insert(crate::audit::Acted { by, task: Some(id) });
+                    .insert(crate::audit::Acted { by, task });
             }
             Ok(response)
         }
