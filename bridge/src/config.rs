@@ -81,6 +81,9 @@ pub struct BridgeConfig {
     /// What a task reserves of a budget when its agent sets no `max_cost_usd`
     /// (`OPENCLAW_TASK_COST_RESERVE_USD`, default 1).
     pub task_cost_reserve_usd: f64,
+    /// `OPENCLAW_OVER_LIMIT=queue`: a task over its owner's in-flight limit is accepted and
+    /// waits (with the reason) until there is room, instead of a 429. Rates and budgets refuse.
+    pub over_limit_queue: bool,
     pub dispatch: DispatchMode,
     pub local: LocalDispatchConfig,
     pub kubernetes: KubernetesDispatchConfig,
@@ -209,6 +212,11 @@ impl BridgeConfig {
             max_cost_usd_per_month: optional_usd("OPENCLAW_DEFAULT_MAX_COST_USD_PER_MONTH")?,
         };
         let task_cost_reserve_usd = optional_usd("OPENCLAW_TASK_COST_RESERVE_USD")?.unwrap_or(1.0);
+        let over_limit_queue = env.choice(
+            "OPENCLAW_OVER_LIMIT",
+            false,
+            &[("refuse", false), ("queue", true)],
+        )?;
         let allow_no_auth = env.bool("OPENCLAW_ALLOW_NO_AUTH", false)?;
         if auth_token.is_none()
             && tokens_file.is_none()
@@ -391,6 +399,7 @@ impl BridgeConfig {
             tokens_file,
             default_limits,
             task_cost_reserve_usd,
+            over_limit_queue,
             dispatch,
             local: LocalDispatchConfig {
                 worker_bin,

@@ -34,7 +34,27 @@ fn submit_span(
 /// Stores the task under `msg_id` (a duplicate id returns the original task) and wakes the
 /// dispatcher. That one acknowledged write is the whole submit: until a worker (or a cancel)
 /// writes something, the task's status and its `queued` event are read from its message.
+/// First the owner's quotas: over a limit the submit is refused (429), or, over the in-flight
+/// limit with `OPENCLAW_OVER_LIMIT=queue`, the task is parked until there is room.
 pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<Enqueued, ApiError> {
+    // Quotas and budgets, before anything is stored: a refusal costs nothing.
+    let reservation = match crate::quota::reserve(state, &spec).await {
+        Ok(r) => r,
+        Err(denied) if denied.queueable && state.config.over_limit_queue => {
+            return crate::quota::park(state, spec, msg_id, &denied.error.to_string()).await;
+        }
+        Err(denied) => return Err(denied.error),
+    };
+    store(state, spec, msg_id, reservation).await
+}
+
+/// Publishes the task (its place reserved as `reservation`) and wakes the dispatcher.
+pub(crate) async fn store(
+    state: &AppState,
+    spec: TaskSpec,
+    msg_id: &str,
+    reservation: Option<crate::quota::Reservation>,
+) -> Result<Enqueued, ApiError> {
     let stores = state.stores()?;
     // The task's trace starts here (its id is the task's), and goes on in the worker.
     let mut span = state
@@ -49,17 +69,6 @@ pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<E
         .callout
         .as_ref()
         .map(|_| crate::callout::new_ticket());
-    // Quotas and budgets, before anything is stored: a refusal costs nothing.
-    let reservation = match crate::quota::reserve(state, &spec).await {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(span) = span.as_mut() {
-                span.set_status(Status::error(e.to_string()));
-                span.end();
-            }
-            return Err(e);
-        }
-    };
     let published = stores
         .tasks
         .publish(spec, msg_id, traceparent.as_deref(), ticket.as_deref())

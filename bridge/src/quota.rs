@@ -30,6 +30,29 @@ pub struct Reservation {
     keys: Vec<String>,
 }
 
+/// A submit the quotas refuse: the answer, and whether the task may wait for room instead
+/// (over the in-flight limit only: a rate or a budget is not a queue).
+#[derive(Debug)]
+pub struct Denied {
+    pub error: ApiError,
+    pub queueable: bool,
+}
+
+impl From<openclaw_common::store::StoreError> for Denied {
+    fn from(e: openclaw_common::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<ApiError> for Denied {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            queueable: false,
+        }
+    }
+}
+
 /// The ledger key of an owner, and of a team (hashes: any name is a valid KV key).
 fn owner_key(by: &SubmittedBy) -> String {
     let raw = format!("{}\n{}", by.principal, by.user.as_deref().unwrap_or(""));
@@ -120,17 +143,20 @@ fn check(
     reserve: f64,
     now: OffsetDateTime,
     who: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Denied> {
     let unix = now.unix_timestamp();
     if let Some(max) = limits.max_in_flight
         && ledger.in_flight.len() >= max as usize
     {
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "{who} has {} tasks in flight (queued, waiting or running); the limit is {max}: wait for one to end",
-                ledger.in_flight.len()
-            ),
-            retry_after: IN_FLIGHT_RETRY_SECS,
+        return Err(Denied {
+            error: ApiError::TooManyRequests {
+                message: format!(
+                    "{who} has {} tasks in flight (queued, waiting or running); the limit is {max}: wait for one to end",
+                    ledger.in_flight.len()
+                ),
+                retry_after: IN_FLIGHT_RETRY_SECS,
+            },
+            queueable: true,
         });
     }
     if let Some(max) = limits.max_submits_per_minute
@@ -140,7 +166,8 @@ fn check(
         return Err(ApiError::TooManyRequests {
             message: format!("{who} submitted {max} tasks in the last minute, the limit"),
             retry_after: u64::try_from(60 - (unix - oldest)).unwrap_or(1).max(1),
-        });
+        }
+        .into());
     }
     // A fold from +0: `Sum` of no floats is -0, which would print as "$-0.00".
     let reserved = ledger
@@ -173,7 +200,8 @@ fn check(
                     usd(reserve)
                 ),
                 retry_after,
-            });
+            }
+            .into());
         }
     }
     Ok(())
@@ -187,7 +215,7 @@ async fn take(
     task: TaskId,
     reserve: f64,
     who: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Denied> {
     for _ in 0..MAX_RACES {
         let (mut ledger, revision) = stores.quotas.read(key).await?;
         let now = openclaw_common::now();
@@ -208,15 +236,13 @@ async fn take(
         let jitter = u64::from(openclaw_common::now().nanosecond() % 8);
         tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
     }
-    Err(ApiError::Unavailable(format!(
-        "too many concurrent submits for {who}; try again"
-    )))
+    Err(ApiError::Unavailable(format!("too many concurrent submits for {who}; try again")).into())
 }
 
 /// Reserves `spec`'s place in its owner's and team's ledgers (where they have limits), or
 /// refuses with 429 and when to try again. `None`: nothing to reserve (no limits, or no
 /// principal).
-pub async fn reserve(state: &AppState, spec: &TaskSpec) -> Result<Option<Reservation>, ApiError> {
+pub async fn reserve(state: &AppState, spec: &TaskSpec) -> Result<Option<Reservation>, Denied> {
     let Some(by) = &spec.submitted_by else {
         return Ok(None);
     };
@@ -247,6 +273,114 @@ pub async fn reserve(state: &AppState, spec: &TaskSpec) -> Result<Option<Reserva
         reservation.keys.push(key);
     }
     Ok((!reservation.keys.is_empty()).then_some(reservation))
+}
+
+/// Accepts `spec` without storing it in the tasks stream: its record says it waits, and why
+/// (`reason`), a `waiting` event says it too, and [`release_parked`] stores it once its owner
+/// has room.
+pub async fn park(
+    state: &AppState,
+    spec: TaskSpec,
+    msg_id: &str,
+    reason: &str,
+) -> Result<openclaw_common::store::Enqueued, ApiError> {
+    let stores = state.stores()?;
+    let reason = format!("waiting for room: {reason}");
+    stores
+        .parked
+        .put(&openclaw_common::store::ParkedTask {
+            spec: spec.clone(),
+            msg_id: msg_id.to_owned(),
+        })
+        .await?;
+    // Its record, with no stream message yet (`seq` none), is how reads find it meanwhile.
+    let mut base = openclaw_common::status::TaskStatus::queued(&spec, 0);
+    base.seq = None;
+    base.waiting_reason = Some(reason.clone());
+    let written = stores
+        .status
+        .update_or_create(&base, |_| openclaw_common::lifecycle::Update::Write(()))
+        .await;
+    if let Err(e) = written {
+        let _ = stores.parked.remove(&spec.id).await;
+        return Err(e.into());
+    }
+    stores
+        .events
+        .writer(base.queued_event(), 0)
+        .publish(openclaw_common::event::EventKind::Waiting { reason })
+        .await?;
+    state.touch();
+    tracing::info!(task_id = %spec.id, "task parked over its owner's in-flight limit");
+    Ok(openclaw_common::store::Enqueued {
+        spec,
+        duplicate: false,
+        seq: 0,
+    })
+}
+
+/// How often parked tasks are looked at, and the lease that lets one bridge do it.
+const PARKED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const PARKED_LEASE: &str = "parked-release";
+
+/// Stores parked tasks, oldest first, as their owners get room (one bridge at a time, by a
+/// lease); drops those canceled while they waited. Until shutdown.
+pub async fn release_parked(state: AppState) {
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(PARKED_EVERY) => {}
+        }
+        if let Err(e) = release_once(&state).await {
+            tracing::warn!(error = %e, "parked tasks: cannot look at them now");
+        }
+    }
+}
+
+async fn release_once(state: &AppState) -> Result<(), ApiError> {
+    let stores = state.stores()?;
+    let ttl = PARKED_EVERY * 5;
+    if !stores
+        .leases
+        .acquire(PARKED_LEASE, &state.config.instance_id, ttl)
+        .await?
+    {
+        return Ok(());
+    }
+    for parked in stores.parked.all().await? {
+        let id = parked.spec.id;
+        match stores.status_of(&id).await? {
+            Some(s) if !s.status.is_terminal() => {}
+            // Canceled while it waited (or its record is gone): never stored.
+            _ => {
+                stores.parked.remove(&id).await?;
+                continue;
+            }
+        }
+        let reservation = match reserve(state, &parked.spec).await {
+            Ok(r) => r,
+            Err(denied) if denied.queueable => continue,
+            Err(denied) => return Err(denied.error),
+        };
+        let enqueued =
+            crate::intake::store(state, parked.spec.clone(), &parked.msg_id, reservation).await?;
+        stores.parked.remove(&id).await?;
+        // The record names its message now (a worker that claimed it meanwhile found no
+        // message named, which means the same: this one).
+        let seq = enqueued.seq;
+        let base = openclaw_common::status::TaskStatus::queued(&parked.spec, seq);
+        stores
+            .status
+            .update_or_create(&base, |s| {
+                if s.seq.is_none() {
+                    s.seq = Some(seq);
+                }
+                openclaw_common::lifecycle::Update::Write(())
+            })
+            .await?;
+        tracing::info!(task_id = %id, "parked task stored: its owner has room");
+    }
+    Ok(())
 }
 
 /// Gives a reservation back (its task was not stored, or was a duplicate of one that is).
@@ -299,12 +433,16 @@ mod tests {
         assert!(check(&ledger, &limits(), 1.0, now, "alice").is_ok());
         ledger.in_flight.insert("a".into(), reserved(1.0));
         ledger.in_flight.insert("b".into(), reserved(1.0));
-        let Err(ApiError::TooManyRequests {
-            message,
-            retry_after,
+        let Err(Denied {
+            error:
+                ApiError::TooManyRequests {
+                    message,
+                    retry_after,
+                },
+            queueable: true,
         }) = check(&ledger, &limits(), 1.0, now, "alice")
         else {
-            panic!("in flight")
+            panic!("in flight, which may wait")
         };
         assert!(
             message.contains("2 tasks in flight") && message.contains("limit is 2"),
@@ -314,8 +452,10 @@ mod tests {
         ledger.in_flight.clear();
         let unix = now.unix_timestamp();
         ledger.submits = vec![unix - 50, unix - 10, unix - 5];
-        let Err(ApiError::TooManyRequests { retry_after, .. }) =
-            check(&ledger, &limits(), 1.0, now, "alice")
+        let Err(Denied {
+            error: ApiError::TooManyRequests { retry_after, .. },
+            queueable: false,
+        }) = check(&ledger, &limits(), 1.0, now, "alice")
         else {
             panic!("per minute")
         };
@@ -324,9 +464,13 @@ mod tests {
         // Spent 3.5 today, 1 reserved: a task reserving 1 would make 5.5 > 5.
         ledger.spent.insert(day(now), 3.5);
         ledger.in_flight.insert("c".into(), reserved(1.0));
-        let Err(ApiError::TooManyRequests {
-            message,
-            retry_after,
+        let Err(Denied {
+            error:
+                ApiError::TooManyRequests {
+                    message,
+                    retry_after,
+                },
+            queueable: false,
         }) = check(&ledger, &limits(), 1.0, now, "alice")
         else {
             panic!("daily budget")
@@ -341,9 +485,13 @@ mod tests {
             "exactly at the budget"
         );
         ledger.spent.insert(month(now), 19.5);
-        let Err(ApiError::TooManyRequests {
-            message,
-            retry_after,
+        let Err(Denied {
+            error:
+                ApiError::TooManyRequests {
+                    message,
+                    retry_after,
+                },
+            ..
         }) = check(&ledger, &limits(), 0.5, now, "alice")
         else {
             panic!("monthly budget")

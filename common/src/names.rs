@@ -27,6 +27,8 @@ pub const SESSIONS_BUCKET: &str = "openclaw_sessions";
 pub const DELIVERIES_BUCKET: &str = "openclaw_deliveries";
 /// KV bucket of quota ledgers (tasks in flight, recent submits, spend), per owner and team.
 pub const QUOTAS_BUCKET: &str = "openclaw_quotas";
+/// KV bucket of tasks accepted over their owner's in-flight limit, until there is room.
+pub const PARKED_BUCKET: &str = "openclaw_parked";
 
 /// Subject a task is published on: one per task, under its agent, so the bridge reads a task
 /// by id without an index ([`task_subject_by_id`]) and an agent's workers filter on

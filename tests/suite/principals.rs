@@ -715,3 +715,93 @@ async fn usage_sums_the_recorded_costs_per_user_agent_and_model() {
         (400, Some("since"))
     );
 }
+
+/// A task's record as the admin reads it.
+async fn record(app: &TestApp, id: &TaskId) -> Value {
+    get_json(app, &format!("/v1/tasks/{id}"), ADMIN).await.1
+}
+
+#[tokio::test]
+async fn over_the_in_flight_limit_a_task_can_wait_for_room_with_its_reason() {
+    let (app, _dir) = app_with_limits(
+        &[("alice", "user", ALICE, "max_in_flight = 2")],
+        "",
+        &[("OPENCLAW_OVER_LIMIT", "queue")],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(submit_as(&app, ALICE, &[]).await);
+    }
+    // Two are stored for workers; two wait, saying why, in their record and their events.
+    for id in &ids[..2] {
+        assert!(record(&app, id).await["seq"].is_u64());
+    }
+    for id in &ids[2..] {
+        let r = record(&app, id).await;
+        assert_eq!(r["status"], "queued");
+        assert!(r["seq"].is_null(), "{r}");
+        assert!(
+            r["waiting_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("waiting for room: alice has 2 tasks in flight"),
+            "{r}"
+        );
+    }
+    let mut stream = app.events(&ids[2], None).await;
+    let mut frames = Vec::new();
+    for _ in 0..2 {
+        let frame = openclaw_tests::within(20, "the waiting task's next event", stream.next())
+            .await
+            .expect("an event");
+        frames.push(frame);
+    }
+    let kinds: Vec<EventKind> = frames
+        .iter()
+        .map(|f| {
+            serde_json::from_str::<openclaw_common::event::TaskEvent>(&f.data)
+                .unwrap()
+                .kind
+        })
+        .collect();
+    assert!(matches!(kinds[0], EventKind::Queued { .. }), "{kinds:?}");
+    assert!(
+        matches!(&kinds[1], EventKind::Waiting { reason } if reason.contains("limit is 2")),
+        "{kinds:?}"
+    );
+    // The last one is canceled while it waits; then the first ends: the third takes its place.
+    let cancel = |id: TaskId| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                reqwest::Method::POST,
+                &format!("/v1/tasks/{id}/cancel"),
+                ALICE,
+                &[],
+                None,
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(cancel(ids[3]).await, 202);
+    assert_eq!(cancel(ids[0]).await, 202);
+    openclaw_tests::eventually(
+        20,
+        "the third task is stored once there is room",
+        || async { record(&app, &ids[2]).await["seq"].as_u64() },
+    )
+    .await;
+    // The canceled one never took a place: the second ends and a new task is stored at once.
+    assert_eq!(cancel(ids[1]).await, 202);
+    let fifth = submit_as(&app, ALICE, &[]).await;
+    assert!(
+        record(&app, &fifth).await["seq"].is_u64(),
+        "room for the fifth"
+    );
+    let fourth = record(&app, &ids[3]).await;
+    assert_eq!(fourth["status"], "canceled");
+    assert!(fourth["seq"].is_null(), "never stored: {fourth}");
+}

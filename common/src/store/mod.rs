@@ -262,6 +262,7 @@ pub struct Stores {
     pub deliveries: DeliveryStore,
     pub audit: AuditLog,
     pub quotas: QuotaStore,
+    pub parked: ParkedStore,
 }
 
 impl Stores {
@@ -289,6 +290,7 @@ impl Stores {
         let deliveries = bucket(names::DELIVERIES_BUCKET).await?;
         let audit = AuditLog::bind(&js).await?;
         let quotas = bucket(names::QUOTAS_BUCKET).await?;
+        let parked = bucket(names::PARKED_BUCKET).await?;
         Ok(Self {
             tasks: TaskQueue {
                 js: js.clone(),
@@ -301,6 +303,7 @@ impl Stores {
             deliveries: DeliveryStore { kv: deliveries },
             audit,
             quotas: QuotaStore { kv: quotas },
+            parked: ParkedStore { kv: parked },
             js,
         })
     }

@@ -91,3 +91,64 @@ impl QuotaStore {
         }
     }
 }
+
+/// A task accepted over its owner's in-flight limit (`OPENCLAW_OVER_LIMIT=queue`), held here
+/// instead of the tasks stream until its owner has room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParkedTask {
+    pub spec: crate::task::TaskSpec,
+    /// The message id its submit asked for (an `Idempotency-Key`, else its id).
+    pub msg_id: String,
+}
+
+/// The parked tasks bucket.
+#[derive(Clone)]
+pub struct ParkedStore {
+    pub(super) kv: kv::Store,
+}
+
+impl ParkedStore {
+    pub async fn put(&self, task: &ParkedTask) -> Result<(), StoreError> {
+        let value: Bytes = serde_json::to_vec(task)
+            .map_err(|e| StoreError::Corrupt {
+                key: task.spec.id.to_string(),
+                reason: e.to_string(),
+            })?
+            .into();
+        self.kv
+            .put(task.spec.id.to_string(), value)
+            .await
+            .map_err(|e| unavailable("park a task")(&e))?;
+        Ok(())
+    }
+
+    /// Every parked task, oldest first (task ids are time-ordered).
+    pub async fn all(&self) -> Result<Vec<ParkedTask>, StoreError> {
+        use futures_util::TryStreamExt;
+        let keys: Vec<String> = match self.kv.keys().await {
+            Ok(keys) => keys
+                .try_collect()
+                .await
+                .map_err(|e| unavailable("list parked tasks")(&e))?,
+            Err(e) => return Err(unavailable("list parked tasks")(&e)),
+        };
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some((bytes, _)) =
+                leader_entry(&self.kv, &key, "read parked task", Reads::Leader).await?
+                && let Ok(task) = serde_json::from_slice::<ParkedTask>(&bytes)
+            {
+                out.push(task);
+            }
+        }
+        out.sort_by_key(|t| t.spec.id);
+        Ok(out)
+    }
+
+    pub async fn remove(&self, id: &crate::ids::TaskId) -> Result<(), StoreError> {
+        self.kv
+            .purge(id.to_string())
+            .await
+            .map_err(|e| unavailable("unpark a task")(&e))
+    }
+}

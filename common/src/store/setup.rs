@@ -116,6 +116,7 @@ pub async fn ensure_all(
     ensure_bucket(js, leases_bucket_config(cfg)).await?;
     ensure_bucket(js, deliveries_bucket_config(cfg)).await?;
     ensure_bucket(js, quotas_bucket_config(cfg)).await?;
+    ensure_bucket(js, parked_bucket_config(cfg)).await?;
     Ok(())
 }
 
@@ -237,6 +238,21 @@ pub fn quotas_bucket_config(cfg: &NatsConfig) -> kv::Config {
                 .to_owned(),
         history: 1,
         max_age: Duration::from_secs(40 * 24 * 3600),
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    }
+}
+
+/// The parked tasks bucket definition: a task waits for room for at most a week.
+pub fn parked_bucket_config(cfg: &NatsConfig) -> kv::Config {
+    kv::Config {
+        bucket: names::PARKED_BUCKET.to_owned(),
+        description:
+            "OpenClaw tasks accepted over their owner's in-flight limit, until there is room."
+                .to_owned(),
+        history: 1,
+        max_age: Duration::from_secs(7 * 24 * 3600),
         storage: stream::StorageType::File,
         num_replicas: cfg.replicas,
         ..Default::default()
