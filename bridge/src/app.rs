@@ -107,7 +107,7 @@ impl Application {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(set_up_jetstream(state.clone()));
         if state.config.over_limit_queue {
-            tasks.spawn(crate::quota::release_parked(state.clone()));
+            tasks.spawn(crate::intake::release_parked(state.clone()));
         }
         tasks.spawn(principals.watch(
             TOKENS_RELOAD_EVERY,

@@ -4,8 +4,6 @@
 //! the audit stream (`openclaw_common::store::AuditLog`); the webhooks and token reloads
 //! record theirs here too. Records never hold a token or a prompt.
 
-use std::net::SocketAddr;
-
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -13,11 +11,8 @@ use axum::response::Response;
 use openclaw_common::store::AuditRecord;
 
 use crate::principals::{Caller, Reloaded};
+use crate::serve::PeerAddr;
 use crate::state::AppState;
-
-/// The peer address of a request's connection (set by `serve`).
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// Who a request acted as and on which task, when no [`Caller`] says (a webhook: the forge
 /// user who asked), set by the handler on its response.
@@ -82,7 +77,7 @@ pub async fn record_changes(State(state): State<AppState>, req: Request, next: N
             .or_else(|| {
                 response
                     .headers()
-                    .get(crate::routes::openai::TASK_ID_HEADER)
+                    .get(crate::routes::TASK_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
             });

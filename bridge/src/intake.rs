@@ -41,7 +41,7 @@ pub async fn enqueue(state: &AppState, spec: TaskSpec, msg_id: &str) -> Result<E
     let reservation = match crate::quota::reserve(state, &spec).await {
         Ok(r) => r,
         Err(denied) if denied.queueable && state.config.over_limit_queue => {
-            return crate::quota::park(state, spec, msg_id, &denied.error.to_string()).await;
+            return park(state, spec, msg_id, &denied.error.to_string()).await;
         }
         Err(denied) => return Err(denied.error),
     };
@@ -96,6 +96,113 @@ pub(crate) async fn store(
         .submitted(enqueued.spec.agent.as_str(), enqueued.duplicate);
     tracing::info!(task_id = %enqueued.spec.id, agent = %enqueued.spec.agent, duplicate = enqueued.duplicate, "task queued");
     Ok(enqueued)
+}
+
+/// Accepts `spec` without storing it in the tasks stream: its record says it waits, and why
+/// (`reason`), a `waiting` event says it too, and [`release_parked`] stores it once its owner
+/// has room.
+pub async fn park(
+    state: &AppState,
+    spec: TaskSpec,
+    msg_id: &str,
+    reason: &str,
+) -> Result<openclaw_common::store::Enqueued, ApiError> {
+    let stores = state.stores()?;
+    let reason = format!("waiting for room: {reason}");
+    stores
+        .parked
+        .put(&openclaw_common::store::ParkedTask {
+            spec: spec.clone(),
+            msg_id: msg_id.to_owned(),
+        })
+        .await?;
+    // Its record, with no stream message yet (`seq` none), is how reads find it meanwhile.
+    let mut base = openclaw_common::status::TaskStatus::queued(&spec, 0);
+    base.seq = None;
+    base.waiting_reason = Some(reason.clone());
+    let written = stores
+        .status
+        .update_or_create(&base, |_| openclaw_common::lifecycle::Update::Write(()))
+        .await;
+    if let Err(e) = written {
+        let _ = stores.parked.remove(&spec.id).await;
+        return Err(e.into());
+    }
+    stores
+        .events
+        .writer(base.queued_event(), 0)
+        .publish(openclaw_common::event::EventKind::Waiting { reason })
+        .await?;
+    state.touch();
+    tracing::info!(task_id = %spec.id, "task parked over its owner's in-flight limit");
+    Ok(openclaw_common::store::Enqueued {
+        spec,
+        duplicate: false,
+        seq: 0,
+    })
+}
+
+/// How often parked tasks are looked at, and the lease that lets one bridge do it.
+const PARKED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const PARKED_LEASE: &str = "parked-release";
+
+/// Stores parked tasks, oldest first, as their owners get room (one bridge at a time, by a
+/// lease); drops those canceled while they waited. Until shutdown.
+pub async fn release_parked(state: AppState) {
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(PARKED_EVERY) => {}
+        }
+        if let Err(e) = release_once(&state).await {
+            tracing::warn!(error = %e, "parked tasks: cannot look at them now");
+        }
+    }
+}
+
+async fn release_once(state: &AppState) -> Result<(), ApiError> {
+    let stores = state.stores()?;
+    let ttl = PARKED_EVERY * 5;
+    if !stores
+        .leases
+        .acquire(PARKED_LEASE, &state.config.instance_id, ttl)
+        .await?
+    {
+        return Ok(());
+    }
+    for parked in stores.parked.all().await? {
+        let id = parked.spec.id;
+        match stores.status_of(&id).await? {
+            Some(s) if !s.status.is_terminal() => {}
+            // Canceled while it waited (or its record is gone): never stored.
+            _ => {
+                stores.parked.remove(&id).await?;
+                continue;
+            }
+        }
+        let reservation = match crate::quota::reserve(state, &parked.spec).await {
+            Ok(r) => r,
+            Err(denied) if denied.queueable => continue,
+            Err(denied) => return Err(denied.error),
+        };
+        let enqueued = store(state, parked.spec.clone(), &parked.msg_id, reservation).await?;
+        stores.parked.remove(&id).await?;
+        // The record names its message now (a worker that claimed it meanwhile found no
+        // message named, which means the same: this one).
+        let seq = enqueued.seq;
+        let base = openclaw_common::status::TaskStatus::queued(&parked.spec, seq);
+        stores
+            .status
+            .update_or_create(&base, |s| {
+                if s.seq.is_none() {
+                    s.seq = Some(seq);
+                }
+                openclaw_common::lifecycle::Update::Write(())
+            })
+            .await?;
+        tracing::info!(task_id = %id, "parked task stored: its owner has room");
+    }
+    Ok(())
 }
 
 /// A queued task is canceled at once (`canceled` event); a running one is flagged and its

@@ -14,6 +14,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+/// The peer address of a request's connection, as a request extension (the audit trail's
+/// "from where").
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Limits on the connections of one listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -71,11 +76,8 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         // The peer's address, for the audit trail.
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .layer(axum::Extension(crate::audit::PeerAddr(peer))),
-        );
+        let service =
+            TowerToHyperService::new(router.clone().layer(axum::Extension(PeerAddr(peer))));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

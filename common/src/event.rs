@@ -32,7 +32,7 @@ impl TaskEvent {
         task_id: TaskId,
         agent: &crate::ids::AgentName,
         created_at: OffsetDateTime,
-        submitted_by: Option<crate::task::SubmittedBy>,
+        submitted_by: Option<crate::submitter::SubmittedBy>,
     ) -> Self {
         Self {
             v: crate::SCHEMA_VERSION,
@@ -59,7 +59,7 @@ pub enum EventKind {
         agent: String,
         /// Who asked for the task.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        submitted_by: Option<crate::task::SubmittedBy>,
+        submitted_by: Option<crate::submitter::SubmittedBy>,
     },
     /// Why a queued task has not started: what keeps its workers from starting (a worker that
     /// exits at start, a pod no node takes, an image that cannot be pulled). Published when the

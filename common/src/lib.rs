@@ -33,6 +33,7 @@ pub mod session;
 pub mod signals;
 pub mod status;
 pub mod store;
+pub mod submitter;
 pub mod task;
 pub mod telemetry;
 pub mod usage;

@@ -97,7 +97,7 @@ pub struct TaskStatus {
     pub usage: Option<Usage>,
     /// Who asked for the task (from its message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub submitted_by: Option<crate::task::SubmittedBy>,
+    pub submitted_by: Option<crate::submitter::SubmittedBy>,
 }
 
 /// The task a worker runs for the message at stream sequence `msg_seq` (stored at `stored`)

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use crate::egress::RepoUrl;
 use crate::ids::{AgentName, BranchName, TaskId};
+pub use crate::submitter::SubmittedBy;
 
 /// Longest prompt a task may carry, in characters, whichever door it came in by.
 pub const MAX_PROMPT_CHARS: usize = 100_000;
@@ -47,41 +48,6 @@ pub struct TaskSpec {
     /// than them), which only admins see.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<SubmittedBy>,
-}
-
-/// Who submitted a task: the principal whose token came with the request, and the user it
-/// acted for (a trusted front end's forwarded user, a forge user for a webhook).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubmittedBy {
-    /// The principal's name in the tokens file (`admin` for the single gateway token).
-    pub principal: String,
-    /// The user the principal acted for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// The principal's team, when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
-}
-
-impl SubmittedBy {
-    /// Who a person would say asked: the user acted for, else the principal.
-    pub fn who(&self) -> &str {
-        self.user.as_deref().unwrap_or(&self.principal)
-    }
-
-    /// The same owner: the same principal acting for the same user (or for none).
-    pub fn same_owner(&self, other: &SubmittedBy) -> bool {
-        self.principal == other.principal && self.user == other.user
-    }
-}
-
-impl std::fmt::Display for SubmittedBy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.user {
-            Some(user) => write!(f, "{user} (via {})", self.principal),
-            None => f.write_str(&self.principal),
-        }
-    }
 }
 
 /// Where on a forge a task was asked for: the bridge answers there, in one comment it edits.

@@ -24,9 +24,7 @@ use crate::intake;
 use crate::relay::{self, Piece, Usage};
 use crate::state::AppState;
 
-/// Response header naming the task a chat request started, so a client can follow it at
-/// `/v1/tasks/{id}/events` after a disconnect.
-pub const TASK_ID_HEADER: &str = "x-openclaw-task-id";
+pub use super::TASK_ID_HEADER;
 
 /// `GET /v1/models`: one model per agent, `openclaw:<agent>`.
 pub async fn models(State(state): State<AppState>) -> Json<Value> {
