@@ -115,20 +115,25 @@ fn coder_worker(
     agents: &str,
     uid: u32,
 ) -> WorkerProcess {
-    WorkerProcess::start_as(
-        worker_bin(),
-        &env_for(
-            app,
-            llm,
-            &[
-                ("OPENCLAW_AGENTS", agents),
-                ("OPENCLAW_AGENT", "coder"),
-                ("HOME", "/nonexistent"),
-                ("PATH", "/usr/bin:/bin"),
-            ],
-        ),
-        Some(uid),
-    )
+    coder_worker_with(app, llm, agents, uid, &[])
+}
+
+/// [`coder_worker`] with `extra` settings.
+fn coder_worker_with(
+    app: &openclaw_tests::app::TestApp,
+    llm: &ScriptedLlm,
+    agents: &str,
+    uid: u32,
+    extra: &[(&str, &str)],
+) -> WorkerProcess {
+    let mut settings = vec![
+        ("OPENCLAW_AGENTS", agents),
+        ("OPENCLAW_AGENT", "coder"),
+        ("HOME", "/nonexistent"),
+        ("PATH", "/usr/bin:/bin"),
+    ];
+    settings.extend_from_slice(extra);
+    WorkerProcess::start_as(worker_bin(), &env_for(app, llm, &settings), Some(uid))
 }
 
 const BUGGY: &str = "def add(a, b):\n    return a - b\n";
@@ -691,21 +696,15 @@ async fn a_command_cannot_read_the_workers_nats_credentials() {
         .submit(&json!({"agent": "coder", "repo": repo.file_url(), "prompt": "x"}))
         .await;
     repo.give_to(uid);
-    let worker = WorkerProcess::start_as(
-        worker_bin(),
-        &env_for(
-            &app,
-            &llm,
-            &[
-                ("OPENCLAW_AGENTS", &agents),
-                ("OPENCLAW_AGENT", "coder"),
-                ("HOME", "/nonexistent"),
-                ("PATH", "/usr/bin:/bin"),
-                ("NATS_CA", ca.to_str().unwrap()),
-                ("NATS_NKEY_SEED", seed.to_str().unwrap()),
-            ],
-        ),
-        Some(uid),
+    let worker = coder_worker_with(
+        &app,
+        &llm,
+        &agents,
+        uid,
+        &[
+            ("NATS_CA", ca.to_str().unwrap()),
+            ("NATS_NKEY_SEED", seed.to_str().unwrap()),
+        ],
     );
     // The worker reached NATS with that seed (the task ran and completed under its user).
     let (_worker, events) = completed_by(&app, worker, &id).await;
@@ -752,21 +751,15 @@ async fn a_depth_one_clone_over_http_pushes_the_fix() {
     let id = app
         .submit(&json!({"agent": "coder", "repo": git.url("origin.git"), "prompt": "Fix the bug"}))
         .await;
-    let worker = WorkerProcess::start_as(
-        worker_bin(),
-        &env_for(
-            &app,
-            &llm,
-            &[
-                ("OPENCLAW_AGENTS", agents.as_str()),
-                ("OPENCLAW_AGENT", "coder"),
-                ("HOME", "/nonexistent"),
-                ("PATH", "/usr/bin:/bin"),
-                ("GIT_USERNAME", "bot"),
-                ("GIT_TOKEN", "ghp_coderHttp0123456789"),
-            ],
-        ),
-        Some(20_009),
+    let worker = coder_worker_with(
+        &app,
+        &llm,
+        &agents,
+        20_009,
+        &[
+            ("GIT_USERNAME", "bot"),
+            ("GIT_TOKEN", "ghp_coderHttp0123456789"),
+        ],
     );
     // The clone is shallow (depth 1 over a smart transport) and the base has history the
     // worker never fetched: the push must stop at the clone's boundary.

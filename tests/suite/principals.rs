@@ -78,6 +78,14 @@ async fn call(
     req.send().await.expect("the bridge answers")
 }
 
+/// A `POST` with no body as `token` (cancel, replay): its status.
+async fn post_as(app: &TestApp, path: &str, token: &str) -> u16 {
+    call(app, reqwest::Method::POST, path, token, &[], None)
+        .await
+        .status()
+        .as_u16()
+}
+
 async fn submit_as(app: &TestApp, token: &str, headers: &[(&str, &str)]) -> TaskId {
     let r = call(
         app,
@@ -152,16 +160,10 @@ async fn each_user_sees_only_their_own_tasks_and_admins_see_all() {
     let (status, _) = get_json(&app, &format!("/v1/tasks/{bobs}"), ADMIN).await;
     assert_eq!(status, 200);
     // Bob cancels his own.
-    let r = call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/v1/tasks/{bobs}/cancel"),
-        BOB,
-        &[],
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 202);
+    assert_eq!(
+        post_as(&app, &format!("/v1/tasks/{bobs}/cancel"), BOB).await,
+        202
+    );
 }
 
 #[tokio::test]
@@ -245,26 +247,14 @@ async fn unknown_tokens_are_refused_and_the_file_is_read_again_without_a_restart
 async fn every_state_changing_request_is_audited_and_no_record_holds_a_token() {
     let (app, _dir) = app_with(PEOPLE).await;
     let id = submit_as(&app, ALICE, &[]).await;
-    let r = call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/v1/tasks/{id}/replay"),
-        ALICE,
-        &[],
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 202);
-    let r = call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/v1/tasks/{id}/cancel"),
-        ALICE,
-        &[],
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 202);
+    assert_eq!(
+        post_as(&app, &format!("/v1/tasks/{id}/replay"), ALICE).await,
+        202
+    );
+    assert_eq!(
+        post_as(&app, &format!("/v1/tasks/{id}/cancel"), ALICE).await,
+        202
+    );
     let r = call(
         &app,
         reqwest::Method::POST,
@@ -543,16 +533,10 @@ async fn twenty_concurrent_submits_against_five_in_flight_accept_exactly_five() 
     let (_, all) = get_json(&app, "/v1/tasks?limit=100", ADMIN).await;
     assert_eq!(ids(&all).len(), 5);
     // One ends: there is room for exactly one more.
-    let r = call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/v1/tasks/{}/cancel", accepted[0]),
-        ALICE,
-        &[],
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 202);
+    assert_eq!(
+        post_as(&app, &format!("/v1/tasks/{}/cancel", accepted[0]), ALICE).await,
+        202
+    );
     let (more, refused) = submit_many(&app, ALICE, 3).await;
     assert_eq!((more.len(), refused.len()), (1, 2));
     // Another user is not held by Alice's limit.

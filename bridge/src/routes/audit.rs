@@ -32,19 +32,7 @@ pub async fn list(
     if !caller.is_admin() {
         return Err(ApiError::Forbidden("the audit trail is for admins".into()));
     }
-    let limit = match q.limit {
-        None => 100,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::field(
-                    "limit",
-                    format!("limit must be a number from 1 to {MAX_LIMIT}"),
-                )
-            })?,
-    };
+    let limit = super::limit_param(q.limit.as_deref(), 100, MAX_LIMIT)?;
     let matches =
         |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
     let records = state

@@ -371,14 +371,7 @@ pub async fn list(
             "user filters are for admins; you see your own tasks",
         ));
     }
-    let limit = match q.limit {
-        None => 20,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| ApiError::field("limit", "limit must be a number from 1 to 500"))?,
-    };
+    let limit = super::limit_param(q.limit.as_deref(), 20, 500)?;
     let status: Option<TaskState> = q
         .status
         .map(|s| {
