@@ -104,14 +104,24 @@ pub async fn record_changes(State(state): State<AppState>, req: Request, next: N
     response
 }
 
-/// Stores `record`; a failure is logged, never the request's.
+/// Stores `record`; a failure is logged, never the request's. The record is sent before the
+/// answer (so records keep the order of the requests), its acknowledgement awaited off the
+/// request's path: a submit still waits for one durable write, its task's.
 pub async fn write(state: &AppState, record: &AuditRecord) {
-    let stored = match state.stores() {
-        Ok(stores) => stores.audit.record(record).await.map_err(|e| e.to_string()),
+    let sent = match state.stores() {
+        Ok(stores) => stores.audit.send(record).await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
-    if let Err(e) = stored {
-        tracing::warn!(action = %record.action, principal = %record.principal, error = %e, "audit record not stored");
+    let (action, principal) = (record.action.clone(), record.principal.clone());
+    match sent {
+        Ok(ack) => {
+            tokio::spawn(async move {
+                if let Err(e) = ack.await {
+                    tracing::warn!(%action, %principal, error = %e, "audit record not stored");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(%action, %principal, error = %e, "audit record not stored"),
     }
 }
 

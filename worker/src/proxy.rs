@@ -325,9 +325,16 @@ fn parse(head: &[u8]) -> Result<Request, String> {
         path.push_str(query);
     }
     let version = if req.version == Some(0) { "1.0" } else { "1.1" };
-    let mut out = format!("{method} {path} HTTP/{version}\r\n").into_bytes();
+    // The Host the server sees is the URL's, the host admitted: a client's own Host header
+    // would let it reach another site behind the same address (a CDN's).
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let mut out = format!("{method} {path} HTTP/{version}\r\nHost: {authority}\r\n").into_bytes();
     for header in req.headers.iter() {
-        if HOP_HEADERS.contains(&header.name.to_ascii_lowercase().as_str()) {
+        let name = header.name.to_ascii_lowercase();
+        if HOP_HEADERS.contains(&name.as_str()) || name == "host" {
             continue;
         }
         out.extend_from_slice(header.name.as_bytes());

@@ -52,8 +52,13 @@ impl AuditLog {
         Ok(Self { js: js.clone() })
     }
 
-    /// Stores `record`, acknowledged.
-    pub async fn record(&self, record: &AuditRecord) -> Result<(), StoreError> {
+    /// Sends `record` to the stream on the connection (in order with everything sent before
+    /// it) and returns the wait for its acknowledgement, which the caller may take off its
+    /// own path.
+    pub async fn send(
+        &self,
+        record: &AuditRecord,
+    ) -> Result<jetstream::context::PublishAckFuture, StoreError> {
         let subject = format!("{}.{}", names::AUDIT_SUBJECT_PREFIX, record.action);
         let payload = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
             key: "audit record".into(),
@@ -62,10 +67,7 @@ impl AuditLog {
         self.js
             .publish(subject, payload.into())
             .await
-            .map_err(|e| StoreError::Unavailable(format!("audit: {e}")))?
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("audit: {e}")))?;
-        Ok(())
+            .map_err(|e| StoreError::Unavailable(format!("audit: {e}")))
     }
 
     /// The newest records first, at most `limit` that `keep` keeps, looking at no more than
