@@ -182,8 +182,14 @@ async fn release_once(state: &AppState) -> Result<(), ApiError> {
         }
         let reservation = match crate::quota::reserve(state, &parked.spec).await {
             Ok(r) => r,
-            Err(denied) if denied.queueable => continue,
-            Err(denied) => return Err(denied.error),
+            Err(denied) => {
+                // Still no room, or (a budget spent meanwhile) none today: it waits on, and
+                // the tasks behind it are looked at all the same.
+                if !denied.queueable {
+                    tracing::info!(task_id = %id, reason = %denied.error, "parked task waits on");
+                }
+                continue;
+            }
         };
         let enqueued = store(state, parked.spec.clone(), &parked.msg_id, reservation).await?;
         stores.parked.remove(&id).await?;
