@@ -17,23 +17,21 @@ const BOB: &str = "bob-token-71d";
 const WEBUI: &str = "webui-service-token-3aa";
 const CAROL: &str = "carol-token-0be";
 
-fn sha256_hex(token: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+/// One `[[token]]` entry of a tokens file: `token`'s digest (never the token), and `extra`
+/// lines (limits, team).
+pub(crate) fn token_entry(name: &str, role: &str, token: &str, extra: &str) -> String {
+    let digest: String = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect()
+        .collect();
+    format!("[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{digest}\"\n{extra}\n\n")
 }
 
 fn tokens_toml(entries: &[(&str, &str, &str)]) -> String {
     entries
         .iter()
-        .map(|(name, role, token)| {
-            format!(
-                "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
-                sha256_hex(token)
-            )
-        })
+        .map(|(name, role, token)| token_entry(name, role, token, ""))
         .collect()
 }
 
@@ -450,12 +448,7 @@ async fn app_with_limits(
     let file = dir.path().join("tokens.toml");
     let mut text: String = entries
         .iter()
-        .map(|(name, role, token, extra)| {
-            format!(
-                "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n{extra}\n\n",
-                sha256_hex(token)
-            )
-        })
+        .map(|(name, role, token, extra)| token_entry(name, role, token, extra))
         .collect();
     text.push_str(extra_file);
     std::fs::write(&file, text).unwrap();

@@ -128,14 +128,9 @@ async fn the_pipe_runs_each_chat_as_its_open_webui_user() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.toml");
-    let digest: String = ring::digest::digest(&ring::digest::SHA256, SERVICE.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     std::fs::write(
         &tokens,
-        format!("[[token]]\nname = \"webui\"\nrole = \"service\"\nsha256 = \"{digest}\"\n"),
+        crate::principals::token_entry("webui", "service", SERVICE, ""),
     )
     .unwrap();
     let app = local_dispatch(
